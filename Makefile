@@ -1,0 +1,33 @@
+# The two commands: `make run` (build, start the demo) and `make test` (build with
+# warnings as errors, every test, a sanitizer pass, install check, short fuzzing).
+# Both install the Debian packages they need when missing.
+JOBS ?= 2
+BUILD ?= build
+
+.PHONY: all build run test bench fuzz install-check clean
+
+all: build
+
+build:
+	@scripts/deps.sh build
+	cmake -S . -B $(BUILD) -DCYMG_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/examples/tcp_echo tcp://127.0.0.1:8000
+
+test:
+	@scripts/test.sh
+
+fuzz:
+	@scripts/fuzz.sh $(or $(SECONDS),5)
+
+install-check: build
+	@scripts/test-install.sh $(BUILD)
+
+bench:
+	@scripts/deps.sh bench
+	@bench/run.sh
+
+clean:
+	rm -rf build build-* .fuzz-work

@@ -1,0 +1,246 @@
+/* The event loop: managers, connections, events, sending, closing, wakeup.
+ *
+ * A manager (cymg_mgr) owns many non-blocking connections and drives them from one
+ * thread with cymg_mgr_poll(). Everything a connection does is reported to its
+ * event function as (connection, event, event data). Only cymg_wakeup() may be
+ * called from other threads. */
+#ifndef CYMG_CORE_H
+#define CYMG_CORE_H
+
+#include <stdarg.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cymg_mgr cymg_mgr;
+typedef struct cymg_conn cymg_conn;
+
+/* The one event function type. ev_data's type depends on ev (see the enum); it is
+ * valid only until the function returns. */
+typedef void (*cymg_event_fn)(cymg_conn *c, int ev, void *ev_data);
+
+/* Events, numbered as in the Python API (MG_EV_*). Beside each: its ev_data. */
+enum {
+  CYMG_EV_ERROR = 0,   /* const char *: what went wrong; CLOSE follows */
+  CYMG_EV_OPEN,        /* NULL: connection created (fired inside listen/connect/accept) */
+  CYMG_EV_POLL,        /* const uint64_t *: monotonic ms; only with cymg_conn_set_poll() */
+  CYMG_EV_RESOLVE,     /* NULL: host name resolved, connecting */
+  CYMG_EV_CONNECT,     /* NULL: outbound connection established */
+  CYMG_EV_ACCEPT,      /* NULL: inbound connection accepted (after OPEN) */
+  CYMG_EV_TLS_HS,      /* NULL: TLS handshake complete */
+  CYMG_EV_READ,        /* const size_t *: bytes just appended to the receive buffer */
+  CYMG_EV_WRITE,       /* const size_t *: bytes just written to the socket */
+  CYMG_EV_CLOSE,       /* NULL: last event; the connection is freed after it */
+  CYMG_EV_HTTP_HDRS,   /* cymg_http_msg *: request or response headers complete */
+  CYMG_EV_HTTP_MSG,    /* cymg_http_msg *: whole HTTP message */
+  CYMG_EV_WS_OPEN,     /* cymg_http_msg *: WebSocket handshake done */
+  CYMG_EV_WS_MSG,      /* cymg_ws_msg *: WebSocket data message */
+  CYMG_EV_WS_CTL,      /* cymg_ws_msg *: WebSocket control frame */
+  CYMG_EV_MQTT_CMD,    /* cymg_mqtt_msg *: MQTT packet */
+  CYMG_EV_MQTT_MSG,    /* cymg_mqtt_msg *: MQTT PUBLISH */
+  CYMG_EV_MQTT_OPEN,   /* const int *: CONNACK return code */
+  CYMG_EV_SNTP_TIME,   /* const int64_t *: epoch milliseconds */
+  CYMG_EV_WAKEUP,      /* const cymg_str *: the payload given to cymg_wakeup() */
+  CYMG_EV_USER = 100   /* first number free for applications */
+};
+
+/* Name of an event: "CYMG_EV_READ", "CYMG_EV_USER+3", or NULL when unknown. */
+CYMG_API const char *cymg_event_name(int ev);
+
+/* ---- Manager ---------------------------------------------------------------- */
+
+/* I/O multiplexers. AUTO takes the CYMG_BACKEND environment variable ("epoll",
+ * "kqueue" or "poll") when set, else the best one the OS has. */
+enum { CYMG_BACKEND_AUTO = 0, CYMG_BACKEND_EPOLL, CYMG_BACKEND_KQUEUE, CYMG_BACKEND_POLL };
+
+typedef struct cymg_mgr_opts {
+  int backend;          /* CYMG_BACKEND_*; 0 = AUTO */
+  size_t recv_limit;    /* per-connection receive buffer cap; 0 = 1 MiB */
+  size_t send_limit;    /* per-connection send buffer cap; 0 = 64 MiB */
+  size_t wakeup_limit;  /* bytes queued by cymg_wakeup() at most; 0 = 64 MiB */
+  bool poll_events;     /* new connections get CYMG_EV_POLL every poll */
+} cymg_mgr_opts;
+
+/* Creates a manager. opts may be NULL for defaults. On success *out is set and 0 is
+ * returned; on failure a negative code (CYMG_ENOMEM, CYMG_ENOTSUP for a backend the
+ * OS lacks, -errno) and *out is NULL. Free with cymg_mgr_free(). */
+CYMG_API int cymg_mgr_new(cymg_mgr **out, const cymg_mgr_opts *opts);
+
+/* Closes every connection (each gets CLOSE), cancels timers, frees the manager.
+ * Not from inside an event function or timer of the same manager. NULL is a no-op. */
+CYMG_API void cymg_mgr_free(cymg_mgr *mgr);
+
+/* Waits up to timeout_ms (0 = don't wait, < 0 = until something happens) for I/O or
+ * the next timer, then runs event functions and timers. Never sleeps past the next
+ * timer deadline. Returns the number of ready descriptors, or a negative code.
+ * Equivalent to cymg_mgr_wait() followed by cymg_mgr_dispatch(). */
+CYMG_API int cymg_mgr_poll(cymg_mgr *mgr, int timeout_ms);
+
+/* The two halves of cymg_mgr_poll(). wait only blocks in the OS and runs no user
+ * code, so a language binding can release its interpreter lock around it; dispatch
+ * runs the callbacks. Call them strictly alternately from the manager's thread. */
+CYMG_API int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms);
+CYMG_API void cymg_mgr_dispatch(cymg_mgr *mgr);
+
+/* Name of the backend in use: "epoll", "kqueue" or "poll". */
+CYMG_API const char *cymg_mgr_backend(const cymg_mgr *mgr);
+
+/* A readable reason for the last listen/connect/other call on this manager that
+ * failed synchronously ("" if none). Valid until the next call on the manager. */
+CYMG_API const char *cymg_mgr_errmsg(const cymg_mgr *mgr);
+
+/* Monotonic milliseconds as this manager's loop sees them (updated each poll). */
+CYMG_API uint64_t cymg_mgr_now(const cymg_mgr *mgr);
+
+/* Iteration over live connections, newest first; listeners included. Don't free
+ * the manager while iterating; closing connections is fine (they stay in the list
+ * until their CLOSE has been dispatched). */
+CYMG_API cymg_conn *cymg_mgr_first(cymg_mgr *mgr);
+CYMG_API cymg_conn *cymg_conn_next(cymg_conn *c);
+/* The connection with this id, or NULL. O(1). */
+CYMG_API cymg_conn *cymg_mgr_find(cymg_mgr *mgr, uint64_t id);
+/* Number of live connections (listeners included). */
+CYMG_API size_t cymg_mgr_count(const cymg_mgr *mgr);
+/* Manager-wide user pointer. */
+CYMG_API void cymg_mgr_set_userdata(cymg_mgr *mgr, void *p);
+CYMG_API void *cymg_mgr_userdata(const cymg_mgr *mgr);
+
+/* ---- Listening and connecting ---------------------------------------------- */
+
+/* Listens on url: "tcp://HOST:PORT" or "udp://HOST:PORT" with an IPv4 or [IPv6]
+ * literal, "localhost", or a name from /etc/hosts; port 0 lets the OS choose (read
+ * it back with cymg_conn_local()). fn/fn_data become the listener's handler and are
+ * inherited by accepted connections. OPEN fires before the call returns.
+ * Returns 0 and sets *out (may be NULL) on success; on failure a negative code, a
+ * reason in cymg_mgr_errmsg(), and no connection is left behind. */
+CYMG_API int cymg_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                         cymg_conn **out);
+
+/* Like cymg_listen, with SO_REUSEPORT so that several managers (threads or
+ * processes) can share one port. */
+CYMG_API int cymg_listen_reuseport(cymg_mgr *mgr, const char *url, cymg_event_fn fn,
+                                   void *fn_data, cymg_conn **out);
+
+/* Opens an outbound connection to url ("tcp://" or "udp://"). Returns at once: a
+ * malformed URL or unknown scheme fails here (negative code, reason in
+ * cymg_mgr_errmsg()); everything later (name not found, refused, unreachable)
+ * arrives as ERROR with a message, then CLOSE. On success CONNECT follows (for UDP
+ * at once). Returns 0 and sets *out (may be NULL). */
+CYMG_API int cymg_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                          cymg_conn **out);
+
+/* ---- Connections -------------------------------------------------------------- */
+
+/* An IP address with its port (host byte order). IPv4 uses ip[0..3]. */
+typedef struct cymg_addr {
+  uint8_t ip[16];
+  uint16_t port;
+  bool is_ip6;
+} cymg_addr;
+
+/* Formats "1.2.3.4:80" or "[::1]:80" (with_port) or the bare address into dst.
+ * Returns the length written, or CYMG_ENOSPC if dst_len is too small. */
+CYMG_API int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len);
+
+/* Queues len bytes for sending (copied). The write is tried at once when nothing
+ * else is queued, so a small reply costs one system call. Returns 0,
+ * CYMG_ECLOSED on a closing connection, or CYMG_ELIMIT when the send buffer would
+ * pass its limit (nothing queued then). On UDP, each call is one datagram. */
+CYMG_API int cymg_send(cymg_conn *c, const void *data, size_t len);
+/* printf into the send buffer. Returns bytes queued or a negative code. */
+CYMG_API int cymg_printf(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
+CYMG_API int cymg_vprintf(cymg_conn *c, const char *fmt, va_list ap) CYMG_PRINTF(2, 0);
+
+/* Closes at the end of this poll iteration, discarding unsent data. CLOSE is
+ * delivered once; the connection is freed after it, never inside its own event
+ * function. Idempotent. */
+CYMG_API void cymg_close(cymg_conn *c);
+/* Stops reading, sends everything queued, then closes. */
+CYMG_API void cymg_drain(cymg_conn *c);
+/* Delivers ERROR with a printf-formatted message, then closes. */
+CYMG_API void cymg_error(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
+
+/* Accessors. ids start at 1 and are never reused within a manager. */
+CYMG_API uint64_t cymg_conn_id(const cymg_conn *c);
+CYMG_API cymg_mgr *cymg_conn_mgr(const cymg_conn *c);
+CYMG_API const cymg_addr *cymg_conn_local(const cymg_conn *c);
+CYMG_API const cymg_addr *cymg_conn_remote(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_listening(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_client(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_udp(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_tls(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_connecting(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_closing(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_draining(const cymg_conn *c);
+/* The socket had data to read / room to write at the last poll. */
+CYMG_API bool cymg_conn_is_readable(const cymg_conn *c);
+CYMG_API bool cymg_conn_is_writable(const cymg_conn *c);
+/* The receive buffer is at its limit: reading pauses until data is consumed. */
+CYMG_API bool cymg_conn_is_full(const cymg_conn *c);
+CYMG_API size_t cymg_conn_recv_len(const cymg_conn *c);
+CYMG_API size_t cymg_conn_send_len(const cymg_conn *c);
+/* Allocated sizes of the buffers. */
+CYMG_API size_t cymg_conn_recv_size(const cymg_conn *c);
+CYMG_API size_t cymg_conn_send_size(const cymg_conn *c);
+/* Views of the buffered bytes: valid until the buffer next changes. */
+CYMG_API cymg_str cymg_conn_recv_data(const cymg_conn *c);
+CYMG_API cymg_str cymg_conn_send_data(const cymg_conn *c);
+/* Removes n bytes from the front of the receive buffer (clamped), which resumes
+ * reading on a full connection. */
+CYMG_API void cymg_conn_consume(cymg_conn *c, size_t n);
+/* The socket descriptor (-1 when none). */
+CYMG_API int cymg_conn_fd(const cymg_conn *c);
+
+CYMG_API void *cymg_conn_userdata(const cymg_conn *c);
+CYMG_API void cymg_conn_set_userdata(cymg_conn *c, void *p);
+CYMG_API cymg_event_fn cymg_conn_handler(const cymg_conn *c);
+/* Replaces the event function and its user pointer from the next event on. */
+CYMG_API void cymg_conn_set_handler(cymg_conn *c, cymg_event_fn fn, void *fn_data);
+/* Asks for (or stops) CYMG_EV_POLL on every poll iteration. */
+CYMG_API void cymg_conn_set_poll(cymg_conn *c, bool on);
+/* Per-connection buffer caps (0 keeps the current one). */
+CYMG_API void cymg_conn_set_limits(cymg_conn *c, size_t recv_limit, size_t send_limit);
+
+/* ---- Protocol layers ----------------------------------------------------------
+ * A protocol (HTTP, WebSocket, MQTT...) sits between the socket and the user's
+ * event function: it sees every event first and may raise its own with
+ * cymg_call(). Applications rarely need these. */
+typedef struct cymg_proto {
+  const char *name;
+  /* Sees each event before the user's function. */
+  void (*on_event)(cymg_conn *c, int ev, void *ev_data, void *state);
+  /* Frees the protocol's state; called once, after CLOSE or on replacement. */
+  void (*free_state)(void *state);
+} cymg_proto;
+
+/* Attaches a protocol layer (replacing any previous one, whose state is freed). */
+CYMG_API void cymg_conn_set_proto(cymg_conn *c, const cymg_proto *p, void *state);
+CYMG_API const cymg_proto *cymg_conn_proto(const cymg_conn *c);
+CYMG_API void *cymg_conn_proto_state(const cymg_conn *c);
+/* Raises event ev on c: protocol layer first, then the user's function. */
+CYMG_API void cymg_call(cymg_conn *c, int ev, void *ev_data);
+
+/* ---- Wakeup: the one thread-safe entry point --------------------------------- */
+
+/* Prepares the manager to receive wakeups (an eventfd or a pipe). Call on the
+ * manager's thread before other threads call cymg_wakeup(). Returns a positive
+ * id of the internal wakeup channel, or a negative code. Idempotent. */
+CYMG_API int64_t cymg_wakeup_init(cymg_mgr *mgr);
+
+/* From any thread: copies len bytes and has CYMG_EV_WAKEUP with them delivered to
+ * connection conn_id on the manager's thread, in call order per calling thread.
+ * Returns 0 once queued; CYMG_ESTATE if wakeup is not initialised, CYMG_ENOMEM or
+ * CYMG_ELIMIT (queue full) otherwise: a payload is queued or refused, never
+ * silently lost. If the connection is gone by delivery time the payload is
+ * discarded and counted in cymg_wakeup_orphans(). */
+CYMG_API int cymg_wakeup(cymg_mgr *mgr, uint64_t conn_id, const void *data, size_t len);
+/* Number of payloads whose connection had closed before delivery. */
+CYMG_API uint64_t cymg_wakeup_orphans(const cymg_mgr *mgr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

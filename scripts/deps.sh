@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests and the demo need, only when
+# some are missing. Usage: scripts/deps.sh [build|test|bench]
+set -euo pipefail
+what=${1:-test}
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev)
+case "$what" in
+  build) ;;
+  test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest) ;;
+  bench) pkgs+=(libcmocka-dev wrk strace nginx-light) ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "Installing missing Debian packages: ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

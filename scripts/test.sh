@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` and CI run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-2}
+step() { printf '\n==== %s\n' "$*"; }
+
+step "dependencies"
+scripts/deps.sh test
+
+step "build (warnings are errors)"
+cmake -S . -B build -DCYMG_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$JOBS"
+
+step "C tests"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+
+step "C tests under ASan+UBSan"
+cmake -S . -B build-asan -DCYMG_WERROR=ON -DCYMG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+  -DCYMG_EXAMPLES=OFF >/dev/null
+cmake --build build-asan -j"$JOBS"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+
+step "install, then build an outside program with pkg-config and with find_package"
+scripts/test-install.sh build
+
+step "examples smoke test"
+scripts/test-examples.sh build
+
+step "fuzzing (short)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-4}"
+
+step "all tests passed"

@@ -47,7 +47,8 @@ enum {
   CYMG_EV_USER = 100   /* first number free for applications */
 };
 
-/* Name of an event: "CYMG_EV_READ", "CYMG_EV_USER+3", or NULL when unknown. */
+/* Name of an event ("CYMG_EV_READ"; "CYMG_EV_USER" for CYMG_EV_USER itself), or
+ * NULL for any other number. */
 CYMG_API const char *cymg_event_name(int ev);
 
 /* ---- Manager ---------------------------------------------------------------- */
@@ -56,18 +57,21 @@ CYMG_API const char *cymg_event_name(int ev);
  * "kqueue" or "poll") when set, else the best one the OS has. */
 enum { CYMG_BACKEND_AUTO = 0, CYMG_BACKEND_EPOLL, CYMG_BACKEND_KQUEUE, CYMG_BACKEND_POLL };
 
-typedef struct cymg_mgr_opts {
-  int backend;          /* CYMG_BACKEND_*; 0 = AUTO */
-  size_t recv_limit;    /* per-connection receive buffer cap; 0 = 1 MiB */
-  size_t send_limit;    /* per-connection send buffer cap; 0 = 64 MiB */
-  size_t wakeup_limit;  /* bytes queued by cymg_wakeup() at most; 0 = 64 MiB */
-  bool poll_events;     /* new connections get CYMG_EV_POLL every poll */
-} cymg_mgr_opts;
+/* Creates a manager using `backend` (CYMG_BACKEND_*; AUTO picks, see above).
+ * Options are set afterwards with the cymg_mgr_set_* calls. On success *out is set
+ * and 0 is returned; on failure a negative code (CYMG_ENOMEM, CYMG_ENOTSUP for a
+ * backend this OS lacks, CYMG_EINVAL, -errno) and *out is NULL. Free with
+ * cymg_mgr_free(). */
+CYMG_API int cymg_mgr_new(cymg_mgr **out, int backend);
 
-/* Creates a manager. opts may be NULL for defaults. On success *out is set and 0 is
- * returned; on failure a negative code (CYMG_ENOMEM, CYMG_ENOTSUP for a backend the
- * OS lacks, -errno) and *out is NULL. Free with cymg_mgr_free(). */
-CYMG_API int cymg_mgr_new(cymg_mgr **out, const cymg_mgr_opts *opts);
+/* Default buffer caps for connections created from now on (0 keeps the current
+ * value). Defaults: receive 1 MiB, send 64 MiB. */
+CYMG_API void cymg_mgr_set_limits(cymg_mgr *mgr, size_t recv_limit, size_t send_limit);
+/* Whether connections created from now on get CYMG_EV_POLL on every poll. */
+CYMG_API void cymg_mgr_set_poll_events(cymg_mgr *mgr, bool on);
+/* The hosts file used to resolve names (NULL = /etc/hosts). The string is copied.
+ * Returns 0 or CYMG_ENOMEM. */
+CYMG_API int cymg_mgr_set_hosts_file(cymg_mgr *mgr, const char *path);
 
 /* Closes every connection (each gets CLOSE), cancels timers, frees the manager.
  * Not from inside an event function or timer of the same manager. NULL is a no-op. */
@@ -88,16 +92,16 @@ CYMG_API void cymg_mgr_dispatch(cymg_mgr *mgr);
 /* Name of the backend in use: "epoll", "kqueue" or "poll". */
 CYMG_API const char *cymg_mgr_backend(const cymg_mgr *mgr);
 
-/* A readable reason for the last listen/connect/other call on this manager that
- * failed synchronously ("" if none). Valid until the next call on the manager. */
+/* A readable reason for the last call on this manager that failed synchronously
+ * ("" if none). Valid until the next call on the manager. */
 CYMG_API const char *cymg_mgr_errmsg(const cymg_mgr *mgr);
 
 /* Monotonic milliseconds as this manager's loop sees them (updated each poll). */
 CYMG_API uint64_t cymg_mgr_now(const cymg_mgr *mgr);
 
-/* Iteration over live connections, newest first; listeners included. Don't free
- * the manager while iterating; closing connections is fine (they stay in the list
- * until their CLOSE has been dispatched). */
+/* Iteration over live connections, newest first; listeners included. Closing
+ * connections stay in the list until their CLOSE has been dispatched. Don't free
+ * the manager while iterating. */
 CYMG_API cymg_conn *cymg_mgr_first(cymg_mgr *mgr);
 CYMG_API cymg_conn *cymg_conn_next(cymg_conn *c);
 /* The connection with this id, or NULL. O(1). */
@@ -111,9 +115,9 @@ CYMG_API void *cymg_mgr_userdata(const cymg_mgr *mgr);
 /* ---- Listening and connecting ---------------------------------------------- */
 
 /* Listens on url: "tcp://HOST:PORT" or "udp://HOST:PORT" with an IPv4 or [IPv6]
- * literal, "localhost", or a name from /etc/hosts; port 0 lets the OS choose (read
- * it back with cymg_conn_local()). fn/fn_data become the listener's handler and are
- * inherited by accepted connections. OPEN fires before the call returns.
+ * literal, "localhost", or a name from the hosts file; port 0 lets the OS choose
+ * (read it back with cymg_conn_local()). fn/fn_data become the listener's handler
+ * and are inherited by accepted connections. OPEN fires before the call returns.
  * Returns 0 and sets *out (may be NULL) on success; on failure a negative code, a
  * reason in cymg_mgr_errmsg(), and no connection is left behind. */
 CYMG_API int cymg_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
@@ -128,7 +132,7 @@ CYMG_API int cymg_listen_reuseport(cymg_mgr *mgr, const char *url, cymg_event_fn
  * malformed URL or unknown scheme fails here (negative code, reason in
  * cymg_mgr_errmsg()); everything later (name not found, refused, unreachable)
  * arrives as ERROR with a message, then CLOSE. On success CONNECT follows (for UDP
- * at once). Returns 0 and sets *out (may be NULL). */
+ * on the next poll). Returns 0 and sets *out (may be NULL). */
 CYMG_API int cymg_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
                           cymg_conn **out);
 
@@ -146,9 +150,11 @@ typedef struct cymg_addr {
 CYMG_API int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len);
 
 /* Queues len bytes for sending (copied). The write is tried at once when nothing
- * else is queued, so a small reply costs one system call. Returns 0,
- * CYMG_ECLOSED on a closing connection, or CYMG_ELIMIT when the send buffer would
- * pass its limit (nothing queued then). On UDP, each call is one datagram. */
+ * else is queued, so a small reply costs one system call; WRITE is reported from
+ * the loop, never from inside this call. Returns 0, CYMG_ECLOSED on a closing
+ * connection, or CYMG_ELIMIT when the send buffer would pass its limit (nothing
+ * is queued then). On UDP, each call is one datagram, sent to the connected peer
+ * or, on a listener, to the sender of the last datagram read. */
 CYMG_API int cymg_send(cymg_conn *c, const void *data, size_t len);
 /* printf into the send buffer. Returns bytes queued or a negative code. */
 CYMG_API int cymg_printf(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
@@ -175,7 +181,7 @@ CYMG_API bool cymg_conn_is_tls(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_connecting(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_closing(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_draining(const cymg_conn *c);
-/* The socket had data to read / room to write at the last poll. */
+/* The socket was readable / writable at the last poll. */
 CYMG_API bool cymg_conn_is_readable(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_writable(const cymg_conn *c);
 /* The receive buffer is at its limit: reading pauses until data is consumed. */
@@ -188,16 +194,17 @@ CYMG_API size_t cymg_conn_send_size(const cymg_conn *c);
 /* Views of the buffered bytes: valid until the buffer next changes. */
 CYMG_API cymg_str cymg_conn_recv_data(const cymg_conn *c);
 CYMG_API cymg_str cymg_conn_send_data(const cymg_conn *c);
-/* Removes n bytes from the front of the receive buffer (clamped), which resumes
- * reading on a full connection. */
+/* Removes n bytes from the front of the receive buffer (clamped); a full
+ * connection resumes reading. */
 CYMG_API void cymg_conn_consume(cymg_conn *c, size_t n);
 /* The socket descriptor (-1 when none). */
 CYMG_API int cymg_conn_fd(const cymg_conn *c);
 
+/* The user pointer given to listen/connect (inherited by accepted connections). */
 CYMG_API void *cymg_conn_userdata(const cymg_conn *c);
 CYMG_API void cymg_conn_set_userdata(cymg_conn *c, void *p);
 CYMG_API cymg_event_fn cymg_conn_handler(const cymg_conn *c);
-/* Replaces the event function and its user pointer from the next event on. */
+/* Replaces the event function and the user pointer from the next event on. */
 CYMG_API void cymg_conn_set_handler(cymg_conn *c, cymg_event_fn fn, void *fn_data);
 /* Asks for (or stops) CYMG_EV_POLL on every poll iteration. */
 CYMG_API void cymg_conn_set_poll(cymg_conn *c, bool on);
@@ -207,11 +214,13 @@ CYMG_API void cymg_conn_set_limits(cymg_conn *c, size_t recv_limit, size_t send_
 /* ---- Protocol layers ----------------------------------------------------------
  * A protocol (HTTP, WebSocket, MQTT...) sits between the socket and the user's
  * event function: it sees every event first and may raise its own with
- * cymg_call(). Applications rarely need these. */
+ * cymg_call(). Accepted connections inherit their listener's protocol with a NULL
+ * state; the protocol creates its state when it sees OPEN. Applications rarely
+ * need these. */
 typedef struct cymg_proto {
   const char *name;
   /* Sees each event before the user's function. */
-  void (*on_event)(cymg_conn *c, int ev, void *ev_data, void *state);
+  void (*on_event)(cymg_conn *c, int ev, void *ev_data);
   /* Frees the protocol's state; called once, after CLOSE or on replacement. */
   void (*free_state)(void *state);
 } cymg_proto;
@@ -237,6 +246,9 @@ CYMG_API int64_t cymg_wakeup_init(cymg_mgr *mgr);
  * silently lost. If the connection is gone by delivery time the payload is
  * discarded and counted in cymg_wakeup_orphans(). */
 CYMG_API int cymg_wakeup(cymg_mgr *mgr, uint64_t conn_id, const void *data, size_t len);
+/* Caps the bytes waiting in the wakeup queue (default 64 MiB); beyond it
+ * cymg_wakeup() returns CYMG_ELIMIT. Manager thread. */
+CYMG_API void cymg_wakeup_set_limit(cymg_mgr *mgr, size_t bytes);
 /* Number of payloads whose connection had closed before delivery. */
 CYMG_API uint64_t cymg_wakeup_orphans(const cymg_mgr *mgr);
 

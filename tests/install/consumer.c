@@ -31,7 +31,7 @@ int main(void) {
   cymg_mgr *mgr;
   cymg_conn *lsn;
   char url[64];
-  if (cymg_mgr_new(&mgr, NULL) != 0) return 1;
+  if (cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO) != 0) return 1;
   if (cymg_listen(mgr, "tcp://127.0.0.1:0", on_server, NULL, &lsn) != 0) return 1;
   snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned) cymg_conn_local(lsn)->port);
   if (cymg_connect(mgr, url, on_client, NULL, NULL) != 0) return 1;

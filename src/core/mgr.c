@@ -1,0 +1,259 @@
+/* The manager: backend choice, the poll loop (wait, then dispatch), the connection
+ * list and the id table. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CYMG__DEFAULT_RECV_LIMIT (1u << 20)
+#define CYMG__DEFAULT_SEND_LIMIT (64u << 20)
+
+uint64_t cymg__millis(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+void cymg__mgr_errmsg(cymg_mgr *mgr, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(mgr->errmsg, sizeof(mgr->errmsg), fmt, ap);
+  va_end(ap);
+  CYMG__DEBUG("%s", mgr->errmsg);
+}
+
+uint64_t cymg__mgr_next_id(cymg_mgr *mgr) { return ++mgr->next_id; }
+
+static const cymg__backend *pick_backend(int which) {
+  if (which == CYMG_BACKEND_AUTO) {
+    const char *env = getenv("CYMG_BACKEND");
+    if (env && strcmp(env, "poll") == 0) which = CYMG_BACKEND_POLL;
+    else if (env && strcmp(env, "epoll") == 0) which = CYMG_BACKEND_EPOLL;
+    else if (env && strcmp(env, "kqueue") == 0) which = CYMG_BACKEND_KQUEUE;
+  }
+  switch (which) {
+    case CYMG_BACKEND_POLL: return &cymg__backend_poll;
+#ifdef CYMG__HAVE_EPOLL
+    case CYMG_BACKEND_EPOLL: return &cymg__backend_epoll;
+#endif
+#ifdef CYMG__HAVE_KQUEUE
+    case CYMG_BACKEND_KQUEUE: return &cymg__backend_kqueue;
+#endif
+    case CYMG_BACKEND_AUTO:
+#if defined(CYMG__HAVE_EPOLL)
+      return &cymg__backend_epoll;
+#elif defined(CYMG__HAVE_KQUEUE)
+      return &cymg__backend_kqueue;
+#else
+      return &cymg__backend_poll;
+#endif
+    default: return NULL;
+  }
+}
+
+int cymg_mgr_new(cymg_mgr **out, int backend) {
+  if (out == NULL) return CYMG_EINVAL;
+  *out = NULL;
+  if (backend < CYMG_BACKEND_AUTO || backend > CYMG_BACKEND_POLL) return CYMG_EINVAL;
+  const cymg__backend *be = pick_backend(backend);
+  if (be == NULL) return CYMG_ENOTSUP;
+  cymg_mgr *mgr = calloc(1, sizeof(*mgr));
+  if (mgr == NULL) return CYMG_ENOMEM;
+  mgr->be = be;
+  mgr->ready_cap = 256;
+  mgr->ready = calloc((size_t) mgr->ready_cap, sizeof(*mgr->ready));
+  mgr->idtab_size = 64;
+  mgr->idtab = calloc(mgr->idtab_size, sizeof(*mgr->idtab));
+  int rc = (mgr->ready && mgr->idtab) ? be->init(&mgr->be_state) : CYMG_ENOMEM;
+  if (rc < 0) {
+    free(mgr->ready);
+    free(mgr->idtab);
+    free(mgr);
+    return rc;
+  }
+  mgr->recv_limit = CYMG__DEFAULT_RECV_LIMIT;
+  mgr->send_limit = CYMG__DEFAULT_SEND_LIMIT;
+  mgr->wk.rfd = mgr->wk.wfd = -1;
+  mgr->wk.limit = 64u << 20;
+  pthread_mutex_init(&mgr->wk.lock, NULL);
+  mgr->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  mgr->now = cymg__millis();
+  *out = mgr;
+  return 0;
+}
+
+void cymg_mgr_set_limits(cymg_mgr *mgr, size_t recv_limit, size_t send_limit) {
+  if (recv_limit) mgr->recv_limit = recv_limit;
+  if (send_limit) mgr->send_limit = send_limit;
+}
+
+void cymg_mgr_set_poll_events(cymg_mgr *mgr, bool on) { mgr->poll_events = on; }
+
+int cymg_mgr_set_hosts_file(cymg_mgr *mgr, const char *path) {
+  char *copy = NULL;
+  if (path && (copy = strdup(path)) == NULL) return CYMG_ENOMEM;
+  free(mgr->hosts_file);
+  mgr->hosts_file = copy;
+  return 0;
+}
+
+/* Frees every connection whose close was requested; each gets CLOSE first. */
+static void reap_closing(cymg_mgr *mgr) {
+  while (mgr->closing) {
+    cymg_conn *c = mgr->closing;
+    mgr->closing = c->closing_next;
+    cymg_call(c, CYMG_EV_CLOSE, NULL);
+    cymg__conn_free(c);
+  }
+}
+
+void cymg_mgr_free(cymg_mgr *mgr) {
+  if (mgr == NULL) return;
+  for (cymg_conn *c = mgr->conns; c; c = c->next) cymg_close(c);
+  reap_closing(mgr);
+  /* Connections opened by CLOSE handlers during teardown are closed too. */
+  while (mgr->conns) {
+    for (cymg_conn *c = mgr->conns; c; c = c->next) cymg_close(c);
+    reap_closing(mgr);
+  }
+  cymg__timers_free(&mgr->timers);
+  cymg__wakeup_free(mgr);
+  pthread_mutex_destroy(&mgr->wk.lock);
+  mgr->be->free(mgr->be_state);
+  if (mgr->reserve_fd >= 0) close(mgr->reserve_fd);
+  free(mgr->ready);
+  free(mgr->idtab);
+  free(mgr->hosts_file);
+  free(mgr);
+}
+
+int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms) {
+  mgr->now = cymg__millis();
+  /* Deferred work and closes are due now: don't sleep on them. */
+  if (mgr->pending || mgr->closing) timeout_ms = 0;
+  int64_t next = cymg__timers_next(&mgr->timers, mgr->now);
+  if (next >= 0 && (timeout_ms < 0 || next < timeout_ms)) timeout_ms = (int) next;
+  int n = mgr->be->wait(mgr->be_state, mgr->ready, mgr->ready_cap, timeout_ms);
+  mgr->nready = n > 0 ? n : 0;
+  mgr->waited = true;
+  return n;
+}
+
+void cymg_mgr_dispatch(cymg_mgr *mgr) {
+  mgr->now = cymg__millis();
+  /* Ready descriptors. A connection closed earlier in this pass is still
+   * allocated (freed only below), so its pointer stays valid to test. */
+  for (int i = 0; i < mgr->nready; i++) {
+    void *ptr = mgr->ready[i].ptr;
+    if (ptr == &mgr->wk) {
+      cymg__wakeup_deliver(mgr);
+    } else {
+      cymg__conn_io(ptr, mgr->ready[i].events);
+    }
+  }
+  mgr->nready = 0;
+  mgr->waited = false;
+  /* Deferred events; handlers may defer more, which then run in this pass too. */
+  while (mgr->pending) {
+    cymg_conn *c = mgr->pending;
+    mgr->pending = c->pending_next;
+    c->flags &= ~CYMG__F_PENDING;
+    cymg__conn_run_pending(c);
+  }
+  cymg__timers_run(mgr);
+  if (mgr->npoll) {
+    uint64_t now = mgr->now;
+    for (cymg_conn *c = mgr->conns; c; c = c->next) {
+      if ((c->flags & (CYMG__F_WANT_POLL | CYMG__F_CLOSING)) == CYMG__F_WANT_POLL)
+        cymg_call(c, CYMG_EV_POLL, &now);
+    }
+  }
+  reap_closing(mgr);
+}
+
+int cymg_mgr_poll(cymg_mgr *mgr, int timeout_ms) {
+  int n = cymg_mgr_wait(mgr, timeout_ms);
+  cymg_mgr_dispatch(mgr);
+  return n;
+}
+
+const char *cymg_mgr_backend(const cymg_mgr *mgr) { return mgr->be->name; }
+const char *cymg_mgr_errmsg(const cymg_mgr *mgr) { return mgr->errmsg; }
+uint64_t cymg_mgr_now(const cymg_mgr *mgr) { return mgr->now; }
+cymg_conn *cymg_mgr_first(cymg_mgr *mgr) { return mgr->conns; }
+cymg_conn *cymg_conn_next(cymg_conn *c) { return c->next; }
+size_t cymg_mgr_count(const cymg_mgr *mgr) { return mgr->nconns; }
+void cymg_mgr_set_userdata(cymg_mgr *mgr, void *p) { mgr->userdata = p; }
+void *cymg_mgr_userdata(const cymg_mgr *mgr) { return mgr->userdata; }
+
+/* ---- the id table: ids are sequential, so the low bits hash them well ---- */
+
+static void idtab_insert(cymg_mgr *mgr, cymg_conn *c) {
+  if (mgr->nconns >= mgr->idtab_size) {
+    size_t size = mgr->idtab_size * 2;
+    cymg_conn **tab = calloc(size, sizeof(*tab));
+    if (tab) { /* on ENOMEM keep the smaller table: chains only get longer */
+      for (size_t i = 0; i < mgr->idtab_size; i++) {
+        for (cymg_conn *p = mgr->idtab[i], *nx; p; p = nx) {
+          nx = p->id_next;
+          p->id_next = tab[p->id & (size - 1)];
+          tab[p->id & (size - 1)] = p;
+        }
+      }
+      free(mgr->idtab);
+      mgr->idtab = tab;
+      mgr->idtab_size = size;
+    }
+  }
+  cymg_conn **slot = &mgr->idtab[c->id & (mgr->idtab_size - 1)];
+  c->id_next = *slot;
+  *slot = c;
+}
+
+static void idtab_remove(cymg_mgr *mgr, cymg_conn *c) {
+  cymg_conn **pp = &mgr->idtab[c->id & (mgr->idtab_size - 1)];
+  while (*pp && *pp != c) pp = &(*pp)->id_next;
+  if (*pp) *pp = c->id_next;
+}
+
+cymg_conn *cymg_mgr_find(cymg_mgr *mgr, uint64_t id) {
+  cymg_conn *c = mgr->idtab[id & (mgr->idtab_size - 1)];
+  while (c && c->id != id) c = c->id_next;
+  return c;
+}
+
+void cymg__mgr_link(cymg_mgr *mgr, cymg_conn *c) {
+  c->next = mgr->conns;
+  if (mgr->conns) mgr->conns->prev = c;
+  mgr->conns = c;
+  idtab_insert(mgr, c);
+  mgr->nconns++;
+}
+
+void cymg__mgr_unlink(cymg_mgr *mgr, cymg_conn *c) {
+  if (c->prev) c->prev->next = c->next;
+  else mgr->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  idtab_remove(mgr, c);
+  mgr->nconns--;
+}
+
+/* ---- event names ---- */
+
+static const char *const ev_names[] = {
+    "CYMG_EV_ERROR",     "CYMG_EV_OPEN",     "CYMG_EV_POLL",      "CYMG_EV_RESOLVE",
+    "CYMG_EV_CONNECT",   "CYMG_EV_ACCEPT",   "CYMG_EV_TLS_HS",    "CYMG_EV_READ",
+    "CYMG_EV_WRITE",     "CYMG_EV_CLOSE",    "CYMG_EV_HTTP_HDRS", "CYMG_EV_HTTP_MSG",
+    "CYMG_EV_WS_OPEN",   "CYMG_EV_WS_MSG",   "CYMG_EV_WS_CTL",    "CYMG_EV_MQTT_CMD",
+    "CYMG_EV_MQTT_MSG",  "CYMG_EV_MQTT_OPEN", "CYMG_EV_SNTP_TIME", "CYMG_EV_WAKEUP",
+};
+
+const char *cymg_event_name(int ev) {
+  if (ev >= 0 && ev < (int) (sizeof(ev_names) / sizeof(ev_names[0]))) return ev_names[ev];
+  if (ev == CYMG_EV_USER) return "CYMG_EV_USER";
+  return NULL;
+}

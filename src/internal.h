@@ -1,0 +1,255 @@
+/* Internal definitions shared by the library's sources. Never installed. */
+#ifndef CYMG_INTERNAL_H
+#define CYMG_INTERNAL_H
+
+#include <pthread.h>
+
+#include "cymg/cymg.h"
+
+/* ---- logging --------------------------------------------------------------- */
+extern int cymg__log_level_cached(void);
+#define CYMG__LOG(level, ...)                                \
+  do {                                                       \
+    if (cymg__log_level_cached() >= (level)) cymg_log((level), __VA_ARGS__); \
+  } while (0)
+#define CYMG__ERR(...) CYMG__LOG(CYMG_LL_ERROR, __VA_ARGS__)
+#define CYMG__INFO(...) CYMG__LOG(CYMG_LL_INFO, __VA_ARGS__)
+#define CYMG__DEBUG(...) CYMG__LOG(CYMG_LL_DEBUG, __VA_ARGS__)
+#define CYMG__VERBOSE(...) CYMG__LOG(CYMG_LL_VERBOSE, __VA_ARGS__)
+
+/* ---- I/O buffer ---------------------------------------------------------------
+ * Bytes live at buf[head .. head+len). Consuming from the front only moves head,
+ * so a partly written send buffer is never shifted per write; the data is moved
+ * to the front lazily, when the tail runs out of room. */
+typedef struct cymg__iobuf {
+  char *buf;
+  size_t head, len, size;
+} cymg__iobuf;
+
+void cymg__iobuf_free(cymg__iobuf *b);
+/* Guarantees `room` free bytes after the data; limit caps len+room (0 = none).
+ * Returns 0, CYMG_ELIMIT or CYMG_ENOMEM. */
+int cymg__iobuf_reserve(cymg__iobuf *b, size_t room, size_t limit);
+int cymg__iobuf_append(cymg__iobuf *b, const void *p, size_t n, size_t limit);
+void cymg__iobuf_consume(cymg__iobuf *b, size_t n);
+static inline char *cymg__iobuf_data(const cymg__iobuf *b) {
+  return b->buf + b->head;
+}
+static inline char *cymg__iobuf_tail(const cymg__iobuf *b) {
+  return b->buf + b->head + b->len;
+}
+static inline size_t cymg__iobuf_room(const cymg__iobuf *b) {
+  return b->size - b->head - b->len;
+}
+
+/* ---- backends -----------------------------------------------------------------
+ * The one contract between the loop and the OS multiplexer. Interest and readiness
+ * are CYMG__IO_* bits; `ptr` is handed back with each ready descriptor. */
+enum { CYMG__IO_R = 1, CYMG__IO_W = 2, CYMG__IO_ERR = 4 };
+
+typedef struct cymg__ready {
+  void *ptr;
+  unsigned events;
+} cymg__ready;
+
+typedef struct cymg__backend {
+  const char *name;
+  int (*init)(void **state);
+  void (*free)(void *state);
+  int (*add)(void *state, int fd, unsigned interest, void *ptr);
+  int (*mod)(void *state, int fd, unsigned interest, void *ptr);
+  int (*del)(void *state, int fd);
+  /* Fills up to max entries; returns how many, or -errno (EINTR is 0). */
+  int (*wait)(void *state, cymg__ready *out, int max, int timeout_ms);
+} cymg__backend;
+
+extern const cymg__backend cymg__backend_poll;
+#if defined(__linux__)
+#define CYMG__HAVE_EPOLL 1
+extern const cymg__backend cymg__backend_epoll;
+#endif
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+    defined(__NetBSD__) || defined(__DragonFly__)
+#define CYMG__HAVE_KQUEUE 1
+extern const cymg__backend cymg__backend_kqueue;
+#endif
+
+/* ---- transports ---------------------------------------------------------------
+ * What sits under a connection: a plain socket, or TLS later. Protocols never call
+ * the socket directly. recv/send return bytes, 0 for end of stream (recv only),
+ * CYMG_EAGAIN when they would block, or another negative code. */
+typedef struct cymg__transport {
+  const char *name;
+  ptrdiff_t (*recv)(cymg_conn *c, void *buf, size_t len);
+  ptrdiff_t (*send)(cymg_conn *c, const void *buf, size_t len);
+  void (*close)(cymg_conn *c);
+} cymg__transport;
+
+extern const cymg__transport cymg__transport_plain;
+
+/* ---- connections ------------------------------------------------------------- */
+enum {
+  CYMG__F_LISTENING = 1u << 0,
+  CYMG__F_CLIENT = 1u << 1,
+  CYMG__F_UDP = 1u << 2,
+  CYMG__F_TLS = 1u << 3,
+  CYMG__F_CONNECTING = 1u << 4,
+  CYMG__F_CLOSING = 1u << 5,
+  CYMG__F_DRAINING = 1u << 6,
+  CYMG__F_READABLE = 1u << 7,
+  CYMG__F_WRITABLE = 1u << 8,
+  CYMG__F_WANT_POLL = 1u << 9,
+  CYMG__F_REGISTERED = 1u << 10, /* fd is known to the backend */
+  CYMG__F_PENDING = 1u << 11,    /* on the manager's pending list */
+};
+
+/* Work deferred to the next dispatch, so that no event fires inside the call
+ * that caused it (connect, send). */
+enum {
+  CYMG__P_CONNECT = 1u << 0, /* connected at once: report CONNECT */
+  CYMG__P_WRITE = 1u << 1,   /* bytes were written directly: report WRITE */
+  CYMG__P_ERROR = 1u << 2,   /* failed before any I/O: report ERROR (c->pending_err) */
+};
+
+struct cymg_conn {
+  cymg_conn *next, *prev;  /* the manager's list */
+  cymg_conn *id_next;      /* id hash chain */
+  cymg_conn *closing_next; /* the manager's list of connections to free */
+  cymg_conn *pending_next; /* the manager's list of deferred work */
+  cymg_mgr *mgr;
+  uint64_t id;
+  int fd;
+  unsigned flags;
+  unsigned interest; /* CYMG__IO_* registered with the backend */
+  unsigned pending;  /* CYMG__P_* */
+  size_t pending_written;
+  char *pending_err;
+  cymg__iobuf recv, send;
+  size_t recv_limit, send_limit;
+  cymg_addr loc, rem;
+  cymg_event_fn fn;
+  void *fn_data;
+  const cymg_proto *proto;
+  void *proto_state;
+  const cymg__transport *tp;
+  void *tp_state;
+};
+
+/* ---- timers ------------------------------------------------------------------ */
+typedef struct cymg__timer {
+  uint64_t deadline, interval, seq;
+  cymg_timer_fn fn;
+  void *arg;
+  uint32_t gen;      /* bumped when the slot is freed: stale handles miss */
+  int32_t heap_idx;  /* -1 when not scheduled */
+  uint32_t next_free;
+  bool repeat, in_use, firing, cancelled;
+} cymg__timer;
+
+typedef struct cymg__timers {
+  cymg__timer *slots;
+  uint32_t nslots, free_head, live;
+  uint32_t *heap; /* slot indices ordered by (deadline, seq) */
+  uint32_t heap_len;
+  uint64_t seq;
+} cymg__timers;
+
+void cymg__timers_free(cymg__timers *t);
+/* Milliseconds until the earliest deadline (0 if due), or -1 with no timers. */
+int64_t cymg__timers_next(const cymg__timers *t, uint64_t now);
+void cymg__timers_run(cymg_mgr *mgr);
+
+/* ---- wakeup ------------------------------------------------------------------ */
+typedef struct cymg__wk_item {
+  struct cymg__wk_item *next;
+  uint64_t conn_id;
+  size_t len;
+  char data[];
+} cymg__wk_item;
+
+typedef struct cymg__wakeup {
+  pthread_mutex_t lock;
+  cymg__wk_item *head, *tail; /* guarded by lock */
+  size_t queued, limit;       /* guarded by lock */
+  int rfd, wfd;               /* eventfd: rfd == wfd */
+  uint64_t id;
+  uint64_t orphans;
+  bool ready;
+} cymg__wakeup;
+
+void cymg__wakeup_free(cymg_mgr *mgr);
+void cymg__wakeup_deliver(cymg_mgr *mgr);
+
+/* ---- manager ----------------------------------------------------------------- */
+struct cymg_mgr {
+  cymg_conn *conns;
+  size_t nconns;
+  cymg_conn **idtab; /* chained hash of live connections by id */
+  size_t idtab_size;
+  cymg_conn *closing; /* singly linked via closing_next, in close order */
+  cymg_conn *closing_tail;
+  cymg_conn *pending; /* singly linked via pending_next */
+  size_t npoll;       /* connections with CYMG__F_WANT_POLL */
+  uint64_t next_id;
+  uint64_t now;
+  const cymg__backend *be;
+  void *be_state;
+  cymg__ready *ready;
+  int nready, ready_cap;
+  bool waited; /* wait() ran; dispatch() owes its ready list */
+  cymg__timers timers;
+  cymg__wakeup wk;
+  size_t recv_limit, send_limit;
+  bool poll_events;
+  char *hosts_file;
+  int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
+  void *userdata;
+  char errmsg[256];
+};
+
+uint64_t cymg__millis(void);
+void cymg__mgr_errmsg(cymg_mgr *mgr, const char *fmt, ...) CYMG_PRINTF(2, 3);
+uint64_t cymg__mgr_next_id(cymg_mgr *mgr);
+/* Adds to / removes from the connection list and the id table. */
+void cymg__mgr_link(cymg_mgr *mgr, cymg_conn *c);
+void cymg__mgr_unlink(cymg_mgr *mgr, cymg_conn *c);
+
+/* Creates a connection around fd (which may be -1), links it into the manager.
+ * Returns NULL on ENOMEM (fd is then left to the caller). */
+cymg_conn *cymg__conn_new(cymg_mgr *mgr, int fd, unsigned flags, cymg_event_fn fn,
+                          void *fn_data);
+/* Unlinks, closes and frees; CLOSE must already have been delivered. */
+void cymg__conn_free(cymg_conn *c);
+/* Registers or updates the connection's interest with the backend. */
+void cymg__conn_update_io(cymg_conn *c);
+/* Queues deferred work for the next dispatch. */
+void cymg__conn_defer(cymg_conn *c, unsigned what);
+/* Runs the I/O a ready descriptor calls for. */
+void cymg__conn_io(cymg_conn *c, unsigned events);
+void cymg__conn_run_pending(cymg_conn *c);
+/* Reports ERROR with this message at the next dispatch, then closes. */
+void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
+
+/* ---- sockets and addresses ----------------------------------------------------- */
+/* Parses "scheme://host:port" for the core's schemes: sets *is_udp, resolves the
+ * host (literal, localhost, hosts file) into addr. Returns 0, CYMG_EBADURL,
+ * CYMG_ESCHEME, or CYMG_ERESOLVE (addr->port still set); writes a reason. */
+int cymg__parse_sock_url(cymg_mgr *mgr, const char *url, bool *is_udp, cymg_addr *addr,
+                         char *host, size_t host_len);
+int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
+int cymg__listen_addr(cymg_mgr *mgr, const cymg_addr *addr, bool udp, bool reuseport,
+                      cymg_event_fn fn, void *fn_data, cymg_conn **out);
+/* Starts a non-blocking connect on an existing client connection. */
+void cymg__connect_addr(cymg_conn *c, const cymg_addr *addr);
+void cymg__accept(cymg_conn *lsn);
+/* Reads one datagram on a UDP connection into recv (as a READ). */
+void cymg__udp_read(cymg_conn *c);
+int cymg__udp_send(cymg_conn *c, const void *data, size_t len);
+void cymg__udp_flush(cymg_conn *c);
+void cymg__sockaddr_to_addr(const void *sa, cymg_addr *a);
+/* The pending error of a socket (SO_ERROR) as a positive errno, 0 if none. */
+int cymg__sock_error(int fd);
+/* Refreshes c->loc from the socket. */
+void cymg__sock_local(cymg_conn *c);
+
+#endif

@@ -1,0 +1,182 @@
+/* Addresses: the core's URL form, name lookup without DNS (literals, localhost,
+ * the hosts file), formatting, and the public listen/connect entry points. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len) {
+  char ip[INET6_ADDRSTRLEN];
+  inet_ntop(a->is_ip6 ? AF_INET6 : AF_INET, a->ip, ip, sizeof(ip));
+  int n;
+  if (!with_port) {
+    n = snprintf(dst, dst_len, "%s", ip);
+  } else if (a->is_ip6) {
+    n = snprintf(dst, dst_len, "[%s]:%u", ip, (unsigned) a->port);
+  } else {
+    n = snprintf(dst, dst_len, "%s:%u", ip, (unsigned) a->port);
+  }
+  return (n < 0 || (size_t) n >= dst_len) ? CYMG_ENOSPC : n;
+}
+
+static bool parse_ip(const char *host, bool bracketed, cymg_addr *a) {
+  if (bracketed) {
+    if (inet_pton(AF_INET6, host, a->ip) != 1) return false;
+    a->is_ip6 = true;
+    return true;
+  }
+  if (inet_pton(AF_INET, host, a->ip) == 1) return true;
+  return false;
+}
+
+/* Looks name up in a hosts file (RFC 952 format: address, then names). The first
+ * line naming it wins. Returns 0 or CYMG_ERESOLVE. */
+int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr) {
+  FILE *fp = fopen(path ? path : "/etc/hosts", "r");
+  if (fp == NULL) return CYMG_ERESOLVE;
+  char line[512];
+  int rc = CYMG_ERESOLVE;
+  while (rc != 0 && fgets(line, sizeof(line), fp)) {
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *save = NULL, *ip = strtok_r(line, " \t\r\n", &save), *tok;
+    if (ip == NULL) continue;
+    while ((tok = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
+      if (strcasecmp(tok, name) != 0) continue;
+      cymg_addr a = {0};
+      if (inet_pton(AF_INET, ip, a.ip) == 1 ||
+          (inet_pton(AF_INET6, ip, a.ip) == 1 && (a.is_ip6 = true))) {
+        a.port = addr->port;
+        *addr = a;
+        rc = 0;
+      }
+      break;
+    }
+  }
+  fclose(fp);
+  return rc;
+}
+
+int cymg__parse_sock_url(cymg_mgr *mgr, const char *url, bool *is_udp, cymg_addr *addr,
+                         char *host, size_t host_len) {
+  memset(addr, 0, sizeof(*addr));
+  host[0] = '\0';
+  const char *p = url ? strstr(url, "://") : NULL;
+  if (p == NULL) {
+    cymg__mgr_errmsg(mgr, "'%s': malformed URL (expected scheme://host:port)", url ? url : "");
+    return CYMG_EBADURL;
+  }
+  size_t slen = (size_t) (p - url);
+  if (slen == 3 && strncasecmp(url, "tcp", 3) == 0) {
+    *is_udp = false;
+  } else if (slen == 3 && strncasecmp(url, "udp", 3) == 0) {
+    *is_udp = true;
+  } else {
+    cymg__mgr_errmsg(mgr, "'%s': unsupported scheme '%.*s'", url, (int) slen, url);
+    return CYMG_ESCHEME;
+  }
+  const char *h = p + 3, *hend, *rest;
+  bool bracketed = false;
+  if (*h == '[') {
+    hend = strchr(h, ']');
+    if (hend == NULL) goto bad;
+    h++;
+    rest = hend + 1;
+    bracketed = true;
+  } else {
+    hend = h + strcspn(h, ":/?#");
+    rest = hend;
+  }
+  size_t hlen = (size_t) (hend - h);
+  if (hlen >= host_len) goto bad;
+  memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  for (size_t i = 0; i < hlen; i++) {
+    unsigned char ch = (unsigned char) host[i];
+    if (!isalnum(ch) && ch != '.' && ch != '-' && ch != '_' && !(bracketed && ch == ':')) goto bad;
+  }
+  if (*rest == ':') {
+    char *end;
+    rest++;
+    if (!isdigit((unsigned char) *rest)) goto bad;
+    unsigned long port = strtoul(rest, &end, 10);
+    if (port > 65535 || (*end != '\0' && *end != '/')) goto bad;
+    addr->port = (uint16_t) port;
+  } else if (*rest != '\0' && *rest != '/') {
+    goto bad;
+  }
+  if (hlen == 0 && !bracketed) return 0; /* tcp://:8000 = every IPv4 address */
+  if (parse_ip(host, bracketed, addr)) return 0;
+  if (bracketed) goto bad;
+  if (strcasecmp(host, "localhost") == 0) { /* RFC 6761: always loopback */
+    addr->ip[0] = 127;
+    addr->ip[3] = 1;
+    return 0;
+  }
+  if (cymg__hosts_lookup(mgr->hosts_file, host, addr) == 0) return 0;
+  cymg__mgr_errmsg(mgr, "'%s': cannot resolve host '%s'", url, host);
+  return CYMG_ERESOLVE;
+bad:
+  cymg__mgr_errmsg(mgr, "'%s': malformed URL", url);
+  return CYMG_EBADURL;
+}
+
+static int listen_url(cymg_mgr *mgr, const char *url, bool reuseport, cymg_event_fn fn,
+                      void *fn_data, cymg_conn **out) {
+  if (out) *out = NULL;
+  if (mgr == NULL) return CYMG_EINVAL;
+  mgr->errmsg[0] = '\0';
+  bool udp;
+  cymg_addr addr;
+  char host[256];
+  int rc = cymg__parse_sock_url(mgr, url, &udp, &addr, host, sizeof(host));
+  if (rc < 0) return rc;
+  return cymg__listen_addr(mgr, &addr, udp, reuseport, fn, fn_data, out);
+}
+
+int cymg_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                cymg_conn **out) {
+  return listen_url(mgr, url, false, fn, fn_data, out);
+}
+
+int cymg_listen_reuseport(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                          cymg_conn **out) {
+  return listen_url(mgr, url, true, fn, fn_data, out);
+}
+
+int cymg_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                 cymg_conn **out) {
+  if (out) *out = NULL;
+  if (mgr == NULL) return CYMG_EINVAL;
+  mgr->errmsg[0] = '\0';
+  bool udp;
+  cymg_addr addr;
+  char host[256];
+  int rc = cymg__parse_sock_url(mgr, url, &udp, &addr, host, sizeof(host));
+  if (rc == 0 && addr.port == 0) {
+    cymg__mgr_errmsg(mgr, "'%s': a port is needed to connect", url);
+    rc = CYMG_EBADURL;
+  }
+  if (rc < 0 && rc != CYMG_ERESOLVE) return rc;
+  cymg_conn *c = cymg__conn_new(mgr, -1, CYMG__F_CLIENT | (udp ? CYMG__F_UDP : 0), fn, fn_data);
+  if (c == NULL) {
+    cymg__mgr_errmsg(mgr, "connect '%s': out of memory", url);
+    return CYMG_ENOMEM;
+  }
+  if (out) *out = c;
+  cymg_call(c, CYMG_EV_OPEN, NULL);
+  if (c->flags & CYMG__F_CLOSING) return 0;
+  if (rc == CYMG_ERESOLVE) {
+    /* Reported from the loop, as a DNS failure will be once names go to DNS. */
+    cymg__conn_fail_later(c, "connect '%s': cannot resolve host '%s'", url, host);
+    mgr->errmsg[0] = '\0';
+    return 0;
+  }
+  cymg_call(c, CYMG_EV_RESOLVE, NULL);
+  if (!(c->flags & CYMG__F_CLOSING)) cymg__connect_addr(c, &addr);
+  return 0;
+}

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "cymg/cymg.h"
+#include "cymg/url.h"
 
 /* ---- logging --------------------------------------------------------------- */
 extern int cymg__log_level_cached(void);
@@ -231,11 +232,12 @@ void cymg__conn_run_pending(cymg_conn *c);
 void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
 
 /* ---- sockets and addresses ----------------------------------------------------- */
-/* Parses "scheme://host:port" for the core's schemes: sets *is_udp, resolves the
- * host (literal, localhost, hosts file) into addr. Returns 0, CYMG_EBADURL,
- * CYMG_ESCHEME, or CYMG_ERESOLVE (addr->port still set); writes a reason. */
-int cymg__parse_sock_url(cymg_mgr *mgr, const char *url, bool *is_udp, cymg_addr *addr,
-                         char *host, size_t host_len);
+/* Parses url (any scheme) and resolves its host without DNS: IP literal,
+ * localhost, hosts file. Returns 0, CYMG_EBADURL, or CYMG_ERESOLVE (then u and
+ * addr->port are still set); writes the reason to the manager's errmsg. host gets
+ * the bare host name. */
+int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
+                      char *host, size_t host_len);
 int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
 int cymg__listen_addr(cymg_mgr *mgr, const cymg_addr *addr, bool udp, bool reuseport,
                       cymg_event_fn fn, void *fn_data, cymg_conn **out);

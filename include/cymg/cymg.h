@@ -9,6 +9,7 @@
 #include "log.h"
 #include "core.h"
 #include "timer.h"
+#include "util.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,12 +1,13 @@
 /* Addresses: the core's URL form, name lookup without DNS (literals, localhost,
  * the hosts file), formatting, and the public listen/connect entry points. */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cymg/str.h"
+#include "cymg/url.h"
 #include "internal.h"
 
 int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len) {
@@ -21,16 +22,6 @@ int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len)
     n = snprintf(dst, dst_len, "%s:%u", ip, (unsigned) a->port);
   }
   return (n < 0 || (size_t) n >= dst_len) ? CYMG_ENOSPC : n;
-}
-
-static bool parse_ip(const char *host, bool bracketed, cymg_addr *a) {
-  if (bracketed) {
-    if (inet_pton(AF_INET6, host, a->ip) != 1) return false;
-    a->is_ip6 = true;
-    return true;
-  }
-  if (inet_pton(AF_INET, host, a->ip) == 1) return true;
-  return false;
 }
 
 /* Looks name up in a hosts file (RFC 952 format: address, then names). The first
@@ -61,57 +52,29 @@ int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr) {
   return rc;
 }
 
-int cymg__parse_sock_url(cymg_mgr *mgr, const char *url, bool *is_udp, cymg_addr *addr,
-                         char *host, size_t host_len) {
+int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
+                      char *host, size_t host_len) {
   memset(addr, 0, sizeof(*addr));
   host[0] = '\0';
-  const char *p = url ? strstr(url, "://") : NULL;
-  if (p == NULL) {
+  if (url == NULL || cymg_url_parse(cymg_str_c(url), u) < 0 || u->scheme.buf == NULL) {
     cymg__mgr_errmsg(mgr, "'%s': malformed URL (expected scheme://host:port)", url ? url : "");
     return CYMG_EBADURL;
   }
-  size_t slen = (size_t) (p - url);
-  if (slen == 3 && strncasecmp(url, "tcp", 3) == 0) {
-    *is_udp = false;
-  } else if (slen == 3 && strncasecmp(url, "udp", 3) == 0) {
-    *is_udp = true;
-  } else {
-    cymg__mgr_errmsg(mgr, "'%s': unsupported scheme '%.*s'", url, (int) slen, url);
-    return CYMG_ESCHEME;
+  cymg_str h = u->host;
+  if (h.buf != NULL) cymg_url_split_zone(u->host, &h, &(cymg_str){0});
+  if (h.len >= host_len) {
+    cymg__mgr_errmsg(mgr, "'%s': host name too long", url);
+    return CYMG_EBADURL;
   }
-  const char *h = p + 3, *hend, *rest;
-  bool bracketed = false;
-  if (*h == '[') {
-    hend = strchr(h, ']');
-    if (hend == NULL) goto bad;
-    h++;
-    rest = hend + 1;
-    bracketed = true;
-  } else {
-    hend = h + strcspn(h, ":/?#");
-    rest = hend;
+  memcpy(host, h.buf ? h.buf : "", h.len);
+  host[h.len] = '\0';
+  addr->port = u->port_num;
+  if (h.len == 0) return 0; /* "tcp://:8000": every IPv4 address */
+  if (u->is_ip6) {
+    addr->is_ip6 = true;
+    return inet_pton(AF_INET6, host, addr->ip) == 1 ? 0 : CYMG_EBADURL;
   }
-  size_t hlen = (size_t) (hend - h);
-  if (hlen >= host_len) goto bad;
-  memcpy(host, h, hlen);
-  host[hlen] = '\0';
-  for (size_t i = 0; i < hlen; i++) {
-    unsigned char ch = (unsigned char) host[i];
-    if (!isalnum(ch) && ch != '.' && ch != '-' && ch != '_' && !(bracketed && ch == ':')) goto bad;
-  }
-  if (*rest == ':') {
-    char *end;
-    rest++;
-    if (!isdigit((unsigned char) *rest)) goto bad;
-    unsigned long port = strtoul(rest, &end, 10);
-    if (port > 65535 || (*end != '\0' && *end != '/')) goto bad;
-    addr->port = (uint16_t) port;
-  } else if (*rest != '\0' && *rest != '/') {
-    goto bad;
-  }
-  if (hlen == 0 && !bracketed) return 0; /* tcp://:8000 = every IPv4 address */
-  if (parse_ip(host, bracketed, addr)) return 0;
-  if (bracketed) goto bad;
+  if (inet_pton(AF_INET, host, addr->ip) == 1) return 0;
   if (strcasecmp(host, "localhost") == 0) { /* RFC 6761: always loopback */
     addr->ip[0] = 127;
     addr->ip[3] = 1;
@@ -120,9 +83,24 @@ int cymg__parse_sock_url(cymg_mgr *mgr, const char *url, bool *is_udp, cymg_addr
   if (cymg__hosts_lookup(mgr->hosts_file, host, addr) == 0) return 0;
   cymg__mgr_errmsg(mgr, "'%s': cannot resolve host '%s'", url, host);
   return CYMG_ERESOLVE;
-bad:
-  cymg__mgr_errmsg(mgr, "'%s': malformed URL", url);
-  return CYMG_EBADURL;
+}
+
+/* The core's own schemes: tcp and udp. */
+static int sock_url(cymg_mgr *mgr, const char *url, bool *udp, cymg_addr *addr, char *host,
+                    size_t host_len) {
+  cymg_url u;
+  int rc = cymg__resolve_url(mgr, url, &u, addr, host, host_len);
+  if (rc == CYMG_EBADURL) return rc;
+  if (cymg_str_case_eq(u.scheme, cymg_str_c("tcp"))) {
+    *udp = false;
+  } else if (cymg_str_case_eq(u.scheme, cymg_str_c("udp"))) {
+    *udp = true;
+  } else {
+    cymg__mgr_errmsg(mgr, "'%s': unsupported scheme '%.*s'", url, (int) u.scheme.len,
+                     u.scheme.buf);
+    return CYMG_ESCHEME;
+  }
+  return rc;
 }
 
 static int listen_url(cymg_mgr *mgr, const char *url, bool reuseport, cymg_event_fn fn,
@@ -133,7 +111,7 @@ static int listen_url(cymg_mgr *mgr, const char *url, bool reuseport, cymg_event
   bool udp;
   cymg_addr addr;
   char host[256];
-  int rc = cymg__parse_sock_url(mgr, url, &udp, &addr, host, sizeof(host));
+  int rc = sock_url(mgr, url, &udp, &addr, host, sizeof(host));
   if (rc < 0) return rc;
   return cymg__listen_addr(mgr, &addr, udp, reuseport, fn, fn_data, out);
 }
@@ -156,7 +134,7 @@ int cymg_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data
   bool udp;
   cymg_addr addr;
   char host[256];
-  int rc = cymg__parse_sock_url(mgr, url, &udp, &addr, host, sizeof(host));
+  int rc = sock_url(mgr, url, &udp, &addr, host, sizeof(host));
   if (rc == 0 && addr.port == 0) {
     cymg__mgr_errmsg(mgr, "'%s': a port is needed to connect", url);
     rc = CYMG_EBADURL;

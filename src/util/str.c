@@ -3,6 +3,7 @@
 #include <locale.h>
 #include <math.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "cymg/common.h"
@@ -125,6 +126,14 @@ static bool valid_decimal(cymg_str s, bool *nonzero) {
   return i == s.len;
 }
 
+/* A private "C" locale keeps '.' the decimal point without touching the process
+ * or thread locale (setlocale/uselocale would be shared state). Made once: it is
+ * immutable afterwards, and newlocale per call would cost an allocation on some
+ * C libraries. */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static void make_c_locale(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t) 0); }
+
 int cymg_str_to_double(cymg_str s, double *out) {
   bool nonzero;
   if (!valid_decimal(s, &nonzero)) return CYMG_EPARSE;
@@ -133,9 +142,8 @@ int cymg_str_to_double(cymg_str s, double *out) {
   if (s.len >= sizeof(small) && (copy = malloc(s.len + 1)) == NULL) return CYMG_ENOMEM;
   memcpy(copy, s.buf, s.len);
   copy[s.len] = '\0';
-  /* A private "C" locale keeps '.' the decimal point without touching the process
-   * or thread locale (setlocale/uselocale would be shared state). */
-  locale_t c_loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t) 0);
+  pthread_once(&c_locale_once, make_c_locale);
+  locale_t c_loc = c_locale;
   int rc = 0;
   if (c_loc == (locale_t) 0) {
     rc = CYMG_ENOMEM;
@@ -144,7 +152,6 @@ int cymg_str_to_double(cymg_str s, double *out) {
     errno = 0;
     double v = strtod_l(copy, &end, c_loc);
     int err = errno;
-    freelocale(c_loc);
     if (end != copy + s.len) rc = CYMG_EPARSE; /* cannot happen after valid_decimal */
     else if (err == ERANGE && isinf(v)) rc = CYMG_ERANGE;
     else if (v == 0.0 && nonzero) rc = CYMG_ERANGE;

@@ -9,18 +9,18 @@ step "dependencies"
 scripts/deps.sh test
 
 step "build (warnings are errors)"
-cmake -S . -B build -DCYMG_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCYMG_WERROR=ON -DCYMG_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$JOBS"
 
 step "C tests"
-ctest --test-dir build --output-on-failure -j"$JOBS"
+ctest --test-dir build --output-on-failure --no-tests=error -j"$JOBS"
 
 step "C tests under ASan+UBSan"
 cmake -S . -B build-asan -DCYMG_WERROR=ON -DCYMG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
   -DCYMG_EXAMPLES=OFF >/dev/null
 cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+  ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$JOBS"
 
 step "install, then build an outside program with pkg-config and with find_package"
 scripts/test-install.sh build

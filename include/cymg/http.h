@@ -205,7 +205,8 @@ CYMG_API const char *cymg_http_status_reason(int status);
  * it with cymg_http_parse_fields(). Once cymg_http_chunked_done() is true the
  * message has ended exactly at the last byte consumed: what follows is the next
  * message, and further calls consume nothing.
- * Chunk extensions (;name[=token|"quoted"]) are validated and skipped, at most
+ * Chunk extensions (BWS ";" BWS name [BWS "=" BWS token|quoted-string]) are
+ * validated and skipped (no blanks before the CRLF, no bare LF anywhere), at most
  * 4096 bytes per size line, at most 16 hex digits per size (leading zeros count).
  * Trailer fields are validated like header fields, but every line of the trailer
  * section must end in CRLF.

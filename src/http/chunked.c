@@ -16,6 +16,7 @@
 enum {
   S_SIZE,         /* hex digits of chunk-size */
   S_EXT_PRE,      /* after the size or an extension: BWS, ';' or CR */
+  S_EXT_BWS,      /* BWS there: only ';' may follow, never the line end */
   S_EXT_NAME_PRE, /* after ';': BWS, then the name */
   S_EXT_NAME,
   S_EXT_NAME_END, /* BWS after a name: '=', ';' or CR */
@@ -98,9 +99,10 @@ static int ext_step(cymg_http_chunked *st, unsigned char c) {
   if (++st->line_len > MAX_EXT) return CYMG_HTTP_ERR_CHUNK_EXT_TOO_LONG;
   switch (st->state) {
     case S_EXT_PRE:
-      if (is_ows(c)) return 0;
-      if (c == ';') st->state = S_EXT_NAME_PRE;
-      else if (c == '\r') st->state = S_SIZE_LF;
+    case S_EXT_BWS:
+      if (is_ows(c)) st->state = S_EXT_BWS;
+      else if (c == ';') st->state = S_EXT_NAME_PRE;
+      else if (c == '\r' && st->state == S_EXT_PRE) st->state = S_SIZE_LF;
       else return CYMG_HTTP_ERR_CHUNK_EXT;
       return 0;
     case S_EXT_NAME_PRE:
@@ -110,11 +112,13 @@ static int ext_step(cymg_http_chunked *st, unsigned char c) {
       return 0;
     case S_EXT_NAME:
     case S_EXT_NAME_END:
+      /* The grammar has BWS before ';' and '=' only, not before the line end:
+       * trailing blanks on a size line are refused like any other oddity. */
       if (is_tchar(c) && st->state == S_EXT_NAME) return 0;
       if (is_ows(c)) st->state = S_EXT_NAME_END;
       else if (c == '=') st->state = S_EXT_VAL_PRE;
       else if (c == ';') st->state = S_EXT_NAME_PRE;
-      else if (c == '\r') st->state = S_SIZE_LF;
+      else if (c == '\r' && st->state == S_EXT_NAME) st->state = S_SIZE_LF;
       else return CYMG_HTTP_ERR_CHUNK_EXT;
       return 0;
     case S_EXT_VAL_PRE:
@@ -125,7 +129,7 @@ static int ext_step(cymg_http_chunked *st, unsigned char c) {
       return 0;
     case S_EXT_VAL:
       if (is_tchar(c)) return 0;
-      if (is_ows(c)) st->state = S_EXT_PRE;
+      if (is_ows(c)) st->state = S_EXT_BWS;
       else if (c == ';') st->state = S_EXT_NAME_PRE;
       else if (c == '\r') st->state = S_SIZE_LF;
       else return CYMG_HTTP_ERR_CHUNK_EXT;

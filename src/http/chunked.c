@@ -147,22 +147,30 @@ static int ext_step(cymg_http_chunked *st, unsigned char c) {
 }
 
 /* The trailer section is parsed whole, with the header field rules, except that
- * every line must end in CRLF: it decides where the message ends. */
+ * every line must end in CRLF: it decides where the message ends. The outcome
+ * must not depend on how the input was split, so only the first
+ * CYMG_HTTP_MAX_TRAILER bytes are looked at, and the fields are parsed only up to
+ * the first bare LF: if the section ends before it, the LF is not ours; if a field
+ * error comes first, that error wins; otherwise the bare LF is the error. */
 static int trailer(cymg_http_chunked *st, const char *p, size_t n, size_t *used) {
-  int why = CYMG_HTTP_ERR_NONE;
-  int rc = cymg_http_parse_fields(p, n, NULL, SIZE_MAX, NULL, &why);
-  if (rc < 0 && rc != CYMG_EAGAIN) return fail(st, why);
-  size_t seen = rc > 0 ? (size_t) rc : n;
-  for (size_t i = 0; i < seen; i++) {
-    if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) return fail(st, CYMG_HTTP_ERR_BARE_LF);
+  size_t m = n < CYMG_HTTP_MAX_TRAILER ? n : CYMG_HTTP_MAX_TRAILER, lf = m;
+  for (const char *q = p; (q = memchr(q, '\n', m - (size_t) (q - p))) != NULL; q++) {
+    if (q == p || q[-1] != '\r') {
+      lf = (size_t) (q - p);
+      break;
+    }
   }
-  if (rc == CYMG_EAGAIN) {
-    if (n >= CYMG_HTTP_MAX_TRAILER) return fail(st, CYMG_HTTP_ERR_TRAILER_TOO_LARGE);
-    *used = 0;
+  int why = CYMG_HTTP_ERR_NONE;
+  int rc = cymg_http_parse_fields(p, lf, NULL, SIZE_MAX, NULL, &why);
+  if (rc > 0) {
+    *used = (size_t) rc;
+    st->state = S_DONE;
     return 0;
   }
-  *used = (size_t) rc;
-  st->state = S_DONE;
+  if (rc != CYMG_EAGAIN) return fail(st, why);
+  if (lf < m) return fail(st, CYMG_HTTP_ERR_BARE_LF);
+  if (n >= CYMG_HTTP_MAX_TRAILER) return fail(st, CYMG_HTTP_ERR_TRAILER_TOO_LARGE);
+  *used = 0;
   return 0;
 }
 

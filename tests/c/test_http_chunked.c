@@ -241,6 +241,8 @@ static void test_errors(void **state) {
       BAD("5\rhello\r\n", BARE_CR),
       BAD("0\r\n\n", BARE_LF),
       BAD("0\r\nX: y\n\r\n", BARE_LF),
+      BAD("0\r\nX: y\r\nZ: a\nBad Name: b\r\n\r\n", BARE_LF),
+      BAD("0\r\nBad Name: b\r\nX: y\n\r\n", HEADER_NAME),
       BAD("5 \r\nhello\r\n", CHUNK_EXT),
       BAD("5;=x\r\nhello\r\n", CHUNK_EXT),
       BAD("5;a \r\nhello\r\n", CHUNK_EXT),

@@ -59,29 +59,29 @@ typedef struct cymg_http_header {
 } cymg_http_header;
 
 /* msg->flags */
-#define CYMG_HTTP_F_CHUNKED 0x01u          /* Transfer-Encoding ends in chunked */
-#define CYMG_HTTP_F_KEEPALIVE 0x02u        /* connection persists after this message */
-#define CYMG_HTTP_F_UPGRADE 0x04u          /* Upgrade field plus Connection: upgrade */
-#define CYMG_HTTP_F_EXPECT_CONTINUE 0x08u  /* HTTP/1.1 request with Expect: 100-continue */
-#define CYMG_HTTP_F_HTTP10 0x10u           /* version HTTP/1.0 */
+#define CYMG_HTTP_F_CHUNKED 0x01u           /* Transfer-Encoding ends in chunked */
+#define CYMG_HTTP_F_KEEPALIVE 0x02u         /* connection persists after this message */
+#define CYMG_HTTP_F_UPGRADE 0x04u           /* Upgrade field plus Connection: upgrade */
+#define CYMG_HTTP_F_EXPECT_CONTINUE 0x08u   /* HTTP/1.1 request with Expect: 100-continue */
+#define CYMG_HTTP_F_HTTP10 0x10u            /* version HTTP/1.0 */
 #define CYMG_HTTP_F_TRANSFER_ENCODING 0x20u /* Transfer-Encoding present (any codings) */
-#define CYMG_HTTP_F_CONNECTION_CLOSE 0x40u /* Connection: close was sent */
+#define CYMG_HTTP_F_CONNECTION_CLOSE 0x40u  /* Connection: close was sent */
 
 /* A parsed message: views into the parsed buffer. Only `body` and `message` are
  * left for the layer above to complete once the body is framed. */
 typedef struct cymg_http_msg {
-  cymg_str method; /* request: "GET"; empty in responses */
-  cymg_str uri;    /* request: path only ("/a/b"). absolute-form: the path after the
-                      authority (may be empty); authority-form: "host:port"; "*" */
-  cymg_str query;  /* after '?', without it; empty when absent */
-  cymg_str proto;  /* "HTTP/1.1" as received */
-  int status;      /* responses: 100..999; 0 in requests */
-  cymg_str reason; /* responses: reason phrase, may be empty */
+  cymg_str method;           /* request: "GET"; empty in responses */
+  cymg_str uri;              /* request: path only ("/a/b"). absolute-form: the path after the
+                                authority (may be empty); authority-form: "host:port"; "*" */
+  cymg_str query;            /* after '?', without it; empty when absent */
+  cymg_str proto;            /* "HTTP/1.1" as received */
+  int status;                /* responses: 100..999; 0 in requests */
+  cymg_str reason;           /* responses: reason phrase, may be empty */
   cymg_http_header *headers; /* the caller's array */
   size_t num_headers;
-  cymg_str head;    /* start line + fields + the final empty line */
-  cymg_str body;    /* set by the parser to an empty view right after head */
-  cymg_str message; /* set by the parser to head; the layer above extends it */
+  cymg_str head;          /* start line + fields + the final empty line */
+  cymg_str body;          /* set by the parser to an empty view right after head */
+  cymg_str message;       /* set by the parser to head; the layer above extends it */
   int64_t content_length; /* -1 when absent */
   unsigned flags;         /* CYMG_HTTP_F_* */
   cymg_str target;        /* request: the whole request-target as received */
@@ -90,36 +90,36 @@ typedef struct cymg_http_msg {
 /* Why a parse failed: stored through the `reason` out-parameters. */
 enum cymg_http_err {
   CYMG_HTTP_ERR_NONE = 0,
-  CYMG_HTTP_ERR_METHOD,            /* method is not a token / not followed by SP */
-  CYMG_HTTP_ERR_TARGET,            /* bad request-target character or form */
-  CYMG_HTTP_ERR_VERSION,           /* malformed HTTP-version */
-  CYMG_HTTP_ERR_VERSION_MAJOR,     /* HTTP major version other than 1 (505) */
-  CYMG_HTTP_ERR_STATUS,            /* status code not 3 digits in 100..999 */
-  CYMG_HTTP_ERR_REASON,            /* control character in reason phrase */
-  CYMG_HTTP_ERR_BARE_CR,           /* CR not followed by LF */
-  CYMG_HTTP_ERR_BARE_LF,           /* LF without CR where CRLF is required */
-  CYMG_HTTP_ERR_NUL,               /* NUL byte */
-  CYMG_HTTP_ERR_OBS_FOLD,          /* field line starts with whitespace */
-  CYMG_HTTP_ERR_WS_BEFORE_COLON,   /* whitespace between field name and colon */
-  CYMG_HTTP_ERR_HEADER_NAME,       /* invalid/empty field name or missing colon */
-  CYMG_HTTP_ERR_HEADER_VALUE,      /* control character in field value */
-  CYMG_HTTP_ERR_TOO_MANY_HEADERS,  /* more fields than the caller's array (431) */
-  CYMG_HTTP_ERR_HEAD_TOO_LARGE,    /* for callers: head exceeds their limit (431) */
-  CYMG_HTTP_ERR_CL_INVALID,        /* Content-Length not a decimal number */
-  CYMG_HTTP_ERR_CL_CONFLICT,       /* Content-Length values differ */
-  CYMG_HTTP_ERR_CL_AND_TE,         /* both Content-Length and Transfer-Encoding */
-  CYMG_HTTP_ERR_TE_INVALID,        /* Transfer-Encoding value malformed / empty */
-  CYMG_HTTP_ERR_TE_NOT_CHUNKED,    /* request coding list does not end in chunked */
-  CYMG_HTTP_ERR_TE_CHUNKED_TWICE,  /* chunked applied more than once */
-  CYMG_HTTP_ERR_TE_UNSUPPORTED,    /* transfer coding not implemented (501) */
-  CYMG_HTTP_ERR_TE_HTTP10,         /* Transfer-Encoding in an HTTP/1.0 message */
-  CYMG_HTTP_ERR_HOST,              /* HTTP/1.1 request without one valid Host */
-  CYMG_HTTP_ERR_CHUNK_SIZE,        /* chunk size missing, not hex or too many digits */
-  CYMG_HTTP_ERR_CHUNK_TOO_LARGE,   /* chunk size above the decoder's limit */
-  CYMG_HTTP_ERR_CHUNK_EXT,         /* malformed chunk extension */
-  CYMG_HTTP_ERR_CHUNK_EXT_TOO_LONG,/* chunk extension longer than the bound */
-  CYMG_HTTP_ERR_CHUNK_CRLF,        /* chunk data not followed by CRLF */
-  CYMG_HTTP_ERR_TRAILER_TOO_LARGE, /* trailer section above CYMG_HTTP_MAX_TRAILER */
+  CYMG_HTTP_ERR_METHOD,             /* method is not a token / not followed by SP */
+  CYMG_HTTP_ERR_TARGET,             /* bad request-target character or form */
+  CYMG_HTTP_ERR_VERSION,            /* malformed HTTP-version */
+  CYMG_HTTP_ERR_VERSION_MAJOR,      /* HTTP major version other than 1 (505) */
+  CYMG_HTTP_ERR_STATUS,             /* status code not 3 digits in 100..999 */
+  CYMG_HTTP_ERR_REASON,             /* control character in reason phrase */
+  CYMG_HTTP_ERR_BARE_CR,            /* CR not followed by LF */
+  CYMG_HTTP_ERR_BARE_LF,            /* LF without CR where CRLF is required */
+  CYMG_HTTP_ERR_NUL,                /* NUL byte */
+  CYMG_HTTP_ERR_OBS_FOLD,           /* field line starts with whitespace */
+  CYMG_HTTP_ERR_WS_BEFORE_COLON,    /* whitespace between field name and colon */
+  CYMG_HTTP_ERR_HEADER_NAME,        /* invalid/empty field name or missing colon */
+  CYMG_HTTP_ERR_HEADER_VALUE,       /* control character in field value */
+  CYMG_HTTP_ERR_TOO_MANY_HEADERS,   /* more fields than the caller's array (431) */
+  CYMG_HTTP_ERR_HEAD_TOO_LARGE,     /* for callers: head exceeds their limit (431) */
+  CYMG_HTTP_ERR_CL_INVALID,         /* Content-Length not a decimal number */
+  CYMG_HTTP_ERR_CL_CONFLICT,        /* Content-Length values differ */
+  CYMG_HTTP_ERR_CL_AND_TE,          /* both Content-Length and Transfer-Encoding */
+  CYMG_HTTP_ERR_TE_INVALID,         /* Transfer-Encoding value malformed / empty */
+  CYMG_HTTP_ERR_TE_NOT_CHUNKED,     /* request coding list does not end in chunked */
+  CYMG_HTTP_ERR_TE_CHUNKED_TWICE,   /* chunked applied more than once */
+  CYMG_HTTP_ERR_TE_UNSUPPORTED,     /* transfer coding not implemented (501) */
+  CYMG_HTTP_ERR_TE_HTTP10,          /* Transfer-Encoding in an HTTP/1.0 message */
+  CYMG_HTTP_ERR_HOST,               /* HTTP/1.1 request without one valid Host */
+  CYMG_HTTP_ERR_CHUNK_SIZE,         /* chunk size missing, not hex or too many digits */
+  CYMG_HTTP_ERR_CHUNK_TOO_LARGE,    /* chunk size above the decoder's limit */
+  CYMG_HTTP_ERR_CHUNK_EXT,          /* malformed chunk extension */
+  CYMG_HTTP_ERR_CHUNK_EXT_TOO_LONG, /* chunk extension longer than the bound */
+  CYMG_HTTP_ERR_CHUNK_CRLF,         /* chunk data not followed by CRLF */
+  CYMG_HTTP_ERR_TRAILER_TOO_LARGE,  /* trailer section above CYMG_HTTP_MAX_TRAILER */
   CYMG_HTTP_ERR_MAX_                /* not a reason: one past the last */
 };
 
@@ -141,8 +141,7 @@ CYMG_API int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg 
 /* Parses a response head; same conventions as cymg_http_parse_request. method,
  * uri, query and target are empty; status and reason are set. */
 CYMG_API int cymg_http_parse_response(const char *buf, size_t len, cymg_http_msg *msg,
-                                      cymg_http_header *hdrs, size_t max_hdrs,
-                                      int *reason);
+                                      cymg_http_header *hdrs, size_t max_hdrs, int *reason);
 
 /* Parses a field section such as chunked trailers: field lines up to and including
  * the empty line. Same field rules and return conventions as the head parsers;
@@ -217,14 +216,13 @@ CYMG_API const char *cymg_http_status_reason(int status);
  * data. */
 typedef struct cymg_http_chunked {
   /* Private state: public only so it can be embedded. Do not touch. */
-  uint64_t remaining;  /* data bytes left in the current chunk */
-  uint64_t size;       /* chunk size being read */
-  uint64_t max_chunk;  /* limit on one chunk's size */
-  uint32_t line_len;   /* bytes of the current size line after the digits */
-  uint8_t digits;      /* hex digits read on the current size line */
+  uint64_t remaining; /* data bytes left in the current chunk */
+  uint64_t size;      /* chunk size being read */
+  uint64_t max_chunk; /* limit on one chunk's size */
+  uint32_t line_len;  /* bytes of the current size line after the digits */
+  uint8_t digits;     /* hex digits read on the current size line */
   uint8_t state;
-  uint8_t last;        /* the zero-size chunk has been seen */
-  uint8_t reason;      /* CYMG_HTTP_ERR_* after an error */
+  uint8_t reason; /* CYMG_HTTP_ERR_* after an error */
 } cymg_http_chunked;
 
 /* Initialises the decoder. max_chunk_size limits one chunk's declared size

@@ -35,7 +35,7 @@ enum {
 
 void cymg_http_chunked_init(cymg_http_chunked *st, uint64_t max_chunk_size) {
   memset(st, 0, sizeof(*st));
-  st->max_chunk = max_chunk_size != 0 ? max_chunk_size : (uint64_t) INT64_MAX;
+  st->max_chunk = max_chunk_size != 0 ? max_chunk_size : (uint64_t)INT64_MAX;
   st->state = S_SIZE;
 }
 
@@ -74,7 +74,7 @@ static bool is_qchar(unsigned char c) {
 
 static int fail(cymg_http_chunked *st, int reason) {
   st->state = S_ERROR;
-  st->reason = (uint8_t) reason;
+  st->reason = (uint8_t)reason;
   return reason == CYMG_HTTP_ERR_CHUNK_TOO_LARGE || reason == CYMG_HTTP_ERR_CHUNK_EXT_TOO_LONG ||
                  reason == CYMG_HTTP_ERR_TRAILER_TOO_LARGE
              ? CYMG_ELIMIT
@@ -84,7 +84,6 @@ static int fail(cymg_http_chunked *st, int reason) {
 /* The size line is over: what follows is data, or the trailer section. */
 static void size_line_done(cymg_http_chunked *st) {
   if (st->size == 0) {
-    st->last = 1;
     st->state = S_TRAILER;
   } else {
     st->remaining = st->size;
@@ -100,10 +99,14 @@ static int ext_step(cymg_http_chunked *st, unsigned char c) {
   switch (st->state) {
     case S_EXT_PRE:
     case S_EXT_BWS:
-      if (is_ows(c)) st->state = S_EXT_BWS;
-      else if (c == ';') st->state = S_EXT_NAME_PRE;
-      else if (c == '\r' && st->state == S_EXT_PRE) st->state = S_SIZE_LF;
-      else return CYMG_HTTP_ERR_CHUNK_EXT;
+      if (is_ows(c))
+        st->state = S_EXT_BWS;
+      else if (c == ';')
+        st->state = S_EXT_NAME_PRE;
+      else if (c == '\r' && st->state == S_EXT_PRE)
+        st->state = S_SIZE_LF;
+      else
+        return CYMG_HTTP_ERR_CHUNK_EXT;
       return 0;
     case S_EXT_NAME_PRE:
       if (is_ows(c)) return 0;
@@ -115,29 +118,44 @@ static int ext_step(cymg_http_chunked *st, unsigned char c) {
       /* The grammar has BWS before ';' and '=' only, not before the line end:
        * trailing blanks on a size line are refused like any other oddity. */
       if (is_tchar(c) && st->state == S_EXT_NAME) return 0;
-      if (is_ows(c)) st->state = S_EXT_NAME_END;
-      else if (c == '=') st->state = S_EXT_VAL_PRE;
-      else if (c == ';') st->state = S_EXT_NAME_PRE;
-      else if (c == '\r' && st->state == S_EXT_NAME) st->state = S_SIZE_LF;
-      else return CYMG_HTTP_ERR_CHUNK_EXT;
+      if (is_ows(c))
+        st->state = S_EXT_NAME_END;
+      else if (c == '=')
+        st->state = S_EXT_VAL_PRE;
+      else if (c == ';')
+        st->state = S_EXT_NAME_PRE;
+      else if (c == '\r' && st->state == S_EXT_NAME)
+        st->state = S_SIZE_LF;
+      else
+        return CYMG_HTTP_ERR_CHUNK_EXT;
       return 0;
     case S_EXT_VAL_PRE:
       if (is_ows(c)) return 0;
-      if (c == '"') st->state = S_EXT_QUOTED;
-      else if (is_tchar(c)) st->state = S_EXT_VAL;
-      else return CYMG_HTTP_ERR_CHUNK_EXT;
+      if (c == '"')
+        st->state = S_EXT_QUOTED;
+      else if (is_tchar(c))
+        st->state = S_EXT_VAL;
+      else
+        return CYMG_HTTP_ERR_CHUNK_EXT;
       return 0;
     case S_EXT_VAL:
       if (is_tchar(c)) return 0;
-      if (is_ows(c)) st->state = S_EXT_BWS;
-      else if (c == ';') st->state = S_EXT_NAME_PRE;
-      else if (c == '\r') st->state = S_SIZE_LF;
-      else return CYMG_HTTP_ERR_CHUNK_EXT;
+      if (is_ows(c))
+        st->state = S_EXT_BWS;
+      else if (c == ';')
+        st->state = S_EXT_NAME_PRE;
+      else if (c == '\r')
+        st->state = S_SIZE_LF;
+      else
+        return CYMG_HTTP_ERR_CHUNK_EXT;
       return 0;
     case S_EXT_QUOTED:
-      if (c == '"') st->state = S_EXT_PRE;
-      else if (c == '\\') st->state = S_EXT_QUOTED_ESC;
-      else if (!is_qchar(c)) return CYMG_HTTP_ERR_CHUNK_EXT;
+      if (c == '"')
+        st->state = S_EXT_PRE;
+      else if (c == '\\')
+        st->state = S_EXT_QUOTED_ESC;
+      else if (!is_qchar(c))
+        return CYMG_HTTP_ERR_CHUNK_EXT;
       return 0;
     default: /* S_EXT_QUOTED_ESC */
       if (!is_qchar(c)) return CYMG_HTTP_ERR_CHUNK_EXT;
@@ -154,16 +172,16 @@ static int ext_step(cymg_http_chunked *st, unsigned char c) {
  * error comes first, that error wins; otherwise the bare LF is the error. */
 static int trailer(cymg_http_chunked *st, const char *p, size_t n, size_t *used) {
   size_t m = n < CYMG_HTTP_MAX_TRAILER ? n : CYMG_HTTP_MAX_TRAILER, lf = m;
-  for (const char *q = p; (q = memchr(q, '\n', m - (size_t) (q - p))) != NULL; q++) {
+  for (const char *q = p; (q = memchr(q, '\n', m - (size_t)(q - p))) != NULL; q++) {
     if (q == p || q[-1] != '\r') {
-      lf = (size_t) (q - p);
+      lf = (size_t)(q - p);
       break;
     }
   }
   int why = CYMG_HTTP_ERR_NONE;
   int rc = cymg_http_parse_fields(p, lf, NULL, SIZE_MAX, NULL, &why);
   if (rc > 0) {
-    *used = (size_t) rc;
+    *used = (size_t)rc;
     st->state = S_DONE;
     return 0;
   }
@@ -181,14 +199,14 @@ int cymg_http_chunked_decode(cymg_http_chunked *st, char *buf, size_t len, size_
   if (len > INT_MAX) len = INT_MAX;
 
   while (in < len) {
-    unsigned char c = (unsigned char) buf[in];
+    unsigned char c = (unsigned char)buf[in];
     int r = 0;
     switch (st->state) {
       case S_SIZE: {
         int d = hex_value(c);
         if (d >= 0) {
           if (++st->digits > MAX_DIGITS) return fail(st, CYMG_HTTP_ERR_CHUNK_SIZE);
-          st->size = st->size * 16 + (uint64_t) d;
+          st->size = st->size * 16 + (uint64_t)d;
           if (st->size > st->max_chunk) return fail(st, CYMG_HTTP_ERR_CHUNK_TOO_LARGE);
           in++;
           continue;
@@ -214,7 +232,7 @@ int cymg_http_chunked_decode(cymg_http_chunked *st, char *buf, size_t len, size_
         break;
       case S_DATA: {
         size_t n = len - in;
-        if (n > st->remaining) n = (size_t) st->remaining;
+        if (n > st->remaining) n = (size_t)st->remaining;
         if (buf + out != buf + in) memmove(buf + out, buf + in, n);
         out += n;
         in += n;
@@ -239,16 +257,14 @@ int cymg_http_chunked_decode(cymg_http_chunked *st, char *buf, size_t len, size_
         if (rc != 0) return rc;
         in += used;
         *data_len = out;
-        return (int) in;
+        return (int)in;
       }
-      case S_DONE:
-        *data_len = out;
-        return (int) in;
+      case S_DONE: *data_len = out; return (int)in;
       default: r = ext_step(st, c); break;
     }
     if (r != 0) return fail(st, r);
     in++;
   }
   *data_len = out;
-  return (int) in;
+  return (int)in;
 }

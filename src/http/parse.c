@@ -20,6 +20,7 @@ enum {
   C_HOST = 8    /* URI authority characters, for Host and authority-form */
 };
 
+/* clang-format off */
 static const unsigned char cls[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -38,12 +39,13 @@ static const unsigned char cls[256] = {
     6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
     6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
 };
+/* clang-format on */
 
-#define IS(c, k) (cls[(unsigned char) (c)] & (k))
-#define FAIL(r)          \
-  do {                   \
-    *why = (r);          \
-    return CYMG_EPARSE;  \
+#define IS(c, k) (cls[(unsigned char)(c)] & (k))
+#define FAIL(r)         \
+  do {                  \
+    *why = (r);         \
+    return CYMG_EPARSE; \
   } while (0)
 
 /* Eight bytes at a time: field values and targets are long runs of ordinary
@@ -72,7 +74,7 @@ static inline uint64_t load8(const char *p) {
 static inline bool tok_ieq(const char *s, size_t n, const char *lit, size_t lit_len) {
   if (n != lit_len) return false;
   for (size_t i = 0; i < n; i++) {
-    if (((unsigned char) s[i] | 0x20) != (unsigned char) lit[i]) return false;
+    if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i]) return false;
   }
   return true;
 }
@@ -138,7 +140,7 @@ static int on_transfer_encoding(framing *fr, const char *v, const char *e, int *
     const char *t = p;
     while (p < e && IS(*p, C_TOKEN)) p++;
     if (p == t) FAIL(CYMG_HTTP_ERR_TE_INVALID);
-    if (TOK_IEQ(t, (size_t) (p - t), "chunked")) {
+    if (TOK_IEQ(t, (size_t)(p - t), "chunked")) {
       if (fr->chunked) FAIL(CYMG_HTTP_ERR_TE_CHUNKED_TWICE);
       fr->chunked = fr->te_last_chunked = true;
     } else {
@@ -183,10 +185,13 @@ static void on_connection(framing *fr, const char *p, const char *e) {
     while (p < e && *p != ',') p++;
     const char *te = p;
     while (te > t && is_ows(te[-1])) te--;
-    size_t n = (size_t) (te - t);
-    if (TOK_IEQ(t, n, "close")) fr->conn_close = true;
-    else if (TOK_IEQ(t, n, "keep-alive")) fr->conn_keepalive = true;
-    else if (TOK_IEQ(t, n, "upgrade")) fr->conn_upgrade = true;
+    size_t n = (size_t)(te - t);
+    if (TOK_IEQ(t, n, "close"))
+      fr->conn_close = true;
+    else if (TOK_IEQ(t, n, "keep-alive"))
+      fr->conn_keepalive = true;
+    else if (TOK_IEQ(t, n, "upgrade"))
+      fr->conn_upgrade = true;
   }
 }
 
@@ -204,7 +209,7 @@ static int on_field(framing *fr, const char *name, size_t nlen, const char *v, c
       }
       break;
     case 6:
-      if (TOK_IEQ(name, nlen, "expect") && TOK_IEQ(v, (size_t) (e - v), "100-continue")) {
+      if (TOK_IEQ(name, nlen, "expect") && TOK_IEQ(v, (size_t)(e - v), "100-continue")) {
         fr->expect_continue = true;
       }
       break;
@@ -262,7 +267,7 @@ static int parse_fields(const char **pp, const char *end, cymg_http_header *hdrs
       }
       FAIL(CYMG_HTTP_ERR_HEADER_NAME);
     }
-    size_t nlen = (size_t) (p - name);
+    size_t nlen = (size_t)(p - name);
     p++;
 
     while (p < end && is_ows(*p)) p++;
@@ -297,7 +302,7 @@ static int parse_fields(const char **pp, const char *end, cymg_http_header *hdrs
       hdrs[n].name.buf = name;
       hdrs[n].name.len = nlen;
       hdrs[n].value.buf = v;
-      hdrs[n].value.len = (size_t) (ve - v);
+      hdrs[n].value.len = (size_t)(ve - v);
     }
     n++;
     if (fr != NULL) {
@@ -313,7 +318,7 @@ static int parse_fields(const char **pp, const char *end, cymg_http_header *hdrs
 /* "HTTP/" DIGIT "." DIGIT at p, checked as far as bytes go so that a prefix never
  * disagrees with the whole. Returns 0 and *minor, CYMG_EAGAIN or CYMG_EPARSE. */
 static int parse_version(const char *p, const char *end, int *minor, int *why) {
-  size_t avail = (size_t) (end - p);
+  size_t avail = (size_t)(end - p);
   for (size_t i = 0; i < 8 && i < avail; i++) {
     char c = p[i];
     bool ok = i < 5 ? c == "HTTP/"[i] : i == 6 ? c == '.' : (c >= '0' && c <= '9');
@@ -363,12 +368,12 @@ static int finish(cymg_http_msg *msg, const framing *fr, const char *head, const
   msg->flags = f;
   msg->content_length = fr->content_length;
   msg->head.buf = head;
-  msg->head.len = (size_t) (p - head);
+  msg->head.len = (size_t)(p - head);
   msg->message = msg->head;
   msg->body.buf = p;
   msg->body.len = 0;
   *why = CYMG_HTTP_ERR_NONE;
-  return (int) consumed;
+  return (int)consumed;
 }
 
 static bool str_is(cymg_str s, const char *lit, size_t n) {
@@ -379,7 +384,7 @@ static bool str_is(cymg_str s, const char *lit, size_t n) {
  * uri/query. t..e is the whole target, already known to be C_TARGET octets. */
 static int split_target(cymg_http_msg *msg, const char *t, const char *e, int *why) {
   bool connect = str_is(msg->method, "CONNECT", 7);
-  const char *q = memchr(t, '?', (size_t) (e - t));
+  const char *q = memchr(t, '?', (size_t)(e - t));
   const char *pe = q != NULL ? q : e;
   const char *path = t;
   if (*t == '/') {
@@ -414,18 +419,18 @@ static int split_target(cymg_http_msg *msg, const char *t, const char *e, int *w
     path = p;
   }
   msg->uri.buf = path;
-  msg->uri.len = (size_t) (pe - path);
+  msg->uri.len = (size_t)(pe - path);
   if (q != NULL) {
     msg->query.buf = q + 1;
-    msg->query.len = (size_t) (e - q - 1);
+    msg->query.len = (size_t)(e - q - 1);
   } else {
     msg->query.buf = e;
   }
   return 0;
 }
 
-int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg,
-                            cymg_http_header *hdrs, size_t max_hdrs, int *reason) {
+int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg, cymg_http_header *hdrs,
+                            size_t max_hdrs, int *reason) {
   int dummy, rc, minor = 1;
   int *why = reason != NULL ? reason : &dummy;
   *why = CYMG_HTTP_ERR_NONE;
@@ -448,7 +453,7 @@ int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg,
   if (p == end) return CYMG_EAGAIN;
   if (*p != ' ' || p == head) FAIL(*p == '\0' ? CYMG_HTTP_ERR_NUL : CYMG_HTTP_ERR_METHOD);
   msg->method.buf = head;
-  msg->method.len = (size_t) (p - head);
+  msg->method.len = (size_t)(p - head);
   p++;
 
   const char *t = p;
@@ -466,7 +471,7 @@ int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg,
   }
   if (*p != ' ' || p == t) FAIL(*p == '\0' ? CYMG_HTTP_ERR_NUL : CYMG_HTTP_ERR_TARGET);
   msg->target.buf = t;
-  msg->target.len = (size_t) (p - t);
+  msg->target.len = (size_t)(p - t);
   if ((rc = split_target(msg, t, p, why)) != 0) return rc;
   p++;
 
@@ -480,7 +485,7 @@ int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg,
   if ((rc = parse_fields(&p, end, hdrs, max_hdrs, &msg->num_headers, &fr, why)) != 0) {
     return rc;
   }
-  return finish(msg, &fr, head, p, (size_t) (p - buf), why);
+  return finish(msg, &fr, head, p, (size_t)(p - buf), why);
 }
 
 int cymg_http_parse_response(const char *buf, size_t len, cymg_http_msg *msg,
@@ -513,7 +518,7 @@ int cymg_http_parse_response(const char *buf, size_t len, cymg_http_msg *msg,
     while (p < end && IS(*p, C_VALUE)) p++;
     if (p == end) return CYMG_EAGAIN;
     msg->reason.buf = r;
-    msg->reason.len = (size_t) (p - r);
+    msg->reason.len = (size_t)(p - r);
     if ((rc = line_end(&p, end, CYMG_HTTP_ERR_REASON, why)) != 0) return rc;
   } else {
     if ((rc = line_end(&p, end, CYMG_HTTP_ERR_STATUS, why)) != 0) return rc;
@@ -523,11 +528,11 @@ int cymg_http_parse_response(const char *buf, size_t len, cymg_http_msg *msg,
   if ((rc = parse_fields(&p, end, hdrs, max_hdrs, &msg->num_headers, &fr, why)) != 0) {
     return rc;
   }
-  return finish(msg, &fr, buf, p, (size_t) (p - buf), why);
+  return finish(msg, &fr, buf, p, (size_t)(p - buf), why);
 }
 
-int cymg_http_parse_fields(const char *buf, size_t len, cymg_http_header *hdrs,
-                           size_t max_hdrs, size_t *num_hdrs, int *reason) {
+int cymg_http_parse_fields(const char *buf, size_t len, cymg_http_header *hdrs, size_t max_hdrs,
+                           size_t *num_hdrs, int *reason) {
   int dummy, rc;
   int *why = reason != NULL ? reason : &dummy;
   size_t n = 0;
@@ -536,7 +541,7 @@ int cymg_http_parse_fields(const char *buf, size_t len, cymg_http_header *hdrs,
   const char *p = buf;
   rc = parse_fields(&p, buf + len, hdrs, max_hdrs, &n, NULL, why);
   if (num_hdrs != NULL) *num_hdrs = n;
-  return rc != 0 ? rc : (int) (p - buf);
+  return rc != 0 ? rc : (int)(p - buf);
 }
 
 int cymg_http_body_kind(const cymg_http_msg *msg, bool is_response, cymg_str request_method) {

@@ -53,12 +53,12 @@ int cymg_http_err_status(int reason) {
 }
 
 static inline unsigned char lower(unsigned char c) {
-  return c >= 'A' && c <= 'Z' ? (unsigned char) (c + 32) : c;
+  return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
 static bool ieq(const char *a, const char *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (lower((unsigned char) a[i]) != lower((unsigned char) b[i])) return false;
+    if (lower((unsigned char)a[i]) != lower((unsigned char)b[i])) return false;
   }
   return true;
 }
@@ -100,7 +100,7 @@ int cymg_http_header_var(cymg_str header_value, const char *var, cymg_str *out) 
     while (p < e && *p != '=' && !is_sep(*p)) p++;
     const char *ne = p;
     while (ne > n && is_ows(ne[-1])) ne--;
-    bool match = (size_t) (ne - n) == vlen && ieq(n, var, vlen);
+    bool match = (size_t)(ne - n) == vlen && ieq(n, var, vlen);
     cymg_str val = {p, 0};
     if (p < e && *p == '=') {
       for (p++; p < e && is_ows(*p); p++) continue;
@@ -109,7 +109,7 @@ int cymg_http_header_var(cymg_str header_value, const char *var, cymg_str *out) 
         while (p < e && *p != '"') p += (*p == '\\' && p + 1 < e) ? 2 : 1;
         if (p >= e) return CYMG_EPARSE;
         val.buf = v;
-        val.len = (size_t) (p - v);
+        val.len = (size_t)(p - v);
         p++;
         while (p < e && !is_sep(*p)) p++; /* ignore junk after the closing quote */
       } else {
@@ -118,7 +118,7 @@ int cymg_http_header_var(cymg_str header_value, const char *var, cymg_str *out) 
         const char *ve = p;
         while (ve > v && is_ows(ve[-1])) ve--;
         val.buf = v;
-        val.len = (size_t) (ve - v);
+        val.len = (size_t)(ve - v);
       }
     }
     if (match) {

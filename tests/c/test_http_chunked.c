@@ -5,11 +5,11 @@
 #include "cymg/http.h"
 
 typedef struct result {
-  int rc;           /* 0, or the error */
-  int why;          /* reason after an error */
-  bool done;        /* message complete */
-  size_t consumed;  /* input bytes consumed overall */
-  char data[4096];  /* decoded body */
+  int rc;          /* 0, or the error */
+  int why;         /* reason after an error */
+  bool done;       /* message complete */
+  size_t consumed; /* input bytes consumed overall */
+  char data[4096]; /* decoded body */
   size_t data_len;
 } result;
 
@@ -46,12 +46,12 @@ static void feed(const char *in, size_t n, const size_t *cuts, size_t ncuts, uin
       return;
     }
     assert_int_equal(cymg_http_chunked_reason(&st), CYMG_HTTP_ERR_NONE);
-    assert_true((size_t) rc <= blen && dl <= (size_t) rc);
+    assert_true((size_t)rc <= blen && dl <= (size_t)rc);
     assert_true(r->data_len + dl <= sizeof(r->data));
     memcpy(r->data + r->data_len, b, dl);
     r->data_len += dl;
-    r->consumed += (size_t) rc;
-    plen = blen - (size_t) rc;
+    r->consumed += (size_t)rc;
+    plen = blen - (size_t)rc;
     /* Only a trailer section or a finished message leaves bytes behind. */
     if (plen > 0) assert_true(cymg_http_chunked_in_trailer(&st) || cymg_http_chunked_done(&st));
     if (plen) {
@@ -69,11 +69,10 @@ static void same(const result *a, const result *b, const char *how, size_t at) {
   /* After an error, how much data came out before it depends on the split. */
   if (a->rc != b->rc || a->why != b->why ||
       (a->rc == 0 && (a->done != b->done || a->data_len != b->data_len ||
-                      memcmp(a->data, b->data, a->data_len) != 0 ||
-                      a->consumed != b->consumed))) {
+                      memcmp(a->data, b->data, a->data_len) != 0 || a->consumed != b->consumed))) {
     fail_msg("%s at %zu: rc %d/%d why %d/%d done %d/%d len %zu/%zu consumed %zu/%zu", how, at,
-             a->rc, b->rc, a->why, b->why, a->done, b->done, a->data_len, b->data_len,
-             a->consumed, b->consumed);
+             a->rc, b->rc, a->why, b->why, a->done, b->done, a->data_len, b->data_len, a->consumed,
+             b->consumed);
   }
 }
 
@@ -103,7 +102,7 @@ static void expect_data(const result *r, const char *want) {
 }
 
 static void test_basic(void **state) {
-  (void) state;
+  (void)state;
   result r;
   DECODE("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", &r);
   expect_data(&r, "hello world");
@@ -117,7 +116,7 @@ static void test_basic(void **state) {
 }
 
 static void test_stops_at_message_end(void **state) {
-  (void) state;
+  (void)state;
   static const char in[] = "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
   result r;
   DECODE(in, &r);
@@ -137,7 +136,7 @@ static void test_stops_at_message_end(void **state) {
 }
 
 static void test_extensions(void **state) {
-  (void) state;
+  (void)state;
   result r;
   DECODE("5;name=value\r\nhello\r\n3 ; a = \"q\\\"x;\" ;b\t;c=d\r\nabc\r\n0;last\r\n\r\n", &r);
   expect_data(&r, "helloabc");
@@ -150,7 +149,7 @@ static void test_extensions(void **state) {
 }
 
 static void test_trailers(void **state) {
-  (void) state;
+  (void)state;
   static const char in[] = "4\r\nwiki\r\n0\r\nX-Checksum: abc\r\nExpires: Wed, 21 Oct\r\n\r\nNEXT";
   result r;
   DECODE(in, &r);
@@ -172,20 +171,20 @@ static void test_trailers(void **state) {
   size_t nh;
   int why;
   assert_int_equal(cymg_http_parse_fields(buf + rc, sizeof(in) - 1 - 12, h, 4, &nh, &why),
-                   (int) sizeof(in) - 1 - 12 - 4);
+                   (int)sizeof(in) - 1 - 12 - 4);
   assert_int_equal(nh, 2);
   assert_int_equal(h[0].value.len, 3);
   assert_memory_equal(h[0].value.buf, "abc", 3);
 }
 
 static void test_large_chunk_streams(void **state) {
-  (void) state;
+  (void)state;
   /* A 64 KiB chunk through small pieces: data comes out as it arrives. */
   size_t size = 65536, n = 0;
   char *in = malloc(size + 32);
   assert_non_null(in);
-  n += (size_t) sprintf(in, "10000\r\n");
-  for (size_t i = 0; i < size; i++) in[n++] = (char) ('a' + i % 26);
+  n += (size_t)sprintf(in, "10000\r\n");
+  for (size_t i = 0; i < size; i++) in[n++] = (char)('a' + i % 26);
   memcpy(in + n, "\r\n0\r\n\r\n", 7);
   n += 7;
   cymg_http_chunked st;
@@ -199,8 +198,8 @@ static void test_large_chunk_streams(void **state) {
     assert_true(rc >= 0);
     for (size_t i = 0; i < dl; i++) assert_int_equal(piece[i], 'a' + (total + i) % 26);
     total += dl;
-    off += (size_t) rc;
-    if ((size_t) rc < k) break;
+    off += (size_t)rc;
+    if ((size_t)rc < k) break;
   }
   assert_true(cymg_http_chunked_done(&st));
   assert_int_equal(total, size);
@@ -215,11 +214,13 @@ typedef struct bad {
   int rc, why;
 } bad;
 
-#define BAD(in, why) {in, sizeof(in) - 1, 0, CYMG_EPARSE, CYMG_HTTP_ERR_##why}
-#define BADL(in, max, why) {in, sizeof(in) - 1, max, CYMG_ELIMIT, CYMG_HTTP_ERR_##why}
+#define BAD(in, why) \
+  { in, sizeof(in) - 1, 0, CYMG_EPARSE, CYMG_HTTP_ERR_##why }
+#define BADL(in, max, why) \
+  { in, sizeof(in) - 1, max, CYMG_ELIMIT, CYMG_HTTP_ERR_##why }
 
 static void test_errors(void **state) {
-  (void) state;
+  (void)state;
   static const bad cases[] = {
       BAD("\r\n", CHUNK_SIZE),
       BAD("g\r\n", CHUNK_SIZE),
@@ -264,14 +265,14 @@ static void test_errors(void **state) {
     result r;
     decode_all(cases[i].in, cases[i].len, cases[i].max, &r);
     if (r.rc != cases[i].rc || r.why != cases[i].why) {
-      fail_msg("case %zu: rc %d why %d (%s), want %d %d", i, r.rc, r.why,
-               cymg_http_err_text(r.why), cases[i].rc, cases[i].why);
+      fail_msg("case %zu: rc %d why %d (%s), want %d %d", i, r.rc, r.why, cymg_http_err_text(r.why),
+               cases[i].rc, cases[i].why);
     }
   }
 }
 
 static void test_limits(void **state) {
-  (void) state;
+  (void)state;
   /* Extension text longer than the bound. */
   size_t n = 0;
   char *in = malloc(8192);

@@ -16,7 +16,7 @@ typedef struct guard {
 } guard;
 
 static void guard_init(guard *g, size_t n) {
-  size_t page = (size_t) sysconf(_SC_PAGESIZE);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
   g->cap = (n + page - 1) / page * page;
   if (g->cap == 0) g->cap = page;
   g->maplen = g->cap + page;
@@ -66,7 +66,7 @@ static void parse_full(parsed *p, bool resp, const char *s, size_t n, size_t max
     int why = -1;
     const char *b = guard_put(&p->g, s, k);
     int rc = run(resp, b, k, &m, h, max, &why);
-    if (p->rc > 0 && (size_t) p->rc <= k) {
+    if (p->rc > 0 && (size_t)p->rc <= k) {
       assert_int_equal(rc, p->rc);
     } else if (rc != CYMG_EAGAIN) {
       if (rc != p->rc || why != p->why) {
@@ -81,7 +81,7 @@ static void parse_full(parsed *p, bool resp, const char *s, size_t n, size_t max
   p->rc = run(resp, p->buf, n, &p->msg, p->hdrs, max, &p->why);
   if (p->rc > 0) {
     const cymg_http_msg *m2 = &p->msg;
-    assert_true((size_t) p->rc <= n);
+    assert_true((size_t)p->rc <= n);
     assert_int_equal(p->why, CYMG_HTTP_ERR_NONE);
     assert_in(p, m2->method, n);
     assert_in(p, m2->uri, n);
@@ -101,7 +101,7 @@ static void parse_full(parsed *p, bool resp, const char *s, size_t n, size_t max
 
 static void assert_str(cymg_str s, const char *want) {
   if (s.len != strlen(want) || (s.len > 0 && memcmp(s.buf, want, s.len) != 0)) {
-    fail_msg("got '%.*s', want '%s'", (int) s.len, s.buf, want);
+    fail_msg("got '%.*s', want '%s'", (int)s.len, s.buf, want);
   }
 }
 
@@ -114,10 +114,10 @@ static void assert_hdr(const parsed *p, const char *name, const char *value) {
 /* ---- valid requests ---- */
 
 static void test_get_with_query(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
   REQ(&p, "GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\n\r\n");
-  assert_int_equal(p.rc, (int) p.msg.head.len);
+  assert_int_equal(p.rc, (int)p.msg.head.len);
   assert_str(p.msg.method, "GET");
   assert_str(p.msg.uri, "/a/b");
   assert_str(p.msg.query, "x=1&y=2");
@@ -136,10 +136,11 @@ static void test_get_with_query(void **state) {
 }
 
 static void test_post_content_length(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
   REQ(&p, "POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello");
-  assert_int_equal(p.rc, (int) sizeof("POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n") - 1);
+  assert_int_equal(p.rc,
+                   (int)sizeof("POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n") - 1);
   assert_str(p.msg.query, "");
   assert_int_equal(p.msg.content_length, 5);
   assert_int_equal(cymg_http_body_kind(&p.msg, false, p.msg.method), CYMG_HTTP_BODY_LENGTH);
@@ -148,9 +149,10 @@ static void test_post_content_length(void **state) {
 }
 
 static void test_chunked_post(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
-  REQ(&p, "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  REQ(&p,
+      "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
   assert_true(p.rc > 0);
   assert_int_equal(p.msg.flags,
                    CYMG_HTTP_F_CHUNKED | CYMG_HTTP_F_TRANSFER_ENCODING | CYMG_HTTP_F_KEEPALIVE);
@@ -162,27 +164,28 @@ static void test_chunked_post(void **state) {
 }
 
 static void test_pipelined(void **state) {
-  (void) state;
+  (void)state;
   static const char two[] =
-      "GET /one HTTP/1.1\r\nHost: h\r\n\r\nPOST /two HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n"
+      "GET /one HTTP/1.1\r\nHost: h\r\n\r\nPOST /two HTTP/1.1\r\nHost: h\r\nContent-Length: "
+      "2\r\n\r\n"
       "okGET /three HTTP/1.1\r\nHost: h\r\n\r\n";
   parsed p;
   REQ(&p, two);
-  size_t off = (size_t) p.rc;
+  size_t off = (size_t)p.rc;
   assert_str(p.msg.uri, "/one");
   guard_free(&p.g);
   parse_full(&p, false, two + off, sizeof(two) - 1 - off, MAX_HDRS);
   assert_str(p.msg.uri, "/two");
-  off += (size_t) p.rc + (size_t) p.msg.content_length;
+  off += (size_t)p.rc + (size_t)p.msg.content_length;
   guard_free(&p.g);
   parse_full(&p, false, two + off, sizeof(two) - 1 - off, MAX_HDRS);
   assert_str(p.msg.uri, "/three");
-  assert_int_equal(off + (size_t) p.rc, sizeof(two) - 1);
+  assert_int_equal(off + (size_t)p.rc, sizeof(two) - 1);
   guard_free(&p.g);
 }
 
 static void test_target_forms(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
   REQ(&p, "GET http://example.com:8080/p/q?x=1 HTTP/1.1\r\nHost: example.com:8080\r\n\r\n");
   assert_str(p.msg.uri, "/p/q");
@@ -208,16 +211,16 @@ static void test_target_forms(void **state) {
 }
 
 static void test_many_headers(void **state) {
-  (void) state;
+  (void)state;
   char buf[4096];
-  size_t n = (size_t) snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\n");
+  size_t n = (size_t)snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\n");
   for (int i = 1; i < MAX_HDRS; i++) {
-    n += (size_t) snprintf(buf + n, sizeof(buf) - n, "X-Header-%d: value %d\r\n", i, i);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "X-Header-%d: value %d\r\n", i, i);
   }
-  n += (size_t) snprintf(buf + n, sizeof(buf) - n, "\r\n");
+  n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\r\n");
   parsed p;
   parse_full(&p, false, buf, n, MAX_HDRS);
-  assert_int_equal(p.rc, (int) n);
+  assert_int_equal(p.rc, (int)n);
   assert_int_equal(p.msg.num_headers, MAX_HDRS);
   assert_hdr(&p, "x-header-63", "value 63");
   guard_free(&p.g);
@@ -230,7 +233,7 @@ static void test_many_headers(void **state) {
 }
 
 static void test_http10_keepalive(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
   REQ(&p, "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
   assert_int_equal(p.msg.flags, CYMG_HTTP_F_HTTP10 | CYMG_HTTP_F_KEEPALIVE);
@@ -249,10 +252,11 @@ static void test_http10_keepalive(void **state) {
 }
 
 static void test_upgrade_and_expect(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
-  REQ(&p, "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  REQ(&p,
+      "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
   assert_int_equal(p.msg.flags, CYMG_HTTP_F_UPGRADE | CYMG_HTTP_F_KEEPALIVE);
   assert_hdr(&p, "sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
   guard_free(&p.g);
@@ -268,10 +272,11 @@ static void test_upgrade_and_expect(void **state) {
 }
 
 static void test_values(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
-  REQ(&p, "GET / HTTP/1.1\r\nHost: h\r\nX-Name: \t Jos\xc3\xa9 \xe2\x82\xac \t \r\nX-Empty:\r\n"
-          "X-Blank:   \r\nX-Inner: a \t b\r\n\r\n");
+  REQ(&p,
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Name: \t Jos\xc3\xa9 \xe2\x82\xac \t \r\nX-Empty:\r\n"
+      "X-Blank:   \r\nX-Inner: a \t b\r\n\r\n");
   assert_hdr(&p, "X-NAME", "Jos\xc3\xa9 \xe2\x82\xac");
   assert_hdr(&p, "x-empty", "");
   assert_hdr(&p, "x-blank", "");
@@ -282,10 +287,10 @@ static void test_values(void **state) {
 }
 
 static void test_line_endings(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
   REQ(&p, "\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
-  assert_int_equal(p.rc, 4 + (int) p.msg.head.len);
+  assert_int_equal(p.rc, 4 + (int)p.msg.head.len);
   assert_true(p.msg.head.buf == p.buf + 4);
   guard_free(&p.g);
   REQ(&p, "\nGET / HTTP/1.1\nHost: h\nX: y\n\n");
@@ -295,7 +300,7 @@ static void test_line_endings(void **state) {
 }
 
 static void test_content_length_repeats(void **state) {
-  (void) state;
+  (void)state;
   parsed p;
   REQ(&p, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 42, 42\r\nContent-Length: 42\r\n\r\n");
   assert_int_equal(p.msg.content_length, 42);
@@ -329,11 +334,13 @@ static void check_bad(bool resp, const bad *cases, size_t n) {
   }
 }
 
-#define E400(in, why) {in, sizeof(in) - 1, CYMG_EPARSE, CYMG_HTTP_ERR_##why, 400}
-#define EXX(in, why, st) {in, sizeof(in) - 1, CYMG_EPARSE, CYMG_HTTP_ERR_##why, st}
+#define E400(in, why) \
+  { in, sizeof(in) - 1, CYMG_EPARSE, CYMG_HTTP_ERR_##why, 400 }
+#define EXX(in, why, st) \
+  { in, sizeof(in) - 1, CYMG_EPARSE, CYMG_HTTP_ERR_##why, st }
 
 static void test_bad_requests(void **state) {
-  (void) state;
+  (void)state;
   static const bad cases[] = {
       E400("G@T / HTTP/1.1\r\nHost: h\r\n\r\n", METHOD),
       E400(" GET / HTTP/1.1\r\nHost: h\r\n\r\n", METHOD),
@@ -397,7 +404,8 @@ static void test_bad_requests(void **state) {
            CL_AND_TE),
       E400("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
            TE_NOT_CHUNKED),
-      E400("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n",
+      E400("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+           "x\r\n\r\n",
            TE_NOT_CHUNKED),
       E400("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
            TE_CHUNKED_TWICE),
@@ -427,8 +435,9 @@ static void test_bad_requests(void **state) {
   guard_free(&p.g);
   int why = -1;
   cymg_http_msg m;
-  assert_int_equal(cymg_http_parse_request("GET / HTTP/1.1\r\nHost: h\r\n\r\n", 27, &m, NULL, 0, &why),
-                   CYMG_ELIMIT);
+  assert_int_equal(
+      cymg_http_parse_request("GET / HTTP/1.1\r\nHost: h\r\n\r\n", 27, &m, NULL, 0, &why),
+      CYMG_ELIMIT);
   assert_int_equal(why, CYMG_HTTP_ERR_TOO_MANY_HEADERS);
   /* NULL reason is allowed. */
   assert_int_equal(cymg_http_parse_request("G@T", 3, &m, NULL, 0, NULL), CYMG_EPARSE);
@@ -439,7 +448,7 @@ static void test_bad_requests(void **state) {
 /* ---- responses ---- */
 
 static void test_responses(void **state) {
-  (void) state;
+  (void)state;
   cymg_str get = cymg_str_c("GET"), head = cymg_str_c("HEAD"), connect = cymg_str_c("CONNECT");
   parsed p;
   RESP(&p, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nabc");
@@ -500,7 +509,7 @@ static void test_responses(void **state) {
 }
 
 static void test_bad_responses(void **state) {
-  (void) state;
+  (void)state;
   static const bad cases[] = {
       E400("HTTP/1.1 20 OK\r\n\r\n", STATUS),
       E400("HTTP/1.1 099 Low\r\n\r\n", STATUS),
@@ -526,7 +535,7 @@ static void test_bad_responses(void **state) {
 }
 
 static void test_parse_fields(void **state) {
-  (void) state;
+  (void)state;
   static const char t[] = "X-Sum: abc\r\nY:z\r\n\r\nnext";
   cymg_http_header h[4];
   size_t n = 99;
@@ -545,7 +554,7 @@ static void test_parse_fields(void **state) {
 /* ---- helpers ---- */
 
 static void test_header_var(void **state) {
-  (void) state;
+  (void)state;
   cymg_str v;
   cymg_str ct = cymg_str_c("text/html; charset=\"utf-8\"");
   assert_int_equal(cymg_http_header_var(ct, "charset", &v), 0);
@@ -584,7 +593,7 @@ static void test_header_var(void **state) {
 }
 
 static void test_status_reason_and_errors(void **state) {
-  (void) state;
+  (void)state;
   assert_string_equal(cymg_http_status_reason(200), "OK");
   assert_string_equal(cymg_http_status_reason(404), "Not Found");
   assert_string_equal(cymg_http_status_reason(413), "Content Too Large");

@@ -56,11 +56,11 @@ static void feed(const uint8_t *data, size_t size, size_t first, size_t step, ui
       free(b);
       break;
     }
-    CHECK((size_t) rc <= blen && dl <= (size_t) rc);
+    CHECK((size_t)rc <= blen && dl <= (size_t)rc);
     memcpy(r->out + r->out_len, b, dl);
     r->out_len += dl;
-    r->consumed += (size_t) rc;
-    plen = blen - (size_t) rc;
+    r->consumed += (size_t)rc;
+    plen = blen - (size_t)rc;
     if (plen) {
       CHECK(cymg_http_chunked_in_trailer(&st) || cymg_http_chunked_done(&st));
       pend = malloc(plen);

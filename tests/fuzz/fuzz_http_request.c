@@ -11,8 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_HDRS 32
 /* Not assert(): fuzz builds define NDEBUG. */
-#define CHECK(c)      \
-  do {                \
+#define CHECK(c)       \
+  do {                 \
     if (!(c)) abort(); \
   } while (0)
 
@@ -20,14 +20,13 @@ static void in_input(cymg_str s, const char *b, size_t n) {
   if (s.len > 0) CHECK(s.buf >= b && s.buf + s.len <= b + n);
 }
 
-static int parse(const uint8_t *data, size_t n, cymg_http_msg *m, cymg_http_header *h,
-                 int *why) {
+static int parse(const uint8_t *data, size_t n, cymg_http_msg *m, cymg_http_header *h, int *why) {
   char *b = malloc(n ? n : 1);
   CHECK(b != NULL);
   memcpy(b, data, n);
   int rc = cymg_http_parse_request(b, n, m, h, MAX_HDRS, why);
   if (rc > 0) {
-    CHECK((size_t) rc <= n && *why == CYMG_HTTP_ERR_NONE);
+    CHECK((size_t)rc <= n && *why == CYMG_HTTP_ERR_NONE);
     CHECK(m->head.buf + m->head.len == b + rc);
     in_input(m->method, b, n);
     in_input(m->uri, b, n);
@@ -40,19 +39,19 @@ static int parse(const uint8_t *data, size_t n, cymg_http_msg *m, cymg_http_head
       in_input(h[i].name, b, n);
       in_input(h[i].value, b, n);
       cymg_str v;
-      (void) cymg_http_header_var(h[i].value, "charset", &v);
+      (void)cymg_http_header_var(h[i].value, "charset", &v);
     }
     CHECK(!((m->flags & CYMG_HTTP_F_CHUNKED) && m->content_length >= 0));
     int kind = cymg_http_body_kind(m, false, m->method);
     CHECK(kind != CYMG_HTTP_BODY_CLOSE);
-    (void) cymg_http_get_header(m, "content-type");
+    (void)cymg_http_get_header(m, "content-type");
   } else if (rc == CYMG_EAGAIN) {
     CHECK(*why == CYMG_HTTP_ERR_NONE);
   } else {
     CHECK(rc == CYMG_EPARSE || rc == CYMG_ELIMIT);
     CHECK(*why > CYMG_HTTP_ERR_NONE && *why < CYMG_HTTP_ERR_MAX_);
-    (void) cymg_http_err_text(*why);
-    (void) cymg_http_err_status(*why);
+    (void)cymg_http_err_text(*why);
+    (void)cymg_http_err_status(*why);
   }
   free(b);
   return rc;
@@ -67,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t cuts[2] = {size ? size - 1 : 0, size ? data[0] % size : 0};
   for (int i = 0; i < 2; i++) {
     int rc2 = parse(data, cuts[i], &m, h, &why2);
-    if (rc > 0 && (size_t) rc <= cuts[i]) {
+    if (rc > 0 && (size_t)rc <= cuts[i]) {
       CHECK(rc2 == rc);
     } else if (rc2 != CYMG_EAGAIN) {
       CHECK(rc2 == rc && why2 == why);

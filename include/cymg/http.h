@@ -1,0 +1,248 @@
+/* HTTP/1.1 (RFC 9110, RFC 9112).
+ *
+ * The first part is the codec: sans-I/O, allocation-free functions over bytes that
+ * the server and client layers feed from a connection's receive buffer. Every view
+ * they hand out (cymg_str) points into the caller's buffer; nothing is copied, and
+ * the views stay valid as long as those bytes do. All functions are thread-safe
+ * (no shared state).
+ *
+ * Parsing decisions (RFC 9112 leaves these to the recipient):
+ * - Line endings: CRLF; a bare LF is accepted as the end of the start line and of a
+ *   header/trailer field line (RFC 9112 §2.2 MAY). A CR not followed by LF is always
+ *   an error. Chunked framing lines (chunk size, the CRLF after chunk data) require
+ *   CRLF: a bare LF there is rejected, because lenient chunk parsing is a known
+ *   request-smuggling vector. That includes the trailer section, which decides
+ *   where a chunked message ends.
+ * - Empty lines (CRLF or LF) before a request line are skipped (§2.2); the return
+ *   value then counts them, while msg->head starts at the request line. Responses
+ *   get no such allowance.
+ * - Version: "HTTP/" DIGIT "." DIGIT, case-sensitive. Major 1 with minor >= 2 is
+ *   handled as HTTP/1.1 (RFC 9110 §2.5); major != 1 fails with
+ *   CYMG_HTTP_ERR_VERSION_MAJOR (505); anything else with CYMG_HTTP_ERR_VERSION.
+ * - Request-target: no controls, SP or DEL; octets >= 0x80 are passed through (as
+ *   nginx does; decoding and path checks belong to the layer above). '#' is
+ *   rejected. The form must fit the method: "*" only for OPTIONS, authority-form
+ *   (host:port) only and always for CONNECT.
+ * - HTTP/1.1 requests must carry exactly one Host field (RFC 9112 §3.2), with a
+ *   value made of URI authority characters; HTTP/1.0 requests may omit it.
+ * - Content-Length: a list or repetition of identical values is accepted as that
+ *   value (RFC 9110 §8.6 allows either choice); differing values, an empty value,
+ *   non-digits or a value above INT64_MAX are errors.
+ * - Transfer-Encoding together with Content-Length is an error, in requests and in
+ *   responses. "chunked" twice is an error. In a request the last coding must be
+ *   chunked (400), and any other coding is not implemented (501). In a response any
+ *   codings are accepted; if chunked is not last the body is read until close.
+ *   Transfer-Encoding in an HTTP/1.0 message is an error (framing is faulty, §6.1).
+ * - Response status line: "HTTP/x.y SP 3DIGIT SP reason"; the SP before an empty
+ *   reason may be missing (many servers omit it). Status 100..999.
+ */
+#ifndef CYMG_HTTP_H
+#define CYMG_HTTP_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- codec ---- */
+
+/* The head-size limit callers should pass (at most this many bytes per call). */
+#define CYMG_HTTP_MAX_HEAD 16384
+/* Largest trailer section the chunked decoder buffers before failing. */
+#define CYMG_HTTP_MAX_TRAILER 16384
+
+/* One header field: views of the name as received and the value with surrounding
+ * whitespace removed. */
+typedef struct cymg_http_header {
+  cymg_str name, value;
+} cymg_http_header;
+
+/* msg->flags */
+#define CYMG_HTTP_F_CHUNKED 0x01u           /* Transfer-Encoding ends in chunked */
+#define CYMG_HTTP_F_KEEPALIVE 0x02u         /* connection persists after this message */
+#define CYMG_HTTP_F_UPGRADE 0x04u           /* Upgrade field plus Connection: upgrade */
+#define CYMG_HTTP_F_EXPECT_CONTINUE 0x08u   /* HTTP/1.1 request with Expect: 100-continue */
+#define CYMG_HTTP_F_HTTP10 0x10u            /* version HTTP/1.0 */
+#define CYMG_HTTP_F_TRANSFER_ENCODING 0x20u /* Transfer-Encoding present (any codings) */
+#define CYMG_HTTP_F_CONNECTION_CLOSE 0x40u  /* Connection: close was sent */
+
+/* A parsed message: views into the parsed buffer. Only `body` and `message` are
+ * left for the layer above to complete once the body is framed. */
+typedef struct cymg_http_msg {
+  cymg_str method;           /* request: "GET"; empty in responses */
+  cymg_str uri;              /* request: path only ("/a/b"). absolute-form: the path after the
+                                authority (may be empty); authority-form: "host:port"; "*" */
+  cymg_str query;            /* after '?', without it; empty when absent */
+  cymg_str proto;            /* "HTTP/1.1" as received */
+  int status;                /* responses: 100..999; 0 in requests */
+  cymg_str reason;           /* responses: reason phrase, may be empty */
+  cymg_http_header *headers; /* the caller's array */
+  size_t num_headers;
+  cymg_str head;          /* start line + fields + the final empty line */
+  cymg_str body;          /* set by the parser to an empty view right after head */
+  cymg_str message;       /* set by the parser to head; the layer above extends it */
+  int64_t content_length; /* -1 when absent */
+  unsigned flags;         /* CYMG_HTTP_F_* */
+  cymg_str target;        /* request: the whole request-target as received */
+} cymg_http_msg;
+
+/* Why a parse failed: stored through the `reason` out-parameters. */
+enum cymg_http_err {
+  CYMG_HTTP_ERR_NONE = 0,
+  CYMG_HTTP_ERR_METHOD,             /* method is not a token / not followed by SP */
+  CYMG_HTTP_ERR_TARGET,             /* bad request-target character or form */
+  CYMG_HTTP_ERR_VERSION,            /* malformed HTTP-version */
+  CYMG_HTTP_ERR_VERSION_MAJOR,      /* HTTP major version other than 1 (505) */
+  CYMG_HTTP_ERR_STATUS,             /* status code not 3 digits in 100..999 */
+  CYMG_HTTP_ERR_REASON,             /* control character in reason phrase */
+  CYMG_HTTP_ERR_BARE_CR,            /* CR not followed by LF */
+  CYMG_HTTP_ERR_BARE_LF,            /* LF without CR where CRLF is required */
+  CYMG_HTTP_ERR_NUL,                /* NUL byte */
+  CYMG_HTTP_ERR_OBS_FOLD,           /* field line starts with whitespace */
+  CYMG_HTTP_ERR_WS_BEFORE_COLON,    /* whitespace between field name and colon */
+  CYMG_HTTP_ERR_HEADER_NAME,        /* invalid/empty field name or missing colon */
+  CYMG_HTTP_ERR_HEADER_VALUE,       /* control character in field value */
+  CYMG_HTTP_ERR_TOO_MANY_HEADERS,   /* more fields than the caller's array (431) */
+  CYMG_HTTP_ERR_HEAD_TOO_LARGE,     /* for callers: head exceeds their limit (431) */
+  CYMG_HTTP_ERR_CL_INVALID,         /* Content-Length not a decimal number */
+  CYMG_HTTP_ERR_CL_CONFLICT,        /* Content-Length values differ */
+  CYMG_HTTP_ERR_CL_AND_TE,          /* both Content-Length and Transfer-Encoding */
+  CYMG_HTTP_ERR_TE_INVALID,         /* Transfer-Encoding value malformed / empty */
+  CYMG_HTTP_ERR_TE_NOT_CHUNKED,     /* request coding list does not end in chunked */
+  CYMG_HTTP_ERR_TE_CHUNKED_TWICE,   /* chunked applied more than once */
+  CYMG_HTTP_ERR_TE_UNSUPPORTED,     /* transfer coding not implemented (501) */
+  CYMG_HTTP_ERR_TE_HTTP10,          /* Transfer-Encoding in an HTTP/1.0 message */
+  CYMG_HTTP_ERR_HOST,               /* HTTP/1.1 request without one valid Host */
+  CYMG_HTTP_ERR_CHUNK_SIZE,         /* chunk size missing, not hex or too many digits */
+  CYMG_HTTP_ERR_CHUNK_TOO_LARGE,    /* chunk size above the decoder's limit */
+  CYMG_HTTP_ERR_CHUNK_EXT,          /* malformed chunk extension */
+  CYMG_HTTP_ERR_CHUNK_EXT_TOO_LONG, /* chunk extension longer than the bound */
+  CYMG_HTTP_ERR_CHUNK_CRLF,         /* chunk data not followed by CRLF */
+  CYMG_HTTP_ERR_TRAILER_TOO_LARGE,  /* trailer section above CYMG_HTTP_MAX_TRAILER */
+  CYMG_HTTP_ERR_MAX_                /* not a reason: one past the last */
+};
+
+/* Parses a request head from buf[0..len). Pass at most the head-size limit
+ * (CYMG_HTTP_MAX_HEAD) of bytes: CYMG_EAGAIN with len >= that limit means the head
+ * is too large, answer 431 (CYMG_HTTP_ERR_HEAD_TOO_LARGE).
+ * Returns the number of bytes the head occupies from buf (including skipped empty
+ * lines before it, so advance by the return value, not head.len) when complete;
+ * CYMG_EAGAIN when more bytes are needed; CYMG_EPARSE when malformed; CYMG_ELIMIT
+ * when there are more than max_hdrs fields. On failure *reason (if not NULL) gets a
+ * CYMG_HTTP_ERR_* value; on success CYMG_HTTP_ERR_NONE. Framing is checked here:
+ * msg->content_length and msg->flags are final. A strict prefix of any input
+ * returns CYMG_EAGAIN or the same failure as the whole input, never success.
+ * msg->headers = hdrs (caller-owned, max_hdrs entries); msg is fully (re)written
+ * on success and may hold partial results otherwise. */
+CYMG_API int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg,
+                                     cymg_http_header *hdrs, size_t max_hdrs, int *reason);
+
+/* Parses a response head; same conventions as cymg_http_parse_request. method,
+ * uri, query and target are empty; status and reason are set. */
+CYMG_API int cymg_http_parse_response(const char *buf, size_t len, cymg_http_msg *msg,
+                                      cymg_http_header *hdrs, size_t max_hdrs, int *reason);
+
+/* Parses a field section such as chunked trailers: field lines up to and including
+ * the empty line. Same field rules and return conventions as the head parsers;
+ * *num_hdrs gets the number of fields stored in hdrs (hdrs may be NULL when
+ * max_hdrs is 0 and the caller only validates; then any field gives CYMG_ELIMIT,
+ * so pass SIZE_MAX with NULL to count without storing). */
+CYMG_API int cymg_http_parse_fields(const char *buf, size_t len, cymg_http_header *hdrs,
+                                    size_t max_hdrs, size_t *num_hdrs, int *reason);
+
+/* Short English text for a CYMG_HTTP_ERR_* value (static, never NULL). */
+CYMG_API const char *cymg_http_err_text(int reason);
+/* The status code to answer a request that failed with this reason: 400, 431
+ * (too many fields / head too large), 501 (unknown transfer coding) or 505. */
+CYMG_API int cymg_http_err_status(int reason);
+
+/* How the body of a parsed message is delimited (RFC 9112 §6.3). */
+enum cymg_http_body {
+  CYMG_HTTP_BODY_NONE = 0, /* no body */
+  CYMG_HTTP_BODY_LENGTH,   /* msg->content_length bytes (may be 0) */
+  CYMG_HTTP_BODY_CHUNKED,  /* chunked: use cymg_http_chunked_decode */
+  CYMG_HTTP_BODY_CLOSE     /* responses only: everything until the peer closes */
+};
+
+/* Returns a CYMG_HTTP_BODY_* value for a message accepted by the parsers. For a
+ * response, request_method is the method of the request it answers (an empty
+ * view if unknown): HEAD responses, 1xx, 204, 304 and 2xx to CONNECT have no body.
+ * Requests without Content-Length or chunked have no body. */
+CYMG_API int cymg_http_body_kind(const cymg_http_msg *msg, bool is_response,
+                                 cymg_str request_method);
+
+/* Returns the value of the first field named `name` (ASCII case-insensitive), or
+ * NULL. The pointer is into msg->headers. */
+CYMG_API cymg_str *cymg_http_get_header(const cymg_http_msg *msg, const char *name);
+
+/* Finds parameter `var` inside a field value made of ';' or ','-separated
+ * name=value items: `text/html; charset="utf-8"` gives "utf-8" for "charset";
+ * `a=1; b=2` gives "2" for "b". Names compare ASCII case-insensitively. A quoted
+ * value is returned without its quotes; backslash escapes inside it are left as
+ * they are. A ',' ends an unquoted value only when a name= follows it, so dates
+ * such as `Expires=Wed, 21 Oct 2015 ...` stay whole. An item without '=' matches
+ * with an empty value. Returns 0 and sets *out (a view into header_value) when
+ * found, CYMG_ENOTFOUND when absent, CYMG_EPARSE for an unterminated quote. */
+CYMG_API int cymg_http_header_var(cymg_str header_value, const char *var, cymg_str *out);
+
+/* The RFC 9110 reason phrase for a status code (plus 418, 429, 431, 451 and a few
+ * other registered ones); "" for unknown codes. Static storage. */
+CYMG_API const char *cymg_http_status_reason(int status);
+
+/* Incremental, in-place chunked body decoder (RFC 9112 §7.1).
+ *
+ * Contract: call cymg_http_chunked_decode(st, buf, len, &data_len) with the raw
+ * bytes received so far that it has not consumed yet. It returns the number of
+ * bytes consumed (n) and moves the decoded body bytes to buf[0..data_len)
+ * (data_len <= n; buf[data_len..n) is garbage afterwards). Bytes buf[n..len) were
+ * not consumed and must be passed again, at the front of the next call, followed by
+ * newly received bytes. Chunk-size lines and data are consumed as they arrive, at
+ * any split; only the trailer section is held back until it is complete (at most
+ * CYMG_HTTP_MAX_TRAILER bytes), so while cymg_http_chunked_in_trailer() is true
+ * the unconsumed bytes start with the trailer section and the caller may look at
+ * it with cymg_http_parse_fields(). Once cymg_http_chunked_done() is true the
+ * message has ended exactly at the last byte consumed: what follows is the next
+ * message, and further calls consume nothing.
+ * Chunk extensions (BWS ";" BWS name [BWS "=" BWS token|quoted-string]) are
+ * validated and skipped (no blanks before the CRLF, no bare LF anywhere), at most
+ * 4096 bytes per size line, at most 16 hex digits per size (leading zeros count).
+ * Trailer fields are validated like header fields, but every line of the trailer
+ * section must end in CRLF.
+ * Errors: CYMG_EPARSE or CYMG_ELIMIT, with the CYMG_HTTP_ERR_* reason from
+ * cymg_http_chunked_reason(); errors are sticky.
+ * To gather a whole body in a receive buffer: keep decoded bytes at the front,
+ * decode the raw rest in place, then move the unconsumed tail down behind the new
+ * data. */
+typedef struct cymg_http_chunked {
+  /* Private state: public only so it can be embedded. Do not touch. */
+  uint64_t remaining; /* data bytes left in the current chunk */
+  uint64_t size;      /* chunk size being read */
+  uint64_t max_chunk; /* limit on one chunk's size */
+  uint32_t line_len;  /* bytes of the current size line after the digits */
+  uint8_t digits;     /* hex digits read on the current size line */
+  uint8_t state;
+  uint8_t reason; /* CYMG_HTTP_ERR_* after an error */
+} cymg_http_chunked;
+
+/* Initialises the decoder. max_chunk_size limits one chunk's declared size
+ * (0 means INT64_MAX); the body's total size is for the caller to limit. */
+CYMG_API void cymg_http_chunked_init(cymg_http_chunked *st, uint64_t max_chunk_size);
+/* Decodes; see above. Returns bytes consumed (>= 0; at most INT_MAX per call, the
+ * rest is simply left unconsumed), CYMG_EPARSE or CYMG_ELIMIT. */
+CYMG_API int cymg_http_chunked_decode(cymg_http_chunked *st, char *buf, size_t len,
+                                      size_t *data_len);
+/* True once the last chunk and the trailer section have been consumed. */
+CYMG_API bool cymg_http_chunked_done(const cymg_http_chunked *st);
+/* True while the decoder waits for a complete trailer section. */
+CYMG_API bool cymg_http_chunked_in_trailer(const cymg_http_chunked *st);
+/* The CYMG_HTTP_ERR_* value after a failed decode, else CYMG_HTTP_ERR_NONE. */
+CYMG_API int cymg_http_chunked_reason(const cymg_http_chunked *st);
+
+/* ------------------------------------------------- server / client API ---- */
+/* The HTTP server and client (connection layer, events, replies) go here. */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -10,6 +10,7 @@
 #include "core.h"
 #include "timer.h"
 #include "util.h"
+#include "http.h"
 
 #ifdef __cplusplus
 extern "C" {

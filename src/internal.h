@@ -134,6 +134,10 @@ struct cymg_conn {
   void *proto_state;
   const cymg__transport *tp;
   void *tp_state;
+  /* Produces more output when the socket is writable and the send buffer is
+   * empty (a file body, a large message); returns true while it has more. */
+  bool (*pump)(cymg_conn *c);
+  uint64_t sent_total; /* bytes ever accepted by cymg_send */
 };
 
 /* ---- timers ------------------------------------------------------------------ */
@@ -228,6 +232,8 @@ void cymg__conn_defer(cymg_conn *c, unsigned what);
 /* Runs the I/O a ready descriptor calls for. */
 void cymg__conn_io(cymg_conn *c, unsigned events);
 void cymg__conn_run_pending(cymg_conn *c);
+/* Installs (or with NULL removes) the output pump; see struct cymg_conn. */
+void cymg__conn_set_pump(cymg_conn *c, bool (*pump)(cymg_conn *c));
 /* Reports ERROR with this message at the next dispatch, then closes. */
 void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
 

@@ -214,15 +214,16 @@ CYMG_API void cymg_conn_set_limits(cymg_conn *c, size_t recv_limit, size_t send_
 /* ---- Protocol layers ----------------------------------------------------------
  * A protocol (HTTP, WebSocket, MQTT...) sits between the socket and the user's
  * event function: it sees every event first and may raise its own with
- * cymg_call(). Accepted connections inherit their listener's protocol with a NULL
- * state; the protocol creates its state when it sees OPEN. Applications rarely
- * need these. */
+ * cymg_call(). Applications rarely need these. */
 typedef struct cymg_proto {
   const char *name;
   /* Sees each event before the user's function. */
   void (*on_event)(cymg_conn *c, int ev, void *ev_data);
   /* Frees the protocol's state; called once, after CLOSE or on replacement. */
   void (*free_state)(void *state);
+  /* Makes the state of a connection just accepted on a listener carrying this
+   * protocol (before its OPEN). NULL: accepted connections get no protocol. */
+  void *(*accept)(cymg_conn *child, cymg_conn *listener);
 } cymg_proto;
 
 /* Attaches a protocol layer (replacing any previous one, whose state is freed). */

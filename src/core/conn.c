@@ -57,7 +57,7 @@ static unsigned want_io(const cymg_conn *c) {
   if (c->flags & CYMG__F_CONNECTING) return CYMG__IO_W;
   unsigned want = 0;
   if (!(c->flags & CYMG__F_DRAINING) && c->recv.len < c->recv_limit) want |= CYMG__IO_R;
-  if (c->send.len > 0) want |= CYMG__IO_W;
+  if (c->send.len > 0 || c->pump) want |= CYMG__IO_W;
   return want;
 }
 
@@ -106,7 +106,7 @@ void cymg__conn_run_pending(cymg_conn *c) {
     c->pending_written = 0;
     cymg_call(c, CYMG_EV_WRITE, &n);
   }
-  if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0) cymg_close(c);
+  if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0 && !c->pump) cymg_close(c);
 }
 
 /* Marks a deferred failure: reported as ERROR at the next dispatch, never inside
@@ -180,7 +180,16 @@ static void do_flush(cymg_conn *c) {
     }
   }
   if (written) cymg_call(c, CYMG_EV_WRITE, &written);
-  if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0) cymg_close(c);
+  /* The queue is empty and the socket took all of it: let the pump refill. */
+  if (c->pump && c->send.len == 0 && (c->flags & CYMG__F_WRITABLE) &&
+      !(c->flags & CYMG__F_CLOSING) && !c->pump(c))
+    c->pump = NULL;
+  if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0 && !c->pump) cymg_close(c);
+}
+
+void cymg__conn_set_pump(cymg_conn *c, bool (*pump)(cymg_conn *c)) {
+  c->pump = pump;
+  cymg__conn_update_io(c);
 }
 
 static void finish_connect(cymg_conn *c);
@@ -231,6 +240,7 @@ int cymg_send(cymg_conn *c, const void *data, size_t len) {
   if (c->flags & CYMG__F_LISTENING) return CYMG_ESTATE;
   if (len == 0) return 0;
   if (len > c->send_limit || c->send.len > c->send_limit - len) return CYMG_ELIMIT;
+  c->sent_total += len;
   size_t sent = 0;
   if (c->send.len == 0 && c->fd >= 0 && !(c->flags & CYMG__F_CONNECTING)) {
     ptrdiff_t n = c->tp->send(c, data, len);
@@ -299,7 +309,7 @@ void cymg_close(cymg_conn *c) {
 void cymg_drain(cymg_conn *c) {
   if (c == NULL || (c->flags & CYMG__F_CLOSING)) return;
   c->flags |= CYMG__F_DRAINING;
-  if (c->send.len == 0 && !(c->flags & CYMG__F_CONNECTING)) {
+  if (c->send.len == 0 && !c->pump && !(c->flags & CYMG__F_CONNECTING)) {
     cymg_close(c);
   } else {
     cymg__conn_update_io(c);

@@ -216,7 +216,10 @@ void cymg__accept(cymg_conn *lsn) {
     }
     c->recv_limit = lsn->recv_limit;
     c->send_limit = lsn->send_limit;
-    c->proto = lsn->proto;
+    if (lsn->proto && lsn->proto->accept) {
+      c->proto = lsn->proto;
+      c->proto_state = lsn->proto->accept(c, lsn);
+    }
     if (lsn->flags & CYMG__F_WANT_POLL) cymg_conn_set_poll(c, true);
     cymg__conn_update_io(c);
     cymg_call(c, CYMG_EV_OPEN, NULL);

@@ -1,6 +1,6 @@
 /* Base64 (RFC 4648 sections 4 and 5): the standard alphabet with padding, and the
  * URL-safe alphabet without it. Pure functions over bytes; output is appended to
- * a caller's cymg_buf. */
+ * a caller's cymg_buf. All are thread-safe. */
 #ifndef CYMG_BASE64_H
 #define CYMG_BASE64_H
 
@@ -17,7 +17,7 @@ CYMG_API size_t cymg_base64_encoded_len(size_t n);
 
 /* Appends the standard, padded encoding of `in` to `out`. Returns the number of
  * bytes appended, or CYMG_ENOMEM / CYMG_ERANGE (result longer than INT_MAX) with
- * `out` unchanged. Thread-safe. */
+ * `out` unchanged. */
 CYMG_API int cymg_base64_encode(cymg_str in, cymg_buf *out);
 
 /* Strictly decodes standard base64 and appends the bytes to `out`. The length must

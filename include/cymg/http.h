@@ -40,6 +40,7 @@
 #define CYMG_HTTP_H
 
 #include "common.h"
+#include "core.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -240,7 +241,143 @@ CYMG_API bool cymg_http_chunked_in_trailer(const cymg_http_chunked *st);
 CYMG_API int cymg_http_chunked_reason(const cymg_http_chunked *st);
 
 /* ------------------------------------------------- server / client API ---- */
-/* The HTTP server and client (connection layer, events, replies) go here. */
+/* An HTTP connection carries the HTTP protocol layer: requests (on a server) or
+ * responses (on a client) arrive as CYMG_EV_HTTP_HDRS when the head is complete,
+ * then CYMG_EV_HTTP_MSG with the whole message, both with a cymg_http_msg * whose
+ * views are valid until the event function returns. Framing, keep-alive,
+ * pipelining (answered in order), chunked bodies, 100-continue, HEAD, limits and
+ * timeouts are handled by the layer; bad requests are answered with the right
+ * status (400, 408, 413, 431, 501, 505) and the connection is closed. */
+
+/* Listens on "http://HOST:PORT" (see cymg_listen for hosts and port 0).
+ * Returns 0 and sets *out, or a negative code with a reason in cymg_mgr_errmsg(). */
+CYMG_API int cymg_http_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                              cymg_conn **out);
+
+/* Connects to "http://HOST:PORT". Send requests with cymg_http_request() (or
+ * cymg_printf) after CYMG_EV_CONNECT, or at once: they are queued. */
+CYMG_API int cymg_http_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                               cymg_conn **out);
+
+/* Turns the HTTP layer on for an existing TCP connection (server side when
+ * is_server). For listeners, accepted connections inherit it. */
+CYMG_API int cymg_http_attach(cymg_conn *c, bool is_server);
+
+/* Limits, set on a listener (inherited by accepted connections) or a connection.
+ * Zero keeps the current value. Defaults: head 16 KiB (431 beyond), 100 header
+ * fields (431), body 8 MiB when buffered (413). */
+CYMG_API int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers,
+                                  uint64_t max_body);
+/* Timeouts in ms (0 keeps the current value; UINT32_MAX disables). head_ms: from
+ * the first byte of a request to its complete head (408; slowloris), default
+ * 30000. idle_ms: a keep-alive connection with no request in progress is closed,
+ * default 60000. On a client, head_ms bounds the wait for a response (ERROR
+ * "timeout", then close). */
+CYMG_API int cymg_http_set_timeouts(cymg_conn *c, uint32_t head_ms, uint32_t idle_ms);
+
+/* Called during CYMG_EV_HTTP_HDRS: the body is not buffered but handed over as it
+ * arrives, as CYMG_EV_READ events whose data (const size_t *) counts the decoded
+ * body bytes now at the front of cymg_conn_recv_data(); they are discarded when
+ * the event returns. CYMG_EV_HTTP_MSG follows the last piece, with the same head
+ * and an empty body. The body limit does not apply. Returns 0 or CYMG_ESTATE. */
+CYMG_API int cymg_http_stream_body(cymg_conn *c);
+
+/* ---- replies (server) ----
+ * headers: extra header lines, each ending in "\r\n" (may be NULL or ""). Date,
+ * Content-Length or Transfer-Encoding and, when the connection will close,
+ * Connection: close are added. A reply to a HEAD request has no body. */
+
+/* Replies with a printf-formatted body. Returns 0 or a negative code. */
+CYMG_API int cymg_http_reply(cymg_conn *c, int status, const char *headers, const char *fmt, ...)
+    CYMG_PRINTF(4, 5);
+/* Replies with len bytes of body (copied). */
+CYMG_API int cymg_http_reply_data(cymg_conn *c, int status, const char *headers,
+                                  const void *body, size_t len);
+/* Starts a reply whose body follows in chunks (Transfer-Encoding: chunked; for an
+ * HTTP/1.0 client, delimited by closing the connection). */
+CYMG_API int cymg_http_reply_start(cymg_conn *c, int status, const char *headers);
+/* Sends one body chunk; len 0 ends the body. Returns 0 or a negative code
+ * (CYMG_ESTATE without cymg_http_reply_start). */
+CYMG_API int cymg_http_chunk(cymg_conn *c, const void *data, size_t len);
+CYMG_API int cymg_http_printf_chunk(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
+/* Sends one Server-Sent Event (event: TYPE, then a data: line per line of data)
+ * on a reply started with cymg_http_reply_start() and Content-Type:
+ * text/event-stream. event may be NULL. */
+CYMG_API int cymg_http_sse(cymg_conn *c, const char *event, const char *data);
+
+/* ---- requests (client) ---- */
+
+/* Sends a request: method, uri ("/path?query"), extra header lines (each ending in
+ * "\r\n"), and len bytes of body (Content-Length is added when body or len is
+ * given, or for POST/PUT/PATCH). Host is added from the connect URL unless given.
+ * Returns 0 or a negative code. */
+CYMG_API int cymg_http_request(cymg_conn *c, const char *method, const char *uri,
+                               const char *headers, const void *body, size_t len);
+/* Writes an "Authorization: Basic ..." header line (for use while composing a
+ * request by hand). */
+CYMG_API int cymg_http_basic_auth(cymg_conn *c, const char *user, const char *pass);
+
+/* ---- request helpers ---- */
+
+/* Credentials of a request: Authorization: Basic (user and password), else
+ * Authorization: Bearer (pass gets the token, user is empty), else user:pass in
+ * an absolute-form target. Decoded into user/pass (NUL-terminated). Returns 0,
+ * CYMG_ENOTFOUND, CYMG_EPARSE (bad base64), or CYMG_ENOSPC. */
+CYMG_API int cymg_http_creds(const cymg_http_msg *msg, char *user, size_t user_len, char *pass,
+                             size_t pass_len);
+/* Decodes query variable `name` of a request into dst (see cymg_http_var). */
+CYMG_API int cymg_http_query_var(const cymg_http_msg *msg, const char *name, char *dst,
+                                 size_t dst_len);
+
+/* ---- static files ---- */
+
+/* Options for serving files. Zero-initialise; fields added later keep their old
+ * meaning at zero. Strings are borrowed for the duration of the call. */
+typedef struct cymg_http_serve_opts {
+  const char *root_dir;      /* serve_dir: the folder served (required) */
+  const char *extra_headers; /* header lines added to every reply */
+  const char *mime_types;    /* overrides, "ext=type,ext2=type2" */
+  const char *page404;       /* file sent with 404 when nothing matches */
+  const char *index_files;   /* tried for a folder, comma-separated; default "index.html,index.htm" */
+  bool dir_listing;          /* list folders without an index file */
+} cymg_http_serve_opts;
+
+/* Answers the request in msg from files under opts->root_dir: GET and HEAD (405
+ * otherwise), Range (one range: 206/416), ETag/If-None-Match and
+ * Last-Modified/If-Modified-Since (304), MIME types, index files, a listing when
+ * asked, precompressed ".gz" siblings for clients accepting gzip. Paths never
+ * leave the root: "..", encoded dots and slashes, NUL, and symlinks pointing
+ * outside give 404 (or 403). Returns 0 once a reply is under way, or a negative
+ * code when nothing could be sent. */
+CYMG_API int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg,
+                                 const cymg_http_serve_opts *opts);
+/* Answers with one file (path on disk), with the same conditional, range and MIME
+ * handling; 404 when it cannot be opened. */
+CYMG_API int cymg_http_serve_file(cymg_conn *c, const cymg_http_msg *msg, const char *path,
+                                  const cymg_http_serve_opts *opts);
+/* The MIME type for a file name (by extension; overrides as in mime_types, may
+ * be NULL). Returns a view of static storage or of overrides; never empty
+ * ("application/octet-stream" when unknown). */
+CYMG_API cymg_str cymg_http_mime_type(const char *path, const char *overrides);
+
+/* ---- multipart/form-data ---- */
+
+typedef struct cymg_http_part {
+  cymg_str name;     /* form field name */
+  cymg_str filename; /* empty when not a file */
+  cymg_str headers;  /* the part's header block */
+  cymg_str body;
+} cymg_http_part;
+
+/* Iterates the parts of a multipart/form-data body: start with ofs = 0; returns
+ * the offset of the next part (> 0) and fills *part, 0 when there are no more
+ * parts, or CYMG_EPARSE for a malformed body. The boundary is taken from msg's
+ * Content-Type. */
+CYMG_API int64_t cymg_http_next_multipart(const cymg_http_msg *msg, int64_t ofs,
+                                          cymg_http_part *part);
+/* Same, with the body and the boundary given directly. */
+CYMG_API int64_t cymg_http_multipart_next(cymg_str body, cymg_str boundary, int64_t ofs,
+                                          cymg_http_part *part);
 
 #ifdef __cplusplus
 }

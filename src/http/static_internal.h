@@ -18,4 +18,59 @@
  * too small (uri.len + 1 bytes always suffice). On failure out holds "". */
 int cymg__http_normalize_path(cymg_str uri, char *out, size_t out_len);
 
+/* ---- multipart ---- */
+
+/* Longest boundary RFC 2046 §5.1.1 allows. */
+#define CYMG__MP_MAX_BOUNDARY 70
+/* Largest header block of one part (fields and the empty line). */
+#define CYMG__MP_MAX_HEAD 8192
+/* Most header fields in one part. */
+#define CYMG__MP_MAX_FIELDS 16
+
+/* Checks a boundary: 1..70 bchars (RFC 2046 §5.1.1), not ending in a space.
+ * Returns 0 or CYMG_EPARSE. */
+int cymg__mp_check_boundary(cymg_str boundary);
+
+/* Takes the boundary from a Content-Type value: "multipart/<any>; boundary=...".
+ * Returns 0, or CYMG_EPARSE (not multipart, no or invalid boundary). */
+int cymg__mp_boundary(cymg_str content_type, cymg_str *boundary);
+
+/* What the incremental parser reports. Each returns 0 to go on, or a negative
+ * code that stops the parser (the code becomes its sticky error). */
+typedef struct cymg__mp_cb {
+  /* A part starts: name, filename and headers are set (views valid only during
+   * the call), body is empty. */
+  int (*begin)(void *ctx, const cymg_http_part *part);
+  /* n more bytes of the current part's body (n > 0). */
+  int (*data)(void *ctx, const char *p, size_t n);
+  /* The current part's body is complete. */
+  int (*end)(void *ctx);
+} cymg__mp_cb;
+
+/* Incremental multipart parser: the same grammar as cymg_http_multipart_next(),
+ * fed the body in pieces split anywhere. A delimiter split across pieces is
+ * recognised because at most its length minus one bytes are held back. */
+typedef struct cymg__mp {
+  const cymg__mp_cb *cb;
+  void *ctx;
+  char delim[4 + CYMG__MP_MAX_BOUNDARY]; /* CRLF "--" boundary */
+  size_t dlen;
+  char held[4 + CYMG__MP_MAX_BOUNDARY]; /* a possible start of a delimiter */
+  size_t hold;
+  size_t hlen; /* bytes in head */
+  int err;     /* sticky error, 0 while fine */
+  uint8_t state, after;
+  char head[CYMG__MP_MAX_HEAD];
+} cymg__mp;
+
+/* Returns 0, or CYMG_EPARSE for an invalid boundary. */
+int cymg__mp_init(cymg__mp *mp, cymg_str boundary, const cymg__mp_cb *cb, void *ctx);
+/* Feeds n bytes. Returns 0, CYMG_EPARSE, or a callback's code; errors stick. */
+int cymg__mp_feed(cymg__mp *mp, const char *p, size_t n);
+/* The body has ended: 0 when the closing delimiter was seen, else CYMG_EPARSE
+ * (or the sticky error). Bytes after the closing delimiter are ignored. */
+int cymg__mp_finish(cymg__mp *mp);
+/* True while a part's body is being delivered (begin seen, end not yet). */
+bool cymg__mp_in_part(const cymg__mp *mp);
+
 #endif

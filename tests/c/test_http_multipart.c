@@ -1,0 +1,411 @@
+/* multipart/form-data: the iterator over whole bodies, and the incremental parser
+ * behind uploads fed at every split point and byte by byte, which must see the
+ * same parts and the same outcome as the iterator. Inputs are copied into
+ * exactly-sized heap buffers so ASan catches any over-read. */
+#include "cymg_test.h"
+#include "cymg/error.h"
+#include "http/static_internal.h"
+
+#define MAXP 8
+typedef struct parts {
+  int rc; /* 0: closing delimiter reached; else the error */
+  size_t n;
+  char name[MAXP][64], filename[MAXP][64], headers[MAXP][256], body[MAXP][256];
+  size_t body_len[MAXP];
+  bool open; /* incremental: a part began and did not end */
+} parts;
+
+/* Long header blocks (limit tests) are compared by their first bytes. */
+static void copy_str(char *dst, size_t cap, cymg_str s) {
+  size_t n = s.len < cap ? s.len : cap - 1;
+  memcpy(dst, s.buf, n);
+  dst[n] = '\0';
+}
+
+static void iterate(const char *in, size_t n, const char *boundary, parts *r) {
+  memset(r, 0, sizeof(*r));
+  char *b = malloc(n ? n : 1);
+  assert_non_null(b);
+  memcpy(b, in, n);
+  cymg_http_part part;
+  int64_t ofs = 0;
+  for (;;) {
+    ofs = cymg_http_multipart_next(cymg_str_n(b, n), cymg_str_c(boundary), ofs, &part);
+    if (ofs <= 0) break;
+    assert_true(r->n < MAXP);
+    copy_str(r->name[r->n], 64, part.name);
+    copy_str(r->filename[r->n], 64, part.filename);
+    copy_str(r->headers[r->n], 256, part.headers);
+    assert_true(part.body.len <= 256);
+    memcpy(r->body[r->n], part.body.buf, part.body.len);
+    r->body_len[r->n] = part.body.len;
+    r->n++;
+  }
+  r->rc = (int)ofs;
+  free(b);
+}
+
+static int on_begin(void *ctx, const cymg_http_part *p) {
+  parts *r = ctx;
+  assert_false(r->open);
+  assert_true(r->n < MAXP);
+  assert_int_equal(p->body.len, 0);
+  copy_str(r->name[r->n], 64, p->name);
+  copy_str(r->filename[r->n], 64, p->filename);
+  copy_str(r->headers[r->n], 256, p->headers);
+  r->body_len[r->n] = 0;
+  r->open = true;
+  return 0;
+}
+
+static int on_data(void *ctx, const char *p, size_t n) {
+  parts *r = ctx;
+  assert_true(r->open && n > 0);
+  assert_true(r->body_len[r->n] + n <= 256);
+  memcpy(r->body[r->n] + r->body_len[r->n], p, n);
+  r->body_len[r->n] += n;
+  return 0;
+}
+
+static int on_end(void *ctx) {
+  parts *r = ctx;
+  assert_true(r->open);
+  r->open = false;
+  r->n++;
+  return 0;
+}
+
+static const cymg__mp_cb cbs = {on_begin, on_data, on_end};
+
+/* Feeds pieces ending at cuts[] (then the rest), each in its own heap buffer. */
+static void incremental(const char *in, size_t n, const char *boundary, const size_t *cuts,
+                        size_t ncuts, parts *r) {
+  memset(r, 0, sizeof(*r));
+  cymg__mp *mp = malloc(sizeof(*mp));
+  assert_non_null(mp);
+  assert_int_equal(cymg__mp_init(mp, cymg_str_c(boundary), &cbs, r), 0);
+  size_t pos = 0;
+  int rc = 0;
+  for (size_t i = 0; i <= ncuts && rc == 0; i++) {
+    size_t to = i < ncuts ? cuts[i] : n;
+    char *b = malloc(to - pos + 1);
+    assert_non_null(b);
+    memcpy(b, in + pos, to - pos);
+    rc = cymg__mp_feed(mp, b, to - pos);
+    free(b);
+    pos = to;
+  }
+  r->rc = cymg__mp_finish(mp);
+  if (rc != 0) assert_int_equal(r->rc, rc);
+  free(mp);
+}
+
+static void same(const parts *a, const parts *b, const char *how, size_t at) {
+  bool ok = a->rc == b->rc && a->n == b->n;
+  for (size_t i = 0; ok && i < a->n; i++) {
+    ok = strcmp(a->name[i], b->name[i]) == 0 && strcmp(a->filename[i], b->filename[i]) == 0 &&
+         strcmp(a->headers[i], b->headers[i]) == 0 && a->body_len[i] == b->body_len[i] &&
+         memcmp(a->body[i], b->body[i], a->body_len[i]) == 0;
+  }
+  if (!ok) fail_msg("%s at %zu: rc %d/%d parts %zu/%zu", how, at, a->rc, b->rc, a->n, b->n);
+}
+
+/* Parses with the iterator, then incrementally whole, at every split, at every
+ * pair of splits for short inputs, and byte by byte; all must agree. */
+static void parse_all(const char *in, size_t n, const char *boundary, parts *r) {
+  iterate(in, n, boundary, r);
+  parts *x = malloc(sizeof(*x));
+  assert_non_null(x);
+  incremental(in, n, boundary, NULL, 0, x);
+  same(r, x, "whole", 0);
+  for (size_t c = 0; c <= n; c++) {
+    incremental(in, n, boundary, &c, 1, x);
+    same(r, x, "split", c);
+  }
+  if (n <= 160) {
+    for (size_t c1 = 0; c1 <= n; c1++) {
+      for (size_t c2 = c1; c2 <= n; c2++) {
+        size_t cuts[2] = {c1, c2};
+        incremental(in, n, boundary, cuts, 2, x);
+        same(r, x, "two splits", c1 * 1000 + c2);
+      }
+    }
+  }
+  size_t *cuts = malloc((n + 1) * sizeof(*cuts));
+  assert_non_null(cuts);
+  for (size_t i = 0; i < n; i++) cuts[i] = i + 1;
+  incremental(in, n, boundary, cuts, n, x);
+  same(r, x, "bytes", 0);
+  free(cuts);
+  free(x);
+}
+
+#define PARSE(lit, bnd, r) parse_all(lit, sizeof(lit) - 1, bnd, r)
+
+static void assert_part(const parts *r, size_t i, const char *name, const char *filename,
+                        const char *body, size_t body_len) {
+  assert_true(i < r->n);
+  assert_string_equal(r->name[i], name);
+  assert_string_equal(r->filename[i], filename);
+  assert_int_equal(r->body_len[i], body_len);
+  assert_memory_equal(r->body[i], body, body_len);
+}
+
+static void test_fields_and_files(void **state) {
+  (void)state;
+  parts r;
+  PARSE("--XyZ\r\n"
+        "Content-Disposition: form-data; name=\"title\"\r\n"
+        "\r\n"
+        "Hello\r\n"
+        "--XyZ\r\n"
+        "Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+        "Content-Type: text/plain\r\n"
+        "\r\n"
+        "line1\r\nline2\r\n\r\n"
+        "--XyZ\r\n"
+        "Content-Disposition: form-data; name=bin; filename=b.bin\r\n"
+        "\r\n"
+        "\x00\x01\r\x02\n\r\n-\r\n--\r\n--Xy\r\n--XyY\xff"
+        "\r\n--XyZ--\r\n",
+        "XyZ", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 3);
+  assert_part(&r, 0, "title", "", "Hello", 5);
+  assert_string_equal(r.headers[0], "Content-Disposition: form-data; name=\"title\"\r\n");
+  assert_part(&r, 1, "file", "a.txt", "line1\r\nline2\r\n", 14);
+  assert_string_equal(r.headers[1],
+                      "Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+                      "Content-Type: text/plain\r\n");
+  /* A binary body with CRs, LFs and near-delimiters is passed through exactly. */
+  assert_part(&r, 2, "bin", "b.bin", "\x00\x01\r\x02\n\r\n-\r\n--\r\n--Xy\r\n--XyY\xff", 26);
+}
+
+static void test_empty_parts(void **state) {
+  (void)state;
+  parts r;
+  /* No headers at all, an empty body, an empty filename (a browser's file input
+   * with no file chosen). */
+  PARSE("--b\r\n\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"\"\r\n"
+        "\r\n\r\n--b--",
+        "b", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 2);
+  assert_part(&r, 0, "", "", "", 0);
+  assert_string_equal(r.headers[0], "");
+  assert_part(&r, 1, "f", "", "", 0);
+  /* Only a closing delimiter: no parts. */
+  PARSE("--b--\r\n", "b", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 0);
+  PARSE("--b--", "b", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 0);
+}
+
+static void test_preamble_epilogue_padding(void **state) {
+  (void)state;
+  parts r;
+  PARSE("This is a preamble.\r\n--b \t\r\nContent-Disposition: form-data; name=a\r\n\r\n1"
+        "\r\n--b\t\r\n\r\n2\r\n--b--junk after\r\n--b\r\nmore",
+        "b", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 2);
+  assert_part(&r, 0, "a", "", "1", 1);
+  assert_part(&r, 1, "", "", "2", 1);
+  /* A preamble that is just a CRLF; a "--b" inside the preamble not at a line
+   * start is not a delimiter. */
+  PARSE("\r\n--b\r\n\r\nx\r\n--b--", "b", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 1);
+  PARSE("x--b\r\n--b\r\n\r\ny\r\n--b--", "b", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 1);
+  assert_part(&r, 0, "", "", "y", 1);
+}
+
+static void test_boundary_in_data(void **state) {
+  (void)state;
+  parts r;
+  /* The boundary text not at a line start is data. */
+  PARSE("--b\r\n\r\nsee --b and x--b--\r\n-b\r\n--b--", "b", &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 1);
+  assert_part(&r, 0, "", "", "see --b and x--b--\r\n-b", 22);
+  /* At a line start but continued: forbidden by RFC 2046, so malformed. */
+  PARSE("--b\r\n\r\nx\r\n--bb\r\n--b--", "b", &r);
+  assert_int_equal(r.rc, CYMG_EPARSE);
+  assert_int_equal(r.n, 1);
+  /* A long boundary with a partial match right before the real one. */
+  PARSE("--boundary123\r\n\r\n\r\n--boundary12\r\n\r\n--boundary123--", "boundary123", &r);
+  assert_int_equal(r.rc, 0);
+  assert_part(&r, 0, "", "", "\r\n--boundary12\r\n", 16);
+}
+
+static void test_malformed(void **state) {
+  (void)state;
+  parts r;
+  static const char *const bad[] = {
+      "",                                  /* no delimiter at all */
+      "no delimiter here",                 /* */
+      "--b",                               /* delimiter line unfinished */
+      "--b-",                              /* */
+      "--b\r",                             /* */
+      "--b\r\n",                           /* no header block */
+      "--b\r\n\r\n",                       /* body without a delimiter */
+      "--b\r\n\r\nabc\r\n--b",             /* missing close */
+      "--b\r\n\r\nabc\r\n--b\r\n",         /* */
+      "--b\r\n\r\nabc\r\n--b-x",           /* */
+      "--b\nContent-Type: x\n\nabc\n--b--", /* bare LF delimiter lines */
+      "--b\r\n\r\nabc\n--b--\r\n",         /* bare LF before the close */
+      "--bx\r\n\r\n\r\n--b--",             /* boundary continued on the first line */
+      "--b x\r\n\r\n\r\n--b--",            /* junk after padding */
+      "--b\r\nNoColon\r\n\r\n\r\n--b--",   /* malformed header line */
+      "--b\r\n Folded: x\r\n\r\n\r\n--b--",
+      "--b\r\nA : x\r\n\r\n\r\n--b--",
+      "--b\r\nA: x\0y\r\n\r\n\r\n--b--",
+      "--b\r\nA: x\rY\r\n\r\n\r\n--b--",
+      "--b\r\nContent-Disposition: form-data; name=\"unterminated\r\n\r\n\r\n--b--",
+      "--b\r\nContent-Disposition: form-data; filename=\"x\r\n\r\n\r\n--b--",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    size_t n = strlen(bad[i]);
+    if (i == 17) n = sizeof("--b\r\nA: x\0y\r\n\r\n\r\n--b--") - 1;
+    parse_all(bad[i], n, "b", &r);
+    if (r.rc != CYMG_EPARSE) fail_msg("input %zu: rc %d", i, r.rc);
+    assert_true(r.n <= 1); /* a part may come before a missing close */
+  }
+}
+
+static void test_limits(void **state) {
+  (void)state;
+  parts r;
+  /* Too many header fields in one part. */
+  cymg_buf b = {0};
+  cymg_buf_printf(&b, "--b\r\n");
+  for (int i = 0; i < CYMG__MP_MAX_FIELDS + 1; i++) cymg_buf_printf(&b, "X-%d: y\r\n", i);
+  cymg_buf_printf(&b, "\r\nz\r\n--b--");
+  iterate(b.buf, b.len, "b", &r);
+  assert_int_equal(r.rc, CYMG_EPARSE);
+  parts x;
+  incremental(b.buf, b.len, "b", NULL, 0, &x);
+  same(&r, &x, "whole", 0);
+  cymg_buf_free(&b);
+  /* A header block at the limit is read, one byte more is not. */
+  for (int extra = 0; extra < 2; extra++) {
+    cymg_buf_printf(&b, "--b\r\nX: ");
+    size_t fill = CYMG__MP_MAX_HEAD - 7 + (size_t)extra; /* "X: " CRLF CRLF */
+    for (size_t i = 0; i < fill; i++) cymg_buf_append(&b, "v", 1);
+    cymg_buf_printf(&b, "\r\n\r\nz\r\n--b--");
+    iterate(b.buf, b.len, "b", &r);
+    assert_int_equal(r.rc, extra ? CYMG_EPARSE : 0);
+    assert_int_equal(r.n, extra ? 0 : 1);
+    size_t cuts[3] = {5, 100, b.len - 9};
+    incremental(b.buf, b.len, "b", cuts, 3, &x);
+    same(&r, &x, "limit", (size_t)extra);
+    cymg_buf_free(&b);
+  }
+}
+
+static void test_boundaries(void **state) {
+  (void)state;
+  cymg_http_part part;
+  cymg_str body = cymg_str_c("--b\r\n\r\n\r\n--b--");
+  assert_int_equal(cymg_http_multipart_next(body, cymg_str_c(""), 0, &part), CYMG_EPARSE);
+  assert_int_equal(cymg_http_multipart_next(body, cymg_str_c("a b "), 0, &part), CYMG_EPARSE);
+  assert_int_equal(cymg_http_multipart_next(body, cymg_str_c("a\"b"), 0, &part), CYMG_EPARSE);
+  assert_int_equal(cymg_http_multipart_next(body, cymg_str_c("b"), -1, &part), CYMG_EPARSE);
+  assert_int_equal(cymg_http_multipart_next(body, cymg_str_c("b"), 99, &part), CYMG_EPARSE);
+  assert_int_equal(cymg_http_multipart_next(body, cymg_str_c("b"), 0, &part), 12);
+  assert_int_equal(cymg_http_multipart_next(body, cymg_str_c("b"), 12, &part), 0);
+  char b70[71], b71[72];
+  memset(b70, 'x', 70);
+  b70[70] = '\0';
+  memset(b71, 'x', 71);
+  b71[71] = '\0';
+  assert_int_equal(cymg__mp_check_boundary(cymg_str_c(b70)), 0);
+  assert_int_equal(cymg__mp_check_boundary(cymg_str_c(b71)), CYMG_EPARSE);
+  assert_int_equal(cymg__mp_check_boundary(cymg_str_c("'()+_,-./:=? a")), 0);
+  cymg__mp mp;
+  assert_int_equal(cymg__mp_init(&mp, cymg_str_c(b71), &cbs, NULL), CYMG_EPARSE);
+  assert_int_equal(cymg__mp_feed(&mp, "x", 1), CYMG_EPARSE);
+  /* The longest boundary, split at every byte. */
+  cymg_buf in = {0};
+  cymg_buf_printf(&in, "--%s\r\nContent-Disposition: form-data; name=x\r\n\r\n\r\n--%.69s\r\n--%s--",
+                  b70, b70, b70);
+  parts r;
+  parse_all(in.buf, in.len, b70, &r);
+  assert_int_equal(r.rc, 0);
+  assert_int_equal(r.n, 1);
+  assert_int_equal(r.body_len[0], 73);
+  cymg_buf_free(&in);
+}
+
+static void test_from_message(void **state) {
+  (void)state;
+  static const char req[] =
+      "POST /up HTTP/1.1\r\nHost: h\r\n"
+      "Content-Type: multipart/form-data; boundary=\"--q r\"\r\n"
+      "Content-Length: 51\r\n\r\n"
+      "----q r\r\nContent-Disposition: form-data; name=k\r\n\r\nv\r\n----q r--";
+  cymg_http_msg msg;
+  cymg_http_header h[8];
+  int n = cymg_http_parse_request(req, sizeof(req) - 1, &msg, h, 8, NULL);
+  assert_true(n > 0);
+  msg.body = cymg_str_n(req + n, sizeof(req) - 1 - (size_t)n);
+  cymg_http_part part;
+  int64_t ofs = cymg_http_next_multipart(&msg, 0, &part);
+  assert_true(ofs > 0);
+  assert_int_equal(part.name.len, 1);
+  assert_memory_equal(part.name.buf, "k", 1);
+  assert_int_equal(part.body.len, 1);
+  assert_int_equal(cymg_http_next_multipart(&msg, ofs, &part), 0);
+  /* Without a multipart Content-Type or a boundary there is nothing to parse. */
+  h[1].value = cymg_str_c("multipart/form-data");
+  assert_int_equal(cymg_http_next_multipart(&msg, 0, &part), CYMG_EPARSE);
+  h[1].value = cymg_str_c("text/plain; boundary=x");
+  assert_int_equal(cymg_http_next_multipart(&msg, 0, &part), CYMG_EPARSE);
+  h[1].value = cymg_str_c("Multipart/Mixed; Boundary=--q");
+  assert_int_equal(cymg_http_next_multipart(&msg, 0, &part), CYMG_EPARSE); /* no "--q" delim */
+  h[1].name = cymg_str_c("X-Other");
+  assert_int_equal(cymg_http_next_multipart(&msg, 0, &part), CYMG_EPARSE);
+  assert_int_equal(cymg_http_next_multipart(NULL, 0, &part), CYMG_EPARSE);
+  cymg_str bnd;
+  assert_int_equal(cymg__mp_boundary(cymg_str_c(" multipart/form-data;boundary=abc "), &bnd), 0);
+  assert_int_equal(bnd.len, 3);
+}
+
+static int stop_at_data(void *ctx, const char *p, size_t n) {
+  (void)ctx;
+  (void)p;
+  (void)n;
+  return CYMG_ELIMIT;
+}
+
+static void test_callback_error(void **state) {
+  (void)state;
+  static const cymg__mp_cb stop = {NULL, stop_at_data, NULL};
+  cymg__mp mp;
+  assert_int_equal(cymg__mp_init(&mp, cymg_str_c("b"), &stop, NULL), 0);
+  assert_int_equal(cymg__mp_feed(&mp, "--b\r\n\r\n", 7), 0);
+  assert_true(cymg__mp_in_part(&mp));
+  assert_int_equal(cymg__mp_feed(&mp, "\r", 1), 0); /* held back: could start "\r\n--b" */
+  assert_int_equal(cymg__mp_feed(&mp, "yz", 2), CYMG_ELIMIT);
+  assert_int_equal(cymg__mp_feed(&mp, "\r\n--b--", 7), CYMG_ELIMIT); /* sticky */
+  assert_int_equal(cymg__mp_finish(&mp), CYMG_ELIMIT);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fields_and_files),
+      cmocka_unit_test(test_empty_parts),
+      cmocka_unit_test(test_preamble_epilogue_padding),
+      cmocka_unit_test(test_boundary_in_data),
+      cmocka_unit_test(test_malformed),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_boundaries),
+      cmocka_unit_test(test_from_message),
+      cmocka_unit_test(test_callback_error),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -18,6 +18,45 @@
  * too small (uri.len + 1 bytes always suffice). On failure out holds "". */
 int cymg__http_normalize_path(cymg_str uri, char *out, size_t out_len);
 
+/* ---- validators, conditionals, ranges (RFC 9110 §8.8, §13, §14) ---- */
+
+/* Parses an HTTP-date in any of the three forms of RFC 9110 §5.6.7 (IMF-fixdate,
+ * obsolete RFC 850 with a two-digit year read as 1970..2069, asctime) into
+ * seconds since the epoch. Returns 0 or CYMG_EPARSE. */
+int cymg__http_parse_date(cymg_str s, int64_t *epoch);
+/* Formats an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", 29 characters and a
+ * NUL). Returns 29, or CYMG_ERANGE for a time outside years 0..9999. */
+int cymg__http_format_date(int64_t epoch, char out[30]);
+
+/* Writes the strong entity-tag (with its quotes) of a file of this size and
+ * mtime. Returns its length, or CYMG_ENOSPC (48 bytes always suffice). */
+int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec,
+                    long mtime_nsec);
+
+/* Evaluates the preconditions of msg against a representation with this
+ * entity-tag and Last-Modified time, in the order of RFC 9110 §13.2.2.
+ * Returns 0 to answer normally, 304 (GET/HEAD: not modified) or 412. */
+int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime);
+
+/* If-Range (§13.1.5): true when a Range header may be honoured: no If-Range, or
+ * one whose entity-tag matches etag strongly or whose date equals mtime. */
+bool cymg__http_if_range(const cymg_http_msg *msg, cymg_str etag, int64_t mtime);
+
+/* What a Range header asks of a representation of `size` bytes (§14.2). */
+enum {
+  CYMG__RANGE_NONE = 0, /* ignore it: absent, malformed, other unit, many ranges */
+  CYMG__RANGE_ONE = 1,  /* one satisfiable range: *start, *len (206) */
+  CYMG__RANGE_UNSAT = 2 /* not satisfiable (416) */
+};
+/* Parses a Range field value ("bytes=a-b", "bytes=a-", "bytes=-n"). A range set
+ * with several ranges is served whole (allowed by §14.2), as is any range of
+ * an empty representation. Returns a CYMG__RANGE_* value. */
+int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_t *start, uint64_t *len);
+
+/* True when the Accept-Encoding fields of msg accept gzip (gzip or x-gzip with
+ * q > 0, or "*" with q > 0 when gzip is not listed). */
+bool cymg__http_accepts_gzip(const cymg_http_msg *msg);
+
 /* ---- multipart ---- */
 
 /* Longest boundary RFC 2046 §5.1.1 allows. */

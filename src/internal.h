@@ -110,7 +110,12 @@ enum {
   CYMG__P_CONNECT = 1u << 0, /* connected at once: report CONNECT */
   CYMG__P_WRITE = 1u << 1,   /* bytes were written directly: report WRITE */
   CYMG__P_ERROR = 1u << 2,   /* failed before any I/O: report ERROR (c->pending_err) */
+  CYMG__P_RESUME = 1u << 3,  /* the protocol has work to resume: CYMG__EV_RESUME */
 };
+
+/* Delivered to a protocol layer only (never to the user), from the loop, after it
+ * asked with cymg__conn_defer(c, CYMG__P_RESUME). */
+#define CYMG__EV_RESUME (-100)
 
 struct cymg_conn {
   cymg_conn *next, *prev;  /* the manager's list */
@@ -210,6 +215,8 @@ struct cymg_mgr {
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
   char errmsg[256];
+  char http_date[40]; /* "Date: ...\r\n" for this second, shared by HTTP replies */
+  uint64_t http_date_sec;
 };
 
 uint64_t cymg__millis(void);

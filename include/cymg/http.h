@@ -306,6 +306,10 @@ CYMG_API int cymg_http_printf_chunk(cymg_conn *c, const char *fmt, ...) CYMG_PRI
  * text/event-stream. event may be NULL. */
 CYMG_API int cymg_http_sse(cymg_conn *c, const char *event, const char *data);
 
+/* The status of the reply most recently started on c (0 when none): for access
+ * logs. */
+CYMG_API int cymg_http_reply_status(const cymg_conn *c);
+
 /* ---- requests (client) ---- */
 
 /* Sends a request: method, uri ("/path?query"), extra header lines (each ending in

@@ -38,6 +38,7 @@ typedef struct cymg__http {
   bool resp_close;       /* the body of the reply ends with the connection */
   uint64_t sent_mark;    /* c->sent_total when the request was handed over */
   bool replied;          /* a complete reply was made through the API */
+  int last_status;       /* of the reply most recently started */
   /* a file body being sent (server) */
   int file_fd;
   uint64_t file_off, file_left;

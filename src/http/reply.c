@@ -43,6 +43,7 @@ static int format_head(cymg_conn *c, cymg__http *h, cymg_buf *b, int status, con
                        int64_t content_length) {
   if (status < 100 || status > 999) return CYMG_EINVAL;
   if (says_close(headers)) h->req_keepalive = false;
+  h->last_status = status;
   const char *reason = cymg_http_status_reason(status);
   int rc = cymg_buf_printf(b, "HTTP/1.1 %d %s\r\n%s", status, *reason ? reason : "Status",
                            date_line(c->mgr));
@@ -262,6 +263,11 @@ int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd,
   if (cymg_conn_send_len(c) == 0 && file_pump(c) == false) return 0;
   cymg__conn_set_pump(c, file_pump);
   return 0;
+}
+
+int cymg_http_reply_status(const cymg_conn *c) {
+  cymg__http *h = c ? cymg__http_of(c) : NULL;
+  return h ? h->last_status : 0;
 }
 
 cymg_str cymg__http_req_method(const cymg_conn *c) {

@@ -15,6 +15,8 @@ from cymongoose import MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_CONNECT, Manager
 from conftest import poll_until
 
 PAGE = resource.getpagesize()
+# ASan keeps freed memory in quarantine, so RSS says nothing under it.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
 
 
 def rss_bytes():
@@ -70,7 +72,7 @@ def test_ten_thousand_connections_leave_memory_flat():
     assert accepted[0] == 6000
     print("10k connections: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
     assert py_growth < 64 * 1024, py_growth
-    assert rss_growth < 8 * 1024 * 1024, rss_growth
+    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
 
 
 def test_thousand_managers_leave_memory_flat():
@@ -98,7 +100,7 @@ def test_thousand_managers_leave_memory_flat():
         tracemalloc.stop()
     print("1k managers: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
     assert py_growth < 64 * 1024, py_growth
-    assert rss_growth < 8 * 1024 * 1024, rss_growth
+    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
     assert len(os.listdir("/proc/self/fd")) <= fds_before  # no descriptor leaks
 
 

@@ -2,6 +2,7 @@
 
 import queue
 import threading
+import time
 
 import pytest
 
@@ -92,3 +93,26 @@ def test_threading_guide_pattern_nothing_lost():
         assert received[th] == list(range(per_thread))  # complete and in order
     assert results.empty()
     m.close()
+
+
+def test_poll_releases_the_gil_while_waiting():
+    """A worker can call wakeup() while the main thread sits in poll(): the GIL
+    is free during the wait, and the wakeup ends the wait early."""
+    got = []
+    with Manager(lambda c, ev, d: got.append(d) if ev == MG_EV_WAKEUP else None,
+                 enable_wakeup=True) as m:
+        lsn = m.listen("tcp://127.0.0.1:0")
+
+        def worker():
+            time.sleep(0.05)
+            m.wakeup(lsn.id, b"wake")
+
+        th = threading.Thread(target=worker)
+        th.start()
+        start = time.monotonic()
+        while not got and time.monotonic() - start < 5:
+            m.poll(3000)
+        elapsed = time.monotonic() - start
+        th.join()
+    assert got == [b"wake"]
+    assert elapsed < 1.5

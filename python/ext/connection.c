@@ -93,8 +93,8 @@ void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
     Py_INCREF(handler);
     PyObject *data = event_data(ev, ev_data);
     PyObject *evo = data ? PyLong_FromLong(ev) : NULL;
-    PyObject *r = evo ? PyObject_CallFunctionObjArgs(handler, (PyObject *) w, evo, data, NULL)
-                      : NULL;
+    PyObject *argv[3] = {(PyObject *) w, evo, data};
+    PyObject *r = evo ? PyObject_Vectorcall(handler, argv, 3, NULL) : NULL;
     if (r == NULL) cymgpy_report_exception(m);
     Py_XDECREF(r);
     Py_XDECREF(evo);

@@ -207,7 +207,7 @@ RUN_CHILD = textwrap.dedent("""
                            if ev == cymongoose.MG_EV_CLOSE else None)
     lsn = m.listen("tcp://127.0.0.1:0")
     m.timer_add(20, lambda: print("ready", flush=True))
-    m.run(poll_ms=1000)
+    m.run(poll_ms=5000)
     assert signal.getsignal(signal.SIGINT) is orig_int, "SIGINT handler not restored"
     assert signal.getsignal(signal.SIGTERM) is orig_term, "SIGTERM handler not restored"
     assert closed == [lsn.id], closed
@@ -232,8 +232,8 @@ def test_run_stops_on_signal_and_restores_handlers(sig):
             proc.wait()
     assert proc.returncode == 0, err
     assert "clean" in out
-    # The signal interrupts the wait: no need to sit out poll_ms=1000.
-    assert time.monotonic() - start < 0.9
+    # The signal interrupts the wait: no need to sit out poll_ms=5000.
+    assert time.monotonic() - start < 3
 
 
 def _make_cycle():

@@ -3,16 +3,20 @@
 # see the same machine and the same load. One connection on 127.0.0.1, 64-byte
 # messages, one in flight. Prints a markdown table and the command lines used.
 #
-# Knobs (environment): RUNS (5) runs of SECS (3) seconds per configuration, the
+# Knobs (environment): RUNS (15) runs of SECS (1) seconds per configuration, the
 # median is reported; SYSCALL_ROUNDS (20000) round trips for the syscall count;
-# SERVER_CPU (0) and CLIENT_CPU (1) for taskset; BUILD (build) the CMake tree.
+# SERVER_CPU (0) and CLIENT_CPU (1) for taskset; BUILD (build) the CMake tree;
+# COUNT_WITH (perf, strace or none; default: perf if it can, else strace).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-$root/build}
-RUNS=${RUNS:-5}
-SECS=${SECS:-3}
+# Many short runs rather than a few long ones: on a shared machine load comes in
+# bursts of seconds, and short runs are more likely to fall between them. One
+# second is still some 30000 round trips.
+RUNS=${RUNS:-15}
+SECS=${SECS:-1}
 SYSCALL_ROUNDS=${SYSCALL_ROUNDS:-20000}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -58,11 +62,15 @@ fi
 # Counting syscalls: perf's tracepoints cost little and don't perturb the timing;
 # strace -c works everywhere perf doesn't (root or a low perf_event_paranoid).
 # x86-64 glibc's recv/send are the recvfrom/sendto system calls.
-count_with=none
-if perf stat -e syscalls:sys_enter_recvfrom -o /dev/null true >/dev/null 2>&1; then
+count_with=${COUNT_WITH:-}
+if [ -n "$count_with" ]; then
+  : # chosen by the caller: perf, strace or none
+elif perf stat -e syscalls:sys_enter_recvfrom -o /dev/null true >/dev/null 2>&1; then
   count_with=perf
 elif command -v strace >/dev/null; then
   count_with=strace
+else
+  count_with=none
 fi
 counter_cmd() { # $1 = output file
   case "$count_with" in
@@ -78,8 +86,9 @@ read_counts() {
                /sys_enter_epoll_wait/ {w=$1} /raw_syscalls:sys_enter/ {t=$1}
                END {print r+0, s+0, w+0, t+0}' "$1" ;;
     strace)
-      awk '$NF=="recvfrom" {r=$(NF-1)} $NF=="sendto" {s=$(NF-1)}
-           $NF=="epoll_wait" {w=$(NF-1)} $NF=="total" {t=$(NF-1)}
+      # Columns: % time, seconds, usecs/call, calls, [errors], syscall.
+      awk '$NF=="recvfrom" {r=$4} $NF=="sendto" {s=$4}
+           $NF=="epoll_wait" {w=$4} $NF=="total" {t=$4}
            END {print r+0, s+0, w+0, t+0}' "$1" ;;
   esac
 }

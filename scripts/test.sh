@@ -15,9 +15,12 @@ cmake --build build -j"$JOBS"
 step "C tests"
 ctest --test-dir build --output-on-failure --no-tests=error -j"$JOBS"
 
+step "Python tests (pytest, against the build tree)"
+scripts/test-python.sh build
+
 step "C tests under ASan+UBSan"
 cmake -S . -B build-asan -DCYMG_WERROR=ON -DCYMG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
-  -DCYMG_EXAMPLES=OFF >/dev/null
+  -DCYMG_EXAMPLES=OFF -DCYMG_PYTHON=OFF >/dev/null
 cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$JOBS"

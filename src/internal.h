@@ -110,7 +110,12 @@ enum {
   CYMG__P_CONNECT = 1u << 0, /* connected at once: report CONNECT */
   CYMG__P_WRITE = 1u << 1,   /* bytes were written directly: report WRITE */
   CYMG__P_ERROR = 1u << 2,   /* failed before any I/O: report ERROR (c->pending_err) */
+  CYMG__P_RESUME = 1u << 3,  /* the protocol has work to resume: CYMG__EV_RESUME */
 };
+
+/* Delivered to a protocol layer only (never to the user), from the loop, after it
+ * asked with cymg__conn_defer(c, CYMG__P_RESUME). */
+#define CYMG__EV_RESUME (-100)
 
 struct cymg_conn {
   cymg_conn *next, *prev;  /* the manager's list */
@@ -210,6 +215,8 @@ struct cymg_mgr {
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
   char errmsg[256];
+  char http_date[40]; /* "Date: ...\r\n" for this second, shared by HTTP replies */
+  uint64_t http_date_sec;
 };
 
 uint64_t cymg__millis(void);
@@ -244,6 +251,12 @@ void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3)
  * the bare host name. */
 int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
                       char *host, size_t host_len);
+/* listen/connect for a URL. scheme NULL takes "tcp" or "udp" as the URL says;
+ * otherwise the URL must carry that scheme, over TCP ("http", "ws", ...). */
+int cymg__listen_url(cymg_mgr *mgr, const char *url, const char *scheme, bool reuseport,
+                     cymg_event_fn fn, void *fn_data, cymg_conn **out);
+int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_event_fn fn,
+                      void *fn_data, cymg_conn **out);
 int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
 int cymg__listen_addr(cymg_mgr *mgr, const cymg_addr *addr, bool udp, bool reuseport,
                       cymg_event_fn fn, void *fn_data, cymg_conn **out);

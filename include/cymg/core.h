@@ -217,8 +217,10 @@ CYMG_API void cymg_conn_set_limits(cymg_conn *c, size_t recv_limit, size_t send_
  * cymg_call(). Applications rarely need these. */
 typedef struct cymg_proto {
   const char *name;
-  /* Sees each event before the user's function. */
-  void (*on_event)(cymg_conn *c, int ev, void *ev_data);
+  /* Sees each event before the user's function. Returns true when the event was
+   * the protocol's own business (raw READ on an HTTP connection, say) and the
+   * user's function must not see it. CLOSE always reaches the user. */
+  bool (*on_event)(cymg_conn *c, int ev, void *ev_data);
   /* Frees the protocol's state; called once, after CLOSE or on replacement. */
   void (*free_state)(void *state);
   /* Makes the state of a connection just accepted on a listener carrying this

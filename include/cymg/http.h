@@ -67,6 +67,7 @@ typedef struct cymg_http_header {
 #define CYMG_HTTP_F_HTTP10 0x10u            /* version HTTP/1.0 */
 #define CYMG_HTTP_F_TRANSFER_ENCODING 0x20u /* Transfer-Encoding present (any codings) */
 #define CYMG_HTTP_F_CONNECTION_CLOSE 0x40u  /* Connection: close was sent */
+#define CYMG_HTTP_F_STREAMED 0x80u          /* body went to the handler as READ events */
 
 /* A parsed message: views into the parsed buffer. Only `body` and `message` are
  * left for the layer above to complete once the body is framed. */
@@ -304,6 +305,10 @@ CYMG_API int cymg_http_printf_chunk(cymg_conn *c, const char *fmt, ...) CYMG_PRI
  * on a reply started with cymg_http_reply_start() and Content-Type:
  * text/event-stream. event may be NULL. */
 CYMG_API int cymg_http_sse(cymg_conn *c, const char *event, const char *data);
+
+/* The status of the reply most recently started on c (0 when none): for access
+ * logs. */
+CYMG_API int cymg_http_reply_status(const cymg_conn *c);
 
 /* ---- requests (client) ---- */
 

@@ -48,8 +48,8 @@ void cymg__conn_free(cymg_conn *c) {
 }
 
 void cymg_call(cymg_conn *c, int ev, void *ev_data) {
-  if (c->proto && c->proto->on_event) c->proto->on_event(c, ev, ev_data);
-  if (c->fn) c->fn(c, ev, ev_data);
+  bool handled = c->proto && c->proto->on_event && c->proto->on_event(c, ev, ev_data);
+  if ((!handled || ev == CYMG_EV_CLOSE) && c->fn) c->fn(c, ev, ev_data);
 }
 
 static unsigned want_io(const cymg_conn *c) {
@@ -101,6 +101,8 @@ void cymg__conn_run_pending(cymg_conn *c) {
     return;
   }
   if (what & CYMG__P_CONNECT) cymg_call(c, CYMG_EV_CONNECT, NULL);
+  if ((what & CYMG__P_RESUME) && c->proto && c->proto->on_event && !(c->flags & CYMG__F_CLOSING))
+    c->proto->on_event(c, CYMG__EV_RESUME, NULL);
   if ((what & CYMG__P_WRITE) && c->pending_written && !(c->flags & CYMG__F_CLOSING)) {
     size_t n = c->pending_written;
     c->pending_written = 0;

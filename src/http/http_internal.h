@@ -5,6 +5,58 @@
 #include "cymg/http.h"
 #include "internal.h"
 
+/* Settings a listener hands down to the connections it accepts. */
+typedef struct cymg__http_conf {
+  size_t max_head, max_headers;
+  uint64_t max_body;
+  uint32_t head_ms, idle_ms;
+} cymg__http_conf;
+
+enum { HTTP_HEAD, HTTP_BODY, HTTP_WAIT_REPLY, HTTP_DEAD };
+enum { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_RESPONSE };
+
+/* The state of one HTTP connection (or the settings of a listener). */
+typedef struct cymg__http {
+  cymg__http_conf conf;
+  cymg_mgr *mgr;
+  bool is_server, is_listener;
+  int phase;
+  /* the message being read */
+  cymg_http_header *hdrs;
+  cymg_http_msg msg;
+  const char *parsed_at; /* receive buffer address msg's views point into */
+  size_t head_len;       /* bytes of head (with skipped empty lines) */
+  int body_kind;
+  uint64_t body_have;    /* body bytes collected (decoded) behind the head */
+  size_t raw_ofs;        /* chunked: where undecoded bytes start */
+  cymg_http_chunked chunked;
+  bool streaming;
+  char *head_copy;       /* streaming: the head, kept for the final HTTP_MSG */
+  /* the request being answered (server) */
+  bool req_head, req_keepalive, req_http10;
+  bool resp_chunked;     /* a reply_start() body is under way */
+  bool resp_close;       /* the body of the reply ends with the connection */
+  uint64_t sent_mark;    /* c->sent_total when the request was handed over */
+  bool replied;          /* a complete reply was made through the API */
+  int last_status;       /* of the reply most recently started */
+  /* a file body being sent (server) */
+  int file_fd;
+  uint64_t file_off, file_left;
+  /* client */
+  char host[272];        /* Host: value */
+  char methods[8][8];    /* FIFO of outstanding request methods (HEAD matters) */
+  unsigned mq_head, mq_len;
+  /* one timer per connection, re-armed lazily */
+  cymg_timer_id timer;
+  uint64_t timer_at, deadline;
+  int deadline_kind;
+} cymg__http;
+
+extern const cymg_proto cymg__http_proto;
+
+/* The HTTP state of c, or NULL when c carries no HTTP layer. */
+cymg__http *cymg__http_of(const cymg_conn *c);
+
 /* Answers the current request with a file body: status, extra header lines (each
  * ending in CRLF; Content-Type etc. are the caller's), len bytes of fd from
  * offset. Content-Length is added. The fd is owned by the layer from here on
@@ -16,5 +68,15 @@ int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd,
 
 /* The method of the request being answered (empty when none). */
 cymg_str cymg__http_req_method(const cymg_conn *c);
+
+/* Sets the connection's deadline of the given kind ms from now (DL_NONE clears). */
+void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms);
+/* Client side of the layer (client.c). */
+bool cymg__http_client_event(cymg_conn *c, cymg__http *h, int ev, void *ev_data);
+/* Gives the body of a fully framed message to the user, with HTTP_MSG. */
+void cymg__http_deliver(cymg_conn *c, cymg__http *h);
+/* Reads the next message from the receive buffer as far as it goes: returns
+ * true when a whole message (head + body) was handed over. */
+bool cymg__http_read_message(cymg_conn *c, cymg__http *h);
 
 #endif

@@ -1,0 +1,16 @@
+"""cymongoose: Python bindings for libcymg, an event-loop networking library.
+
+Everything is importable from the package root::
+
+    from cymongoose import Manager, MG_EV_READ
+
+The types and constants live in the C extension ``cymongoose._cymg``.
+"""
+
+from ._cymg import *  # noqa: F401,F403
+from ._cymg import Connection, Manager, Timer, __version__  # noqa: F401
+from . import _cymg as _ext
+
+__all__ = sorted(name for name in dir(_ext) if not name.startswith("_"))
+
+del _ext

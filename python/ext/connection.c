@@ -1,0 +1,407 @@
+/* Connection: the Python face of one C connection, and the event function that
+ * turns C events into handler calls. */
+#include "cymg_py.h"
+
+#include <string.h>
+
+#include "structmember.h"
+
+cymgpy_conn *cymgpy_conn_new(cymgpy_state *st, PyObject *handler) {
+  PyTypeObject *tp = st->connection_type;
+  cymgpy_conn *w = (cymgpy_conn *) tp->tp_alloc(tp, 0);
+  if (w == NULL) return NULL;
+  w->handler = Py_XNewRef(handler);
+  w->state = CYMGPY_UNBOUND;
+  return w;
+}
+
+/* ---- event delivery ---- */
+
+static PyObject *event_data(int ev, void *ev_data) {
+  switch (ev) {
+    case CYMG_EV_ERROR: {
+      const char *msg = ev_data ? ev_data : "";
+      return PyUnicode_DecodeUTF8(msg, (Py_ssize_t) strlen(msg), "replace");
+    }
+    case CYMG_EV_READ:
+      if (ev_data == NULL) Py_RETURN_NONE;
+      return PyLong_FromSize_t(*(const size_t *) ev_data);
+    case CYMG_EV_WAKEUP: {
+      const cymg_str *s = ev_data;
+      return PyBytes_FromStringAndSize(s->buf, (Py_ssize_t) s->len);
+    }
+    case CYMG_EV_MQTT_OPEN:
+      return PyLong_FromLong(*(const int *) ev_data);
+    case CYMG_EV_SNTP_TIME:
+      return PyLong_FromLongLong(*(const int64_t *) ev_data);
+    default:
+      Py_RETURN_NONE;
+  }
+}
+
+/* Drops the reference the C connection held; c is freed right after. */
+static void unbind(cymg_conn *c, cymgpy_conn *w) {
+  cymg_conn_set_userdata(c, NULL); /* before the DECREF: a GC pass must not see it */
+  w->conn = NULL;
+  w->state = CYMGPY_CLOSED;
+  Py_DECREF(w);
+}
+
+/* The wrapper for c, creating one for a newly accepted connection (which starts
+ * with its listener's user pointer). NULL only on allocation failure. */
+static cymgpy_conn *wrapper_for(cymgpy_manager *m, cymg_conn *c) {
+  cymgpy_conn *w = cymg_conn_userdata(c);
+  if (w == NULL || w->conn == c) return w;
+  if (w->state == CYMGPY_UNBOUND) { /* first event of a listen()/connect() */
+    w->conn = c;
+    w->id = cymg_conn_id(c);
+    w->state = CYMGPY_OPEN;
+    return w;
+  }
+  cymgpy_conn *nw = cymgpy_conn_new(m->st, w->handler);
+  if (nw == NULL) {
+    cymg_conn_set_userdata(c, NULL);
+    return NULL;
+  }
+  nw->conn = c;
+  nw->id = cymg_conn_id(c);
+  nw->state = CYMGPY_OPEN;
+  cymg_conn_set_userdata(c, nw); /* the new reference belongs to the C connection */
+  return nw;
+}
+
+void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
+  cymgpy_manager *m = cymgpy_manager_of(c);
+  /* Bytes a plain connection has received are the handler's to read during READ;
+   * nothing in the Python API consumes them, so the binding does it afterwards
+   * (a protocol layer, when present, consumes for itself). */
+  size_t consume =
+      (ev == CYMG_EV_READ && cymg_conn_proto(c) == NULL) ? cymg_conn_recv_len(c) : 0;
+  cymgpy_conn *w = wrapper_for(m, c);
+  if (w == NULL) {
+    if (ev == CYMG_EV_OPEN) {
+      /* No memory for a wrapper: the connection cannot be served, drop it. */
+      PyErr_Clear();
+      cymg_close(c);
+    }
+    if (consume) cymg_conn_consume(c, consume);
+    return;
+  }
+  Py_INCREF(w);
+  PyObject *handler = w->handler ? w->handler : m->handler;
+  if (handler != NULL && !m->quiet) {
+    Py_INCREF(handler);
+    PyObject *data = event_data(ev, ev_data);
+    PyObject *evo = data ? PyLong_FromLong(ev) : NULL;
+    PyObject *argv[3] = {(PyObject *) w, evo, data};
+    PyObject *r = evo ? PyObject_Vectorcall(handler, argv, 3, NULL) : NULL;
+    if (r == NULL) cymgpy_report_exception(m);
+    Py_XDECREF(r);
+    Py_XDECREF(evo);
+    Py_XDECREF(data);
+    Py_DECREF(handler);
+  }
+  if (consume) cymg_conn_consume(c, consume);
+  if (ev == CYMG_EV_CLOSE && w->conn == c) unbind(c, w);
+  Py_DECREF(w);
+}
+
+/* ---- access guards ---- */
+
+static cymg_conn *live(cymgpy_conn *w) {
+  if (w->conn == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "connection is closed");
+    return NULL;
+  }
+  return w->conn;
+}
+
+/* For calls that change C state: also refused while poll() waits elsewhere. */
+static cymg_conn *live_mut(cymgpy_conn *w) {
+  cymg_conn *c = live(w);
+  if (c == NULL) return NULL;
+  cymgpy_manager *m = cymgpy_manager_of(c);
+  if (m != NULL && cymgpy_check_thread(m) < 0) return NULL;
+  return c;
+}
+
+/* ---- methods ---- */
+
+static PyObject *conn_send(PyObject *self, PyObject *data) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  int rc;
+  if (PyUnicode_Check(data)) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(data, &n);
+    if (s == NULL) return NULL;
+    rc = cymg_send(c, s, (size_t) n);
+  } else {
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+      PyErr_Clear();
+      return PyErr_Format(PyExc_TypeError, "send() expects bytes-like data or str, not %.100s",
+                          Py_TYPE(data)->tp_name);
+    }
+    rc = cymg_send(c, view.buf, (size_t) view.len);
+    PyBuffer_Release(&view);
+  }
+  if (rc < 0) return cymgpy_raise_rc("send", rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *peek(PyObject *self, PyObject *args, PyObject *kwargs, int recv) {
+  static char *kwlist[] = {"length", NULL};
+  Py_ssize_t length = -1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, recv ? "|n:recv_data" : "|n:send_data", kwlist,
+                                   &length))
+    return NULL;
+  if (length < -1) {
+    return PyErr_Format(PyExc_ValueError, "length must be >= 0, or -1 for all, not %zd", length);
+  }
+  cymg_conn *c = live((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  cymg_str s = recv ? cymg_conn_recv_data(c) : cymg_conn_send_data(c);
+  size_t n = s.len;
+  if (length >= 0 && (size_t) length < n) n = (size_t) length;
+  return PyBytes_FromStringAndSize(n ? s.buf : "", (Py_ssize_t) n);
+}
+
+static PyObject *conn_recv_data(PyObject *self, PyObject *args, PyObject *kwargs) {
+  return peek(self, args, kwargs, 1);
+}
+
+static PyObject *conn_send_data(PyObject *self, PyObject *args, PyObject *kwargs) {
+  return peek(self, args, kwargs, 0);
+}
+
+static PyObject *conn_error(PyObject *self, PyObject *arg) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  if (!PyUnicode_Check(arg)) {
+    return PyErr_Format(PyExc_TypeError, "error() expects a str message, not %.100s",
+                        Py_TYPE(arg)->tp_name);
+  }
+  const char *msg = PyUnicode_AsUTF8(arg);
+  if (msg == NULL) return NULL;
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  cymgpy_manager *m = cymgpy_manager_of(c);
+  cymg_error(c, "%s", msg); /* ERROR is delivered now, CLOSE at the end of the poll */
+  if (cymgpy_raise_pending(m) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_close(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  cymg_close(c);
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_drain(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  cymg_drain(c);
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  if (fn != Py_None && !PyCallable_Check(fn)) {
+    return PyErr_Format(PyExc_TypeError, "handler must be callable or None, not %.100s",
+                        Py_TYPE(fn)->tp_name);
+  }
+  if (live(w) == NULL) return NULL;
+  Py_XSETREF(w->handler, fn == Py_None ? NULL : Py_NewRef(fn));
+  Py_RETURN_NONE;
+}
+
+/* ---- properties ---- */
+
+static PyObject *get_id(PyObject *self, void *closure) {
+  (void) closure;
+  return PyLong_FromUnsignedLongLong(((cymgpy_conn *) self)->id);
+}
+
+static PyObject *get_handler(PyObject *self, void *closure) {
+  (void) closure;
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  return Py_NewRef(w->handler ? w->handler : Py_None);
+}
+
+static PyObject *get_userdata(PyObject *self, void *closure) {
+  (void) closure;
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  return Py_NewRef(w->userdata ? w->userdata : Py_None);
+}
+
+static int set_userdata(PyObject *self, PyObject *value, void *closure) {
+  (void) closure;
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  Py_XSETREF(w->userdata, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+  return 0;
+}
+
+typedef bool (*flag_fn)(const cymg_conn *);
+
+/* One getter for every boolean: the closure names the accessor. A closed
+ * connection reports is_closing and nothing else. */
+static PyObject *get_flag(PyObject *self, void *closure) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  flag_fn fn = *(flag_fn *) closure;
+  if (w->conn == NULL) return PyBool_FromLong(fn == cymg_conn_is_closing);
+  return PyBool_FromLong(fn(w->conn));
+}
+
+static PyObject *get_false(PyObject *self, void *closure) {
+  (void) self;
+  (void) closure;
+  Py_RETURN_FALSE; /* WebSocket arrives with the HTTP layer */
+}
+
+typedef size_t (*size_fn)(const cymg_conn *);
+
+static PyObject *get_size(PyObject *self, void *closure) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  if (w->conn == NULL) return PyLong_FromLong(0);
+  return PyLong_FromSize_t((*(size_fn *) closure)(w->conn));
+}
+
+static PyObject *addr_tuple(const cymg_addr *a) {
+  static const uint8_t zero[16];
+  if (a->port == 0 && memcmp(a->ip, zero, sizeof(zero)) == 0) Py_RETURN_NONE;
+  char ip[64];
+  if (cymg_addr_str(a, false, ip, sizeof(ip)) < 0) Py_RETURN_NONE;
+  return Py_BuildValue("(sHO)", ip, a->port, a->is_ip6 ? Py_True : Py_False);
+}
+
+static PyObject *get_local_addr(PyObject *self, void *closure) {
+  (void) closure;
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  if (w->conn == NULL) Py_RETURN_NONE;
+  return addr_tuple(cymg_conn_local(w->conn));
+}
+
+static PyObject *get_remote_addr(PyObject *self, void *closure) {
+  (void) closure;
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  if (w->conn == NULL) Py_RETURN_NONE;
+  return addr_tuple(cymg_conn_remote(w->conn));
+}
+
+static PyObject *conn_repr(PyObject *self) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  if (w->conn == NULL) {
+    return PyUnicode_FromFormat("<cymongoose.Connection id=%llu closed>",
+                                (unsigned long long) w->id);
+  }
+  cymg_conn *c = w->conn;
+  char loc[80] = "-", rem[80] = "-";
+  const cymg_addr *l = cymg_conn_local(c), *r = cymg_conn_remote(c);
+  if (l->port || l->is_ip6 || l->ip[0]) cymg_addr_str(l, true, loc, sizeof(loc));
+  if (r->port || r->is_ip6 || r->ip[0]) cymg_addr_str(r, true, rem, sizeof(rem));
+  const char *proto = cymg_conn_is_udp(c) ? "udp" : "tcp";
+  const char *closing = cymg_conn_is_closing(c) ? " closing" : "";
+  if (cymg_conn_is_listening(c)) {
+    return PyUnicode_FromFormat("<cymongoose.Connection id=%llu %s listening %s%s>",
+                                (unsigned long long) w->id, proto, loc, closing);
+  }
+  return PyUnicode_FromFormat("<cymongoose.Connection id=%llu %s %s -> %s%s>",
+                              (unsigned long long) w->id, proto, loc, rem, closing);
+}
+
+/* ---- GC and the type ---- */
+
+static int conn_traverse(PyObject *self, visitproc visit, void *arg) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(w->handler);
+  Py_VISIT(w->userdata);
+  return 0;
+}
+
+static int conn_clear(PyObject *self) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  Py_CLEAR(w->handler);
+  Py_CLEAR(w->userdata);
+  return 0;
+}
+
+static void conn_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  if (((cymgpy_conn *) self)->weakreflist != NULL) PyObject_ClearWeakRefs(self);
+  conn_clear(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyMethodDef conn_methods[] = {
+    {"send", conn_send, METH_O, "send(data): queue bytes-like data (str is sent as UTF-8)."},
+    {"recv_data", (PyCFunction) (void (*)(void)) conn_recv_data, METH_VARARGS | METH_KEYWORDS,
+     "recv_data(length=-1) -> bytes: peek at the receive buffer."},
+    {"send_data", (PyCFunction) (void (*)(void)) conn_send_data, METH_VARARGS | METH_KEYWORDS,
+     "send_data(length=-1) -> bytes: peek at the send buffer."},
+    {"error", conn_error, METH_O, "error(message): deliver MG_EV_ERROR, then close."},
+    {"close", conn_close, METH_NOARGS, "close(): close at the end of this poll, unsent data lost."},
+    {"drain", conn_drain, METH_NOARGS, "drain(): stop reading, flush what is queued, then close."},
+    {"set_handler", conn_set_handler, METH_O, "set_handler(fn): this connection's handler."},
+    {NULL, NULL, 0, NULL},
+};
+
+static flag_fn f_listening = cymg_conn_is_listening, f_closing = cymg_conn_is_closing,
+               f_client = cymg_conn_is_client, f_tls = cymg_conn_is_tls, f_udp = cymg_conn_is_udp,
+               f_readable = cymg_conn_is_readable, f_writable = cymg_conn_is_writable,
+               f_full = cymg_conn_is_full, f_draining = cymg_conn_is_draining;
+static size_fn s_recv_len = cymg_conn_recv_len, s_send_len = cymg_conn_send_len,
+               s_recv_size = cymg_conn_recv_size, s_send_size = cymg_conn_send_size;
+
+static PyGetSetDef conn_getset[] = {
+    {"id", get_id, NULL, "Connection id (unique within its manager).", NULL},
+    {"handler", get_handler, NULL, "This connection's own handler, or None.", NULL},
+    {"userdata", get_userdata, set_userdata, "Any object you want to attach.", NULL},
+    {"is_listening", get_flag, NULL, NULL, &f_listening},
+    {"is_closing", get_flag, NULL, NULL, &f_closing},
+    {"is_client", get_flag, NULL, NULL, &f_client},
+    {"is_tls", get_flag, NULL, NULL, &f_tls},
+    {"is_udp", get_flag, NULL, NULL, &f_udp},
+    {"is_websocket", get_false, NULL, NULL, NULL},
+    {"is_readable", get_flag, NULL, NULL, &f_readable},
+    {"is_writable", get_flag, NULL, NULL, &f_writable},
+    {"is_full", get_flag, NULL, NULL, &f_full},
+    {"is_draining", get_flag, NULL, NULL, &f_draining},
+    {"local_addr", get_local_addr, NULL, "(ip, port, is_ipv6) or None", NULL},
+    {"remote_addr", get_remote_addr, NULL, "(ip, port, is_ipv6) or None", NULL},
+    {"recv_len", get_size, NULL, NULL, &s_recv_len},
+    {"send_len", get_size, NULL, NULL, &s_send_len},
+    {"recv_size", get_size, NULL, NULL, &s_recv_size},
+    {"send_size", get_size, NULL, NULL, &s_send_size},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef conn_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(cymgpy_conn, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot conn_slots[] = {
+    {Py_tp_doc, "A connection, created by Manager.listen()/connect() or accepted."},
+    {Py_tp_dealloc, conn_dealloc},
+    {Py_tp_traverse, conn_traverse},
+    {Py_tp_clear, conn_clear},
+    {Py_tp_repr, conn_repr},
+    {Py_tp_methods, conn_methods},
+    {Py_tp_getset, conn_getset},
+    {Py_tp_members, conn_members},
+    {0, NULL},
+};
+
+PyType_Spec cymgpy_connection_spec = {
+    .name = "cymongoose.Connection",
+    .basicsize = sizeof(cymgpy_conn),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = conn_slots,
+};

@@ -1,0 +1,655 @@
+/* Manager: the event loop. poll() waits in C with the GIL released, then runs the
+ * callbacks with it held; close() tears everything down; run() adds signal
+ * handling. */
+#include "cymg_py.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+
+#include "pythread.h"
+#include "structmember.h"
+
+/* ---- helpers shared with the other types ---- */
+
+cymgpy_manager *cymgpy_manager_of(cymg_conn *c) {
+  return (cymgpy_manager *) cymg_mgr_userdata(cymg_conn_mgr(c));
+}
+
+PyObject *cymgpy_raise_rc(const char *what, int rc) {
+  if (rc == CYMG_ENOMEM) return PyErr_NoMemory();
+  return PyErr_Format(PyExc_RuntimeError, "%s: %s", what, cymg_strerror(rc));
+}
+
+int cymgpy_check_thread(cymgpy_manager *m) {
+  if (m->state != CYMGPY_WAITING) return 0;
+  /* Holding the GIL while the manager waits means we are not the poll thread. */
+  PyErr_SetString(PyExc_RuntimeError,
+                  "the manager is polling on another thread: call this from the poll "
+                  "thread (e.g. from a handler) and use Manager.wakeup() to reach it");
+  return -1;
+}
+
+static void print_exception(PyObject *type, PyObject *value, PyObject *tb) {
+  PyErr_Display(type, value, tb);
+}
+
+/* Takes the current exception, normalised, with its traceback attached. */
+static PyObject *fetch_exception(PyObject **type_out) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL && value != NULL) PyException_SetTraceback(value, tb);
+  Py_XDECREF(tb);
+  *type_out = type;
+  return value;
+}
+
+/* KeyboardInterrupt and SystemExit must stop the loop, not be logged and lost. */
+static void stash(cymgpy_manager *m, PyObject *value) {
+  if (m->pending_exc == NULL) {
+    Py_INCREF(value);
+    m->pending_exc = value;
+  }
+}
+
+void cymgpy_report_exception(cymgpy_manager *m) {
+  PyObject *type;
+  PyObject *value = fetch_exception(&type);
+  if (value == NULL) {
+    Py_XDECREF(type);
+    return;
+  }
+  if (!PyErr_GivenExceptionMatches(type, PyExc_Exception)) {
+    stash(m, value);
+  } else if (m->error_handler != NULL) {
+    PyObject *eh = m->error_handler;
+    Py_INCREF(eh);
+    PyObject *r = PyObject_CallOneArg(eh, value);
+    Py_DECREF(eh);
+    if (r != NULL) {
+      Py_DECREF(r);
+    } else {
+      /* The error handler failed too: print that failure and carry on. */
+      PyObject *type2;
+      PyObject *value2 = fetch_exception(&type2);
+      if (value2 != NULL && !PyErr_GivenExceptionMatches(type2, PyExc_Exception)) {
+        stash(m, value2);
+      } else if (value2 != NULL) {
+        PySys_WriteStderr("cymongoose: exception in error_handler:\n");
+        print_exception(type2, value2, PyException_GetTraceback(value2));
+      }
+      Py_XDECREF(type2);
+      Py_XDECREF(value2);
+    }
+  } else {
+    PyObject *tb = PyException_GetTraceback(value);
+    print_exception(type, value, tb);
+    Py_XDECREF(tb);
+  }
+  Py_XDECREF(type);
+  Py_DECREF(value);
+  PyErr_Clear();
+}
+
+int cymgpy_raise_pending(cymgpy_manager *m) {
+  PyObject *exc = m->pending_exc;
+  if (exc == NULL) return 0;
+  m->pending_exc = NULL;
+  PyObject *tb = PyException_GetTraceback(exc);
+  PyObject *type = (PyObject *) Py_TYPE(exc);
+  Py_INCREF(type);
+  PyErr_Restore(type, exc, tb);
+  return -1;
+}
+
+static int check_open(cymgpy_manager *m) {
+  if (m->mgr == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "manager is closed");
+    return -1;
+  }
+  if (m->state == CYMGPY_CLOSING) {
+    PyErr_SetString(PyExc_RuntimeError, "manager is closing");
+    return -1;
+  }
+  return 0;
+}
+
+static int check_callable(const char *what, PyObject *fn) {
+  if (fn == Py_None || PyCallable_Check(fn)) return 0;
+  PyErr_Format(PyExc_TypeError, "%s must be callable or None, not %.100s", what,
+               Py_TYPE(fn)->tp_name);
+  return -1;
+}
+
+/* ---- life cycle ---- */
+
+static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+  (void) args;
+  (void) kwargs;
+  cymgpy_manager *m = (cymgpy_manager *) type->tp_alloc(type, 0);
+  return (PyObject *) m;
+}
+
+static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", NULL};
+  PyObject *handler = Py_None, *error_handler = Py_None;
+  int enable_wakeup = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OpO:Manager", kwlist, &handler,
+                                   &enable_wakeup, &error_handler))
+    return -1;
+  if (m->mgr != NULL || m->st != NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "Manager is already initialised");
+    return -1;
+  }
+  if (check_callable("handler", handler) < 0 || check_callable("error_handler", error_handler) < 0)
+    return -1;
+  PyObject *mod = PyType_GetModuleByDef(Py_TYPE(self), &cymgpy_module);
+  if (mod == NULL) return -1;
+  m->st = PyModule_GetState(mod);
+  m->timers = PySet_New(NULL);
+  m->cancels = PyList_New(0);
+  if (m->timers == NULL || m->cancels == NULL) return -1;
+  int rc = cymg_mgr_new(&m->mgr, CYMG_BACKEND_AUTO);
+  if (rc < 0) {
+    cymgpy_raise_rc("cannot create the event loop", rc);
+    return -1;
+  }
+  cymg_mgr_set_userdata(m->mgr, m);
+  if (enable_wakeup) {
+    int64_t id = cymg_wakeup_init(m->mgr);
+    if (id < 0) {
+      cymg_mgr_free(m->mgr);
+      m->mgr = NULL;
+      cymgpy_raise_rc("cannot enable wakeup", (int) id);
+      return -1;
+    }
+    m->wakeup_id = id;
+  }
+  if (handler != Py_None) m->handler = Py_NewRef(handler);
+  if (error_handler != Py_None) m->error_handler = Py_NewRef(error_handler);
+  return 0;
+}
+
+/* Frees the C manager: every connection gets CLOSE (through the normal event
+ * function, so wrappers are released), timers end. */
+static void free_c_manager(cymgpy_manager *m, int quiet) {
+  m->state = CYMGPY_CLOSING;
+  m->quiet = quiet;
+  cymg_mgr_free(m->mgr);
+  m->mgr = NULL;
+  m->wakeup_id = 0;
+  m->state = CYMGPY_IDLE;
+  cymgpy_timers_release_all(m);
+}
+
+static PyObject *manager_close(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  if (m->mgr == NULL) Py_RETURN_NONE;
+  if (m->state != CYMGPY_IDLE) {
+    if (m->state == CYMGPY_CLOSING) {
+      PyErr_SetString(PyExc_RuntimeError, "close() called while the manager is closing");
+    } else if (m->poll_thread != PyThread_get_thread_ident()) {
+      PyErr_SetString(PyExc_RuntimeError,
+                      "close() called while poll() is running on another thread; stop "
+                      "polling first (e.g. signal the poll thread via wakeup())");
+    } else {
+      PyErr_SetString(PyExc_RuntimeError,
+                      "close() cannot be called from inside an event handler or timer "
+                      "callback; end the poll loop and close afterwards");
+    }
+    return NULL;
+  }
+  free_c_manager(m, 0);
+  if (cymgpy_raise_pending(m) < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static void manager_finalize(PyObject *self) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  if (m->mgr == NULL || m->state != CYMGPY_IDLE) return;
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  free_c_manager(m, 0);
+  if (cymgpy_raise_pending(m) < 0) PyErr_WriteUnraisable(self);
+  PyErr_Restore(type, value, tb);
+}
+
+static int manager_traverse(PyObject *self, visitproc visit, void *arg) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(m->handler);
+  Py_VISIT(m->error_handler);
+  Py_VISIT(m->timers);
+  Py_VISIT(m->cancels);
+  Py_VISIT(m->pending_exc);
+  /* The references the C connections hold. The connection list only changes in
+   * dispatch and in calls made with the GIL, so walking it here is safe even
+   * while another thread waits in poll(). */
+  if (m->mgr != NULL) {
+    for (cymg_conn *c = cymg_mgr_first(m->mgr); c != NULL; c = cymg_conn_next(c)) {
+      cymgpy_conn *w = cymg_conn_userdata(c);
+      if (w != NULL && w->conn == c) Py_VISIT(w);
+    }
+  }
+  return 0;
+}
+
+static int manager_clear(PyObject *self) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  /* tp_finalize normally closed it; if not, release without running callbacks. */
+  if (m->mgr != NULL && m->state == CYMGPY_IDLE) free_c_manager(m, 1);
+  Py_CLEAR(m->handler);
+  Py_CLEAR(m->error_handler);
+  Py_CLEAR(m->timers);
+  Py_CLEAR(m->cancels);
+  Py_CLEAR(m->pending_exc);
+  return 0;
+}
+
+static void manager_dealloc(PyObject *self) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  PyTypeObject *tp = Py_TYPE(self);
+  if (PyObject_CallFinalizerFromDealloc(self) < 0) return; /* resurrected */
+  PyObject_GC_UnTrack(self);
+  if (m->weakreflist != NULL) PyObject_ClearWeakRefs(self);
+  manager_clear(self);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+/* ---- the loop ---- */
+
+static PyObject *poll_once(cymgpy_manager *m, int timeout_ms) {
+  if (check_open(m) < 0) return NULL;
+  unsigned long me = PyThread_get_thread_ident();
+  if (m->state != CYMGPY_IDLE) {
+    if (m->poll_thread == me) {
+      PyErr_SetString(PyExc_RuntimeError,
+                      "poll() cannot be called from inside an event handler or timer callback");
+    } else {
+      PyErr_SetString(PyExc_RuntimeError, "poll() is already running on another thread");
+    }
+    return NULL;
+  }
+  m->poll_thread = me;
+  m->state = CYMGPY_WAITING;
+  cymgpy_timers_apply_cancels(m);
+  cymg_mgr *mgr = m->mgr;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = cymg_mgr_wait(mgr, timeout_ms);
+  Py_END_ALLOW_THREADS
+  m->state = CYMGPY_DISPATCHING;
+  cymgpy_timers_apply_cancels(m);
+  cymg_mgr_dispatch(mgr);
+  m->state = CYMGPY_IDLE;
+  if (cymgpy_raise_pending(m) < 0) return NULL;
+  if (rc < 0) return cymgpy_raise_rc("poll", rc);
+  /* A signal that arrived during the wait runs its Python handler now. */
+  if (PyErr_CheckSignals() < 0) return NULL;
+  Py_RETURN_NONE;
+}
+
+static int parse_ms(PyObject *obj, const char *name, int *out) {
+  if (!PyLong_Check(obj)) {
+    PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(obj)->tp_name);
+    return -1;
+  }
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+  if (v == -1 && PyErr_Occurred()) return -1;
+  if (overflow < 0 || v < 0) {
+    PyErr_Format(PyExc_ValueError, "%s must be >= 0", name);
+    return -1;
+  }
+  *out = (overflow > 0 || v > INT_MAX) ? INT_MAX : (int) v;
+  return 0;
+}
+
+static PyObject *manager_poll(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"timeout_ms", NULL};
+  PyObject *t = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:poll", kwlist, &t)) return NULL;
+  int ms = 0;
+  if (t != NULL && parse_ms(t, "timeout_ms", &ms) < 0) return NULL;
+  return poll_once((cymgpy_manager *) self, ms);
+}
+
+static PyObject *request_stop(PyObject *self, PyObject *args) {
+  (void) args;
+  ((cymgpy_manager *) self)->stop = 1;
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef stop_def = {"_cymongoose_stop", request_stop, METH_VARARGS,
+                               "Signal handler installed by Manager.run()."};
+
+/* signal.signal(sig, handler); returns the previous handler or NULL. */
+static PyObject *set_signal(PyObject *signal_mod, int sig, PyObject *handler) {
+  if (handler == Py_None) { /* installed outside Python: the best we can do is default */
+    handler = PyObject_GetAttrString(signal_mod, "SIG_DFL");
+    if (handler == NULL) return NULL;
+    PyObject *r = PyObject_CallMethod(signal_mod, "signal", "iO", sig, handler);
+    Py_DECREF(handler);
+    return r;
+  }
+  return PyObject_CallMethod(signal_mod, "signal", "iO", sig, handler);
+}
+
+static int in_main_thread(void) {
+  PyObject *threading = PyImport_ImportModule("threading");
+  if (threading == NULL) return -1;
+  PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+  PyObject *cur = main ? PyObject_CallMethod(threading, "current_thread", NULL) : NULL;
+  int r = (main && cur) ? (main == cur) : -1;
+  Py_XDECREF(main);
+  Py_XDECREF(cur);
+  Py_DECREF(threading);
+  return r;
+}
+
+static PyObject *manager_run(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  static char *kwlist[] = {"poll_ms", NULL};
+  PyObject *t = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:run", kwlist, &t)) return NULL;
+  int ms = 100;
+  if (t != NULL && parse_ms(t, "poll_ms", &ms) < 0) return NULL;
+  if (check_open(m) < 0) return NULL;
+  int main_thread = in_main_thread();
+  if (main_thread < 0) return NULL;
+  if (!main_thread) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Manager.run() installs SIGINT/SIGTERM handlers and so must be called "
+                    "from the main thread; in other threads loop over poll() instead");
+    return NULL;
+  }
+  PyObject *signal_mod = PyImport_ImportModule("signal");
+  if (signal_mod == NULL) return NULL;
+  PyObject *stopper = PyCFunction_New(&stop_def, self);
+  PyObject *old_int = NULL, *old_term = NULL, *result = NULL;
+  if (stopper == NULL) goto done;
+  old_int = set_signal(signal_mod, SIGINT, stopper);
+  if (old_int == NULL) goto done;
+  old_term = set_signal(signal_mod, SIGTERM, stopper);
+  if (old_term == NULL) goto done;
+  m->stop = 0;
+  result = Py_None;
+  while (!m->stop && m->mgr != NULL) {
+    PyObject *r = poll_once(m, ms);
+    if (r == NULL) {
+      result = NULL;
+      break;
+    }
+    Py_DECREF(r);
+  }
+done:;
+  /* Restore the handlers and close, keeping the first error. */
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  if (old_term != NULL) {
+    PyObject *r = set_signal(signal_mod, SIGTERM, old_term);
+    if (r == NULL && type == NULL) PyErr_Fetch(&type, &value, &tb);
+    Py_XDECREF(r);
+    PyErr_Clear();
+  }
+  if (old_int != NULL) {
+    PyObject *r = set_signal(signal_mod, SIGINT, old_int);
+    if (r == NULL && type == NULL) PyErr_Fetch(&type, &value, &tb);
+    Py_XDECREF(r);
+    PyErr_Clear();
+  }
+  if (m->mgr != NULL && m->state == CYMGPY_IDLE) {
+    PyObject *r = manager_close(self, NULL);
+    if (r == NULL && type == NULL) PyErr_Fetch(&type, &value, &tb);
+    Py_XDECREF(r);
+    PyErr_Clear();
+  }
+  Py_XDECREF(old_int);
+  Py_XDECREF(old_term);
+  Py_XDECREF(stopper);
+  Py_DECREF(signal_mod);
+  if (type != NULL) {
+    PyErr_Restore(type, value, tb);
+    return NULL;
+  }
+  (void) result;
+  Py_RETURN_NONE;
+}
+
+/* ---- listening and connecting ---- */
+
+typedef int (*open_fn)(cymg_mgr *, const char *, cymg_event_fn, void *, cymg_conn **);
+
+static int scheme_is(const char *url, size_t slen, const char *name) {
+  return strlen(name) == slen && PyOS_strnicmp(url, name, slen) == 0;
+}
+
+static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, open_fn fn,
+                           const char *verb) {
+  static char *kwlist[] = {"url", "handler", "http", NULL};
+  const char *url;
+  PyObject *handler = Py_None, *http = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O$O", kwlist, &url, &handler, &http))
+    return NULL;
+  if (check_callable("handler", handler) < 0) return NULL;
+  if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
+  int want_http = -1;
+  if (http != Py_None && (want_http = PyObject_IsTrue(http)) < 0) return NULL;
+  const char *sep = strstr(url, "://");
+  size_t slen = sep ? (size_t) (sep - url) : 0;
+  PyObject *rewritten = NULL;
+  if (sep && (scheme_is(url, slen, "https") || scheme_is(url, slen, "wss"))) {
+    return PyErr_Format(PyExc_NotImplementedError,
+                        "%s('%s'): TLS is not available in this build yet "
+                        "(tcp:// and udp:// are)", verb, url);
+  }
+  if (sep && (scheme_is(url, slen, "http") || scheme_is(url, slen, "ws"))) {
+    if (want_http != 0) {
+      return PyErr_Format(PyExc_NotImplementedError,
+                          "%s('%s'): HTTP/WebSocket is not available in this build yet; "
+                          "use tcp:// or udp:// (or http=False for raw TCP)", verb, url);
+    }
+    /* http=False: the address is used for plain TCP. */
+    rewritten = PyUnicode_FromFormat("tcp%s", sep);
+    if (rewritten == NULL) return NULL;
+    url = PyUnicode_AsUTF8(rewritten);
+    if (url == NULL) {
+      Py_DECREF(rewritten);
+      return NULL;
+    }
+  } else if (want_http == 1) {
+    return PyErr_Format(PyExc_NotImplementedError,
+                        "%s('%s', http=True): HTTP is not available in this build yet", verb,
+                        url);
+  }
+  cymgpy_conn *w = cymgpy_conn_new(m->st, handler == Py_None ? NULL : handler);
+  if (w == NULL) {
+    Py_XDECREF(rewritten);
+    return NULL;
+  }
+  Py_INCREF(w); /* the C connection's reference, dropped after CLOSE */
+  cymg_conn *c = NULL;
+  int rc = fn(m->mgr, url, cymgpy_conn_event, w, &c);
+  if (rc < 0) {
+    Py_DECREF(w); /* no connection was left behind, so no event holds it */
+    const char *why = cymg_mgr_errmsg(m->mgr);
+    PyObject *r = PyErr_Format(PyExc_RuntimeError, "%s %s: %s", verb, url,
+                               why[0] ? why : cymg_strerror(rc));
+    Py_XDECREF(rewritten);
+    Py_DECREF(w);
+    return r;
+  }
+  Py_XDECREF(rewritten);
+  if (w->state == CYMGPY_UNBOUND && c != NULL) { /* OPEN always binds; be safe */
+    w->conn = c;
+    w->id = cymg_conn_id(c);
+    w->state = CYMGPY_OPEN;
+  }
+  if (cymgpy_raise_pending(m) < 0) {
+    Py_DECREF(w);
+    return NULL;
+  }
+  return (PyObject *) w;
+}
+
+static PyObject *manager_listen(PyObject *self, PyObject *args, PyObject *kwargs) {
+  return open_conn((cymgpy_manager *) self, args, kwargs, cymg_listen, "listen");
+}
+
+static PyObject *manager_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
+  return open_conn((cymgpy_manager *) self, args, kwargs, cymg_connect, "connect");
+}
+
+/* ---- wakeup, timers, properties ---- */
+
+static PyObject *manager_wakeup(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  static char *kwlist[] = {"connection_id", "data", NULL};
+  PyObject *id_obj, *data = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:wakeup", kwlist, &id_obj, &data))
+    return NULL;
+  if (!PyLong_Check(id_obj)) {
+    return PyErr_Format(PyExc_TypeError, "connection_id must be an int, not %.100s",
+                        Py_TYPE(id_obj)->tp_name);
+  }
+  unsigned long long id = PyLong_AsUnsignedLongLong(id_obj);
+  if (id == (unsigned long long) -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return PyErr_Format(PyExc_ValueError, "connection_id must be a non-negative 64-bit int");
+  }
+  if (data != NULL && PyUnicode_Check(data)) {
+    return PyErr_Format(PyExc_TypeError, "wakeup data must be bytes, not str (encode it first)");
+  }
+  Py_buffer view = {0};
+  if (data != NULL && PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+    PyErr_Clear();
+    return PyErr_Format(PyExc_TypeError, "wakeup data must be bytes-like, not %.100s",
+                        Py_TYPE(data)->tp_name);
+  }
+  PyObject *r = NULL;
+  if (m->mgr == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "manager is closed");
+  } else if (m->wakeup_id == 0 || m->state == CYMGPY_CLOSING) {
+    r = Py_NewRef(Py_False); /* not enabled, or shutting down: nothing can be queued */
+  } else {
+    /* The GIL stays held: close() needs it, so the manager cannot be freed under
+     * us, and cymg_wakeup() itself only takes a short internal lock. */
+    int rc = cymg_wakeup(m->mgr, id, view.buf, (size_t) view.len);
+    r = Py_NewRef(rc == 0 ? Py_True : Py_False);
+  }
+  if (data != NULL) PyBuffer_Release(&view);
+  return r;
+}
+
+static PyObject *manager_timer_add(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
+  return cymgpy_timer_add(m, args, kwargs);
+}
+
+static PyObject *manager_enter(PyObject *self, PyObject *unused) {
+  (void) unused;
+  return Py_NewRef(self);
+}
+
+static PyObject *manager_exit(PyObject *self, PyObject *args) {
+  (void) args;
+  PyObject *r = manager_close(self, NULL);
+  if (r == NULL) return NULL;
+  Py_DECREF(r);
+  Py_RETURN_FALSE;
+}
+
+static PyObject *manager_get_connections(PyObject *self, void *closure) {
+  (void) closure;
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  if (m->mgr == NULL) return PyTuple_New(0);
+  PyObject *list = PyList_New(0);
+  if (list == NULL) return NULL;
+  for (cymg_conn *c = cymg_mgr_first(m->mgr); c != NULL; c = cymg_conn_next(c)) {
+    cymgpy_conn *w = cymg_conn_userdata(c);
+    if (w != NULL && w->conn == c && PyList_Append(list, (PyObject *) w) < 0) {
+      Py_DECREF(list);
+      return NULL;
+    }
+  }
+  /* The C list is newest first; show them in the order they were made. */
+  if (PyList_Reverse(list) < 0) {
+    Py_DECREF(list);
+    return NULL;
+  }
+  PyObject *t = PyList_AsTuple(list);
+  Py_DECREF(list);
+  return t;
+}
+
+static PyObject *manager_get_wakeup_id(PyObject *self, void *closure) {
+  (void) closure;
+  return PyLong_FromLongLong(((cymgpy_manager *) self)->wakeup_id);
+}
+
+static PyObject *manager_repr(PyObject *self) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  if (m->mgr == NULL) return PyUnicode_FromString("<cymongoose.Manager closed>");
+  return PyUnicode_FromFormat("<cymongoose.Manager %s, %zu connections>",
+                              cymg_mgr_backend(m->mgr), cymg_mgr_count(m->mgr));
+}
+
+static PyMethodDef manager_methods[] = {
+    {"poll", (PyCFunction) (void (*)(void)) manager_poll, METH_VARARGS | METH_KEYWORDS,
+     "poll(timeout_ms=0): wait up to timeout_ms for I/O (GIL released), then run handlers."},
+    {"run", (PyCFunction) (void (*)(void)) manager_run, METH_VARARGS | METH_KEYWORDS,
+     "run(poll_ms=100): poll until SIGINT/SIGTERM (main thread only), then close()."},
+    {"listen", (PyCFunction) (void (*)(void)) manager_listen, METH_VARARGS | METH_KEYWORDS,
+     "listen(url, handler=None, *, http=None) -> Connection"},
+    {"connect", (PyCFunction) (void (*)(void)) manager_connect, METH_VARARGS | METH_KEYWORDS,
+     "connect(url, handler=None, *, http=None) -> Connection"},
+    {"wakeup", (PyCFunction) (void (*)(void)) manager_wakeup, METH_VARARGS | METH_KEYWORDS,
+     "wakeup(connection_id, data=b'') -> bool: thread-safe; MG_EV_WAKEUP with data."},
+    {"timer_add", (PyCFunction) (void (*)(void)) manager_timer_add, METH_VARARGS | METH_KEYWORDS,
+     "timer_add(milliseconds, callback, *, repeat=False, run_now=False) -> Timer"},
+    {"close", manager_close, METH_NOARGS, "close(): close every connection and free the loop."},
+    {"__enter__", manager_enter, METH_NOARGS, NULL},
+    {"__exit__", manager_exit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef manager_getset[] = {
+    {"connections", manager_get_connections, NULL,
+     "Snapshot tuple of the live connections (listeners included).", NULL},
+    {"wakeup_id", manager_get_wakeup_id, NULL,
+     "Id of the internal wakeup channel, or 0 when wakeup is not enabled.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef manager_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(cymgpy_manager, weakreflist), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot manager_slots[] = {
+    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None)\n\n"
+                "The event loop: owns connections and timers, driven by poll()."},
+    {Py_tp_new, manager_new},
+    {Py_tp_init, manager_init},
+    {Py_tp_finalize, manager_finalize},
+    {Py_tp_dealloc, manager_dealloc},
+    {Py_tp_traverse, manager_traverse},
+    {Py_tp_clear, manager_clear},
+    {Py_tp_repr, manager_repr},
+    {Py_tp_methods, manager_methods},
+    {Py_tp_getset, manager_getset},
+    {Py_tp_members, manager_members},
+    {0, NULL},
+};
+
+PyType_Spec cymgpy_manager_spec = {
+    .name = "cymongoose.Manager",
+    .basicsize = sizeof(cymgpy_manager),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = manager_slots,
+};

@@ -1,0 +1,277 @@
+/* Server replies: status line and standard headers, whole bodies, chunked
+ * bodies, Server-Sent Events, file bodies through sendfile. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/sendfile.h>
+#endif
+
+#include "http/http_internal.h"
+
+/* "Date: <IMF-fixdate>\r\n", formatted once per second per manager. */
+static const char *date_line(cymg_mgr *mgr) {
+  time_t now = time(NULL);
+  if ((uint64_t) now != mgr->http_date_sec || mgr->http_date[0] == '\0') {
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(mgr->http_date, sizeof(mgr->http_date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    mgr->http_date_sec = (uint64_t) now;
+  }
+  return mgr->http_date;
+}
+
+/* The handler may end the connection itself by saying so in its headers. */
+static bool says_close(const char *headers) {
+  for (const char *p = headers; p && (p = strcasestr(p, "connection:")) != NULL; p += 11) {
+    if (p != headers && p[-1] != '\n') continue;
+    const char *v = p + 11;
+    while (*v == ' ' || *v == '\t') v++;
+    if (strncasecmp(v, "close", 5) == 0) return true;
+  }
+  return false;
+}
+
+/* Writes status line, Date, framing, Connection and the caller's headers into b.
+ * content_length: >= 0 for a sized body, -1 for chunked, -2 for a body that ends
+ * with the connection. */
+static int format_head(cymg_conn *c, cymg__http *h, cymg_buf *b, int status, const char *headers,
+                       int64_t content_length) {
+  if (status < 100 || status > 999) return CYMG_EINVAL;
+  if (says_close(headers)) h->req_keepalive = false;
+  h->last_status = status;
+  const char *reason = cymg_http_status_reason(status);
+  int rc = cymg_buf_printf(b, "HTTP/1.1 %d %s\r\n%s", status, *reason ? reason : "Status",
+                           date_line(c->mgr));
+  if (rc >= 0 && content_length >= 0) {
+    rc = cymg_buf_printf(b, "Content-Length: %lld\r\n", (long long) content_length);
+  } else if (rc >= 0 && content_length == -1) {
+    rc = cymg_buf_printf(b, "Transfer-Encoding: chunked\r\n");
+  }
+  if (rc >= 0 && (!h->req_keepalive || content_length == -2)) {
+    if (!says_close(headers)) rc = cymg_buf_printf(b, "Connection: close\r\n");
+  } else if (rc >= 0 && h->req_http10) {
+    rc = cymg_buf_printf(b, "Connection: keep-alive\r\n");
+  }
+  if (rc >= 0 && headers) rc = cymg_buf_append(b, headers, strlen(headers));
+  if (rc >= 0) rc = cymg_buf_append(b, "\r\n", 2);
+  return rc < 0 ? rc : 0;
+}
+
+static cymg__http *server_state(cymg_conn *c) {
+  cymg__http *h = c ? cymg__http_of(c) : NULL;
+  return (h && h->is_server && !h->is_listener) ? h : NULL;
+}
+
+/* A reply was completed through the API: if the layer waits on it, resume the
+ * request cycle from the loop, not from inside the caller. */
+static void replied(cymg_conn *c, cymg__http *h) {
+  h->replied = true;
+  if (h->phase == HTTP_WAIT_REPLY) cymg__conn_defer(c, CYMG__P_RESUME);
+}
+
+/* Sends head and body with one cymg_send: one system call for a small reply. */
+static int send_reply(cymg_conn *c, cymg__http *h, int status, const char *headers,
+                      const void *body, size_t len) {
+  cymg_buf b;
+  cymg_buf_init(&b);
+  int rc = format_head(c, h, &b, status, headers, (int64_t) len);
+  if (rc == 0 && !h->req_head && len) rc = cymg_buf_append(&b, body, len);
+  if (rc == 0) rc = cymg_send(c, b.buf, b.len);
+  cymg_buf_free(&b);
+  if (rc == 0) replied(c, h);
+  return rc;
+}
+
+int cymg_http_reply_data(cymg_conn *c, int status, const char *headers, const void *body,
+                         size_t len) {
+  cymg__http *h = server_state(c);
+  if (h == NULL) return CYMG_ESTATE;
+  if (body == NULL && len > 0) return CYMG_EINVAL;
+  if (h->resp_chunked || h->file_fd >= 0) return CYMG_ESTATE;
+  return send_reply(c, h, status, headers, body, len);
+}
+
+int cymg_http_reply(cymg_conn *c, int status, const char *headers, const char *fmt, ...) {
+  cymg__http *h = server_state(c);
+  if (h == NULL) return CYMG_ESTATE;
+  cymg_buf body;
+  cymg_buf_init(&body);
+  int rc = 0;
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    rc = cymg_buf_vprintf(&body, fmt, ap);
+    va_end(ap);
+  }
+  if (rc >= 0) rc = cymg_http_reply_data(c, status, headers, body.buf, body.len);
+  cymg_buf_free(&body);
+  return rc < 0 ? rc : 0;
+}
+
+int cymg_http_reply_start(cymg_conn *c, int status, const char *headers) {
+  cymg__http *h = server_state(c);
+  if (h == NULL) return CYMG_ESTATE;
+  if (h->resp_chunked || h->file_fd >= 0) return CYMG_ESTATE;
+  cymg_buf b;
+  cymg_buf_init(&b);
+  /* HTTP/1.0 has no chunked coding: the body ends when the connection does. */
+  h->resp_close = h->req_http10;
+  int rc = format_head(c, h, &b, status, headers, h->req_http10 ? -2 : -1);
+  if (rc == 0) rc = cymg_send(c, b.buf, b.len);
+  cymg_buf_free(&b);
+  if (rc == 0) {
+    h->resp_chunked = !h->req_head;
+    if (h->req_head) replied(c, h);
+  }
+  return rc;
+}
+
+int cymg_http_chunk(cymg_conn *c, const void *data, size_t len) {
+  cymg__http *h = server_state(c);
+  if (h == NULL || !h->resp_chunked) return CYMG_ESTATE;
+  if (data == NULL && len > 0) return CYMG_EINVAL;
+  int rc;
+  if (h->resp_close) { /* HTTP/1.0: raw bytes, the end is the close */
+    rc = len ? cymg_send(c, data, len) : 0;
+  } else {
+    cymg_buf b;
+    cymg_buf_init(&b);
+    rc = cymg_buf_printf(&b, "%zx\r\n", len);
+    if (rc >= 0 && len) rc = cymg_buf_append(&b, data, len);
+    if (rc >= 0) rc = cymg_buf_append(&b, "\r\n", 2);
+    if (rc >= 0) rc = cymg_send(c, b.buf, b.len);
+    cymg_buf_free(&b);
+  }
+  if (rc >= 0 && len == 0) {
+    h->resp_chunked = false;
+    replied(c, h);
+  }
+  return rc < 0 ? rc : 0;
+}
+
+int cymg_http_printf_chunk(cymg_conn *c, const char *fmt, ...) {
+  cymg_buf b;
+  cymg_buf_init(&b);
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = cymg_buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  /* An empty format would end the body by accident: only an explicit
+   * cymg_http_chunk(c, NULL, 0) does that. */
+  if (rc > 0) rc = cymg_http_chunk(c, b.buf, b.len);
+  cymg_buf_free(&b);
+  return rc < 0 ? rc : 0;
+}
+
+int cymg_http_sse(cymg_conn *c, const char *event, const char *data) {
+  cymg_buf b;
+  cymg_buf_init(&b);
+  int rc = 0;
+  if (event && *event) rc = cymg_buf_printf(&b, "event: %s\n", event);
+  /* Each line of data is its own data: field; the client joins them with \n. */
+  const char *p = data ? data : "";
+  do {
+    size_t n = strcspn(p, "\r\n");
+    if (rc >= 0) rc = cymg_buf_printf(&b, "data: %.*s\n", (int) n, p);
+    p += n;
+    if (*p == '\r' && p[1] == '\n') p++;
+    if (*p) p++;
+  } while (*p && rc >= 0);
+  if (rc >= 0) rc = cymg_buf_append(&b, "\n", 1);
+  if (rc >= 0) rc = cymg_http_chunk(c, b.buf, b.len);
+  cymg_buf_free(&b);
+  return rc < 0 ? rc : 0;
+}
+
+/* ---- file bodies ---- */
+
+static void file_done(cymg_conn *c, cymg__http *h) {
+  close(h->file_fd);
+  h->file_fd = -1;
+  replied(c, h);
+}
+
+/* Moves file bytes to the socket while it takes them. Returns true while there
+ * is more to send. */
+static bool file_pump(cymg_conn *c) {
+  cymg__http *h = cymg__http_of(c);
+  if (h == NULL || h->file_fd < 0) return false;
+  while (h->file_left > 0) {
+    size_t want = h->file_left > (1u << 20) ? (1u << 20) : (size_t) h->file_left;
+#if defined(__linux__)
+    if (c->tp == &cymg__transport_plain) {
+      off_t off = (off_t) h->file_off;
+      ssize_t n = sendfile(c->fd, h->file_fd, &off, want);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        c->flags &= ~CYMG__F_WRITABLE;
+        return true;
+      }
+      if (n <= 0) {
+        cymg_error(c, "sendfile: %s", n < 0 ? strerror(errno) : "file shrank while sent");
+        return false;
+      }
+      h->file_off += (uint64_t) n;
+      h->file_left -= (uint64_t) n;
+      continue;
+    }
+#endif
+    /* Other transports get the file through the send buffer, a piece at a time. */
+    char buf[65536];
+    if (want > sizeof(buf)) want = sizeof(buf);
+    ssize_t n = pread(h->file_fd, buf, want, (off_t) h->file_off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      cymg_error(c, "read file: %s", n < 0 ? strerror(errno) : "file shrank while sent");
+      return false;
+    }
+    if (cymg_send(c, buf, (size_t) n) < 0) return false;
+    h->file_off += (uint64_t) n;
+    h->file_left -= (uint64_t) n;
+    if (cymg_conn_send_len(c) > 0 && h->file_left > 0) return true; /* wait for the drain */
+  }
+  file_done(c, h);
+  return false;
+}
+
+int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd, uint64_t offset,
+                          uint64_t len) {
+  cymg__http *h = server_state(c);
+  if (h == NULL || h->resp_chunked || h->file_fd >= 0) {
+    close(fd);
+    return CYMG_ESTATE;
+  }
+  cymg_buf b;
+  cymg_buf_init(&b);
+  int rc = format_head(c, h, &b, status, headers, (int64_t) len);
+  if (rc == 0) rc = cymg_send(c, b.buf, b.len);
+  cymg_buf_free(&b);
+  if (rc < 0 || h->req_head || len == 0) {
+    close(fd);
+    if (rc == 0) replied(c, h);
+    return rc;
+  }
+  h->file_fd = fd;
+  h->file_off = offset;
+  h->file_left = len;
+  /* Start at once when the head went out whole; else when the socket drains. */
+  if (cymg_conn_send_len(c) == 0 && file_pump(c) == false) return 0;
+  cymg__conn_set_pump(c, file_pump);
+  return 0;
+}
+
+int cymg_http_reply_status(const cymg_conn *c) {
+  cymg__http *h = c ? cymg__http_of(c) : NULL;
+  return h ? h->last_status : 0;
+}
+
+cymg_str cymg__http_req_method(const cymg_conn *c) {
+  cymg__http *h = cymg__http_of(c);
+  if (h == NULL || !h->is_server || h->phase == HTTP_HEAD) return cymg_str_n("", 0);
+  return h->msg.method;
+}

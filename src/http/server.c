@@ -1,0 +1,469 @@
+/* The HTTP connection layer: reading messages off a connection (both sides), the
+ * server's request cycle (keep-alive, pipelining in order, limits, timeouts), and
+ * the protocol hooks. Replies are in reply.c, the client side in client.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/http_internal.h"
+
+#define DEFAULT_MAX_HEAD CYMG_HTTP_MAX_HEAD
+#define DEFAULT_MAX_HEADERS 100
+#define DEFAULT_MAX_BODY (8u << 20)
+#define DEFAULT_HEAD_MS 30000
+#define DEFAULT_IDLE_MS 60000
+
+cymg__http *cymg__http_of(const cymg_conn *c) {
+  return cymg_conn_proto(c) == &cymg__http_proto ? cymg_conn_proto_state(c) : NULL;
+}
+
+static void set_recv_limit(cymg_conn *c, const cymg__http_conf *conf) {
+  /* A buffered message must fit whole: head, body, and one read of slack. */
+  uint64_t need = conf->max_head + conf->max_body + 65536;
+  if (need > SIZE_MAX) need = SIZE_MAX;
+  if (c->recv_limit < need) c->recv_limit = (size_t) need;
+}
+
+static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_server) {
+  cymg__http *h = calloc(1, sizeof(*h));
+  if (h == NULL) return NULL;
+  h->conf = *conf;
+  h->mgr = c->mgr;
+  h->is_server = is_server;
+  h->file_fd = -1;
+  h->phase = HTTP_HEAD;
+  if (!(c->flags & CYMG__F_LISTENING)) {
+    h->hdrs = calloc(conf->max_headers ? conf->max_headers : 1, sizeof(*h->hdrs));
+    if (h->hdrs == NULL) {
+      free(h);
+      return NULL;
+    }
+    set_recv_limit(c, conf);
+  } else {
+    h->is_listener = true;
+  }
+  return h;
+}
+
+static void http_free(void *state) {
+  cymg__http *h = state;
+  if (h->timer) cymg_timer_cancel(h->mgr, h->timer);
+  if (h->file_fd >= 0) close(h->file_fd);
+  free(h->hdrs);
+  free(h->head_copy);
+  free(h);
+}
+
+static void *http_accept(cymg_conn *child, cymg_conn *lsn) {
+  cymg__http *l = cymg__http_of(lsn);
+  cymg__http *h = l ? http_new(child, &l->conf, true) : NULL;
+  if (l && h == NULL) cymg__conn_fail_later(child, "HTTP: out of memory");
+  if (h) cymg__http_deadline(child, h, DL_IDLE, h->conf.idle_ms);
+  return h;
+}
+
+int cymg_http_attach(cymg_conn *c, bool is_server) {
+  if (c == NULL) return CYMG_EINVAL;
+  if (cymg__http_of(c)) return 0;
+  cymg__http_conf conf = {DEFAULT_MAX_HEAD, DEFAULT_MAX_HEADERS, DEFAULT_MAX_BODY,
+                          DEFAULT_HEAD_MS, DEFAULT_IDLE_MS};
+  cymg__http *h = http_new(c, &conf, is_server);
+  if (h == NULL) return CYMG_ENOMEM;
+  cymg_conn_set_proto(c, &cymg__http_proto, h);
+  if (is_server && !h->is_listener) cymg__http_deadline(c, h, DL_IDLE, conf.idle_ms);
+  return 0;
+}
+
+int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers, uint64_t max_body) {
+  cymg__http *h = c ? cymg__http_of(c) : NULL;
+  if (h == NULL) return CYMG_ESTATE;
+  if (max_headers && !h->is_listener && max_headers != h->conf.max_headers) {
+    if (h->phase != HTTP_HEAD) return CYMG_ESTATE; /* views point into hdrs */
+    cymg_http_header *p = realloc(h->hdrs, max_headers * sizeof(*p));
+    if (p == NULL) return CYMG_ENOMEM;
+    h->hdrs = p;
+  }
+  if (max_head) h->conf.max_head = max_head;
+  if (max_headers) h->conf.max_headers = max_headers;
+  if (max_body) h->conf.max_body = max_body;
+  if (!h->is_listener) set_recv_limit(c, &h->conf);
+  return 0;
+}
+
+int cymg_http_set_timeouts(cymg_conn *c, uint32_t head_ms, uint32_t idle_ms) {
+  cymg__http *h = c ? cymg__http_of(c) : NULL;
+  if (h == NULL) return CYMG_ESTATE;
+  if (head_ms) h->conf.head_ms = head_ms;
+  if (idle_ms) h->conf.idle_ms = idle_ms;
+  if (h->deadline_kind == DL_IDLE) cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+  return 0;
+}
+
+/* ---- deadlines: one timer per connection. Moving a deadline later only writes
+ * a field; the timer, when it fires early, re-arms itself for the rest. ---- */
+
+static void on_timeout(cymg_conn *c, cymg__http *h, int kind);
+
+static void http_timer_fn(void *arg) {
+  cymg_conn *c = arg;
+  cymg__http *h = cymg__http_of(c);
+  if (h == NULL) return;
+  h->timer = 0;
+  if (h->deadline == 0 || (c->flags & CYMG__F_CLOSING)) return;
+  uint64_t now = cymg__millis();
+  if (now < h->deadline) {
+    if (cymg_timer_add(c->mgr, h->deadline - now, CYMG_TIMER_ONCE, http_timer_fn, c, &h->timer) == 0)
+      h->timer_at = h->deadline;
+    return;
+  }
+  int kind = h->deadline_kind;
+  h->deadline = 0;
+  h->deadline_kind = DL_NONE;
+  on_timeout(c, h, kind);
+}
+
+void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms) {
+  if (kind == DL_NONE || ms == UINT32_MAX) {
+    h->deadline = 0;
+    h->deadline_kind = DL_NONE;
+    return;
+  }
+  uint64_t now = cymg__millis();
+  h->deadline = now + ms;
+  h->deadline_kind = kind;
+  if (h->timer && h->timer_at <= h->deadline) return; /* it will re-arm */
+  if (h->timer) cymg_timer_cancel(c->mgr, h->timer);
+  h->timer = 0;
+  if (cymg_timer_add(c->mgr, ms, CYMG_TIMER_ONCE, http_timer_fn, c, &h->timer) == 0)
+    h->timer_at = h->deadline;
+}
+
+/* ---- failures ---- */
+
+/* A request that cannot be served: answer with its status, then close. */
+static void server_refuse(cymg_conn *c, cymg__http *h, int status, const char *why) {
+  CYMG__DEBUG("conn %llu: HTTP %d: %s", (unsigned long long) c->id, status, why);
+  h->req_keepalive = false;
+  h->req_head = false;
+  h->phase = HTTP_DEAD;
+  cymg_http_reply(c, status, "Content-Type: text/plain\r\n", "%d %s: %s\n", status,
+                  cymg_http_status_reason(status), why);
+  cymg_drain(c);
+}
+
+static void fail(cymg_conn *c, cymg__http *h, int reason) {
+  if (h->is_server) {
+    server_refuse(c, h, cymg_http_err_status(reason), cymg_http_err_text(reason));
+  } else {
+    h->phase = HTTP_DEAD;
+    cymg_error(c, "HTTP response: %s", cymg_http_err_text(reason));
+  }
+}
+
+static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
+  switch (kind) {
+    case DL_IDLE: cymg_close(c); break;
+    case DL_HEAD:
+    case DL_BODY:
+      if (h->is_server) {
+        server_refuse(c, h, 408, "request not received in time");
+      } else {
+        cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf.head_ms);
+      }
+      break;
+    case DL_RESPONSE:
+      cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf.head_ms);
+      break;
+    default: break;
+  }
+}
+
+/* ---- reading a message ---- */
+
+static int parse_head(cymg__http *h, const char *buf, size_t len, int *reason) {
+  return h->is_server
+             ? cymg_http_parse_request(buf, len, &h->msg, h->hdrs, h->conf.max_headers, reason)
+             : cymg_http_parse_response(buf, len, &h->msg, h->hdrs, h->conf.max_headers, reason);
+}
+
+static cymg_str client_method(const cymg__http *h) {
+  if (h->mq_len == 0) return cymg_str_n("GET", 3);
+  return cymg_str_c(h->methods[h->mq_head % 8]);
+}
+
+/* Head complete: note what it asks for, hand HTTP_HDRS over. Returns false when
+ * the connection must not go on reading. */
+static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
+  h->head_len = head_len;
+  h->body_kind = cymg_http_body_kind(&h->msg, !h->is_server, client_method(h));
+  h->body_have = 0;
+  h->raw_ofs = head_len;
+  h->streaming = false;
+  if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) cymg_http_chunked_init(&h->chunked, 0);
+  h->phase = HTTP_BODY;
+  if (h->is_server) {
+    h->req_head = cymg_str_eq(h->msg.method, cymg_str_n("HEAD", 4));
+    h->req_keepalive = (h->msg.flags & CYMG_HTTP_F_KEEPALIVE) != 0;
+    h->req_http10 = (h->msg.flags & CYMG_HTTP_F_HTTP10) != 0;
+    h->replied = false;
+    h->sent_mark = c->sent_total;
+    cymg__http_deadline(c, h, h->body_kind == CYMG_HTTP_BODY_NONE ? DL_NONE : DL_BODY,
+                        h->conf.idle_ms);
+  }
+  if (c->fn) c->fn(c, CYMG_EV_HTTP_HDRS, &h->msg);
+  if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return false;
+  if (h->is_server && (h->replied || c->sent_total != h->sent_mark)) {
+    /* Answered from the head alone (401, 413...): the body, if any, is not
+     * read; the connection closes once the reply is out. */
+    if (h->body_kind != CYMG_HTTP_BODY_NONE) {
+      h->phase = HTTP_DEAD;
+      cymg_drain(c);
+      return false;
+    }
+  }
+  if (!h->streaming && h->body_kind == CYMG_HTTP_BODY_LENGTH &&
+      (uint64_t) h->msg.content_length > h->conf.max_body) {
+    if (h->is_server) {
+      server_refuse(c, h, 413, "body larger than the server accepts");
+    } else {
+      h->phase = HTTP_DEAD;
+      cymg_error(c, "HTTP response: body of %lld bytes exceeds the limit",
+                 (long long) h->msg.content_length);
+    }
+    return false;
+  }
+  if (h->is_server && (h->msg.flags & CYMG_HTTP_F_EXPECT_CONTINUE) &&
+      h->body_kind != CYMG_HTTP_BODY_NONE && cymg_conn_recv_len(c) <= head_len) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    cymg_send(c, cont, sizeof(cont) - 1);
+    h->sent_mark = c->sent_total; /* an interim response answers nothing */
+  }
+  if (h->streaming) {
+    h->head_copy = malloc(head_len);
+    if (h->head_copy == NULL) {
+      fail(c, h, CYMG_HTTP_ERR_HEAD_TOO_LARGE);
+      return false;
+    }
+    memcpy(h->head_copy, cymg__iobuf_data(&c->recv), head_len);
+    cymg_conn_consume(c, head_len);
+    h->raw_ofs = 0;
+  }
+  return true;
+}
+
+/* Rebuilds the views of msg when the receive buffer has moved since parsing. */
+static void refresh_views(cymg__http *h, const char *buf) {
+  if (buf == h->parsed_at) return;
+  int reason;
+  cymg_http_msg saved = h->msg;
+  parse_head(h, buf, h->head_len, &reason);
+  h->msg.flags = saved.flags;
+  h->parsed_at = buf;
+}
+
+static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
+  if (h->is_server) {
+    h->phase = HTTP_WAIT_REPLY;
+  } else {
+    h->phase = HTTP_HEAD;
+    if (h->mq_len) {
+      h->mq_head++;
+      h->mq_len--;
+    }
+    cymg__http_deadline(c, h, h->mq_len ? DL_RESPONSE : DL_NONE, h->conf.head_ms);
+  }
+  /* The handler may switch the connection to another protocol (a WebSocket
+   * upgrade), which frees h: after it, only c is touched. The message's bytes
+   * are HTTP's either way. */
+  if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->msg);
+  cymg_conn_consume(c, consumed);
+}
+
+/* Streaming: hands decoded body pieces to the user as READ, then HTTP_MSG. */
+static bool stream_body(cymg_conn *c, cymg__http *h) {
+  for (;;) {
+    if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return false;
+    cymg_str d = cymg_conn_recv_data(c);
+    size_t piece = 0, used = 0;
+    bool done = false;
+    if (h->body_kind == CYMG_HTTP_BODY_LENGTH) {
+      uint64_t left = (uint64_t) h->msg.content_length - h->body_have;
+      piece = used = d.len < left ? d.len : (size_t) left;
+      done = h->body_have + piece == (uint64_t) h->msg.content_length;
+    } else if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) {
+      int n = cymg_http_chunked_decode(&h->chunked, (char *) d.buf, d.len, &piece);
+      if (n < 0) {
+        fail(c, h, cymg_http_chunked_reason(&h->chunked));
+        return false;
+      }
+      used = (size_t) n;
+      done = cymg_http_chunked_done(&h->chunked);
+    } else if (h->body_kind == CYMG_HTTP_BODY_CLOSE) {
+      piece = used = d.len; /* ends at CLOSE */
+    } else {
+      done = true;
+    }
+    if (piece > 0 && c->fn) {
+      size_t n = piece;
+      c->fn(c, CYMG_EV_READ, &n);
+      if (cymg__http_of(c) != h) return false;
+    }
+    h->body_have += piece;
+    cymg_conn_consume(c, used);
+    if (!done) {
+      if (used == 0 || cymg_conn_recv_len(c) == 0) return false;
+      continue;
+    }
+    refresh_views(h, h->head_copy);
+    h->msg.body = cymg_str_n(h->head_copy + h->head_len, 0);
+    h->msg.message = cymg_str_n(h->msg.head.buf, h->msg.head.len);
+    h->msg.flags |= CYMG_HTTP_F_STREAMED;
+    deliver(c, h, 0);
+    if (cymg__http_of(c) == h) {
+      free(h->head_copy);
+      h->head_copy = NULL;
+      h->parsed_at = NULL;
+    }
+    return true;
+  }
+}
+
+bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
+  if (h->phase == HTTP_HEAD) {
+    cymg_str d = cymg_conn_recv_data(c);
+    if (d.len == 0) return false;
+    if (h->is_server && h->deadline_kind != DL_HEAD)
+      cymg__http_deadline(c, h, DL_HEAD, h->conf.head_ms);
+    size_t n = d.len < h->conf.max_head ? d.len : h->conf.max_head;
+    int reason = CYMG_HTTP_ERR_NONE;
+    int rc = parse_head(h, d.buf, n, &reason);
+    if (rc == CYMG_EAGAIN) {
+      if (d.len >= h->conf.max_head) fail(c, h, CYMG_HTTP_ERR_HEAD_TOO_LARGE);
+      return false;
+    }
+    if (rc < 0) {
+      fail(c, h, reason != CYMG_HTTP_ERR_NONE ? reason : CYMG_HTTP_ERR_TOO_MANY_HEADERS);
+      return false;
+    }
+    h->parsed_at = d.buf;
+    if (!h->is_server && h->msg.status < 200 && h->msg.status != 101) {
+      cymg_conn_consume(c, (size_t) rc); /* interim response: wait for the real one */
+      return true;
+    }
+    if (!on_head(c, h, (size_t) rc)) return false;
+  }
+  if (h->phase != HTTP_BODY) return false;
+  if (h->streaming) return stream_body(c, h);
+
+  cymg_str d = cymg_conn_recv_data(c);
+  char *buf = (char *) d.buf;
+  size_t body_len = 0, consumed = h->head_len;
+  switch (h->body_kind) {
+    case CYMG_HTTP_BODY_LENGTH:
+      if (d.len - h->head_len < (uint64_t) h->msg.content_length) return false;
+      body_len = (size_t) h->msg.content_length;
+      consumed += body_len;
+      break;
+    case CYMG_HTTP_BODY_CHUNKED: {
+      size_t dlen;
+      int n = cymg_http_chunked_decode(&h->chunked, buf + h->raw_ofs, d.len - h->raw_ofs, &dlen);
+      if (n < 0) {
+        fail(c, h, cymg_http_chunked_reason(&h->chunked));
+        return false;
+      }
+      /* Decoded bytes join those before them, right behind the head. */
+      memmove(buf + h->head_len + h->body_have, buf + h->raw_ofs, dlen);
+      h->body_have += dlen;
+      h->raw_ofs += (size_t) n;
+      if (h->body_have > h->conf.max_body) {
+        if (h->is_server) {
+          server_refuse(c, h, 413, "body larger than the server accepts");
+        } else {
+          cymg_error(c, "HTTP response: body exceeds the limit");
+        }
+        return false;
+      }
+      if (!cymg_http_chunked_done(&h->chunked)) return false;
+      body_len = (size_t) h->body_have;
+      consumed = h->raw_ofs;
+      break;
+    }
+    case CYMG_HTTP_BODY_CLOSE:
+      return false; /* complete at end of stream: see the CLOSE event */
+    default: break;
+  }
+  refresh_views(h, buf);
+  h->msg.body = cymg_str_n(buf + h->head_len, body_len);
+  h->msg.message = cymg_str_n(h->msg.head.buf, (size_t) (buf + h->head_len + body_len - h->msg.head.buf));
+  deliver(c, h, consumed);
+  return true;
+}
+
+int cymg_http_stream_body(cymg_conn *c) {
+  cymg__http *h = c ? cymg__http_of(c) : NULL;
+  if (h == NULL || h->phase != HTTP_BODY || h->body_have > 0) return CYMG_ESTATE;
+  h->streaming = true;
+  return 0;
+}
+
+/* ---- the server's request cycle ---- */
+
+static bool response_complete(const cymg_conn *c, const cymg__http *h) {
+  return (h->replied || c->sent_total != h->sent_mark) && !h->resp_chunked && h->file_fd < 0;
+}
+
+/* Serves what is in the buffer: requests one after the other, each only once the
+ * one before it has been answered, so pipelined replies keep their order. */
+static void server_run(cymg_conn *c, cymg__http *h) {
+  for (;;) {
+    if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return;
+    if (h->phase == HTTP_WAIT_REPLY) {
+      if (!response_complete(c, h)) return;
+      if (!h->req_keepalive || h->resp_close) {
+        h->phase = HTTP_DEAD;
+        cymg_drain(c);
+        return;
+      }
+      h->phase = HTTP_HEAD;
+      cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+    }
+    if (h->phase == HTTP_DEAD || !cymg__http_read_message(c, h)) return;
+    if (cymg__http_of(c) != h) return; /* upgraded to another protocol */
+  }
+}
+
+static bool http_event(cymg_conn *c, int ev, void *ev_data) {
+  cymg__http *h = cymg_conn_proto_state(c);
+  if (h == NULL || h->is_listener) return false;
+  if (!h->is_server) return cymg__http_client_event(c, h, ev, ev_data);
+  switch (ev) {
+    case CYMG_EV_READ:
+      server_run(c, h);
+      return true;
+    case CYMG_EV_WRITE:
+    case CYMG__EV_RESUME:
+      if (h->phase == HTTP_WAIT_REPLY) server_run(c, h);
+      return ev == CYMG__EV_RESUME;
+    default: return false;
+  }
+}
+
+const cymg_proto cymg__http_proto = {"http", http_event, http_free, http_accept};
+
+/* ---- entry points ---- */
+
+int cymg_http_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                     cymg_conn **out) {
+  cymg_conn *c;
+  int rc = cymg__listen_url(mgr, url, "http", false, fn, fn_data, &c);
+  if (rc == 0) rc = cymg_http_attach(c, true);
+  if (rc < 0 && rc != CYMG_ENOMEM) return rc;
+  if (rc < 0) {
+    cymg__mgr_errmsg(mgr, "listen '%s': %s", url, cymg_strerror(rc));
+    cymg_close(c);
+    return rc;
+  }
+  if (out) *out = c;
+  return 0;
+}

@@ -1,0 +1,51 @@
+"""Shared helpers for the cymongoose tests. Every socket here is on loopback."""
+
+import socket
+import time
+
+import pytest
+
+import cymongoose
+
+
+def poll_until(mgr, cond, timeout=5.0, step_ms=10):
+    """Poll mgr until cond() is true; fail the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not reached within %.1fs" % timeout)
+        mgr.poll(step_ms)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Recorder:
+    """An event handler that records (conn_id, ev, data) and can echo."""
+
+    def __init__(self, echo=False):
+        self.events = []
+        self.echo = echo
+        self.received = {}
+
+    def __call__(self, conn, ev, data):
+        self.events.append((conn.id, ev, data))
+        if ev == cymongoose.MG_EV_READ:
+            chunk = conn.recv_data()
+            self.received[conn.id] = self.received.get(conn.id, b"") + chunk
+            if self.echo:
+                conn.send(chunk)
+
+    def names(self, conn_id):
+        return [cymongoose.event_name(ev) for cid, ev, _ in self.events if cid == conn_id]
+
+
+@pytest.fixture
+def mgr():
+    m = cymongoose.Manager()
+    yield m
+    m.close()

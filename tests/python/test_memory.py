@@ -1,0 +1,114 @@
+"""Memory stays flat: many connections and many managers leave nothing behind.
+
+Python allocations are measured with tracemalloc, C allocations through the
+resident set size. The thresholds are generous: they are there to catch a leak
+per object (10,000 leaked wrappers or buffers would be far above them), not to
+measure the allocator."""
+
+import gc
+import os
+import resource
+import tracemalloc
+
+from cymongoose import MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_CONNECT, Manager
+
+from conftest import poll_until
+
+PAGE = resource.getpagesize()
+# ASan keeps freed memory in quarantine, so RSS says nothing under it.
+UNDER_ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def churn_connections(m, lsn, total, batch=100):
+    """Opens `total` client connections to lsn (2 * total connections in all:
+    each accepted one too) and closes them, `batch` at a time."""
+    port = lsn.local_addr[1]
+    for _ in range(total // batch):
+        counts = {"conn": 0, "acc": 0, "closed": 0}
+
+        def client(conn, ev, data):
+            if ev == MG_EV_CONNECT:
+                counts["conn"] += 1
+                conn.send(b"x")
+                conn.drain()
+            elif ev == MG_EV_CLOSE:
+                counts["closed"] += 1
+
+        for _ in range(batch):
+            m.connect("tcp://127.0.0.1:%d" % port, client)
+        poll_until(m, lambda: counts["closed"] == batch and len(m.connections) == 1,
+                   timeout=30, step_ms=5)
+        assert counts["conn"] == batch
+
+
+def test_ten_thousand_connections_leave_memory_flat():
+    accepted = [0]
+
+    def server(conn, ev, data):
+        if ev == MG_EV_ACCEPT:
+            accepted[0] += 1
+            conn.userdata = bytearray(64)  # something per connection to leak if we could
+
+    m = Manager(server)
+    lsn = m.listen("tcp://127.0.0.1:0")
+    churn_connections(m, lsn, 1000)  # warm up allocator pools and lazy imports
+    gc.collect()
+    tracemalloc.start()
+    try:
+        py_before = tracemalloc.get_traced_memory()[0]
+        rss_before = rss_bytes()
+        churn_connections(m, lsn, 5000)  # 10,000 connections: 5,000 each side
+        gc.collect()
+        py_growth = tracemalloc.get_traced_memory()[0] - py_before
+        rss_growth = rss_bytes() - rss_before
+    finally:
+        tracemalloc.stop()
+        m.close()
+    assert accepted[0] == 6000
+    print("10k connections: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
+    assert py_growth < 64 * 1024, py_growth
+    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
+
+
+def test_thousand_managers_leave_memory_flat():
+    def cycle(n):
+        for i in range(n):
+            m = Manager(lambda c, ev, d: None, enable_wakeup=(i % 2 == 0))
+            lsn = m.listen("tcp://127.0.0.1:0")
+            lsn.userdata = m  # a cycle through the connection, broken by close()
+            m.timer_add(1000, lambda: None, repeat=True)
+            m.poll(0)
+            m.close()
+
+    fds_before = len(os.listdir("/proc/self/fd"))
+    cycle(200)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        py_before = tracemalloc.get_traced_memory()[0]
+        rss_before = rss_bytes()
+        cycle(1000)
+        gc.collect()
+        py_growth = tracemalloc.get_traced_memory()[0] - py_before
+        rss_growth = rss_bytes() - rss_before
+    finally:
+        tracemalloc.stop()
+    print("1k managers: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
+    assert py_growth < 64 * 1024, py_growth
+    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
+    assert len(os.listdir("/proc/self/fd")) <= fds_before  # no descriptor leaks
+
+
+def test_unclosed_managers_are_reclaimed_by_gc():
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(300):
+        m = Manager()
+        m.listen("udp://127.0.0.1:0").userdata = m  # a cycle through C, never closed
+        del m
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= fds_before

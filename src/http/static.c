@@ -10,13 +10,22 @@
  * - Preconditions in the order of §13.2.2; If-Modified-Since only without
  *   If-None-Match, and only for GET and HEAD. Range only for GET. */
 #define _FILE_OFFSET_BITS 64 /* files above 2 GiB on 32-bit systems */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "cymg/buf.h"
 #include "cymg/error.h"
 #include "cymg/str.h"
+#include "cymg/url.h"
+#include "http/http_internal.h"
 #include "http/static_internal.h"
 
 /* ------------------------------------------------------------ dates ---- */
@@ -329,4 +338,427 @@ bool cymg__http_accepts_gzip(const cymg_http_msg *msg) {
     }
   }
   return gzip == 1 || (gzip == -1 && star == 1);
+}
+
+
+/* ----------------------------------------------------------- replies ---- */
+
+static const cymg_http_serve_opts no_opts;
+
+/* Header lines: the caller's first, then the options' extra headers. On
+ * allocation failure the buffer is freed and NULL returned. */
+static const char *finish_headers(cymg_buf *h, const cymg_http_serve_opts *o) {
+  if (o->extra_headers != NULL && cymg_buf_printf(h, "%s", o->extra_headers) < 0) {
+    cymg_buf_free(h);
+    return NULL;
+  }
+  if (h->buf == NULL && cymg_buf_reserve(h, 1) != 0) return NULL;
+  return h->buf;
+}
+
+/* A short text reply ("404 Not Found") with optional header lines. */
+static int reply_text(cymg_conn *c, const cymg_http_serve_opts *o, int status, const char *lines) {
+  cymg_buf h = {0};
+  if (cymg_buf_printf(&h, "Content-Type: text/plain; charset=utf-8\r\n%s", lines ? lines : "") < 0)
+    return CYMG_ENOMEM;
+  const char *hdrs = finish_headers(&h, o);
+  if (hdrs == NULL) return CYMG_ENOMEM;
+  int rc = cymg_http_reply(c, status, hdrs, "%d %s\n", status, cymg_http_status_reason(status));
+  cymg_buf_free(&h);
+  return rc;
+}
+
+/* Opens a regular file for reading. Non-blocking, so a FIFO planted in the tree
+ * cannot stall the loop; fstat on the descriptor, so what is checked is what is
+ * sent. Returns the fd, or -1 with errno (EISDIR / ENODEV for other types). */
+static int open_regular(const char *path, int extra_flags, struct stat *st) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | extra_flags);
+  if (fd < 0) return -1;
+  if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    int e = S_ISDIR(st->st_mode) ? EISDIR : ENODEV;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+static int reply_404(cymg_conn *c, const cymg_http_serve_opts *o) {
+  struct stat st;
+  int fd = o->page404 ? open_regular(o->page404, 0, &st) : -1;
+  if (fd < 0) return reply_text(c, o, 404, NULL);
+  cymg_buf h = {0};
+  cymg_str mime = cymg_http_mime_type(o->page404, o->mime_types);
+  const char *hdrs = NULL;
+  if (cymg_buf_printf(&h, "Content-Type: %.*s\r\n", (int)mime.len, mime.buf) >= 0)
+    hdrs = finish_headers(&h, o);
+  if (hdrs == NULL) {
+    close(fd);
+    return CYMG_ENOMEM;
+  }
+  int rc = cymg__http_reply_file(c, 404, hdrs, fd, 0, (uint64_t)st.st_size);
+  cymg_buf_free(&h);
+  return rc;
+}
+
+/* What is being sent: an open file, the name its MIME type comes from, and
+ * whether it is the gzip sibling of that name. */
+typedef struct source {
+  int fd;
+  struct stat st;
+  const char *name;
+  bool gzip, vary;
+} source;
+
+/* Answers with src (whose fd this takes over): preconditions, then Range. */
+static int reply_source(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *o,
+                        source *src) {
+  uint64_t size = (uint64_t)src->st.st_size;
+  int64_t mtime = (int64_t)src->st.st_mtim.tv_sec;
+  char etag[48], date[30];
+  int el = cymg__http_etag(etag, sizeof(etag), size, mtime, src->st.st_mtim.tv_nsec);
+  bool have_date = cymg__http_format_date(mtime, date) > 0;
+  cymg_buf h = {0};
+  int rc = CYMG_ENOMEM;
+  /* Validators and Vary go on every answer about this representation, 304
+   * included (§15.4.5). */
+  if (cymg_buf_printf(&h, "ETag: %s\r\n", el > 0 ? etag : "") < 0 ||
+      (have_date && cymg_buf_printf(&h, "Last-Modified: %s\r\n", date) < 0) ||
+      (src->vary && cymg_buf_printf(&h, "Vary: Accept-Encoding\r\n") < 0))
+    goto out;
+  int pre = cymg__http_preconditions(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime);
+  if (pre == 304) {
+    const char *hdrs = finish_headers(&h, o);
+    rc = hdrs ? cymg_http_reply_data(c, 304, hdrs, NULL, 0) : CYMG_ENOMEM;
+    goto out;
+  }
+  if (pre == 412) {
+    rc = reply_text(c, o, 412, h.buf);
+    goto out;
+  }
+  cymg_str mime = cymg_http_mime_type(src->name, o->mime_types);
+  if (cymg_buf_printf(&h, "Content-Type: %.*s\r\nAccept-Ranges: bytes\r\n%s", (int)mime.len,
+                      mime.buf, src->gzip ? "Content-Encoding: gzip\r\n" : "") < 0)
+    goto out;
+  uint64_t start = 0, len = size;
+  int status = 200;
+  cymg_str *range = cymg_http_get_header(msg, "Range");
+  if (range != NULL && cymg_str_eq(msg->method, cymg_str_c("GET")) &&
+      cymg__http_if_range(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime)) {
+    int r = cymg__http_parse_range(*range, size, &start, &len);
+    if (r == CYMG__RANGE_UNSAT) {
+      cymg_buf e = {0};
+      rc = cymg_buf_printf(&e, "Content-Range: bytes */%" PRIu64 "\r\n", size) < 0
+               ? CYMG_ENOMEM
+               : reply_text(c, o, 416, e.buf);
+      cymg_buf_free(&e);
+      goto out;
+    }
+    if (r == CYMG__RANGE_ONE) {
+      status = 206;
+      if (cymg_buf_printf(&h, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n",
+                          start, start + len - 1, size) < 0)
+        goto out;
+    }
+  }
+  const char *hdrs = finish_headers(&h, o);
+  if (hdrs == NULL) goto out;
+  rc = cymg__http_reply_file(c, status, hdrs, src->fd, start, len);
+  src->fd = -1; /* the layer owns it now, whatever happened */
+out:
+  if (src->fd >= 0) close(src->fd);
+  src->fd = -1;
+  cymg_buf_free(&h);
+  return rc;
+}
+
+/* Opens path, or its ".gz" sibling when the client takes gzip and one exists.
+ * `check` (may be NULL) vets each candidate before it is opened. Returns 0, or
+ * -1 with errno from opening path itself. */
+static int open_source(const cymg_http_msg *msg, const char *path, const char *name,
+                       bool (*check)(const char *path, void *arg), void *arg, source *src) {
+  memset(src, 0, sizeof(*src));
+  src->fd = -1;
+  src->name = name;
+  size_t n = strlen(path);
+  char *gz = malloc(n + 4);
+  if (gz == NULL) {
+    errno = ENOMEM;
+    return -1;
+  }
+  memcpy(gz, path, n);
+  memcpy(gz + n, ".gz", 4);
+  /* Vary whenever a sibling exists: the answer depends on Accept-Encoding
+   * even for the clients that got the plain file. */
+  struct stat gst;
+  bool sibling = stat(gz, &gst) == 0 && S_ISREG(gst.st_mode) && (!check || check(gz, arg));
+  src->vary = sibling;
+  if (sibling && cymg__http_accepts_gzip(msg)) {
+    src->fd = open_regular(gz, 0, &src->st);
+    src->gzip = src->fd >= 0;
+  }
+  free(gz);
+  if (src->fd < 0) {
+    if (check && !check(path, arg)) {
+      errno = ENOENT;
+      return -1;
+    }
+    src->fd = open_regular(path, 0, &src->st);
+  }
+  return src->fd >= 0 ? 0 : -1;
+}
+
+int cymg_http_serve_file(cymg_conn *c, const cymg_http_msg *msg, const char *path,
+                         const cymg_http_serve_opts *opts) {
+  const cymg_http_serve_opts *o = opts ? opts : &no_opts;
+  if (c == NULL || msg == NULL || path == NULL) return CYMG_EINVAL;
+  source src;
+  if (open_source(msg, path, path, NULL, NULL, &src) != 0)
+    return errno == ENOMEM ? reply_text(c, o, 500, NULL) : reply_404(c, o);
+  return reply_source(c, msg, o, &src);
+}
+
+/* ---------------------------------------------------------- serve_dir ---- */
+
+/* The real path of the root, for checking where symlinks lead. */
+typedef struct root {
+  char *real;
+  size_t len;
+} root;
+
+/* Is path (after resolving every symlink) the root or inside it? */
+static bool under_root(const char *path, void *arg) {
+  const root *r = arg;
+  char *real = realpath(path, NULL);
+  if (real == NULL) return false;
+  bool ok = strncmp(real, r->real, r->len) == 0 &&
+            (real[r->len] == '\0' || real[r->len] == '/' || r->len == 1);
+  free(real);
+  return ok;
+}
+
+/* Hidden files (a segment starting with '.') are never served: they are where
+ * .git, .env and .htpasswd live. ".well-known" (RFC 8615) is the exception. */
+static bool hidden(const char *npath) {
+  for (const char *p = npath; (p = strchr(p, '/')) != NULL;) {
+    p++;
+    size_t len = strcspn(p, "/");
+    if (*p == '.' && !(len == 11 && memcmp(p, ".well-known", 11) == 0)) return true;
+  }
+  return false;
+}
+
+/* Appends a path percent-encoded except for unreserved bytes and '/'. */
+static int encode_path(cymg_buf *b, const char *path) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+    bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL;
+    char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+    if (cymg_buf_append(b, keep ? (const char *)p : e, keep ? 1 : 3) != 0) return CYMG_ENOMEM;
+  }
+  return 0;
+}
+
+typedef struct entry {
+  char *name;
+  bool dir;
+  uint64_t size;
+  int64_t mtime;
+} entry;
+
+static int entry_cmp(const void *a, const void *b) {
+  const entry *x = a, *y = b;
+  if (x->dir != y->dir) return x->dir ? -1 : 1; /* folders first */
+  return strcmp(x->name, y->name);
+}
+
+static int html_escape(cymg_buf *b, const char *s) {
+  for (; *s; s++) {
+    const char *r = NULL;
+    switch (*s) {
+      case '&': r = "&amp;"; break;
+      case '<': r = "&lt;"; break;
+      case '>': r = "&gt;"; break;
+      case '"': r = "&quot;"; break;
+      case '\'': r = "&#39;"; break;
+      default: break;
+    }
+    if (cymg_buf_append(b, r ? r : s, r ? strlen(r) : 1) != 0) return CYMG_ENOMEM;
+  }
+  return 0;
+}
+
+static char *join(const char *a, const char *b, const char *c);
+static bool under_root(const char *path, void *arg);
+
+/* Writes the listing of folder dir (shown as npath) into b. What a request
+ * could not get is left out: hidden names, symlinks leading out of the root,
+ * entries that cannot be stat'ed. */
+static int listing(const char *dir, const char *npath, struct root *r, cymg_buf *b) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return -errno;
+  entry *ents = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue; /* ".", ".." and hidden names */
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char *path = join(dir, "/", de->d_name);
+      bool inside = path != NULL && under_root(path, r);
+      free(path);
+      if (!inside || fstatat(dirfd(d), de->d_name, &st, 0) != 0) continue;
+    }
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 32;
+      entry *ne = realloc(ents, nc * sizeof(*ne));
+      if (ne == NULL) goto nomem;
+      ents = ne;
+      cap = nc;
+    }
+    ents[n].name = strdup(de->d_name);
+    if (ents[n].name == NULL) goto nomem;
+    ents[n].dir = S_ISDIR(st.st_mode);
+    ents[n].size = (uint64_t)st.st_size;
+    ents[n].mtime = (int64_t)st.st_mtim.tv_sec;
+    n++;
+  }
+  if (n > 1) qsort(ents, n, sizeof(*ents), entry_cmp);
+  if (cymg_buf_printf(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ") <
+          0 ||
+      html_escape(b, npath) != 0 || cymg_buf_printf(b, "</title></head>\n<body><h1>Index of ") < 0 ||
+      html_escape(b, npath) != 0 ||
+      cymg_buf_printf(b, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n") <
+          0)
+    goto nomem;
+  if (strcmp(npath, "/") != 0 &&
+      cymg_buf_printf(b, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n") < 0)
+    goto nomem;
+  for (size_t i = 0; i < n; i++) {
+    char date[30] = "";
+    cymg__http_format_date(ents[i].mtime, date);
+    /* Percent-encoding every reserved byte keeps a name such as "a:b" or
+     * "#x" a relative link to itself. */
+    if (cymg_buf_printf(b, "<tr><td><a href=\"") < 0 ||
+        cymg_url_encode(cymg_str_c(ents[i].name), b) != 0 ||
+        cymg_buf_printf(b, "%s\">", ents[i].dir ? "/" : "") < 0 ||
+        html_escape(b, ents[i].name) != 0 ||
+        cymg_buf_printf(b, "%s</a></td><td>", ents[i].dir ? "/" : "") < 0 ||
+        (ents[i].dir ? cymg_buf_printf(b, "-") : cymg_buf_printf(b, "%" PRIu64, ents[i].size)) <
+            0 ||
+        cymg_buf_printf(b, "</td><td>%s</td></tr>\n", date) < 0)
+      goto nomem;
+  }
+  if (cymg_buf_printf(b, "</table>\n</body></html>\n") < 0) goto nomem;
+  goto out;
+nomem:
+  rc = CYMG_ENOMEM;
+out:
+  for (size_t i = 0; i < n; i++) free(ents[i].name);
+  free(ents);
+  closedir(d);
+  return rc;
+}
+
+/* root + npath, NUL-terminated; NULL when out of memory. */
+static char *join(const char *a, const char *b, const char *c) {
+  size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0;
+  char *p = malloc(la + lb + lc + 2);
+  if (p == NULL) return NULL;
+  memcpy(p, a, la);
+  memcpy(p + la, b, lb);
+  if (c) memcpy(p + la + lb, c, lc);
+  p[la + lb + lc] = '\0';
+  return p;
+}
+
+/* A folder: redirect to the slash form, else index files, else a listing. */
+static int serve_folder(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *o,
+                        root *r, const char *full, const char *npath) {
+  int rc;
+  if (npath[strlen(npath) - 1] != '/') {
+    /* Relative links in the folder's pages resolve against the slash form. The
+     * target is built from the normalised path, never the raw one: "//host/x"
+     * would otherwise redirect off-site. */
+    cymg_buf h = {0};
+    if (cymg_buf_printf(&h, "Location: ") < 0 || encode_path(&h, npath) != 0 ||
+        cymg_buf_printf(&h, "/%s%.*s\r\n", msg->query.len ? "?" : "", (int)msg->query.len,
+                        msg->query.buf) < 0) {
+      cymg_buf_free(&h);
+      return CYMG_ENOMEM;
+    }
+    rc = reply_text(c, o, 301, h.buf);
+    cymg_buf_free(&h);
+    return rc;
+  }
+  const char *list = o->index_files ? o->index_files : "index.html,index.htm";
+  cymg_str rest = cymg_str_c(list), item;
+  while (cymg_str_split(&rest, ',', &item)) {
+    item = cymg_str_trim(item);
+    if (item.len == 0 || memchr(item.buf, '/', item.len) != NULL) continue;
+    char *name = cymg_str_dup(item);
+    char *path = name ? join(full, "/", name) : NULL;
+    source src;
+    bool found = path && open_source(msg, path, path, under_root, r, &src) == 0;
+    rc = found ? reply_source(c, msg, o, &src) : 0;
+    free(path);
+    free(name);
+    if (found) return rc;
+  }
+  if (!o->dir_listing) return reply_text(c, o, 403, NULL);
+  cymg_buf body = {0};
+  rc = listing(full, npath, r, &body);
+  if (rc == 0) {
+    cymg_buf h = {0};
+    const char *hdrs = NULL;
+    if (cymg_buf_printf(&h, "Content-Type: text/html; charset=utf-8\r\n") >= 0)
+      hdrs = finish_headers(&h, o);
+    rc = hdrs ? cymg_http_reply_data(c, 200, hdrs, body.buf, body.len) : CYMG_ENOMEM;
+    cymg_buf_free(&h);
+  } else {
+    rc = reply_text(c, o, rc == CYMG_ENOMEM ? 500 : 403, NULL);
+  }
+  cymg_buf_free(&body);
+  return rc;
+}
+
+int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *opts) {
+  if (c == NULL || msg == NULL || opts == NULL || opts->root_dir == NULL) return CYMG_EINVAL;
+  const cymg_http_serve_opts *o = opts;
+  if (!cymg_str_eq(msg->method, cymg_str_c("GET")) &&
+      !cymg_str_eq(msg->method, cymg_str_c("HEAD")))
+    return reply_text(c, o, 405, "Allow: GET, HEAD\r\n");
+  char *npath = malloc(msg->uri.len + 1);
+  if (npath == NULL) return reply_text(c, o, 500, NULL);
+  int n = cymg__http_normalize_path(msg->uri, npath, msg->uri.len + 1);
+  root r = {realpath(o->root_dir, NULL), 0};
+  char *full = NULL;
+  int rc;
+  if (n == CYMG_EPARSE) {
+    rc = reply_text(c, o, 400, NULL);
+  } else if (n < 0 || hidden(npath)) {
+    rc = reply_404(c, o); /* refused paths look like missing ones */
+  } else if (r.real == NULL) {
+    rc = reply_text(c, o, 500, NULL); /* a misconfigured root should be seen */
+  } else if ((r.len = strlen(r.real), full = join(r.real, npath, NULL)) == NULL) {
+    rc = reply_text(c, o, 500, NULL);
+  } else {
+    struct stat st;
+    if (!under_root(full, &r) || stat(full, &st) != 0) {
+      rc = reply_404(c, o);
+    } else if (S_ISDIR(st.st_mode)) {
+      rc = serve_folder(c, msg, o, &r, full, npath);
+    } else {
+      source src;
+      rc = open_source(msg, full, npath, under_root, &r, &src) == 0 ? reply_source(c, msg, o, &src)
+                                                                    : reply_404(c, o);
+    }
+  }
+  free(full);
+  free(r.real);
+  free(npath);
+  return rc;
 }

@@ -17,10 +17,18 @@
  *   backslash escapes are left as sent). filename* is ignored: RFC 7578 §4.2
  *   says senders must not use it. A part without Content-Disposition is
  *   returned with empty name and filename. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cymg/error.h"
+#include "cymg/rand.h"
 #include "cymg/str.h"
+#include "http/http_internal.h"
 #include "http/static_internal.h"
 
 /* bchars of RFC 2046 §5.1.1 */
@@ -288,4 +296,258 @@ int cymg__mp_feed(cymg__mp *mp, const char *p, size_t n) {
 int cymg__mp_finish(cymg__mp *mp) {
   if (mp->err == 0 && mp->state != MP_DONE) mp->err = CYMG_EPARSE;
   return mp->err;
+}
+
+/* ---- streaming upload ---- */
+
+/* A file being written: its temporary name and the name it will get. */
+typedef struct upfile {
+  char *tmp, *final;
+} upfile;
+
+typedef struct upload {
+  cymg_event_fn fn; /* the user's event function and pointer, to restore */
+  void *fn_data;
+  cymg_conn *c;
+  char *dir;
+  uint64_t max, total;
+  int fd; /* the part being written, or -1 */
+  upfile *files;
+  size_t nfiles, cap;
+  bool failed;
+  cymg__mp mp;
+} upload;
+
+/* The last path component of a client's file name, if it is safe to create in
+ * the upload folder (RFC 7578 §4.2: never use the client's directories). */
+static int safe_name(cymg_str fn, char *out, size_t cap) {
+  size_t start = 0;
+  for (size_t i = 0; i < fn.len; i++) {
+    if (fn.buf[i] == '/' || fn.buf[i] == '\\') start = i + 1;
+  }
+  cymg_str b = cymg_str_n(fn.buf + start, fn.len - start);
+  /* Hidden names are refused too: they could replace a .htaccess-like file and
+   * would collide with the temporary files. */
+  if (b.len == 0 || b.len > 255 || b.len >= cap || b.buf[0] == '.') return CYMG_EINVAL;
+  for (size_t i = 0; i < b.len; i++) {
+    unsigned char ch = (unsigned char)b.buf[i];
+    if (ch < 0x20 || ch == 0x7f) return CYMG_EINVAL;
+  }
+  memcpy(out, b.buf, b.len);
+  out[b.len] = '\0';
+  return 0;
+}
+
+/* Deletes every temporary file not yet renamed. */
+static void discard_files(upload *u) {
+  if (u->fd >= 0) close(u->fd);
+  u->fd = -1;
+  for (size_t i = 0; i < u->nfiles; i++) {
+    if (u->files[i].tmp != NULL) unlink(u->files[i].tmp);
+    free(u->files[i].tmp);
+    free(u->files[i].final);
+  }
+  free(u->files);
+  u->files = NULL;
+  u->nfiles = u->cap = 0;
+}
+
+static char *path_in(const char *dir, const char *name) {
+  size_t a = strlen(dir), b = strlen(name);
+  char *p = malloc(a + b + 2);
+  if (p != NULL) {
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+  }
+  return p;
+}
+
+static int part_begin(void *ctx, const cymg_http_part *part) {
+  upload *u = ctx;
+  if (part->filename.len == 0) return 0; /* a field, or an empty file input */
+  char name[256];
+  if (safe_name(part->filename, name, sizeof(name)) != 0) return CYMG_EINVAL;
+  if (u->nfiles == u->cap) {
+    size_t nc = u->cap ? u->cap * 2 : 4;
+    upfile *nf = realloc(u->files, nc * sizeof(*nf));
+    if (nf == NULL) return CYMG_ENOMEM;
+    u->files = nf;
+    u->cap = nc;
+  }
+  upfile *f = &u->files[u->nfiles];
+  f->final = path_in(u->dir, name);
+  f->tmp = NULL;
+  if (f->final == NULL) return CYMG_ENOMEM;
+  u->nfiles++;
+  /* A random hidden name: not served by serve_dir, not guessable, and O_EXCL
+   * never follows a planted symlink. */
+  for (int attempt = 0; attempt < 4 && u->fd < 0; attempt++) {
+    char rnd[17], tmp[48];
+    if (cymg_random_str(rnd, 16) != 0) return CYMG_ENOMEM;
+    snprintf(tmp, sizeof(tmp), ".cymg-upload-%s", rnd);
+    free(f->tmp);
+    f->tmp = path_in(u->dir, tmp);
+    if (f->tmp == NULL) return CYMG_ENOMEM;
+    u->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (u->fd < 0 && errno != EEXIST) {
+      int e = errno;
+      free(f->tmp);
+      f->tmp = NULL;
+      return -e;
+    }
+  }
+  return u->fd >= 0 ? 0 : -EEXIST;
+}
+
+static int part_data(void *ctx, const char *p, size_t n) {
+  upload *u = ctx;
+  while (u->fd >= 0 && n > 0) {
+    ssize_t w = write(u->fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -errno;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int part_end(void *ctx) {
+  upload *u = ctx;
+  if (u->fd < 0) return 0;
+  int rc = close(u->fd); /* NFS and quotas report write errors here */
+  u->fd = -1;
+  return rc == 0 ? 0 : -errno;
+}
+
+static const cymg__mp_cb upload_cb = {part_begin, part_data, part_end};
+
+static void upload_fn(cymg_conn *c, int ev, void *ev_data);
+
+/* Passes an event to the user's function as if it were still installed. A
+ * handler it installs meanwhile becomes the one restored at the end. */
+static void forward(upload *u, cymg_conn *c, int ev, void *ev_data) {
+  cymg_conn_set_handler(c, u->fn, u->fn_data);
+  if (u->fn != NULL) u->fn(c, ev, ev_data);
+  u->fn = cymg_conn_handler(c);
+  u->fn_data = cymg_conn_userdata(c);
+  cymg_conn_set_handler(c, upload_fn, u);
+}
+
+/* Gives the connection back to the user and frees the upload. */
+static void finish(upload *u, cymg_conn *c) {
+  discard_files(u);
+  cymg_conn_set_handler(c, u->fn, u->fn_data);
+  free(u->dir);
+  free(u);
+}
+
+static int status_of(int err) {
+  if (err == CYMG_EPARSE || err == CYMG_EINVAL) return 400;
+  if (err == CYMG_ELIMIT) return 413;
+  if (err == -ENOSPC || err == -EDQUOT) return 507;
+  return 500;
+}
+
+/* Answers with an error, tells the user why, and closes once the answer is
+ * out: the rest of the body is not read. */
+static void fail(upload *u, cymg_conn *c, int err, const char *why) {
+  u->failed = true;
+  discard_files(u);
+  int status = status_of(err);
+  cymg_http_reply(c, status, "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n",
+                  "%d %s: %s\n", status, cymg_http_status_reason(status), why);
+  char msg[160];
+  snprintf(msg, sizeof(msg), "upload: %s (%s)", why, cymg_strerror(err));
+  forward(u, c, CYMG_EV_ERROR, msg);
+  cymg_drain(c);
+}
+
+/* Has the current request been answered, or an answer started? */
+static bool answered(cymg_conn *c) {
+  cymg__http *h = cymg__http_of(c);
+  return h == NULL || h->replied || c->sent_total != h->sent_mark || h->resp_chunked ||
+         h->file_fd >= 0 || cymg_conn_is_closing(c) || cymg_conn_is_draining(c);
+}
+
+static void upload_fn(cymg_conn *c, int ev, void *ev_data) {
+  upload *u = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_READ) {
+    size_t n = *(const size_t *)ev_data;
+    if (u->failed) return;
+    u->total += n;
+    if (u->max != 0 && u->total > u->max) {
+      fail(u, c, CYMG_ELIMIT, "body larger than the upload limit");
+      return;
+    }
+    int rc = cymg__mp_feed(&u->mp, cymg_conn_recv_data(c).buf, n);
+    if (rc < 0) fail(u, c, rc, rc == CYMG_EPARSE ? "malformed multipart body" : "cannot save");
+  } else if (ev == CYMG_EV_HTTP_MSG) {
+    if (u->failed) return;
+    if (cymg__mp_finish(&u->mp) != 0) {
+      fail(u, c, CYMG_EPARSE, "malformed multipart body");
+      return;
+    }
+    size_t saved = 0;
+    for (; saved < u->nfiles; saved++) {
+      upfile *f = &u->files[saved];
+      if (rename(f->tmp, f->final) != 0) {
+        fail(u, c, -errno, "cannot save");
+        return;
+      }
+      free(f->tmp);
+      f->tmp = NULL;
+    }
+    finish(u, c);
+    cymg_event_fn fn = cymg_conn_handler(c);
+    if (fn != NULL) fn(c, ev, ev_data);
+    if (!answered(c)) {
+      cymg_http_reply(c, 200, "Content-Type: text/plain; charset=utf-8\r\n", "%zu file%s saved\n",
+                      saved, saved == 1 ? "" : "s");
+    }
+  } else if (ev == CYMG_EV_CLOSE) {
+    cymg_event_fn fn = u->fn;
+    finish(u, c);
+    if (fn != NULL) fn(c, ev, ev_data);
+  } else {
+    forward(u, c, ev, ev_data);
+  }
+}
+
+int cymg_http_upload(cymg_conn *c, const cymg_http_msg *msg, const char *dir, uint64_t max_size) {
+  if (c == NULL || msg == NULL || dir == NULL) return CYMG_EINVAL;
+  cymg_str *ct = cymg_http_get_header(msg, "Content-Type"), boundary;
+  if (ct == NULL || !cymg_str_case_starts(cymg_str_trim(*ct), cymg_str_c("multipart/form-data")) ||
+      cymg__mp_boundary(*ct, &boundary) != 0)
+    return CYMG_EPARSE;
+  struct stat st;
+  if (stat(dir, &st) != 0) return -errno;
+  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+  if (max_size != 0 && msg->content_length > 0 && (uint64_t)msg->content_length > max_size) {
+    /* Refused from the head alone: the server then skips the body. */
+    cymg_http_reply(c, 413, "Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n",
+                    "413 Content Too Large: body larger than the upload limit\n");
+    return CYMG_ELIMIT;
+  }
+  upload *u = calloc(1, sizeof(*u));
+  if (u == NULL) return CYMG_ENOMEM;
+  u->dir = cymg_str_dup(cymg_str_c(dir));
+  if (u->dir == NULL) {
+    free(u);
+    return CYMG_ENOMEM;
+  }
+  int rc = cymg_http_stream_body(c);
+  if (rc != 0) {
+    free(u->dir);
+    free(u);
+    return rc;
+  }
+  u->c = c;
+  u->fd = -1;
+  u->max = max_size;
+  u->fn = cymg_conn_handler(c);
+  u->fn_data = cymg_conn_userdata(c);
+  cymg__mp_init(&u->mp, boundary, &upload_cb, u);
+  cymg_conn_set_handler(c, upload_fn, u);
+  return 0;
 }

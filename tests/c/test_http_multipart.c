@@ -1,8 +1,16 @@
 /* multipart/form-data: the iterator over whole bodies, and the incremental parser
  * behind uploads fed at every split point and byte by byte, which must see the
  * same parts and the same outcome as the iterator. Inputs are copied into
- * exactly-sized heap buffers so ASan catches any over-read. */
-#include "cymg_test.h"
+ * exactly-sized heap buffers so ASan catches any over-read. Then
+ * cymg_http_upload() over loopback with curl -F and a raw socket.
+ * CYMG_TEST_BACKENDS: runs once per I/O backend. */
+#include <dirent.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "http_test.h"
 #include "cymg/error.h"
 #include "http/static_internal.h"
 
@@ -395,6 +403,334 @@ static void test_callback_error(void **state) {
   assert_int_equal(cymg__mp_finish(&mp), CYMG_ELIMIT);
 }
 
+/* ================================================= uploads over sockets ==== */
+
+typedef struct fixture {
+  cymg_mgr *mgr;
+  cymg_conn *lsn;
+  uint16_t port;
+  char dir[256];   /* where uploads go */
+  char src[300];   /* files curl sends */
+  uint64_t max;
+  int upload_rc, msgs, errors, closes, others;
+  char last_error[256];
+  bool bad_userdata;
+} fixture;
+
+static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
+  fixture *f = cymg_conn_userdata(c);
+  /* The upload passes events on with the user's pointer in place. */
+  if (f == NULL || f->mgr != cymg_conn_mgr(c)) {
+    ((fixture *)cymg_mgr_userdata(cymg_conn_mgr(c)))->bad_userdata = true;
+    return;
+  }
+  if (ev == CYMG_EV_HTTP_HDRS) {
+    cymg_http_msg *m = ev_data;
+    if (cymg_str_starts(m->uri, cymg_str_c("/upload"))) {
+      f->upload_rc = cymg_http_upload(c, m, f->dir, f->max);
+      if (f->upload_rc != 0 && f->upload_rc != CYMG_ELIMIT)
+        cymg_http_reply(c, 415, NULL, "not an upload: %d\n", f->upload_rc);
+    }
+  } else if (ev == CYMG_EV_HTTP_MSG) {
+    cymg_http_msg *m = ev_data;
+    f->msgs++;
+    if (cymg_str_eq(m->uri, cymg_str_c("/upload/quiet"))) return; /* the helper answers */
+    cymg_http_reply(c, 201, NULL, "stored %.*s\n", (int)m->uri.len, m->uri.buf);
+  } else if (ev == CYMG_EV_ERROR) {
+    f->errors++;
+    snprintf(f->last_error, sizeof(f->last_error), "%s", (const char *)ev_data);
+  } else if (ev == CYMG_EV_CLOSE) {
+    f->closes++;
+  } else if (ev == CYMG_EV_READ) {
+    f->others++; /* body pieces must not reach the user */
+  }
+}
+
+static int up_setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  const char *tmp = getenv("TMPDIR");
+  snprintf(f->dir, sizeof(f->dir), "%s/cymg-upload-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  assert_non_null(mkdtemp(f->dir));
+  snprintf(f->src, sizeof(f->src), "%s-src", f->dir);
+  assert_int_equal(mkdir(f->src, 0755), 0);
+  f->upload_rc = 1;
+  assert_int_equal(cymg_mgr_new(&f->mgr, CYMG_BACKEND_AUTO), 0);
+  cymg_mgr_set_userdata(f->mgr, f);
+  assert_int_equal(cymg_http_listen(f->mgr, "http://127.0.0.1:0", srv_fn, f, &f->lsn), 0);
+  f->port = cymg_conn_local(f->lsn)->port;
+  *state = f;
+  return 0;
+}
+
+static int up_teardown(void **state) {
+  fixture *f = *state;
+  for (cymg_conn *c = cymg_mgr_first(f->mgr); c; c = cymg_conn_next(c)) cymg_close(c);
+  cymg_mgr_poll(f->mgr, 0);
+  ASSERT_MGR_CLEAN(f->mgr);
+  cymg_mgr_free(f->mgr);
+  assert_false(f->bad_userdata);
+  assert_int_equal(f->others, 0);
+  char cmd[700];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", f->dir, f->src);
+  assert_int_equal(system(cmd), 0);
+  free(f);
+  return 0;
+}
+
+/* Names in the upload folder, sorted, joined with ' ' (temporaries included). */
+static void list_dir(const char *dir, char *out, size_t cap) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  char names[32][300];
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    assert_true(n < 32);
+    snprintf(names[n++], sizeof(names[0]), "%s", de->d_name);
+  }
+  closedir(d);
+  qsort(names, (size_t)n, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
+  out[0] = '\0';
+  for (int i = 0; i < n; i++) {
+    if (i) strncat(out, " ", cap - strlen(out) - 1);
+    strncat(out, names[i], cap - strlen(out) - 1);
+  }
+}
+
+static void expect_file(const char *dir, const char *name, const void *data, size_t len) {
+  char path[600];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL) fail_msg("missing %s", path);
+  char *buf = malloc(len + 1);
+  assert_int_equal(fread(buf, 1, len + 1, fp), len);
+  fclose(fp);
+  assert_memory_equal(buf, data, len);
+  free(buf);
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len) {
+  char path[600];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *fp = fopen(path, "wb");
+  assert_non_null(fp);
+  assert_int_equal(fwrite(data, 1, len, fp), len);
+  fclose(fp);
+}
+
+/* Runs curl (see test_http_static.c), polling the manager meanwhile. */
+static int curl(fixture *f, char *out, size_t cap, const char *const *args) {
+  if (access("/usr/bin/curl", X_OK) != 0) return -1;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_addclose(&fa, p[0]);
+  char *argv[32];
+  int n = 0;
+  argv[n++] = (char *)"curl";
+  argv[n++] = (char *)"-s";
+  for (; *args; args++) argv[n++] = (char *)*args;
+  argv[n] = NULL;
+  pid_t pid;
+  extern char **environ;
+  assert_int_equal(posix_spawn(&pid, "/usr/bin/curl", &fa, NULL, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  size_t len = 0;
+  uint64_t start = cymg_mgr_now(f->mgr);
+  for (;;) {
+    cymg_mgr_poll(f->mgr, 2);
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    if (poll(&pfd, 1, 0) > 0) {
+      ssize_t k = read(p[0], out + len, cap - len - 1);
+      if (k <= 0) break;
+      len += (size_t)k;
+    }
+    if (cymg_mgr_now(f->mgr) - start > CYMG_TEST_WAIT_MS) fail_msg("curl timed out");
+  }
+  out[len] = '\0';
+  close(p[0]);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  /* Let the server finish what curl's exit started (close, cleanup). */
+  for (int i = 0; i < 5; i++) cymg_mgr_poll(f->mgr, 2);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_upload_curl(void **state) {
+  fixture *f = *state;
+  /* Binary content with CRLFs and dashes, so a delimiter-like run is in it. */
+  char bin[70000];
+  for (size_t i = 0; i < sizeof(bin); i++) bin[i] = (char)(i * 7 + i / 251);
+  memcpy(bin + 1000, "\r\n--\r\n------", 12);
+  write_file(f->src, "b.bin", bin, sizeof(bin));
+  write_file(f->src, "a.txt", "first file\n", 11);
+  char url[128], a[400], b[400], out[4096];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/upload", f->port);
+  snprintf(a, sizeof(a), "one=@%s/a.txt", f->src);
+  snprintf(b, sizeof(b), "two=@%s/b.bin;filename=../../evil/b.bin", f->src);
+  int rc = curl(f, out, sizeof(out),
+                (const char *const[]){"-F", a, "-F", b, "-F", "field=value", url, NULL});
+  if (rc == -1) {
+    print_message("curl not installed: skipped\n");
+    return;
+  }
+  assert_int_equal(rc, 0);
+  assert_string_equal(out, "stored /upload\n");
+  assert_int_equal(f->upload_rc, 0);
+  assert_int_equal(f->msgs, 1);
+  assert_int_equal(f->errors, 0);
+  char names[2048];
+  list_dir(f->dir, names, sizeof(names));
+  assert_string_equal(names, "a.txt b.bin"); /* the path was dropped, no temporaries */
+  expect_file(f->dir, "a.txt", "first file\n", 11);
+  expect_file(f->dir, "b.bin", bin, sizeof(bin));
+  /* Too large: 413, nothing left behind. Content-Length says so at once. */
+  f->max = 50000;
+  snprintf(a, sizeof(a), "big=@%s/b.bin", f->src);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/upload/big", f->port);
+  assert_int_equal(curl(f, out, sizeof(out), (const char *const[]){"-F", a, "-o", "/dev/null",
+                                                                     "-w", "%{http_code}", url,
+                                                                     NULL}),
+                   0);
+  assert_string_equal(out, "413");
+  assert_int_equal(f->upload_rc, CYMG_ELIMIT);
+  list_dir(f->dir, names, sizeof(names));
+  assert_string_equal(names, "a.txt b.bin");
+  /* Chunked, so only the running count can stop it: the file part is refused
+   * partway and its temporary file deleted. */
+  assert_int_equal(unlink(strcat(strcpy(out, f->dir), "/b.bin")), 0);
+  f->errors = 0;
+  rc = curl(f, out, sizeof(out),
+            (const char *const[]){"-F", a, "-H", "Transfer-Encoding: chunked", "-o", "/dev/null",
+                                  "-w", "%{http_code}", url, NULL});
+  assert_true(rc == 0 || rc == 55 || rc == 56); /* the server closes while curl sends */
+  if (rc == 0) assert_string_equal(out, "413");
+  assert_int_equal(f->upload_rc, 0);
+  assert_int_equal(f->errors, 1);
+  assert_non_null(strstr(f->last_error, "limit"));
+  list_dir(f->dir, names, sizeof(names));
+  assert_string_equal(names, "a.txt");
+  /* The handler does not answer: the helper does. */
+  f->max = 0;
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/upload/quiet", f->port);
+  snprintf(a, sizeof(a), "x=@%s/a.txt;filename=c.txt", f->src);
+  snprintf(b, sizeof(b), "y=@%s/a.txt;filename=d.txt", f->src);
+  assert_int_equal(curl(f, out, sizeof(out), (const char *const[]){"-F", a, "-F", b, url, NULL}),
+                   0);
+  assert_string_equal(out, "2 files saved\n");
+  list_dir(f->dir, names, sizeof(names));
+  assert_string_equal(names, "a.txt c.txt d.txt");
+}
+
+#define BODY_HEAD(b) "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=" b "\r\n"
+
+static char rbuf[1 << 16];
+
+/* Sends a multipart request in pieces of `step` bytes, letting the server read
+ * each one on its own, and reads the answer. */
+static int send_upload(fixture *f, int fd, const char *boundary, const char *body, size_t step,
+                       bool *closed) {
+  char head[512];
+  size_t blen = strlen(body);
+  int hl = snprintf(head, sizeof(head), BODY_HEAD("%s") "Content-Length: %zu\r\n\r\n", boundary,
+                    blen);
+  raw_send(f->mgr, fd, head, (size_t)hl);
+  for (size_t off = 0; off < blen; off += step) {
+    raw_send(f->mgr, fd, body + off, blen - off < step ? blen - off : step);
+    for (int i = 0; i < 2; i++) cymg_mgr_poll(f->mgr, 1);
+  }
+  size_t len = raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, closed);
+  int status = 0;
+  assert_true(len > 12);
+  sscanf(rbuf, "HTTP/1.1 %d", &status);
+  return status;
+}
+
+static void test_upload_raw(void **state) {
+  fixture *f = *state;
+  static const char body[] =
+      "preamble\r\n--XyZ\r\n"
+      "Content-Disposition: form-data; name=\"f\"; filename=\"C:\\\\Users\\\\me\\\\s.txt\"\r\n"
+      "\r\n"
+      "split \r\n--Xy\r\n--X across\r\n-"
+      "\r\n--XyZ\r\n"
+      "Content-Disposition: form-data; name=\"e\"; filename=\"\"\r\n\r\n"
+      "\r\n--XyZ--\r\n";
+  /* One byte at a time: every delimiter is split at every position. */
+  int fd = raw_connect(f->port);
+  bool closed;
+  assert_int_equal(send_upload(f, fd, "XyZ", body, 1, &closed), 201);
+  assert_false(closed);
+  assert_int_equal(f->upload_rc, 0);
+  char names[1024];
+  list_dir(f->dir, names, sizeof(names));
+  assert_string_equal(names, "s.txt"); /* empty filename="" part skipped */
+  expect_file(f->dir, "s.txt", "split \r\n--Xy\r\n--X across\r\n-", 27);
+  /* Keep-alive: the connection is the user's again. */
+  const char *get = "GET /after HTTP/1.1\r\nHost: t\r\n\r\n";
+  raw_send(f->mgr, fd, get, strlen(get));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_non_null(strstr(rbuf, "stored /after"));
+  assert_int_equal(f->msgs, 2);
+  close(fd);
+
+  /* Malformed (no closing delimiter): 400, the user hears why, no file. */
+  static const char bad[] = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t.txt\""
+                            "\r\n\r\ndata\r\n--XyZ";
+  fd = raw_connect(f->port);
+  assert_int_equal(send_upload(f, fd, "XyZ", bad, 7, &closed), 400);
+  assert_true(raw_wait_closed(f->mgr, fd));
+  close(fd);
+  assert_int_equal(f->errors, 1);
+  assert_non_null(strstr(f->last_error, "malformed"));
+  list_dir(f->dir, names, sizeof(names));
+  assert_string_equal(names, "s.txt");
+
+  /* Unsafe names fail the whole upload, including files already written. */
+  static const char *const unsafe[] = {"..", ".", "x/", ".profile", "a\\..", "tab\there"};
+  for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
+    char b2[512];
+    snprintf(b2, sizeof(b2),
+             "--b\r\nContent-Disposition: form-data; name=a; filename=ok.txt\r\n\r\nfine"
+             "\r\n--b\r\nContent-Disposition: form-data; name=a; filename=\"%s\"\r\n\r\nbad"
+             "\r\n--b--",
+             unsafe[i]);
+    fd = raw_connect(f->port);
+    assert_int_equal(send_upload(f, fd, "b", b2, 4096, &closed), 400);
+    close(fd);
+    list_dir(f->dir, names, sizeof(names));
+    assert_string_equal(names, "s.txt");
+  }
+  /* Not multipart: the helper refuses and leaves the request to the handler. */
+  fd = raw_connect(f->port);
+  const char *post = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: 2\r\n\r\nhi";
+  raw_send(f->mgr, fd, post, strlen(post));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_non_null(strstr(rbuf, "HTTP/1.1 415"));
+  assert_int_equal(f->upload_rc, CYMG_EPARSE);
+  close(fd);
+  /* An unusable folder. */
+  strcat(f->dir, "/nope");
+  fd = raw_connect(f->port);
+  assert_int_equal(send_upload(f, fd, "b", "--b--", 5, &closed), 415);
+  assert_int_equal(f->upload_rc, -ENOENT);
+  f->dir[strlen(f->dir) - 5] = '\0';
+  close(fd);
+}
+
+static void test_upload_args(void **state) {
+  fixture *f = *state;
+  (void)f;
+  cymg_http_msg m;
+  memset(&m, 0, sizeof(m));
+  assert_int_equal(cymg_http_upload(NULL, &m, "/tmp", 0), CYMG_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fields_and_files),
@@ -406,6 +742,9 @@ int main(void) {
       cmocka_unit_test(test_boundaries),
       cmocka_unit_test(test_from_message),
       cmocka_unit_test(test_callback_error),
+      cmocka_unit_test_setup_teardown(test_upload_curl, up_setup, up_teardown),
+      cmocka_unit_test_setup_teardown(test_upload_raw, up_setup, up_teardown),
+      cmocka_unit_test_setup_teardown(test_upload_args, up_setup, up_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

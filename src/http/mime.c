@@ -147,8 +147,7 @@ cymg_str cymg_http_mime_type(const char *path, const char *overrides) {
   cymg_str t;
   if (overrides != NULL && find_override(ext, overrides, &t)) return t;
   for (size_t i = 0; i < sizeof(mime_table) / sizeof(mime_table[0]); i++) {
-    if (cymg_str_case_eq(ext, cymg_str_c(mime_table[i].ext)))
-      return cymg_str_c(mime_table[i].type);
+    if (cymg_str_case_eq(ext, cymg_str_c(mime_table[i].ext))) return cymg_str_c(mime_table[i].type);
   }
   return cymg_str_c(default_type);
 }

@@ -38,8 +38,7 @@ static bool is_bchar(unsigned char c) {
 }
 
 int cymg__mp_check_boundary(cymg_str b) {
-  if (b.len == 0 || b.len > CYMG__MP_MAX_BOUNDARY || b.buf[b.len - 1] == ' ')
-    return CYMG_EPARSE;
+  if (b.len == 0 || b.len > CYMG__MP_MAX_BOUNDARY || b.buf[b.len - 1] == ' ') return CYMG_EPARSE;
   for (size_t i = 0; i < b.len; i++) {
     if (!is_bchar((unsigned char)b.buf[i])) return CYMG_EPARSE;
   }
@@ -100,8 +99,7 @@ static ptrdiff_t find_delim(const char *p, size_t n, const char *d, size_t dl) {
 int64_t cymg_http_multipart_next(cymg_str body, cymg_str boundary, int64_t ofs,
                                  cymg_http_part *part) {
   if (part != NULL) memset(part, 0, sizeof(*part));
-  if (cymg__mp_check_boundary(boundary) != 0 || ofs < 0 || (uint64_t)ofs > body.len ||
-      part == NULL)
+  if (cymg__mp_check_boundary(boundary) != 0 || ofs < 0 || (uint64_t)ofs > body.len || part == NULL)
     return CYMG_EPARSE;
   char d[4 + CYMG__MP_MAX_BOUNDARY];
   size_t dl = 4 + boundary.len;
@@ -282,9 +280,7 @@ int cymg__mp_feed(cymg__mp *mp, const char *p, size_t n) {
         rc = after_delim(mp, p[0]);
         used = 1;
         break;
-      default: /* MP_HEAD */
-        rc = head_bytes(mp, p, n, &used);
-        break;
+      default: /* MP_HEAD */ rc = head_bytes(mp, p, n, &used); break;
     }
     if (rc < 0) mp->err = rc;
     p += used;

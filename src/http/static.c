@@ -7,8 +7,32 @@
  *   or mtime changing. Strong, so If-Range works for resumed downloads. A ".gz"
  *   sibling has its own size and mtime, hence its own ETag.
  * - Last-Modified: the mtime in seconds as an IMF-fixdate.
- * - Preconditions in the order of §13.2.2; If-Modified-Since only without
- *   If-None-Match, and only for GET and HEAD. Range only for GET. */
+ * - Preconditions in the order of §13.2.2 (If-Match, If-Unmodified-Since,
+ *   If-None-Match, If-Modified-Since); If-Modified-Since only without
+ *   If-None-Match, and only for GET and HEAD. Range only for GET; one range
+ *   gives 206, several give the whole file (200), none satisfiable 416.
+ * - serve_dir answers GET and HEAD only (405 with Allow). serve_file answers
+ *   any method with the file (a handler may send a page after a POST); Range
+ *   and 304 still apply to GET/HEAD only, 412 to all.
+ * - What a request may not reach is answered 404, never 403, so probing tells
+ *   nothing: "..", encoded dots, encoded '/' or '\', NUL and control bytes
+ *   (see cymg__http_normalize_path), symlinks whose real path leaves
+ *   realpath(root), hidden names (any segment starting with '.', except
+ *   ".well-known" of RFC 8615), and anything but regular files and folders.
+ *   A malformed %-escape is 400. A folder without an index file and with
+ *   listings off is 403 (its existence is no secret: /dir gives 301).
+ * - The root is trusted not to change under us: the realpath check and the
+ *   open are two steps, so a symlink swapped in between by someone who can
+ *   write inside the root would be followed.
+ * - Folders: "/dir" redirects (301) to "/dir/" built from the normalised path
+ *   (a raw "//host/dir" must not become an off-site Location); then index
+ *   files in order; then the listing (names sorted, folders first, hidden
+ *   names and escaping symlinks left out, HTML-escaped, percent-encoded in
+ *   links, sizes in bytes, IMF-fixdate times, "../" except at the root).
+ * - Precompressed files: when "<file>.gz" exists, Vary: Accept-Encoding goes on
+ *   every answer for the file; clients that accept gzip (q > 0) get the .gz
+ *   bytes with Content-Encoding: gzip and the original's Content-Type.
+ * - Extra headers from the options go on every answer, errors included. */
 #define _FILE_OFFSET_BITS 64 /* files above 2 GiB on 32-bit systems */
 #include <dirent.h>
 #include <errno.h>
@@ -149,8 +173,7 @@ int cymg__http_format_date(int64_t epoch, char out[30]) {
 
 /* ---------------------------------------------- validators, conditions ---- */
 
-int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec,
-                    long mtime_nsec) {
+int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec, long mtime_nsec) {
   int n = snprintf(out, out_len, "\"%" PRIx64 "-%" PRIx64 "-%lx\"", size, (uint64_t)mtime_sec,
                    (unsigned long)mtime_nsec);
   if (n < 0 || (size_t)n >= out_len) {
@@ -340,7 +363,6 @@ bool cymg__http_accepts_gzip(const cymg_http_msg *msg) {
   return gzip == 1 || (gzip == -1 && star == 1);
 }
 
-
 /* ----------------------------------------------------------- replies ---- */
 
 static const cymg_http_serve_opts no_opts;
@@ -456,8 +478,8 @@ static int reply_source(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
     }
     if (r == CYMG__RANGE_ONE) {
       status = 206;
-      if (cymg_buf_printf(&h, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n",
-                          start, start + len - 1, size) < 0)
+      if (cymg_buf_printf(&h, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", start,
+                          start + len - 1, size) < 0)
         goto out;
     }
   }
@@ -552,8 +574,8 @@ static bool hidden(const char *npath) {
 static int encode_path(cymg_buf *b, const char *path) {
   static const char hex[] = "0123456789ABCDEF";
   for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-    bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                (*p >= '0' && *p <= '9') || strchr("-._~/", *p) != NULL;
+    bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("-._~/", *p) != NULL;
     char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
     if (cymg_buf_append(b, keep ? (const char *)p : e, keep ? 1 : 3) != 0) return CYMG_ENOMEM;
   }
@@ -629,7 +651,8 @@ static int listing(const char *dir, const char *npath, struct root *r, cymg_buf 
   if (n > 1) qsort(ents, n, sizeof(*ents), entry_cmp);
   if (cymg_buf_printf(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ") <
           0 ||
-      html_escape(b, npath) != 0 || cymg_buf_printf(b, "</title></head>\n<body><h1>Index of ") < 0 ||
+      html_escape(b, npath) != 0 ||
+      cymg_buf_printf(b, "</title></head>\n<body><h1>Index of ") < 0 ||
       html_escape(b, npath) != 0 ||
       cymg_buf_printf(b, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n") <
           0)
@@ -728,8 +751,7 @@ static int serve_folder(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
 int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *opts) {
   if (c == NULL || msg == NULL || opts == NULL || opts->root_dir == NULL) return CYMG_EINVAL;
   const cymg_http_serve_opts *o = opts;
-  if (!cymg_str_eq(msg->method, cymg_str_c("GET")) &&
-      !cymg_str_eq(msg->method, cymg_str_c("HEAD")))
+  if (!cymg_str_eq(msg->method, cymg_str_c("GET")) && !cymg_str_eq(msg->method, cymg_str_c("HEAD")))
     return reply_text(c, o, 405, "Allow: GET, HEAD\r\n");
   char *npath = malloc(msg->uri.len + 1);
   if (npath == NULL) return reply_text(c, o, 500, NULL);

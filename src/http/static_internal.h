@@ -30,8 +30,7 @@ int cymg__http_format_date(int64_t epoch, char out[30]);
 
 /* Writes the strong entity-tag (with its quotes) of a file of this size and
  * mtime. Returns its length, or CYMG_ENOSPC (48 bytes always suffice). */
-int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec,
-                    long mtime_nsec);
+int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec, long mtime_nsec);
 
 /* Evaluates the preconditions of msg against a representation with this
  * entity-tag and Last-Modified time, in the order of RFC 9110 §13.2.2.

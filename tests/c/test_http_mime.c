@@ -52,7 +52,7 @@ static void test_names(void **state) {
   expect("INDEX.HTML", NULL, "text/html; charset=utf-8"); /* extensions ignore case */
   expect("photo.JpG", NULL, "image/jpeg");
   expect("/srv/www/a.b/c.css", NULL, "text/css; charset=utf-8");
-  expect("archive.tar.gz", NULL, "application/gzip"); /* the last extension counts */
+  expect("archive.tar.gz", NULL, "application/gzip");           /* the last extension counts */
   expect("/srv/www.d/noext", NULL, "application/octet-stream"); /* dot in a folder */
   expect("Makefile", NULL, "application/octet-stream");
   expect(".bashrc", NULL, "application/octet-stream"); /* hidden, no extension */

@@ -162,21 +162,22 @@ static void assert_part(const parts *r, size_t i, const char *name, const char *
 static void test_fields_and_files(void **state) {
   (void)state;
   parts r;
-  PARSE("--XyZ\r\n"
-        "Content-Disposition: form-data; name=\"title\"\r\n"
-        "\r\n"
-        "Hello\r\n"
-        "--XyZ\r\n"
-        "Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
-        "Content-Type: text/plain\r\n"
-        "\r\n"
-        "line1\r\nline2\r\n\r\n"
-        "--XyZ\r\n"
-        "Content-Disposition: form-data; name=bin; filename=b.bin\r\n"
-        "\r\n"
-        "\x00\x01\r\x02\n\r\n-\r\n--\r\n--Xy\r\n--XyY\xff"
-        "\r\n--XyZ--\r\n",
-        "XyZ", &r);
+  PARSE(
+      "--XyZ\r\n"
+      "Content-Disposition: form-data; name=\"title\"\r\n"
+      "\r\n"
+      "Hello\r\n"
+      "--XyZ\r\n"
+      "Content-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+      "Content-Type: text/plain\r\n"
+      "\r\n"
+      "line1\r\nline2\r\n\r\n"
+      "--XyZ\r\n"
+      "Content-Disposition: form-data; name=bin; filename=b.bin\r\n"
+      "\r\n"
+      "\x00\x01\r\x02\n\r\n-\r\n--\r\n--Xy\r\n--XyY\xff"
+      "\r\n--XyZ--\r\n",
+      "XyZ", &r);
   assert_int_equal(r.rc, 0);
   assert_int_equal(r.n, 3);
   assert_part(&r, 0, "title", "", "Hello", 5);
@@ -194,9 +195,10 @@ static void test_empty_parts(void **state) {
   parts r;
   /* No headers at all, an empty body, an empty filename (a browser's file input
    * with no file chosen). */
-  PARSE("--b\r\n\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"\"\r\n"
-        "\r\n\r\n--b--",
-        "b", &r);
+  PARSE(
+      "--b\r\n\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"\"\r\n"
+      "\r\n\r\n--b--",
+      "b", &r);
   assert_int_equal(r.rc, 0);
   assert_int_equal(r.n, 2);
   assert_part(&r, 0, "", "", "", 0);
@@ -214,9 +216,10 @@ static void test_empty_parts(void **state) {
 static void test_preamble_epilogue_padding(void **state) {
   (void)state;
   parts r;
-  PARSE("This is a preamble.\r\n--b \t\r\nContent-Disposition: form-data; name=a\r\n\r\n1"
-        "\r\n--b\t\r\n\r\n2\r\n--b--junk after\r\n--b\r\nmore",
-        "b", &r);
+  PARSE(
+      "This is a preamble.\r\n--b \t\r\nContent-Disposition: form-data; name=a\r\n\r\n1"
+      "\r\n--b\t\r\n\r\n2\r\n--b--junk after\r\n--b\r\nmore",
+      "b", &r);
   assert_int_equal(r.rc, 0);
   assert_int_equal(r.n, 2);
   assert_part(&r, 0, "a", "", "1", 1);
@@ -254,21 +257,21 @@ static void test_malformed(void **state) {
   (void)state;
   parts r;
   static const char *const bad[] = {
-      "",                                  /* no delimiter at all */
-      "no delimiter here",                 /* */
-      "--b",                               /* delimiter line unfinished */
-      "--b-",                              /* */
-      "--b\r",                             /* */
-      "--b\r\n",                           /* no header block */
-      "--b\r\n\r\n",                       /* body without a delimiter */
-      "--b\r\n\r\nabc\r\n--b",             /* missing close */
-      "--b\r\n\r\nabc\r\n--b\r\n",         /* */
-      "--b\r\n\r\nabc\r\n--b-x",           /* */
+      "", /* no delimiter at all */
+      "no delimiter here",
+      "--b", /* delimiter line unfinished */
+      "--b-",
+      "--b\r",
+      "--b\r\n",               /* no header block */
+      "--b\r\n\r\n",           /* body without a delimiter */
+      "--b\r\n\r\nabc\r\n--b", /* missing close */
+      "--b\r\n\r\nabc\r\n--b\r\n",
+      "--b\r\n\r\nabc\r\n--b-x",
       "--b\nContent-Type: x\n\nabc\n--b--", /* bare LF delimiter lines */
-      "--b\r\n\r\nabc\n--b--\r\n",         /* bare LF before the close */
-      "--bx\r\n\r\n\r\n--b--",             /* boundary continued on the first line */
-      "--b x\r\n\r\n\r\n--b--",            /* junk after padding */
-      "--b\r\nNoColon\r\n\r\n\r\n--b--",   /* malformed header line */
+      "--b\r\n\r\nabc\n--b--\r\n",          /* bare LF before the close */
+      "--bx\r\n\r\n\r\n--b--",              /* boundary continued on the first line */
+      "--b x\r\n\r\n\r\n--b--",             /* junk after padding */
+      "--b\r\nNoColon\r\n\r\n\r\n--b--",    /* malformed header line */
       "--b\r\n Folded: x\r\n\r\n\r\n--b--",
       "--b\r\nA : x\r\n\r\n\r\n--b--",
       "--b\r\nA: x\0y\r\n\r\n\r\n--b--",
@@ -339,7 +342,8 @@ static void test_boundaries(void **state) {
   assert_int_equal(cymg__mp_feed(&mp, "x", 1), CYMG_EPARSE);
   /* The longest boundary, split at every byte. */
   cymg_buf in = {0};
-  cymg_buf_printf(&in, "--%s\r\nContent-Disposition: form-data; name=x\r\n\r\n\r\n--%.69s\r\n--%s--",
+  cymg_buf_printf(&in,
+                  "--%s\r\nContent-Disposition: form-data; name=x\r\n\r\n\r\n--%.69s\r\n--%s--",
                   b70, b70, b70);
   parts r;
   parse_all(in.buf, in.len, b70, &r);
@@ -409,8 +413,8 @@ typedef struct fixture {
   cymg_mgr *mgr;
   cymg_conn *lsn;
   uint16_t port;
-  char dir[256];   /* where uploads go */
-  char src[300];   /* files curl sends */
+  char dir[256]; /* where uploads go */
+  char src[300]; /* files curl sends */
   uint64_t max;
   int upload_rc, msgs, errors, closes, others;
   char last_error[256];
@@ -592,10 +596,10 @@ static void test_upload_curl(void **state) {
   f->max = 50000;
   snprintf(a, sizeof(a), "big=@%s/b.bin", f->src);
   snprintf(url, sizeof(url), "http://127.0.0.1:%u/upload/big", f->port);
-  assert_int_equal(curl(f, out, sizeof(out), (const char *const[]){"-F", a, "-o", "/dev/null",
-                                                                     "-w", "%{http_code}", url,
-                                                                     NULL}),
-                   0);
+  assert_int_equal(
+      curl(f, out, sizeof(out),
+           (const char *const[]){"-F", a, "-o", "/dev/null", "-w", "%{http_code}", url, NULL}),
+      0);
   assert_string_equal(out, "413");
   assert_int_equal(f->upload_rc, CYMG_ELIMIT);
   list_dir(f->dir, names, sizeof(names));
@@ -626,7 +630,8 @@ static void test_upload_curl(void **state) {
   assert_string_equal(names, "a.txt c.txt d.txt");
 }
 
-#define BODY_HEAD(b) "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=" b "\r\n"
+#define BODY_HEAD(b) \
+  "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=" b "\r\n"
 
 static char rbuf[1 << 16];
 
@@ -636,8 +641,8 @@ static int send_upload(fixture *f, int fd, const char *boundary, const char *bod
                        bool *closed) {
   char head[512];
   size_t blen = strlen(body);
-  int hl = snprintf(head, sizeof(head), BODY_HEAD("%s") "Content-Length: %zu\r\n\r\n", boundary,
-                    blen);
+  int hl =
+      snprintf(head, sizeof(head), BODY_HEAD("%s") "Content-Length: %zu\r\n\r\n", boundary, blen);
   raw_send(f->mgr, fd, head, (size_t)hl);
   for (size_t off = 0; off < blen; off += step) {
     raw_send(f->mgr, fd, body + off, blen - off < step ? blen - off : step);
@@ -679,8 +684,9 @@ static void test_upload_raw(void **state) {
   close(fd);
 
   /* Malformed (no closing delimiter): 400, the user hears why, no file. */
-  static const char bad[] = "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t.txt\""
-                            "\r\n\r\ndata\r\n--XyZ";
+  static const char bad[] =
+      "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"t.txt\""
+      "\r\n\r\ndata\r\n--XyZ";
   fd = raw_connect(f->port);
   assert_int_equal(send_upload(f, fd, "XyZ", bad, 7, &closed), 400);
   assert_true(raw_wait_closed(f->mgr, fd));
@@ -707,8 +713,9 @@ static void test_upload_raw(void **state) {
   }
   /* Not multipart: the helper refuses and leaves the request to the handler. */
   fd = raw_connect(f->port);
-  const char *post = "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
-                     "Content-Length: 2\r\n\r\nhi";
+  const char *post =
+      "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+      "Content-Length: 2\r\n\r\nhi";
   raw_send(f->mgr, fd, post, strlen(post));
   raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
   assert_non_null(strstr(rbuf, "HTTP/1.1 415"));

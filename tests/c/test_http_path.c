@@ -128,15 +128,9 @@ static void test_absolute_and_doubled(void **state) {
 static void test_malformed(void **state) {
   (void)state;
   static const pcase t[] = {
-      {"", CYMG_EPARSE, NULL},
-      {"a", CYMG_EPARSE, NULL},
-      {"*", CYMG_EPARSE, NULL},
-      {"host:80", CYMG_EPARSE, NULL},
-      {"../x", CYMG_EPARSE, NULL},
-      {"/%", CYMG_EPARSE, NULL},
-      {"/%2", CYMG_EPARSE, NULL},
-      {"/a%g0", CYMG_EPARSE, NULL},
-      {"/a%0g", CYMG_EPARSE, NULL},
+      {"", CYMG_EPARSE, NULL},        {"a", CYMG_EPARSE, NULL},     {"*", CYMG_EPARSE, NULL},
+      {"host:80", CYMG_EPARSE, NULL}, {"../x", CYMG_EPARSE, NULL},  {"/%", CYMG_EPARSE, NULL},
+      {"/%2", CYMG_EPARSE, NULL},     {"/a%g0", CYMG_EPARSE, NULL}, {"/a%0g", CYMG_EPARSE, NULL},
       {"/%%32e", CYMG_EPARSE, NULL}, /* no double decoding */
   };
   run(t, sizeof(t) / sizeof(t[0]));

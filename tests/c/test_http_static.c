@@ -23,8 +23,7 @@ typedef struct reqbuf {
 
 /* Parses "METHOD / HTTP/1.1" with the given extra header lines. */
 static cymg_http_msg *mkreq(reqbuf *r, const char *method, const char *headers) {
-  int n = snprintf(r->buf, sizeof(r->buf), "%s /f HTTP/1.1\r\nHost: h\r\n%s\r\n", method,
-                   headers);
+  int n = snprintf(r->buf, sizeof(r->buf), "%s /f HTTP/1.1\r\nHost: h\r\n%s\r\n", method, headers);
   assert_true(n > 0 && (size_t)n < sizeof(r->buf));
   assert_int_equal(cymg_http_parse_request(r->buf, (size_t)n, &r->msg, r->h, 32, NULL), n);
   return &r->msg;
@@ -74,7 +73,8 @@ static void test_dates(void **state) {
       "784111777",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-    if (cymg__http_parse_date(cymg_str_c(bad[i]), &t) != CYMG_EPARSE) fail_msg("accepted %s", bad[i]);
+    if (cymg__http_parse_date(cymg_str_c(bad[i]), &t) != CYMG_EPARSE)
+      fail_msg("accepted %s", bad[i]);
   }
   char out[30];
   assert_int_equal(cymg__http_format_date(784111777, out), 29);
@@ -125,9 +125,9 @@ static void test_if_none_match(void **state) {
   assert_int_equal(pre("GET", "If-None-Match: \"x\"\r\nIf-None-Match: " ETAG "\r\n"), 304);
   assert_int_equal(pre("GET", "If-None-Match: *\r\n"), 304);
   assert_int_equal(pre("GET", "If-None-Match: \"5-3e8-2\"\r\n"), 0);
-  assert_int_equal(pre("GET", "If-None-Match: 5-3e8-1\r\n"), 0);       /* unquoted */
-  assert_int_equal(pre("GET", "If-None-Match: \"5-3e8-1\r\n"), 0);     /* unterminated */
-  assert_int_equal(pre("GET", "If-None-Match: x " ETAG "\r\n"), 0);    /* malformed */
+  assert_int_equal(pre("GET", "If-None-Match: 5-3e8-1\r\n"), 0);    /* unquoted */
+  assert_int_equal(pre("GET", "If-None-Match: \"5-3e8-1\r\n"), 0);  /* unterminated */
+  assert_int_equal(pre("GET", "If-None-Match: x " ETAG "\r\n"), 0); /* malformed */
   /* Other methods: a matching If-None-Match fails the request. */
   assert_int_equal(pre("POST", "If-None-Match: " ETAG "\r\n"), 412);
   assert_int_equal(pre("POST", "If-None-Match: *\r\n"), 412);
@@ -143,12 +143,14 @@ static void test_if_modified_since(void **state) {
   assert_int_equal(pre("GET", "If-Modified-Since: yesterday\r\n"), 0);
   assert_int_equal(pre("POST", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), 0);
   /* Two of them: ignored (§13.1.3). */
-  assert_int_equal(pre("GET", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-                              "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+  assert_int_equal(pre("GET",
+                       "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                       "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
                    0);
   /* If-None-Match present: the date is not looked at (§13.2.2). */
-  assert_int_equal(pre("GET", "If-None-Match: \"other\"\r\n"
-                              "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+  assert_int_equal(pre("GET",
+                       "If-None-Match: \"other\"\r\n"
+                       "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
                    0);
   assert_int_equal(pre("GET", "If-None-Match: " ETAG "\r\n"
                               "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"),
@@ -180,12 +182,12 @@ static void test_if_range(void **state) {
   assert_true(cymg__http_if_range(mkreq(&r, "GET", "If-Range: " ETAG "\r\n"), e, MTIME));
   assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: W/" ETAG "\r\n"), e, MTIME));
   assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: \"x\"\r\n"), e, MTIME));
-  assert_true(cymg__http_if_range(
-      mkreq(&r, "GET", "If-Range: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), e, MTIME));
-  assert_false(cymg__http_if_range(
-      mkreq(&r, "GET", "If-Range: Sun, 06 Nov 1994 08:49:38 GMT\r\n"), e, MTIME));
-  assert_false(cymg__http_if_range(
-      mkreq(&r, "GET", "If-Range: Wed, 09 Nov 1994 08:49:37 GMT\r\n"), e, MTIME));
+  assert_true(cymg__http_if_range(mkreq(&r, "GET", "If-Range: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+                                  e, MTIME));
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: Sun, 06 Nov 1994 08:49:38 GMT\r\n"),
+                                   e, MTIME));
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: Wed, 09 Nov 1994 08:49:37 GMT\r\n"),
+                                   e, MTIME));
   assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: garbage\r\n"), e, MTIME));
   /* Our tag weak: never a strong match. */
   assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: " ETAG "\r\n"),
@@ -288,9 +290,9 @@ typedef struct fixture {
   cymg_mgr *mgr;
   cymg_conn *lsn;
   uint16_t port;
-  char base[256];  /* temp folder holding root/ and outside/ */
+  char base[256]; /* temp folder holding root/ and outside/ */
   char root[300];
-  char file[320];  /* what /file serves with serve_file */
+  char file[320]; /* what /file serves with serve_file */
   cymg_http_serve_opts opts;
   bool have_big; /* the file system took a sparse 5 GiB file */
 } fixture;
@@ -371,8 +373,8 @@ static int setup(void **state) {
   sub(p, sizeof(p), f->root, "big.bin");
   int fd = open(p, O_CREAT | O_WRONLY, 0644);
   assert_true(fd >= 0);
-  f->have_big = ftruncate(fd, (off_t)BIG_SIZE) == 0 &&
-                pwrite(fd, "MARK", 4, (off_t)BIG_MARK_AT) == 4;
+  f->have_big =
+      ftruncate(fd, (off_t)BIG_SIZE) == 0 && pwrite(fd, "MARK", 4, (off_t)BIG_MARK_AT) == 4;
   close(fd);
   if (!f->have_big) unlink(p);
   sub(f->file, sizeof(f->file), f->root, "hello.txt");
@@ -703,8 +705,8 @@ static void test_folders(void **state) {
   f->opts.index_files = "nothing.html";
   get(f, REQ("GET", "/", ""), &r);
   assert_int_equal(r.status, 200);
-  assert_null(strstr(r.body, "../"));      /* the root has no parent link */
-  assert_null(strstr(r.body, "escdir"));   /* links leading out are not listed */
+  assert_null(strstr(r.body, "../"));    /* the root has no parent link */
+  assert_null(strstr(r.body, "escdir")); /* links leading out are not listed */
   assert_null(strstr(r.body, "escape.txt"));
   assert_non_null(strstr(r.body, "inlink.txt")); /* those staying inside are */
   done(&r);
@@ -884,7 +886,10 @@ static void test_curl(void **state) {
     if (strstr(out, "404") == NULL || strstr(out, "SECRET")) fail_msg("%s: %s", bad[i], out);
   }
   snprintf(u, sizeof(u), "%s/sub", url);
-  assert_int_equal(curl(f, out, sizeof(out), (const char *const[]){"-L", "-w", "%{http_code} %{url_effective}", u, NULL}), 0);
+  assert_int_equal(
+      curl(f, out, sizeof(out),
+           (const char *const[]){"-L", "-w", "%{http_code} %{url_effective}", u, NULL}),
+      0);
   assert_non_null(strstr(out, "403 "));
   assert_non_null(strstr(out, "/sub/"));
 }

@@ -143,8 +143,8 @@ static void same(const seen *a, const seen *b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static const char *const bounds[] = {"b", "XyZ", "----WebKitFormBoundary7MA4YWxkTrZu0gW",
-                                       "a b", "--"};
+  static const char *const bounds[] = {"b", "XyZ", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a b",
+                                       "--"};
   if (size < 1) return 0;
   cymg_str bnd = cymg_str_c(bounds[data[0] % 5]);
   const uint8_t *body = data + 1;

@@ -47,7 +47,10 @@ static int format_head(cymg_conn *c, cymg__http *h, cymg_buf *b, int status, con
   const char *reason = cymg_http_status_reason(status);
   int rc = cymg_buf_printf(b, "HTTP/1.1 %d %s\r\n%s", status, *reason ? reason : "Status",
                            date_line(c->mgr));
-  if (rc >= 0 && content_length >= 0) {
+  /* 1xx and 204 must not carry Content-Length, and a 304 may carry only the
+   * length of the 200 it stands for, which we do not know (RFC 9110 §8.6). */
+  bool no_content = status < 200 || status == 204 || status == 304;
+  if (rc >= 0 && content_length >= 0 && !no_content) {
     rc = cymg_buf_printf(b, "Content-Length: %lld\r\n", (long long) content_length);
   } else if (rc >= 0 && content_length == -1) {
     rc = cymg_buf_printf(b, "Transfer-Encoding: chunked\r\n");
@@ -80,7 +83,8 @@ static int send_reply(cymg_conn *c, cymg__http *h, int status, const char *heade
   cymg_buf b;
   cymg_buf_init(&b);
   int rc = format_head(c, h, &b, status, headers, (int64_t) len);
-  if (rc == 0 && !h->req_head && len) rc = cymg_buf_append(&b, body, len);
+  bool no_body = h->req_head || status < 200 || status == 204 || status == 304;
+  if (rc == 0 && !no_body && len) rc = cymg_buf_append(&b, body, len);
   if (rc == 0) rc = cymg_send(c, b.buf, b.len);
   cymg_buf_free(&b);
   if (rc == 0) replied(c, h);

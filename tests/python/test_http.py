@@ -662,3 +662,114 @@ def test_http_basic_auth_argument_errors(mgr):
         c.http_basic_auth("a:b", "c")
     with pytest.raises(TypeError):
         c.http_basic_auth(1, "c")
+
+
+def test_http10_chunk_api_sends_raw_body_and_closes():
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            assert data.proto == "HTTP/1.0"
+            conn.http_chunk(b"part1 ")
+            conn.http_chunk(b"part2")
+            conn.http_chunk(b"")
+
+    m, port = http_server(handler)
+    try:
+        got = in_thread(m, lambda: raw_exchange(port, b"GET / HTTP/1.0\r\n\r\n"))
+    finally:
+        m.close()
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"chunked" not in head.lower()
+    assert body == b"part1 part2"  # delimited by the close
+
+
+def test_large_request_and_reply_bodies():
+    big_in = bytes(range(256)) * 4096  # 1 MiB
+    big_out = b"z" * (3 << 20)
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            ok = data.body_bytes == big_in
+            conn.reply(200 if ok else 400, big_out)
+
+    m, port = http_server(handler)
+    try:
+        st, h, body = in_thread(m, lambda: get(port, "/", data=big_in, method="PUT"))
+    finally:
+        m.close()
+    assert st == 200 and body == big_out and h["Content-Length"] == str(len(big_out))
+
+
+def test_client_reads_chunked_and_close_delimited_responses():
+    """Responses framed by chunks and by the end of the connection (the second
+    arrives while the layer handles the close)."""
+    got = []
+
+    def server(conn, ev, data):
+        if ev == MG_EV_READ:
+            req = conn.recv_data()
+            if b"/chunked" in req:
+                conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+            else:
+                conn.send(b"HTTP/1.1 200 OK\r\nX-Kind: close\r\n\r\nuntil the end")
+                conn.drain()
+
+    def client(conn, ev, data):
+        if ev == MG_EV_CONNECT:
+            conn.send(b"GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n")
+        elif ev == MG_EV_HTTP_MSG:
+            got.append((data.status(), data.header("X-Kind"), data.body_bytes))
+            if len(got) == 1:
+                conn.send(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
+        elif ev == MG_EV_CLOSE:
+            got.append("closed")
+
+    m = Manager()
+    port = m.listen("tcp://127.0.0.1:0", server).local_addr[1]
+    try:
+        m.connect("http://127.0.0.1:%d" % port, client)
+        poll_until(m, lambda: "closed" in got)
+    finally:
+        m.close()
+    assert got == [(200, None, b"abcde"), (200, "close", b"until the end"), "closed"]
+
+
+def test_reply_from_another_thread_while_polling_raises():
+    """Connections belong to the poll thread: the seed's rule is to pass ids and
+    use wakeup(); a direct call from a worker while poll() waits is refused."""
+    import threading
+
+    errors, conns = [], []
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conns.append(conn)
+
+            def worker():
+                try:
+                    conn.reply(200, b"from worker")
+                except RuntimeError as e:
+                    errors.append(str(e))
+                m.wakeup(conn.id, b"fallback")
+
+            threading.Thread(target=worker).start()
+        elif ev == 19:  # MG_EV_WAKEUP
+            conn.reply(200, data)
+
+    m, port = http_server(handler, enable_wakeup=True)
+
+    def client():
+        return get(port, "/")
+
+    import time
+
+    t_result = []
+    t = threading.Thread(target=lambda: t_result.append(client()))
+    t.start()
+    deadline = time.monotonic() + 10
+    while t.is_alive() and time.monotonic() < deadline:
+        m.poll(200)  # long waits: the worker's call lands while we wait
+    m.close()
+    assert t_result and t_result[0][0] == 200
+    if errors:  # raced with a wait: refused, answered through wakeup instead
+        assert "another thread" in errors[0] and t_result[0][2] == b"fallback"

@@ -747,10 +747,10 @@ def test_reply_from_another_thread_while_polling_raises():
 
             def worker():
                 try:
-                    conn.reply(200, b"from worker")
+                    conn.reply(200, b"from worker")  # allowed only while not waiting
                 except RuntimeError as e:
                     errors.append(str(e))
-                m.wakeup(conn.id, b"fallback")
+                    m.wakeup(conn.id, b"fallback")
 
             threading.Thread(target=worker).start()
         elif ev == 19:  # MG_EV_WAKEUP

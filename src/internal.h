@@ -251,6 +251,12 @@ void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3)
  * the bare host name. */
 int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
                       char *host, size_t host_len);
+/* listen/connect for a URL. scheme NULL takes "tcp" or "udp" as the URL says;
+ * otherwise the URL must carry that scheme, over TCP ("http", "ws", ...). */
+int cymg__listen_url(cymg_mgr *mgr, const char *url, const char *scheme, bool reuseport,
+                     cymg_event_fn fn, void *fn_data, cymg_conn **out);
+int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_event_fn fn,
+                      void *fn_data, cymg_conn **out);
 int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
 int cymg__listen_addr(cymg_mgr *mgr, const cymg_addr *addr, bool udp, bool reuseport,
                       cymg_event_fn fn, void *fn_data, cymg_conn **out);

@@ -10,43 +10,25 @@
 
 int cymg_http_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
                       cymg_conn **out) {
-  if (out) *out = NULL;
-  if (mgr == NULL || url == NULL) return CYMG_EINVAL;
-  mgr->errmsg[0] = '\0';
-  cymg_url u;
-  if (cymg_url_parse(cymg_str_c(url), &u) < 0 || u.scheme.buf == NULL) {
-    cymg__mgr_errmsg(mgr, "'%s': malformed URL", url);
-    return CYMG_EBADURL;
-  }
-  if (!cymg_str_case_eq(u.scheme, cymg_str_c("http"))) {
-    cymg__mgr_errmsg(mgr, "'%s': scheme '%.*s' is not served by cymg_http_connect", url,
-                     (int) u.scheme.len, u.scheme.buf);
-    return CYMG_ESCHEME;
-  }
-  if (u.host.len == 0 || u.host.len > 255) {
-    cymg__mgr_errmsg(mgr, "'%s': a host is needed", url);
-    return CYMG_EBADURL;
-  }
-  char tcp[300];
-  snprintf(tcp, sizeof(tcp), "tcp://%s%.*s%s:%u", u.is_ip6 ? "[" : "", (int) u.host.len,
-           u.host.buf, u.is_ip6 ? "]" : "", (unsigned) u.port_num);
   cymg_conn *c;
-  int rc = cymg_connect(mgr, tcp, fn, fn_data, &c);
+  int rc = cymg__connect_url(mgr, url, "http", fn, fn_data, &c);
   if (rc < 0) return rc;
+  if (out) *out = c;
   rc = cymg_http_attach(c, false);
   if (rc < 0) {
     cymg__conn_fail_later(c, "HTTP: %s", cymg_strerror(rc));
-  } else {
-    cymg__http *h = cymg__http_of(c);
-    /* Host: the authority as written, with the port only when not the default. */
-    snprintf(h->host, sizeof(h->host), "%s%.*s%s", u.is_ip6 ? "[" : "", (int) u.host.len,
-             u.host.buf, u.is_ip6 ? "]" : "");
-    if (u.port.len > 0 && u.port_num != 80) {
-      size_t n = strlen(h->host);
-      snprintf(h->host + n, sizeof(h->host) - n, ":%u", (unsigned) u.port_num);
-    }
+    return 0;
   }
-  if (out) *out = c;
+  /* Host: the authority as written, with the port only when not the default. */
+  cymg__http *h = cymg__http_of(c);
+  cymg_url u;
+  cymg_url_parse(cymg_str_c(url), &u);
+  snprintf(h->host, sizeof(h->host), "%s%.*s%s", u.is_ip6 ? "[" : "", (int) u.host.len,
+           u.host.buf, u.is_ip6 ? "]" : "");
+  if (u.port.len > 0 && u.port_num != 80) {
+    size_t n = strlen(h->host);
+    snprintf(h->host + n, sizeof(h->host) - n, ":%u", (unsigned) u.port_num);
+  }
   return 0;
 }
 

@@ -272,8 +272,11 @@ static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
     }
     cymg__http_deadline(c, h, h->mq_len ? DL_RESPONSE : DL_NONE, h->conf.head_ms);
   }
+  /* The handler may switch the connection to another protocol (a WebSocket
+   * upgrade), which frees h: after it, only c is touched. The message's bytes
+   * are HTTP's either way. */
   if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->msg);
-  if (cymg__http_of(c) == h) cymg_conn_consume(c, consumed); /* unless upgraded away */
+  cymg_conn_consume(c, consumed);
 }
 
 /* Streaming: hands decoded body pieces to the user as READ, then HTTP_MSG. */
@@ -451,23 +454,10 @@ const cymg_proto cymg__http_proto = {"http", http_event, http_free, http_accept}
 
 int cymg_http_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
                      cymg_conn **out) {
-  if (out) *out = NULL;
-  if (mgr == NULL) return CYMG_EINVAL;
-  mgr->errmsg[0] = '\0';
-  cymg_url u;
-  cymg_addr addr;
-  char host[256];
-  int rc = cymg__resolve_url(mgr, url, &u, &addr, host, sizeof(host));
-  if (rc < 0) return rc;
-  if (!cymg_str_case_eq(u.scheme, cymg_str_c("http"))) {
-    cymg__mgr_errmsg(mgr, "'%s': scheme '%.*s' is not served by cymg_http_listen", url,
-                     (int) u.scheme.len, u.scheme.buf);
-    return CYMG_ESCHEME;
-  }
   cymg_conn *c;
-  rc = cymg__listen_addr(mgr, &addr, false, false, fn, fn_data, &c);
-  if (rc < 0) return rc;
-  rc = cymg_http_attach(c, true);
+  int rc = cymg__listen_url(mgr, url, "http", false, fn, fn_data, &c);
+  if (rc == 0) rc = cymg_http_attach(c, true);
+  if (rc < 0 && rc != CYMG_ENOMEM) return rc;
   if (rc < 0) {
     cymg__mgr_errmsg(mgr, "listen '%s': %s", url, cymg_strerror(rc));
     cymg_close(c);

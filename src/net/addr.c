@@ -85,25 +85,51 @@ int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *ad
   return CYMG_ERESOLVE;
 }
 
-/* The core's own schemes: tcp and udp. */
-static int sock_url(cymg_mgr *mgr, const char *url, bool *udp, cymg_addr *addr, char *host,
-                    size_t host_len) {
+/* Resolves url for listen/connect. scheme NULL: "tcp" or "udp", as the URL says;
+ * otherwise the URL must have that scheme (a protocol over TCP: "http", ...). */
+static int sock_url(cymg_mgr *mgr, const char *url, const char *scheme, bool *udp,
+                    cymg_addr *addr, char *host, size_t host_len) {
   cymg_url u;
   int rc = cymg__resolve_url(mgr, url, &u, addr, host, host_len);
   if (rc == CYMG_EBADURL) return rc;
-  if (cymg_str_case_eq(u.scheme, cymg_str_c("tcp"))) {
-    *udp = false;
-  } else if (cymg_str_case_eq(u.scheme, cymg_str_c("udp"))) {
-    *udp = true;
-  } else {
-    cymg__mgr_errmsg(mgr, "'%s': unsupported scheme '%.*s'", url, (int) u.scheme.len,
-                     u.scheme.buf);
-    return CYMG_ESCHEME;
+  *udp = false;
+  if (scheme ? cymg_str_case_eq(u.scheme, cymg_str_c(scheme))
+             : cymg_str_case_eq(u.scheme, cymg_str_c("tcp"))) {
+    return rc;
   }
-  return rc;
+  if (scheme == NULL && cymg_str_case_eq(u.scheme, cymg_str_c("udp"))) {
+    *udp = true;
+    return rc;
+  }
+  cymg__mgr_errmsg(mgr, "'%s': unsupported scheme '%.*s'%s%s", url, (int) u.scheme.len,
+                   u.scheme.buf, scheme ? ", expected " : "", scheme ? scheme : "");
+  return CYMG_ESCHEME;
 }
 
-static int listen_url(cymg_mgr *mgr, const char *url, bool reuseport, cymg_event_fn fn,
+int cymg__listen_url(cymg_mgr *mgr, const char *url, const char *scheme, bool reuseport,
+                     cymg_event_fn fn, void *fn_data, cymg_conn **out) {
+  if (out) *out = NULL;
+  if (mgr == NULL) return CYMG_EINVAL;
+  mgr->errmsg[0] = '\0';
+  bool udp;
+  cymg_addr addr;
+  char host[256];
+  int rc = sock_url(mgr, url, scheme, &udp, &addr, host, sizeof(host));
+  if (rc < 0) return rc;
+  return cymg__listen_addr(mgr, &addr, udp, reuseport, fn, fn_data, out);
+}
+
+int cymg_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                cymg_conn **out) {
+  return cymg__listen_url(mgr, url, NULL, false, fn, fn_data, out);
+}
+
+int cymg_listen_reuseport(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                          cymg_conn **out) {
+  return cymg__listen_url(mgr, url, NULL, true, fn, fn_data, out);
+}
+
+int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_event_fn fn,
                       void *fn_data, cymg_conn **out) {
   if (out) *out = NULL;
   if (mgr == NULL) return CYMG_EINVAL;
@@ -111,31 +137,11 @@ static int listen_url(cymg_mgr *mgr, const char *url, bool reuseport, cymg_event
   bool udp;
   cymg_addr addr;
   char host[256];
-  int rc = sock_url(mgr, url, &udp, &addr, host, sizeof(host));
-  if (rc < 0) return rc;
-  return cymg__listen_addr(mgr, &addr, udp, reuseport, fn, fn_data, out);
-}
-
-int cymg_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
-                cymg_conn **out) {
-  return listen_url(mgr, url, false, fn, fn_data, out);
-}
-
-int cymg_listen_reuseport(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
-                          cymg_conn **out) {
-  return listen_url(mgr, url, true, fn, fn_data, out);
-}
-
-int cymg_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
-                 cymg_conn **out) {
-  if (out) *out = NULL;
-  if (mgr == NULL) return CYMG_EINVAL;
-  mgr->errmsg[0] = '\0';
-  bool udp;
-  cymg_addr addr;
-  char host[256];
-  int rc = sock_url(mgr, url, &udp, &addr, host, sizeof(host));
-  if (rc == 0 && addr.port == 0) {
+  int rc = sock_url(mgr, url, scheme, &udp, &addr, host, sizeof(host));
+  if (rc == 0 && host[0] == '\0') {
+    cymg__mgr_errmsg(mgr, "'%s': a host is needed to connect", url);
+    rc = CYMG_EBADURL;
+  } else if (rc == 0 && addr.port == 0) {
     cymg__mgr_errmsg(mgr, "'%s': a port is needed to connect", url);
     rc = CYMG_EBADURL;
   }
@@ -157,4 +163,9 @@ int cymg_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data
   cymg_call(c, CYMG_EV_RESOLVE, NULL);
   if (!(c->flags & CYMG__F_CLOSING)) cymg__connect_addr(c, &addr);
   return 0;
+}
+
+int cymg_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                 cymg_conn **out) {
+  return cymg__connect_url(mgr, url, NULL, fn, fn_data, out);
 }

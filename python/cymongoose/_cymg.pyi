@@ -1,5 +1,6 @@
 """Type stubs for the cymongoose._cymg extension (re-exported by ``cymongoose``)."""
 
+import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 
@@ -134,6 +135,13 @@ def url_encode(s: Data) -> str:
 def http_var(buf: Data, name: str) -> Optional[str]:
     """The decoded value of ``name`` in a query string or form body ("a=1&b=x+y"),
     None when absent (or badly %-escaped)."""
+def http_parse_multipart(
+    body: Data, offset: int = 0
+) -> Tuple[int, Optional[Dict[str, Any]]]:
+    """One part of a multipart/form-data body (the boundary is read from its
+    first delimiter line): ``(next_offset, {"name": str, "filename": str,
+    "body": bytes})``, or ``(0, None)`` after the last part. Loop by passing
+    ``next_offset`` back. ValueError for a malformed body."""
 def match(s: Data, pattern: Data) -> Tuple[bool, List[str]]:
     """Glob match of the whole of ``s``: ``?`` one char, ``*`` anything but ``/``,
     ``#`` anything. Captures are the spans taken by the wildcards."""
@@ -284,6 +292,19 @@ class Connection:
     def reply_json(self, data: Any, status_code: int = 200,
                    headers: Optional[Mapping[str, Any]] = None) -> None:
         """``reply()`` with ``json.dumps(data)`` and ``Content-Type: application/json``."""
+    def serve_dir(self, message: HttpMessage, root_dir: Union[str, "os.PathLike[str]"],
+                  extra_headers: str = "", mime_types: str = "", page404: str = "") -> None:
+        """Answer ``message`` (the current event's) from files under ``root_dir``:
+        GET/HEAD (405 otherwise), index.html, Range (206/416), ETag and
+        Last-Modified (304), MIME types by extension (``mime_types`` overrides,
+        "ext=type,ext2=type2"), ``.gz`` siblings. Paths never leave the root
+        (404/403). ``extra_headers`` are header lines added to the reply (the
+        final CRLF is optional); ``page404`` is a file sent with 404 answers.
+        Large files are sent as the socket drains, not read into memory."""
+    def serve_file(self, message: HttpMessage, path: Union[str, "os.PathLike[str]"],
+                   extra_headers: str = "", mime_types: str = "") -> None:
+        """Answer with one file, with the same range, conditional and MIME
+        handling; 404 when it cannot be opened."""
     def http_chunk(self, data: Data) -> None:
         """One piece of a chunked body; empty data ends it. On a server, the first
         call starts a ``200`` chunked reply if none was started. If you wrote the

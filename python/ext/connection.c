@@ -501,6 +501,80 @@ static PyObject *conn_http_basic_auth(PyObject *self, PyObject *args, PyObject *
   Py_RETURN_NONE;
 }
 
+/* ---- static files ---- */
+
+/* extra_headers as the library wants it: each line ending in CRLF. A value
+ * without the final CRLF gets one; NULL when empty. *owned is set when a copy
+ * was made (free it with PyMem_Free). */
+static const char *header_lines(const char *s, char **owned) {
+  *owned = NULL;
+  size_t n = strlen(s);
+  if (n == 0) return NULL;
+  if (n >= 2 && s[n - 2] == '\r' && s[n - 1] == '\n') return s;
+  if ((*owned = PyMem_Malloc(n + 3)) == NULL) return NULL;
+  memcpy(*owned, s, n);
+  memcpy(*owned + n, "\r\n", 3);
+  return *owned;
+}
+
+/* serve_dir() and serve_file(): path is NULL for serve_dir. */
+static PyObject *serve(cymgpy_conn *w, PyObject *message, PyObject *path_obj,
+                       cymg_http_serve_opts *o, const char *extra, const char *what) {
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  const cymg_http_msg *msg = cymgpy_http_message_get(cymgpy_manager_of(c)->st, message);
+  if (msg == NULL) return NULL;
+  PyObject *path_bytes = NULL;
+  if (path_obj != NULL && !PyUnicode_FSConverter(path_obj, &path_bytes)) return NULL;
+  char *owned = NULL;
+  o->extra_headers = header_lines(extra, &owned);
+  if (o->extra_headers == NULL && *extra) {
+    Py_XDECREF(path_bytes);
+    return PyErr_NoMemory();
+  }
+  int rc = path_bytes ? cymg_http_serve_file(c, msg, PyBytes_AS_STRING(path_bytes), o)
+                      : cymg_http_serve_dir(c, msg, o);
+  PyMem_Free(owned);
+  Py_XDECREF(path_bytes);
+  if (rc < 0) return http_rc(what, rc);
+  w->http_sent |= CYMGPY_SENT_REPLY;
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"message", "root_dir", "extra_headers", "mime_types", "page404", NULL};
+  PyObject *message, *root_obj, *root = NULL, *p404_obj = NULL, *p404 = NULL;
+  const char *extra = "", *mime = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ssO:serve_dir", kwlist, &message, &root_obj,
+                                   &extra, &mime, &p404_obj))
+    return NULL;
+  if (!PyUnicode_FSConverter(root_obj, &root)) return NULL;
+  if (p404_obj != NULL && !PyUnicode_FSConverter(p404_obj, &p404)) {
+    Py_DECREF(root);
+    return NULL;
+  }
+  cymg_http_serve_opts o = {0};
+  o.root_dir = PyBytes_AS_STRING(root);
+  o.mime_types = *mime ? mime : NULL;
+  o.page404 = (p404 && PyBytes_GET_SIZE(p404) > 0) ? PyBytes_AS_STRING(p404) : NULL;
+  PyObject *r = serve((cymgpy_conn *) self, message, NULL, &o, extra, "serve_dir");
+  Py_DECREF(root);
+  Py_XDECREF(p404);
+  return r;
+}
+
+static PyObject *conn_serve_file(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"message", "path", "extra_headers", "mime_types", NULL};
+  PyObject *message, *path;
+  const char *extra = "", *mime = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ss:serve_file", kwlist, &message, &path,
+                                   &extra, &mime))
+    return NULL;
+  cymg_http_serve_opts o = {0};
+  o.mime_types = *mime ? mime : NULL;
+  return serve((cymgpy_conn *) self, message, path, &o, extra, "serve_file");
+}
+
 /* ---- properties ---- */
 
 static PyObject *get_id(PyObject *self, void *closure) {
@@ -635,6 +709,11 @@ static PyMethodDef conn_methods[] = {
      "reply(status_code, body=b'', headers=None): a complete HTTP response."},
     {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json, METH_VARARGS | METH_KEYWORDS,
      "reply_json(data, status_code=200, headers=None): json.dumps(data) as the response."},
+    {"serve_dir", (PyCFunction) (void (*)(void)) conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
+     "serve_dir(message, root_dir, extra_headers='', mime_types='', page404=''): answer from "
+     "files under root_dir."},
+    {"serve_file", (PyCFunction) (void (*)(void)) conn_serve_file, METH_VARARGS | METH_KEYWORDS,
+     "serve_file(message, path, extra_headers='', mime_types=''): answer with one file."},
     {"http_chunk", conn_http_chunk, METH_O,
      "http_chunk(data): one piece of a chunked response; b'' ends it."},
     {"http_sse", (PyCFunction) (void (*)(void)) conn_http_sse, METH_VARARGS | METH_KEYWORDS,

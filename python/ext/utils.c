@@ -278,6 +278,74 @@ static PyObject *http_var(PyObject *mod, PyObject *args, PyObject *kwargs) {
   return buf_to_str(&out);
 }
 
+/* ---- multipart ---- */
+
+/* The boundary of a multipart body, read from its first delimiter line: the
+ * first line starting with "--" (at the start or after a CRLF; anything before
+ * is preamble), up to transport padding and CRLF. */
+static bool body_boundary(cymg_str body, cymg_str *out) {
+  const char *b = body.buf;
+  size_t n = body.len;
+  for (size_t i = 0; i + 2 <= n;) {
+    if (b[i] == '-' && b[i + 1] == '-') {
+      size_t j = i + 2;
+      while (j < n && b[j] != '\r' && b[j] != ' ' && b[j] != '\t') j++;
+      *out = cymg_str_n(b + i + 2, j - i - 2);
+      return j > i + 2;
+    }
+    const char *nl = memchr(b + i, '\n', n - i);
+    if (nl == NULL) break;
+    i = (size_t) (nl - b) + 1;
+  }
+  return false;
+}
+
+static PyObject *http_parse_multipart(PyObject *mod, PyObject *args, PyObject *kwargs) {
+  (void) mod;
+  static char *kwlist[] = {"body", "offset", NULL};
+  PyObject *body_obj;
+  Py_ssize_t offset = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|n:http_parse_multipart", kwlist, &body_obj,
+                                   &offset))
+    return NULL;
+  if (offset < 0) return PyErr_Format(PyExc_ValueError, "offset must be >= 0, not %zd", offset);
+  Py_buffer v;
+  if (cymgpy_get_bytes(body_obj, &v, "body") < 0) return NULL;
+  cymg_str body = view_str(&v), boundary;
+  PyObject *r = NULL;
+  cymg_http_part part;
+  int64_t next = -1;
+  if ((size_t) offset <= body.len && body_boundary(body, &boundary)) {
+    next = cymg_http_multipart_next(body, boundary, (int64_t) offset, &part);
+    /* A body with no parts is just the closing "--boundary--". */
+    if (next < 0 && boundary.len > 2 && memcmp(boundary.buf + boundary.len - 2, "--", 2) == 0) {
+      boundary.len -= 2;
+      next = cymg_http_multipart_next(body, boundary, (int64_t) offset, &part);
+    }
+  }
+  if (next < 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    (size_t) offset > body.len ? "offset is past the end of the body"
+                                               : "malformed multipart body");
+  } else if (next == 0) {
+    r = Py_BuildValue("(iO)", 0, Py_None);
+  } else {
+    PyObject *name = cymgpy_str(part.name.buf, part.name.len);
+    PyObject *filename = name ? cymgpy_str(part.filename.buf, part.filename.len) : NULL;
+    PyObject *data = filename ? PyBytes_FromStringAndSize(part.body.len ? part.body.buf : "",
+                                                          (Py_ssize_t) part.body.len)
+                              : NULL;
+    if (data != NULL)
+      r = Py_BuildValue("(L{sOsOsO})", (long long) next, "name", name, "filename", filename,
+                        "body", data);
+    Py_XDECREF(name);
+    Py_XDECREF(filename);
+    Py_XDECREF(data);
+  }
+  PyBuffer_Release(&v);
+  return r;
+}
+
 /* ---- glob matching ---- */
 
 static PyObject *match(PyObject *mod, PyObject *args, PyObject *kwargs) {
@@ -503,6 +571,9 @@ PyMethodDef cymgpy_util_methods[] = {
      "url_encode(s) -> str: percent-encode all but A-Z a-z 0-9 - . _ ~."},
     {"http_var", KW http_var, METH_VARARGS | METH_KEYWORDS,
      "http_var(buf, name) -> str or None: a decoded variable of a query string or form body."},
+    {"http_parse_multipart", KW http_parse_multipart, METH_VARARGS | METH_KEYWORDS,
+     "http_parse_multipart(body, offset=0) -> (next_offset, {'name', 'filename', 'body'}), "
+     "or (0, None) after the last part; ValueError when malformed."},
     {"match", KW match, METH_VARARGS | METH_KEYWORDS,
      "match(s, pattern) -> (matched, captures): '?' one char, '*' anything but '/', '#' "
      "anything."},

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A small HTTP server: text, JSON, query variables, a chunked and an SSE reply.
 
-    python3 examples/python/http_server.py [URL]
+    python3 examples/python/http_server.py [URL] [--root DIR]
 
 URL defaults to http://127.0.0.1:8000 (port 0 picks a free port). Stop it with
 Ctrl+C or SIGTERM. Try:
@@ -12,6 +12,9 @@ Ctrl+C or SIGTERM. Try:
     curl -d '{"name": "x"}' http://127.0.0.1:8000/api/echo
     curl http://127.0.0.1:8000/stream
     curl http://127.0.0.1:8000/events
+
+With --root DIR, other paths are served as files from DIR (index.html, ranges,
+conditional requests); without it they get 404.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import time
 from cymongoose import MG_EV_HTTP_MSG, Manager, json_get_str
 
 STARTED = time.time()
+ROOT = None  # --root
 
 
 def route(conn, msg):
@@ -51,6 +55,8 @@ def route(conn, msg):
         for i in range(3):
             conn.http_sse("tick", str(i))
         conn.http_chunk(b"")
+    elif ROOT is not None:
+        conn.serve_dir(msg, ROOT)
     else:
         conn.reply(404, b"Not found\n")
 
@@ -64,7 +70,10 @@ def main():
     parser = argparse.ArgumentParser(description="HTTP server on cymongoose")
     parser.add_argument("url", nargs="?", default="http://127.0.0.1:8000",
                         help="address to listen on (default: %(default)s)")
+    parser.add_argument("--root", help="serve other paths as files from this folder")
     args = parser.parse_args()
+    global ROOT
+    ROOT = args.root
     manager = Manager(handler)
     listener = manager.listen(args.url)
     ip, port, _ = listener.local_addr

@@ -104,6 +104,21 @@ def test_http_server_example():
         stop_server(proc)
 
 
+def test_http_server_example_serves_files(tmp_path):
+    (tmp_path / "index.html").write_text("<p>static home</p>")
+    (tmp_path / "notes.txt").write_text("some notes")
+    proc, port = start_server("http_server.py", "--root", str(tmp_path))
+    try:
+        st, h, body = fetch(port, "/")
+        assert st == 200 and body.startswith(b"Hello")  # routes come first
+        st, h, body = fetch(port, "/notes.txt")
+        assert st == 200 and body == b"some notes" and h["Content-Type"].startswith("text/plain")
+        assert fetch(port, "/index.html")[2] == b"<p>static home</p>"
+        assert fetch(port, "/missing.txt")[0] == 404
+    finally:
+        stop_server(proc)
+
+
 def test_http_client_example_reports_failures():
     from conftest import free_port
 

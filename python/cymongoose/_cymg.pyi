@@ -1,12 +1,15 @@
 """Type stubs for the cymongoose._cymg extension (re-exported by ``cymongoose``)."""
 
-from typing import Any, Callable, Optional, Tuple, Union
+import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 
 EventHandler = Callable[["Connection", int, Any], Any]
 """``handler(conn, ev, data)``; see the MG_EV_* constants for what ``data`` is."""
 
 BytesLike = Union[bytes, bytearray, memoryview]
+Data = Union[str, bytes, bytearray, memoryview]
+"""Text (used as UTF-8) or bytes."""
 
 __version__: str
 
@@ -21,8 +24,8 @@ MG_EV_TLS_HS: int  # None
 MG_EV_READ: int  # int: number of bytes just received (see Connection.recv_data)
 MG_EV_WRITE: int  # None
 MG_EV_CLOSE: int  # None: the last event of a connection
-MG_EV_HTTP_HDRS: int
-MG_EV_HTTP_MSG: int
+MG_EV_HTTP_HDRS: int  # HttpMessage: head complete, body not read yet (body_bytes == b"")
+MG_EV_HTTP_MSG: int  # HttpMessage: the whole message
 MG_EV_WS_OPEN: int
 MG_EV_WS_MSG: int
 MG_EV_WS_CTL: int
@@ -60,6 +63,142 @@ def log_set(level: int) -> None:
 
 def log_get() -> int:
     """The library's log level."""
+
+# ---- JSON ----
+def json_get(data: Data, path: str) -> Optional[str]:
+    """Raw JSON text of the value at ``path`` (``$``, ``$.a.b[2].c``), or None when
+    absent or when ``data`` is not valid JSON. A malformed path raises ValueError."""
+def json_get_num(data: Data, path: str, default: Any = None) -> Any:
+    """The number at ``path`` as a float, else ``default``."""
+def json_get_bool(data: Data, path: str, default: Any = None) -> Any:
+    """``true``/``false`` at ``path`` as a bool, else ``default``."""
+def json_get_long(data: Data, path: str, default: Any = 0) -> Any:
+    """The number at ``path`` as an int (exact for integers of any size; a
+    fraction is truncated toward zero), else ``default``."""
+def json_get_str(data: Data, path: str) -> Optional[str]:
+    """The string at ``path``, unescaped, or None."""
+
+# ---- JSON-RPC 2.0 ----
+class RpcReq:
+    """One request given to an :class:`Rpc` method handler. Valid only during the
+    handler call; afterwards ``bool(req)`` is False and using it raises RuntimeError."""
+
+    @property
+    def frame(self) -> str:
+        """The whole request object (JSON text)."""
+    @property
+    def method(self) -> str: ...
+    @property
+    def params(self) -> Optional[str]:
+        """Raw JSON of ``params``, or None when absent."""
+    @property
+    def id(self) -> Optional[str]:
+        """Raw JSON of ``id``, or None for a notification."""
+    def ok(self, result_json: Data) -> None:
+        """Answer with this JSON text as ``result`` (ValueError if not valid JSON;
+        RuntimeError if already answered)."""
+    def err(self, code: int, message: Data) -> None:
+        """Answer with ``{"code": code, "message": message}``."""
+    def __bool__(self) -> bool: ...
+
+class Rpc:
+    """A JSON-RPC 2.0 dispatcher. A handler that raises gets error -32603
+    ("Internal error") answered; the exception goes to ``error_handler(exc)``
+    (default: the traceback is printed). A handler that does not answer a
+    request with an id gets -32603 too. Unknown methods get -32601, malformed
+    frames -32700/-32600."""
+
+    def __init__(self, *, error_handler: Optional[Callable[[Exception], Any]] = None) -> None: ...
+    def add(self, method: str, fn: Callable[[RpcReq], Any]) -> None:
+        """Register ``fn`` for ``method`` (a name, or a glob with ``?``, ``*``, ``#``;
+        the first match in registration order wins). Adding a name again replaces
+        its handler. Not allowed while ``process()`` runs."""
+    def process(self, frame: Data) -> str:
+        """Answer a request or a batch: the response text, "" for notifications."""
+    @property
+    def methods(self) -> List[str]:
+        """Registered method names, in registration order."""
+
+# ---- URLs, form data, multipart, glob ----
+def url_host(url: str) -> str:
+    """The host ("" when none; IPv6 without brackets). ValueError if malformed."""
+def url_port(url: str) -> int:
+    """The port, or the scheme's default (http 80, https 443, ...; 0 if none)."""
+def url_user(url: str) -> str: ...
+def url_pass(url: str) -> str: ...
+def url_uri(url: str) -> str:
+    """The request target (path, query, fragment), "/" when none."""
+def url_is_ssl(url: str) -> bool:
+    """True for https, wss and mqtts."""
+def url_encode(s: Data) -> str:
+    """Percent-encode every byte but ``A-Z a-z 0-9 - . _ ~``."""
+def http_var(buf: Data, name: str) -> Optional[str]:
+    """The decoded value of ``name`` in a query string or form body ("a=1&b=x+y"),
+    None when absent (or badly %-escaped)."""
+def http_parse_multipart(
+    body: Data, offset: int = 0
+) -> Tuple[int, Optional[Dict[str, Any]]]:
+    """One part of a multipart/form-data body (the boundary is read from its
+    first delimiter line): ``(next_offset, {"name": str, "filename": str,
+    "body": bytes})``, or ``(0, None)`` after the last part. Loop by passing
+    ``next_offset`` back. ValueError for a malformed body."""
+def match(s: Data, pattern: Data) -> Tuple[bool, List[str]]:
+    """Glob match of the whole of ``s``: ``?`` one char, ``*`` anything but ``/``,
+    ``#`` anything. Captures are the spans taken by the wildcards."""
+
+# ---- hashes, codecs, clock, randomness ----
+def md5(data: Data) -> bytes: ...
+def sha1(data: Data) -> bytes: ...
+def sha256(data: Data) -> bytes: ...
+def hmac_sha256(key: Data, data: Data) -> bytes: ...
+def base64_encode(data: Data) -> str: ...
+def base64_decode(s: Data) -> bytes:
+    """Strict standard base64 with padding; ValueError for anything else."""
+def crc32(data: Data, initial: int = 0) -> int:
+    """CRC-32 as zlib computes it; pass a previous result as ``initial`` to chain."""
+def millis() -> int:
+    """Milliseconds on a monotonic clock."""
+def random_bytes(n: int) -> bytes:
+    """``n`` bytes from the OS CSPRNG (ValueError for n < 0)."""
+def random_str(n: int) -> str:
+    """``n`` random characters from ``[A-Za-z0-9]``."""
+
+class HttpMessage:
+    """The HTTP message of an ``MG_EV_HTTP_HDRS``/``MG_EV_HTTP_MSG`` event.
+
+    Valid only while the handler runs: afterwards ``bool(msg)`` is False and
+    every accessor raises RuntimeError (the bytes it pointed to are reused).
+    Accessors copy out, so what they return can be kept. Text is UTF-8 with
+    invalid bytes replaced."""
+
+    @property
+    def method(self) -> str:
+        """"GET", ...; "" in a response."""
+    @property
+    def uri(self) -> str:
+        """The path as received (not %-decoded), without the query."""
+    @property
+    def query(self) -> str:
+        """The query string without "?" ("" when none)."""
+    @property
+    def proto(self) -> str:
+        """"HTTP/1.1" or "HTTP/1.0"."""
+    @property
+    def body_bytes(self) -> bytes: ...
+    @property
+    def body_text(self) -> str: ...
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """The first header called ``name`` (any case), else ``default``."""
+    def headers(self) -> List[Tuple[str, str]]:
+        """All headers in order, names as received."""
+    def query_var(self, name: str) -> Optional[str]:
+        """A query variable, %-decoded ("+" is a space), or None."""
+    def status(self) -> Optional[int]:
+        """The status code of a response; None for a request."""
+    def header_var(self, header_name: str, var_name: str) -> Optional[str]:
+        """A parameter inside a header value: ``header_var("Content-Type",
+        "charset")`` gives "utf-8" for ``text/html; charset=utf-8``."""
+    def __bool__(self) -> bool: ...
 
 class Connection:
     """One connection: a listener, an accepted or an outbound connection.
@@ -141,6 +280,44 @@ class Connection:
         ``MG_EV_CLOSE`` follows once."""
     def drain(self) -> None:
         """Stop reading, send everything queued, then close."""
+    # ---- HTTP (connections made by an http:// listener or connect, or http=True) ----
+    def reply(self, status_code: int, body: Data = b"",
+              headers: Optional[Mapping[str, Any]] = None) -> None:
+        """Send a complete response. ``Content-Type: text/plain`` is added unless
+        ``headers`` has one; Date, Content-Length and, when the connection will
+        close, ``Connection: close`` are added by the library. A reply to HEAD
+        has no body. RuntimeError on a connection that is not an HTTP server
+        connection or is closing; ValueError for a status outside 100..999 or a
+        header name/value that would break the head."""
+    def reply_json(self, data: Any, status_code: int = 200,
+                   headers: Optional[Mapping[str, Any]] = None) -> None:
+        """``reply()`` with ``json.dumps(data)`` and ``Content-Type: application/json``."""
+    def serve_dir(self, message: HttpMessage, root_dir: Union[str, "os.PathLike[str]"],
+                  extra_headers: str = "", mime_types: str = "", page404: str = "") -> None:
+        """Answer ``message`` (the current event's) from files under ``root_dir``:
+        GET/HEAD (405 otherwise), index.html, Range (206/416), ETag and
+        Last-Modified (304), MIME types by extension (``mime_types`` overrides,
+        "ext=type,ext2=type2"), ``.gz`` siblings. Paths never leave the root
+        (404/403). ``extra_headers`` are header lines added to the reply (the
+        final CRLF is optional); ``page404`` is a file sent with 404 answers.
+        Large files are sent as the socket drains, not read into memory."""
+    def serve_file(self, message: HttpMessage, path: Union[str, "os.PathLike[str]"],
+                   extra_headers: str = "", mime_types: str = "") -> None:
+        """Answer with one file, with the same range, conditional and MIME
+        handling; 404 when it cannot be opened."""
+    def http_chunk(self, data: Data) -> None:
+        """One piece of a chunked body; empty data ends it. On a server, the first
+        call starts a ``200`` chunked reply if none was started. If you wrote the
+        head yourself with ``send()`` (``Transfer-Encoding: chunked``), the data is
+        only framed as a chunk; likewise on a client sending a chunked body."""
+    def http_sse(self, event_type: Optional[str], data: Data) -> None:
+        """One Server-Sent Event (``event:`` line unless event_type is empty/None,
+        one ``data:`` line per line of data) as a chunk. The first call on a
+        server starts the reply with ``Content-Type: text/event-stream``. End the
+        stream with ``http_chunk(b"")`` or by closing."""
+    def http_basic_auth(self, username: str, password: str) -> None:
+        """Client side: write an ``Authorization: Basic ...`` header line, while
+        composing a request with ``send()``."""
 
 class Timer:
     """Returned by :meth:`Manager.timer_add`. The manager keeps a reference to every
@@ -181,19 +358,24 @@ class Manager:
     def listen(
         self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
     ) -> Connection:
-        """Listen on ``tcp://HOST:PORT`` or ``udp://HOST:PORT`` (IPv6 as
+        """Listen on ``http://``, ``tcp://`` or ``udp://HOST:PORT`` (IPv6 as
         ``tcp://[::1]:0``). Port 0 lets the OS choose: read it from
         ``listener.local_addr[1]``. Raises RuntimeError on failure.
 
-        This build has no HTTP layer yet: ``http=True`` and ``http://``/``ws://``
-        URLs raise NotImplementedError (a RuntimeError), except that
-        ``http=False`` uses an ``http://``/``ws://`` address for raw TCP."""
+        ``http`` is inferred from the scheme: ``http://`` serves HTTP (requests
+        arrive as MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG); ``http=False`` uses the address
+        for raw TCP; ``http=True`` on ``tcp://`` attaches HTTP. ``https://``,
+        ``ws://`` and ``wss://`` raise NotImplementedError (a RuntimeError) until
+        TLS and WebSocket arrive (``ws://`` with ``http=False`` is raw TCP)."""
     def connect(
         self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
     ) -> Connection:
-        """Start an outbound ``tcp://`` or ``udp://`` connection and return at once.
-        A malformed URL raises RuntimeError; failures later (refused, unreachable)
-        arrive as ``MG_EV_ERROR`` then ``MG_EV_CLOSE``. ``http`` as for listen()."""
+        """Start an outbound ``http://``, ``tcp://`` or ``udp://`` connection and
+        return at once. A malformed URL raises RuntimeError; failures later
+        (refused, unreachable) arrive as ``MG_EV_ERROR`` then ``MG_EV_CLOSE``.
+        ``http`` as for listen(): on an HTTP connection, write the request with
+        ``send()`` (at MG_EV_CONNECT or at once) and the response arrives as
+        MG_EV_HTTP_MSG (``data.status()``, ``data.body_bytes``)."""
     def wakeup(self, connection_id: int, data: BytesLike = b"") -> bool:
         """Thread-safe: have ``MG_EV_WAKEUP`` with ``data`` (bytes-like, copied)
         delivered to the connection on the poll thread. Returns True once queued,

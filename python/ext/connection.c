@@ -1,7 +1,8 @@
-/* Connection: the Python face of one C connection, and the event function that
- * turns C events into handler calls. */
+/* Connection: the Python face of one C connection, the event function that
+ * turns C events into handler calls, and the HTTP reply methods. */
 #include "cymg_py.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "structmember.h"
@@ -17,8 +18,11 @@ cymgpy_conn *cymgpy_conn_new(cymgpy_state *st, PyObject *handler) {
 
 /* ---- event delivery ---- */
 
-static PyObject *event_data(int ev, void *ev_data) {
+static PyObject *event_data(cymgpy_state *st, int ev, void *ev_data) {
   switch (ev) {
+    case CYMG_EV_HTTP_HDRS:
+    case CYMG_EV_HTTP_MSG:
+      return cymgpy_http_message_new(st, ev_data);
     case CYMG_EV_ERROR: {
       const char *msg = ev_data ? ev_data : "";
       return PyUnicode_DecodeUTF8(msg, (Py_ssize_t) strlen(msg), "replace");
@@ -88,14 +92,24 @@ void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
     return;
   }
   Py_INCREF(w);
+  bool http_ev = ev == CYMG_EV_HTTP_HDRS || ev == CYMG_EV_HTTP_MSG;
+  if (ev == CYMG_EV_HTTP_HDRS) w->http_sent = 0; /* a new message begins */
   PyObject *handler = w->handler ? w->handler : m->handler;
   if (handler != NULL && !m->quiet) {
     Py_INCREF(handler);
-    PyObject *data = event_data(ev, ev_data);
+    PyObject *data = event_data(m->st, ev, ev_data);
     PyObject *evo = data ? PyLong_FromLong(ev) : NULL;
     PyObject *argv[3] = {(PyObject *) w, evo, data};
     PyObject *r = evo ? PyObject_Vectorcall(handler, argv, 3, NULL) : NULL;
     if (r == NULL) cymgpy_report_exception(m);
+    /* The message points into the receive buffer, reused once we return. */
+    if (http_ev && data != NULL) cymgpy_http_message_done(data);
+    /* A request whose handler failed before writing anything still gets an
+     * answer, so the client is not left waiting and keep-alive goes on. */
+    if (r == NULL && ev == CYMG_EV_HTTP_MSG && w->http_sent == 0 && !cymg_conn_is_client(c) &&
+        !cymg_conn_is_closing(c) &&
+        cymg_http_reply(c, 500, "Content-Type: text/plain\r\n", "Internal Server Error\n") == 0)
+      w->http_sent |= CYMGPY_SENT_REPLY;
     Py_XDECREF(r);
     Py_XDECREF(evo);
     Py_XDECREF(data);
@@ -148,6 +162,7 @@ static PyObject *conn_send(PyObject *self, PyObject *data) {
     PyBuffer_Release(&view);
   }
   if (rc < 0) return cymgpy_raise_rc("send", rc);
+  w->http_sent |= CYMGPY_SENT_RAW;
   Py_RETURN_NONE;
 }
 
@@ -217,6 +232,347 @@ static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
   if (live(w) == NULL) return NULL;
   Py_XSETREF(w->handler, fn == Py_None ? NULL : Py_NewRef(fn));
   Py_RETURN_NONE;
+}
+
+/* ---- HTTP replies ---- */
+
+/* The connection answers requests through the HTTP layer. */
+static bool is_http_server(cymg_conn *c) {
+  const cymg_proto *p = cymg_conn_proto(c);
+  return p != NULL && strcmp(p->name, "http") == 0 && !cymg_conn_is_client(c) &&
+         !cymg_conn_is_listening(c);
+}
+
+static PyObject *http_rc(const char *what, int rc) {
+  if (rc == CYMG_ESTATE) {
+    return PyErr_Format(PyExc_RuntimeError,
+                        "%s: not possible on this connection now (it needs an HTTP server "
+                        "connection with no other reply under way)", what);
+  }
+  if (rc == CYMG_ECLOSED) return PyErr_Format(PyExc_RuntimeError, "%s: connection is closing", what);
+  return cymgpy_raise_rc(what, rc);
+}
+
+/* A header name is an RFC 9110 token; a value must not break the line. */
+static bool is_token(const char *s, size_t n) {
+  if (n == 0) return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char) s[i];
+    if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL) return false;
+  }
+  return true;
+}
+
+/* Appends "Name: value\r\n" for each item of the headers mapping. Sets
+ * *has_ctype when a Content-Type is among them. Returns 0 or -1. */
+static int format_headers(PyObject *headers, cymg_buf *b, bool *has_ctype) {
+  if (headers == NULL || headers == Py_None) return 0;
+  if (!PyMapping_Check(headers) || PyUnicode_Check(headers) || PyBytes_Check(headers)) {
+    PyErr_Format(PyExc_TypeError, "headers must be a dict of str to str, not %.100s",
+                 Py_TYPE(headers)->tp_name);
+    return -1;
+  }
+  PyObject *items = PyMapping_Items(headers);
+  if (items == NULL) return -1;
+  int rc = 0;
+  for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(items); i++) {
+    PyObject *kv = PyList_GET_ITEM(items, i);
+    PyObject *k = PyTuple_GET_ITEM(kv, 0), *v = PyTuple_GET_ITEM(kv, 1);
+    if (!PyUnicode_Check(k)) {
+      PyErr_Format(PyExc_TypeError, "header names must be str, not %.100s", Py_TYPE(k)->tp_name);
+      rc = -1;
+      break;
+    }
+    PyObject *vs = PyUnicode_Check(v) ? Py_NewRef(v) : PyObject_Str(v);
+    Py_ssize_t kn, vn;
+    const char *ks = PyUnicode_AsUTF8AndSize(k, &kn);
+    const char *vstr = (vs && ks) ? PyUnicode_AsUTF8AndSize(vs, &vn) : NULL;
+    if (vstr == NULL) {
+      rc = -1;
+    } else if (!is_token(ks, (size_t) kn)) {
+      PyErr_Format(PyExc_ValueError, "invalid header name %R", k);
+      rc = -1;
+    } else if (strcspn(vstr, "\r\n") != (size_t) vn) {
+      PyErr_Format(PyExc_ValueError, "header %R: the value must not contain CR, LF or NUL", k);
+      rc = -1;
+    } else {
+      if (kn == 12 && PyOS_strnicmp(ks, "Content-Type", 12) == 0) *has_ctype = true;
+      if (cymg_buf_printf(b, "%s: %s\r\n", ks, vstr) < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+      }
+    }
+    Py_XDECREF(vs);
+  }
+  Py_DECREF(items);
+  return rc;
+}
+
+static int status_arg(int status) {
+  if (status >= 100 && status <= 999) return 0;
+  PyErr_Format(PyExc_ValueError, "status_code must be 100..999, not %d", status);
+  return -1;
+}
+
+/* reply() and reply_json(): one complete response. */
+static PyObject *do_reply(cymgpy_conn *w, int status, const Py_buffer *body, PyObject *headers,
+                          const char *ctype, const char *what) {
+  if (status_arg(status) < 0) return NULL;
+  cymg_buf h;
+  cymg_buf_init(&h);
+  bool has_ctype = false;
+  PyObject *r = NULL;
+  if (format_headers(headers, &h, &has_ctype) == 0 &&
+      (has_ctype || cymg_buf_printf(&h, "Content-Type: %s\r\n", ctype) >= 0)) {
+    cymg_conn *c = live_mut(w);
+    if (c != NULL) {
+      int rc = cymg_http_reply_data(c, status, h.buf, body->buf, (size_t) body->len);
+      if (rc < 0) {
+        http_rc(what, rc);
+      } else {
+        w->http_sent |= CYMGPY_SENT_REPLY;
+        r = Py_NewRef(Py_None);
+      }
+    }
+  } else if (!PyErr_Occurred()) {
+    PyErr_NoMemory();
+  }
+  cymg_buf_free(&h);
+  return r;
+}
+
+static PyObject *conn_reply(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"status_code", "body", "headers", NULL};
+  int status;
+  PyObject *body_obj = NULL, *headers = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO:reply", kwlist, &status, &body_obj,
+                                   &headers))
+    return NULL;
+  Py_buffer body = {0};
+  if (body_obj != NULL && cymgpy_get_bytes(body_obj, &body, "body") < 0) return NULL;
+  PyObject *r = do_reply((cymgpy_conn *) self, status, &body, headers, "text/plain", "reply");
+  if (body_obj != NULL) PyBuffer_Release(&body);
+  return r;
+}
+
+static PyObject *conn_reply_json(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"data", "status_code", "headers", NULL};
+  PyObject *data, *headers = Py_None;
+  int status = 200;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|iO:reply_json", kwlist, &data, &status,
+                                   &headers))
+    return NULL;
+  PyObject *json = PyImport_ImportModule("json");
+  PyObject *text = json ? PyObject_CallMethod(json, "dumps", "O", data) : NULL;
+  Py_XDECREF(json);
+  if (text == NULL) return NULL;
+  Py_buffer body;
+  PyObject *r = NULL;
+  if (cymgpy_get_bytes(text, &body, "JSON text") == 0) {
+    r = do_reply((cymgpy_conn *) self, status, &body, headers, "application/json", "reply_json");
+    PyBuffer_Release(&body);
+  }
+  Py_DECREF(text);
+  return r;
+}
+
+/* A chunk framed here: for replies whose head the user wrote with send(), and
+ * for connections without the server layer (a client sending a chunked body). */
+static int raw_chunk(cymg_conn *c, const void *data, size_t len) {
+  cymg_buf b;
+  cymg_buf_init(&b);
+  int rc = cymg_buf_printf(&b, "%zx\r\n", len);
+  if (rc >= 0 && len) rc = cymg_buf_append(&b, data, len);
+  if (rc >= 0) rc = cymg_buf_append(&b, "\r\n", 2);
+  if (rc >= 0) rc = cymg_send(c, b.buf, b.len);
+  cymg_buf_free(&b);
+  return rc < 0 ? rc : 0;
+}
+
+/* One body piece of a chunked reply (len 0 ends it). Without a reply under way
+ * on a server connection, one is started with status 200 and start_headers. */
+static PyObject *send_chunk(cymgpy_conn *w, const void *data, size_t len,
+                            const char *start_headers, const char *what) {
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  int rc = 0;
+  if (w->http_sent & CYMGPY_SENT_DISCARD) {
+    /* The reply answers HEAD: it has no body to send. */
+  } else if ((rc = cymg_http_chunk(c, data, len)) != CYMG_ESTATE) {
+    /* a chunked reply through the layer is under way */
+  } else if ((w->http_sent & CYMGPY_SENT_RAW) || !is_http_server(c)) {
+    rc = raw_chunk(c, data, len);
+  } else if (w->http_sent & (CYMGPY_SENT_REPLY | CYMGPY_SENT_STREAM)) {
+    return PyErr_Format(PyExc_RuntimeError,
+                        "%s: the reply to this request is already complete", what);
+  } else if ((rc = cymg_http_reply_start(c, 200, start_headers)) == 0) {
+    w->http_sent |= CYMGPY_SENT_STREAM;
+    rc = cymg_http_chunk(c, data, len);
+    if (rc == CYMG_ESTATE) { /* HEAD: the layer sent the head alone */
+      w->http_sent |= CYMGPY_SENT_DISCARD;
+      rc = 0;
+    }
+  }
+  if (rc < 0) return http_rc(what, rc);
+  if (len == 0 && !(w->http_sent & CYMGPY_SENT_RAW)) w->http_sent |= CYMGPY_SENT_REPLY;
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_http_chunk(PyObject *self, PyObject *data) {
+  Py_buffer v;
+  if (cymgpy_get_bytes(data, &v, "data") < 0) return NULL;
+  PyObject *r = send_chunk((cymgpy_conn *) self, v.buf, (size_t) v.len, NULL, "http_chunk");
+  PyBuffer_Release(&v);
+  return r;
+}
+
+/* An event in the text/event-stream format: "event: T", then one "data:" line
+ * per line of data (CRLF, CR or LF), then an empty line. */
+static int format_sse(cymg_buf *b, const char *event, size_t elen, const char *data, size_t dlen) {
+  int rc = 0;
+  if (elen) rc = cymg_buf_printf(b, "event: %.*s\n", (int) elen, event);
+  size_t i = 0;
+  do {
+    size_t n = 0;
+    while (i + n < dlen && data[i + n] != '\r' && data[i + n] != '\n') n++;
+    if (rc >= 0) rc = cymg_buf_append(b, "data: ", 6);
+    if (rc >= 0) rc = cymg_buf_append(b, data + i, n);
+    if (rc >= 0) rc = cymg_buf_append(b, "\n", 1);
+    i += n;
+    if (i < dlen && data[i] == '\r' && i + 1 < dlen && data[i + 1] == '\n') i++;
+    if (i < dlen) i++;
+  } while (i < dlen && rc >= 0);
+  if (rc >= 0) rc = cymg_buf_append(b, "\n", 1);
+  return rc < 0 ? rc : 0;
+}
+
+static PyObject *conn_http_sse(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"event_type", "data", NULL};
+  PyObject *ev_obj, *data_obj;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:http_sse", kwlist, &ev_obj, &data_obj))
+    return NULL;
+  const char *ev = "";
+  Py_ssize_t elen = 0;
+  if (ev_obj != Py_None) {
+    if (!PyUnicode_Check(ev_obj)) {
+      return PyErr_Format(PyExc_TypeError, "event_type must be a str or None, not %.100s",
+                          Py_TYPE(ev_obj)->tp_name);
+    }
+    if ((ev = PyUnicode_AsUTF8AndSize(ev_obj, &elen)) == NULL) return NULL;
+    if (strcspn(ev, "\r\n") != (size_t) elen) {
+      return PyErr_Format(PyExc_ValueError, "event_type must not contain CR, LF or NUL");
+    }
+  }
+  Py_buffer data;
+  if (cymgpy_get_bytes(data_obj, &data, "data") < 0) return NULL;
+  cymg_buf b;
+  cymg_buf_init(&b);
+  PyObject *r = NULL;
+  if (format_sse(&b, ev, (size_t) elen, data.buf, (size_t) data.len) < 0) {
+    PyErr_NoMemory();
+  } else {
+    r = send_chunk((cymgpy_conn *) self, b.buf, b.len,
+                   "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n", "http_sse");
+  }
+  cymg_buf_free(&b);
+  PyBuffer_Release(&data);
+  return r;
+}
+
+static PyObject *conn_http_basic_auth(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"username", "password", NULL};
+  const char *user, *pass;
+  Py_ssize_t ulen, plen;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#s#:http_basic_auth", kwlist, &user, &ulen,
+                                   &pass, &plen))
+    return NULL;
+  if (strlen(user) != (size_t) ulen || strlen(pass) != (size_t) plen) {
+    return PyErr_Format(PyExc_ValueError, "username and password must not contain NUL");
+  }
+  if (memchr(user, ':', (size_t) ulen) != NULL) {
+    return PyErr_Format(PyExc_ValueError, "a Basic auth username cannot contain ':'");
+  }
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  int rc = cymg_http_basic_auth(c, user, pass);
+  if (rc < 0) return http_rc("http_basic_auth", rc);
+  w->http_sent |= CYMGPY_SENT_RAW;
+  Py_RETURN_NONE;
+}
+
+/* ---- static files ---- */
+
+/* extra_headers as the library wants it: each line ending in CRLF. A value
+ * without the final CRLF gets one; NULL when empty. *owned is set when a copy
+ * was made (free it with PyMem_Free). */
+static const char *header_lines(const char *s, char **owned) {
+  *owned = NULL;
+  size_t n = strlen(s);
+  if (n == 0) return NULL;
+  if (n >= 2 && s[n - 2] == '\r' && s[n - 1] == '\n') return s;
+  if ((*owned = PyMem_Malloc(n + 3)) == NULL) return NULL;
+  memcpy(*owned, s, n);
+  memcpy(*owned + n, "\r\n", 3);
+  return *owned;
+}
+
+/* serve_dir() and serve_file(): path is NULL for serve_dir. */
+static PyObject *serve(cymgpy_conn *w, PyObject *message, PyObject *path_obj,
+                       cymg_http_serve_opts *o, const char *extra, const char *what) {
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  const cymg_http_msg *msg = cymgpy_http_message_get(cymgpy_manager_of(c)->st, message);
+  if (msg == NULL) return NULL;
+  PyObject *path_bytes = NULL;
+  if (path_obj != NULL && !PyUnicode_FSConverter(path_obj, &path_bytes)) return NULL;
+  char *owned = NULL;
+  o->extra_headers = header_lines(extra, &owned);
+  if (o->extra_headers == NULL && *extra) {
+    Py_XDECREF(path_bytes);
+    return PyErr_NoMemory();
+  }
+  int rc = path_bytes ? cymg_http_serve_file(c, msg, PyBytes_AS_STRING(path_bytes), o)
+                      : cymg_http_serve_dir(c, msg, o);
+  PyMem_Free(owned);
+  Py_XDECREF(path_bytes);
+  if (rc < 0) return http_rc(what, rc);
+  w->http_sent |= CYMGPY_SENT_REPLY;
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_serve_dir(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"message", "root_dir", "extra_headers", "mime_types", "page404", NULL};
+  PyObject *message, *root_obj, *root = NULL, *p404_obj = NULL, *p404 = NULL;
+  const char *extra = "", *mime = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ssO:serve_dir", kwlist, &message, &root_obj,
+                                   &extra, &mime, &p404_obj))
+    return NULL;
+  if (!PyUnicode_FSConverter(root_obj, &root)) return NULL;
+  if (p404_obj != NULL && !PyUnicode_FSConverter(p404_obj, &p404)) {
+    Py_DECREF(root);
+    return NULL;
+  }
+  cymg_http_serve_opts o = {0};
+  o.root_dir = PyBytes_AS_STRING(root);
+  o.mime_types = *mime ? mime : NULL;
+  o.page404 = (p404 && PyBytes_GET_SIZE(p404) > 0) ? PyBytes_AS_STRING(p404) : NULL;
+  PyObject *r = serve((cymgpy_conn *) self, message, NULL, &o, extra, "serve_dir");
+  Py_DECREF(root);
+  Py_XDECREF(p404);
+  return r;
+}
+
+static PyObject *conn_serve_file(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"message", "path", "extra_headers", "mime_types", NULL};
+  PyObject *message, *path;
+  const char *extra = "", *mime = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ss:serve_file", kwlist, &message, &path,
+                                   &extra, &mime))
+    return NULL;
+  cymg_http_serve_opts o = {0};
+  o.mime_types = *mime ? mime : NULL;
+  return serve((cymgpy_conn *) self, message, path, &o, extra, "serve_file");
 }
 
 /* ---- properties ---- */
@@ -349,6 +705,22 @@ static PyMethodDef conn_methods[] = {
     {"close", conn_close, METH_NOARGS, "close(): close at the end of this poll, unsent data lost."},
     {"drain", conn_drain, METH_NOARGS, "drain(): stop reading, flush what is queued, then close."},
     {"set_handler", conn_set_handler, METH_O, "set_handler(fn): this connection's handler."},
+    {"reply", (PyCFunction) (void (*)(void)) conn_reply, METH_VARARGS | METH_KEYWORDS,
+     "reply(status_code, body=b'', headers=None): a complete HTTP response."},
+    {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json, METH_VARARGS | METH_KEYWORDS,
+     "reply_json(data, status_code=200, headers=None): json.dumps(data) as the response."},
+    {"serve_dir", (PyCFunction) (void (*)(void)) conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
+     "serve_dir(message, root_dir, extra_headers='', mime_types='', page404=''): answer from "
+     "files under root_dir."},
+    {"serve_file", (PyCFunction) (void (*)(void)) conn_serve_file, METH_VARARGS | METH_KEYWORDS,
+     "serve_file(message, path, extra_headers='', mime_types=''): answer with one file."},
+    {"http_chunk", conn_http_chunk, METH_O,
+     "http_chunk(data): one piece of a chunked response; b'' ends it."},
+    {"http_sse", (PyCFunction) (void (*)(void)) conn_http_sse, METH_VARARGS | METH_KEYWORDS,
+     "http_sse(event_type, data): one Server-Sent Event."},
+    {"http_basic_auth", (PyCFunction) (void (*)(void)) conn_http_basic_auth,
+     METH_VARARGS | METH_KEYWORDS,
+     "http_basic_auth(username, password): write an Authorization: Basic header line."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,6 +22,9 @@ typedef struct {
   PyTypeObject *manager_type;
   PyTypeObject *connection_type;
   PyTypeObject *timer_type;
+  PyTypeObject *http_message_type;
+  PyTypeObject *rpc_type;
+  PyTypeObject *rpc_req_type;
 } cymgpy_state;
 
 /* What the thread running poll() is doing. Only WAITING runs C code without the
@@ -47,6 +50,15 @@ typedef struct {
 
 enum { CYMGPY_UNBOUND = 0, CYMGPY_OPEN, CYMGPY_CLOSED };
 
+/* What has been written for the HTTP request being answered (bits of
+ * cymgpy_conn.http_sent, cleared when the next request's head arrives). */
+enum {
+  CYMGPY_SENT_RAW = 1,     /* send()/http_basic_auth(): the user writes the protocol */
+  CYMGPY_SENT_REPLY = 2,   /* a complete reply through reply()/serve_*()/a last chunk */
+  CYMGPY_SENT_STREAM = 4,  /* a chunked reply started through http_chunk()/http_sse() */
+  CYMGPY_SENT_DISCARD = 8, /* that reply answers HEAD: its body pieces are dropped */
+};
+
 typedef struct {
   PyObject_HEAD
   cymg_conn *conn; /* NULL before the first event and after CLOSE */
@@ -55,6 +67,7 @@ typedef struct {
   PyObject *weakreflist;
   uint64_t id;
   int state;
+  unsigned http_sent; /* CYMGPY_SENT_* */
 } cymgpy_conn;
 
 typedef struct {
@@ -68,10 +81,21 @@ typedef struct {
   int active;
 } cymgpy_timer;
 
+/* A view of one cymg_http_msg, valid while its handler runs. */
+typedef struct {
+  PyObject_HEAD
+  const cymg_http_msg *msg; /* NULL once stale */
+} cymgpy_http_message;
+
 extern PyModuleDef cymgpy_module;
 extern PyType_Spec cymgpy_manager_spec;
 extern PyType_Spec cymgpy_connection_spec;
 extern PyType_Spec cymgpy_timer_spec;
+extern PyType_Spec cymgpy_http_message_spec;
+extern PyType_Spec cymgpy_rpc_spec;
+extern PyType_Spec cymgpy_rpc_req_spec;
+/* utils.c: the module-level utility functions, added by module.c. */
+extern PyMethodDef cymgpy_util_methods[];
 
 /* ---- manager.c ---- */
 /* The Manager behind a C connection (borrowed). */
@@ -92,6 +116,21 @@ PyObject *cymgpy_raise_rc(const char *what, int rc);
 cymgpy_conn *cymgpy_conn_new(cymgpy_state *st, PyObject *handler);
 /* The C event function of every connection made from Python. */
 void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data);
+
+/* ---- messages.c ---- */
+/* A new view of msg; the caller makes it stale with cymgpy_http_message_done(). */
+PyObject *cymgpy_http_message_new(cymgpy_state *st, const cymg_http_msg *msg);
+/* The handler has returned: the view no longer reaches msg. */
+void cymgpy_http_message_done(PyObject *view);
+/* The C message behind a live view, or NULL with TypeError/RuntimeError set. */
+const cymg_http_msg *cymgpy_http_message_get(cymgpy_state *st, PyObject *obj);
+
+/* ---- utils.c ---- */
+/* Bytes of a str (UTF-8) or a bytes-like object: fills view (release it with
+ * PyBuffer_Release). what names the argument in the TypeError. Returns 0 or -1. */
+int cymgpy_get_bytes(PyObject *obj, Py_buffer *view, const char *what);
+/* A str from len bytes of UTF-8, invalid sequences replaced. */
+PyObject *cymgpy_str(const char *buf, size_t len);
 
 /* ---- timer.c ---- */
 PyObject *cymgpy_timer_add(cymgpy_manager *m, PyObject *args, PyObject *kwargs);

@@ -428,12 +428,16 @@ static int scheme_is(const char *url, size_t slen, const char *name) {
   return strlen(name) == slen && PyOS_strnicmp(url, name, slen) == 0;
 }
 
-static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, open_fn fn,
-                           const char *verb) {
+/* listen() and connect(). The scheme picks the protocol: http:// gets the HTTP
+ * layer (unless http=False, which uses the address for raw TCP, as does ws://);
+ * tcp:// with http=True gets it attached. TLS and WebSocket are not there yet. */
+static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, int is_listen) {
   static char *kwlist[] = {"url", "handler", "http", NULL};
+  const char *verb = is_listen ? "listen" : "connect";
   const char *url;
   PyObject *handler = Py_None, *http = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O$O", kwlist, &url, &handler, &http))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, is_listen ? "s|O$O:listen" : "s|O$O:connect",
+                                   kwlist, &url, &handler, &http))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
   if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
@@ -442,17 +446,21 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   const char *sep = strstr(url, "://");
   size_t slen = sep ? (size_t) (sep - url) : 0;
   PyObject *rewritten = NULL;
+  open_fn fn = is_listen ? cymg_listen : cymg_connect;
+  bool attach = false;
   if (sep && (scheme_is(url, slen, "https") || scheme_is(url, slen, "wss"))) {
     return PyErr_Format(PyExc_NotImplementedError,
                         "%s('%s'): TLS is not available in this build yet "
-                        "(tcp:// and udp:// are)", verb, url);
+                        "(http://, tcp:// and udp:// are)", verb, url);
   }
-  if (sep && (scheme_is(url, slen, "http") || scheme_is(url, slen, "ws"))) {
-    if (want_http != 0) {
-      return PyErr_Format(PyExc_NotImplementedError,
-                          "%s('%s'): HTTP/WebSocket is not available in this build yet; "
-                          "use tcp:// or udp:// (or http=False for raw TCP)", verb, url);
-    }
+  bool is_http = sep && scheme_is(url, slen, "http");
+  bool is_ws = sep && scheme_is(url, slen, "ws");
+  if (is_ws && want_http != 0) {
+    return PyErr_Format(PyExc_NotImplementedError,
+                        "%s('%s'): WebSocket is not available in this build yet; use http:// "
+                        "(or http=False for raw TCP)", verb, url);
+  }
+  if ((is_http || is_ws) && want_http == 0) {
     /* http=False: the address is used for plain TCP. */
     rewritten = PyUnicode_FromFormat("tcp%s", sep);
     if (rewritten == NULL) return NULL;
@@ -461,10 +469,14 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
       Py_DECREF(rewritten);
       return NULL;
     }
+  } else if (is_http) {
+    fn = is_listen ? cymg_http_listen : cymg_http_connect;
   } else if (want_http == 1) {
-    return PyErr_Format(PyExc_NotImplementedError,
-                        "%s('%s', http=True): HTTP is not available in this build yet", verb,
-                        url);
+    if (!sep || !scheme_is(url, slen, "tcp")) {
+      return PyErr_Format(PyExc_ValueError, "%s('%s', http=True): HTTP runs over tcp:// or "
+                          "http:// only", verb, url);
+    }
+    attach = true;
   }
   cymgpy_conn *w = cymgpy_conn_new(m->st, handler == Py_None ? NULL : handler);
   if (w == NULL) {
@@ -489,6 +501,11 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
     w->id = cymg_conn_id(c);
     w->state = CYMGPY_OPEN;
   }
+  if (attach && c != NULL && (rc = cymg_http_attach(c, is_listen)) < 0) {
+    cymg_close(c); /* CLOSE at the next poll releases the wrapper's C reference */
+    Py_DECREF(w);
+    return cymgpy_raise_rc("cannot attach HTTP", rc);
+  }
   if (cymgpy_raise_pending(m) < 0) {
     Py_DECREF(w);
     return NULL;
@@ -497,11 +514,11 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
 }
 
 static PyObject *manager_listen(PyObject *self, PyObject *args, PyObject *kwargs) {
-  return open_conn((cymgpy_manager *) self, args, kwargs, cymg_listen, "listen");
+  return open_conn((cymgpy_manager *) self, args, kwargs, 1);
 }
 
 static PyObject *manager_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
-  return open_conn((cymgpy_manager *) self, args, kwargs, cymg_connect, "connect");
+  return open_conn((cymgpy_manager *) self, args, kwargs, 0);
 }
 
 /* ---- wakeup, timers, properties ---- */

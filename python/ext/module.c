@@ -1,5 +1,5 @@
 /* The cymongoose._cymg module: definition, multi-phase init, module state, the
- * constants and the module-level functions. */
+ * constants and the logging/event-name functions (the utilities are in utils.c). */
 #include "cymg_py.h"
 
 #include <string.h>
@@ -118,6 +118,15 @@ static int module_exec(PyObject *mod) {
   if (st->connection_type == NULL || PyModule_AddType(mod, st->connection_type) < 0) return -1;
   st->timer_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_timer_spec, NULL);
   if (st->timer_type == NULL || PyModule_AddType(mod, st->timer_type) < 0) return -1;
+  st->http_message_type =
+      (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_http_message_spec, NULL);
+  if (st->http_message_type == NULL || PyModule_AddType(mod, st->http_message_type) < 0)
+    return -1;
+  st->rpc_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_rpc_spec, NULL);
+  if (st->rpc_type == NULL || PyModule_AddType(mod, st->rpc_type) < 0) return -1;
+  st->rpc_req_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_rpc_req_spec, NULL);
+  if (st->rpc_req_type == NULL || PyModule_AddType(mod, st->rpc_req_type) < 0) return -1;
+  if (PyModule_AddFunctions(mod, cymgpy_util_methods) < 0) return -1;
   for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
     if (PyModule_AddIntConstant(mod, constants[i].name, constants[i].value) < 0) return -1;
   }
@@ -131,6 +140,9 @@ static int module_traverse(PyObject *mod, visitproc visit, void *arg) {
   Py_VISIT(st->manager_type);
   Py_VISIT(st->connection_type);
   Py_VISIT(st->timer_type);
+  Py_VISIT(st->http_message_type);
+  Py_VISIT(st->rpc_type);
+  Py_VISIT(st->rpc_req_type);
   return 0;
 }
 
@@ -140,6 +152,9 @@ static int module_clear(PyObject *mod) {
   Py_CLEAR(st->manager_type);
   Py_CLEAR(st->connection_type);
   Py_CLEAR(st->timer_type);
+  Py_CLEAR(st->http_message_type);
+  Py_CLEAR(st->rpc_type);
+  Py_CLEAR(st->rpc_req_type);
   return 0;
 }
 
@@ -153,7 +168,7 @@ static PyModuleDef_Slot module_slots[] = {
 PyModuleDef cymgpy_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "cymongoose._cymg",
-    .m_doc = "libcymg bindings: the event loop (Manager), connections and timers.",
+    .m_doc = "libcymg bindings: the event loop (Manager), connections, timers, HTTP and utilities.",
     .m_size = sizeof(cymgpy_state),
     .m_methods = module_methods,
     .m_slots = module_slots,

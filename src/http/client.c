@@ -106,6 +106,8 @@ bool cymg__http_client_event(cymg_conn *c, cymg__http *h, int ev, void *ev_data)
       /* A body delimited by the end of the connection is complete now. */
       if (h->phase == HTTP_BODY && h->body_kind == CYMG_HTTP_BODY_CLOSE) {
         cymg_str d = cymg_conn_recv_data(c);
+        /* The last read may have grown (moved) the buffer the head was parsed in. */
+        cymg__http_refresh_views(h, h->streaming ? h->head_copy : d.buf);
         if (h->streaming) {
           h->msg.body = cymg_str_n(h->head_copy ? h->head_copy + h->head_len : NULL, 0);
           h->msg.message = h->msg.head;

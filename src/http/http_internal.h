@@ -73,6 +73,9 @@ cymg_str cymg__http_req_method(const cymg_conn *c);
 void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms);
 /* Client side of the layer (client.c). */
 bool cymg__http_client_event(cymg_conn *c, cymg__http *h, int ev, void *ev_data);
+/* Rebuilds the views of h->msg when the bytes of its head are now at buf (the
+ * receive buffer moved since parsing, or the head was copied). */
+void cymg__http_refresh_views(cymg__http *h, const char *buf);
 /* Gives the body of a fully framed message to the user, with HTTP_MSG. */
 void cymg__http_deliver(cymg_conn *c, cymg__http *h);
 /* Reads the next message from the receive buffer as far as it goes: returns

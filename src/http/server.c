@@ -252,8 +252,7 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
   return true;
 }
 
-/* Rebuilds the views of msg when the receive buffer has moved since parsing. */
-static void refresh_views(cymg__http *h, const char *buf) {
+void cymg__http_refresh_views(cymg__http *h, const char *buf) {
   if (buf == h->parsed_at) return;
   int reason;
   cymg_http_msg saved = h->msg;
@@ -315,7 +314,7 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
       if (used == 0 || cymg_conn_recv_len(c) == 0) return false;
       continue;
     }
-    refresh_views(h, h->head_copy);
+    cymg__http_refresh_views(h, h->head_copy);
     h->msg.body = cymg_str_n(h->head_copy + h->head_len, 0);
     h->msg.message = cymg_str_n(h->msg.head.buf, h->msg.head.len);
     h->msg.flags |= CYMG_HTTP_F_STREAMED;
@@ -393,7 +392,7 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
       return false; /* complete at end of stream: see the CLOSE event */
     default: break;
   }
-  refresh_views(h, buf);
+  cymg__http_refresh_views(h, buf);
   h->msg.body = cymg_str_n(buf + h->head_len, body_len);
   h->msg.message = cymg_str_n(h->msg.head.buf, (size_t) (buf + h->head_len + body_len - h->msg.head.buf));
   deliver(c, h, consumed);

@@ -11,6 +11,7 @@ typedef struct {
   int msgs, hdrs, closes;
   int status[8];
   char body[8][256];
+  char ctype[8][64]; /* Content-Type, read at HTTP_MSG */
   size_t body_len[8];
   char err[256];
   bool closed;
@@ -24,6 +25,8 @@ static void cli_fn(cymg_conn *c, int ev, void *ev_data) {
     s->status[s->msgs] = m->status;
     s->body_len[s->msgs] = m->body.len;
     snprintf(s->body[s->msgs], sizeof(s->body[0]), "%.*s", (int) m->body.len, m->body.buf);
+    cymg_str *ct = cymg_http_get_header(m, "Content-Type");
+    if (ct) snprintf(s->ctype[s->msgs], sizeof(s->ctype[0]), "%.*s", (int) ct->len, ct->buf);
     s->msgs++;
   }
   if (ev == CYMG_EV_ERROR) snprintf(s->err, sizeof(s->err), "%s", (const char *) ev_data);
@@ -142,6 +145,9 @@ static void test_close_delimited(void **state) {
   run_raw("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", true, &s, 0);
   assert_int_equal(s.msgs, 1);
   assert_string_equal(s.body[0], "until the end");
+  /* The head's views are valid at HTTP_MSG even though the final read (the
+   * end of stream) may have moved the receive buffer. */
+  assert_string_equal(s.ctype[0], "text/plain");
   assert_string_equal(s.err, "");
 }
 

@@ -49,3 +49,35 @@ def mgr():
     m = cymongoose.Manager()
     yield m
     m.close()
+
+
+def in_thread(mgr, fn, timeout=30.0, step_ms=5):
+    """Runs fn() in a thread (a blocking peer: urllib, http.client, sockets) while
+    polling mgr on this one; returns fn's result or raises its exception."""
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            out["result"] = fn()
+        except BaseException as e:  # handed to the test thread
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout
+    while t.is_alive():
+        if time.monotonic() > deadline:
+            pytest.fail("peer thread did not finish within %.1fs" % timeout)
+        mgr.poll(step_ms)
+    if "error" in out:
+        raise out["error"]
+    return out.get("result")
+
+
+def http_server(handler, **kwargs):
+    """A Manager listening on http://127.0.0.1:<free port>; returns (mgr, port)."""
+    m = cymongoose.Manager(handler, **kwargs)
+    lsn = m.listen("http://127.0.0.1:0")
+    return m, lsn.local_addr[1]

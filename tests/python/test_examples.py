@@ -33,3 +33,125 @@ def test_tcp_echo_example_help():
     out = subprocess.run([sys.executable, str(EXAMPLES / "tcp_echo.py"), "--help"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "tcp://127.0.0.1:8000" in out.stdout
+
+
+def start_server(script, *args):
+    """Starts an example server on a free port; returns (proc, port)."""
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / script), "http://127.0.0.1:0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+    if m is None:
+        proc.kill()
+        raise AssertionError("no address in %r; stderr: %s" % (line, proc.stderr.read()))
+    return proc, int(m.group(1))
+
+
+def stop_server(proc):
+    try:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "bye" in out
+    assert "Traceback" not in err, err
+
+
+def fetch(port, path, data=None):
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), data=data,
+                                    timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_http_server_example():
+    import json
+
+    proc, port = start_server("http_server.py")
+    try:
+        st, _, body = fetch(port, "/")
+        assert st == 200 and body.startswith(b"Hello from cymongoose")
+        st, h, body = fetch(port, "/api/status")
+        assert st == 200 and h["Content-Type"] == "application/json"
+        assert json.loads(body)["status"] == "ok"
+        assert json.loads(fetch(port, "/api/sum?a=2&b=40")[2]) == {"sum": 42.0}
+        assert fetch(port, "/api/sum?a=x")[0] == 400
+        st, _, body = fetch(port, "/api/echo", b'{"name": "x"}')
+        assert st == 200 and json.loads(body)["name"] == "x" and json.loads(body)["length"] == 13
+        assert fetch(port, "/api/echo")[0] == 405
+        st, h, body = fetch(port, "/stream")
+        assert body == b"chunk 0\nchunk 1\nchunk 2\n"
+        st, h, body = fetch(port, "/events")
+        assert h["Content-Type"] == "text/event-stream"
+        assert body == b"".join(b"event: tick\ndata: %d\n\n" % i for i in range(3))
+        assert fetch(port, "/nope")[0] == 404
+
+        client = subprocess.run([sys.executable, str(EXAMPLES / "http_client.py"),
+                                 "http://127.0.0.1:%d/api/sum?a=1&b=2" % port],
+                                capture_output=True, text=True, timeout=30)
+        assert client.returncode == 0, client.stderr
+        status, body = client.stdout.split("\n", 1)
+        assert status == "200" and json.loads(body) == {"sum": 3.0}
+    finally:
+        stop_server(proc)
+
+
+def test_http_server_example_serves_files(tmp_path):
+    (tmp_path / "index.html").write_text("<p>static home</p>")
+    (tmp_path / "notes.txt").write_text("some notes")
+    proc, port = start_server("http_server.py", "--root", str(tmp_path))
+    try:
+        st, h, body = fetch(port, "/")
+        assert st == 200 and body.startswith(b"Hello")  # routes come first
+        st, h, body = fetch(port, "/notes.txt")
+        assert st == 200 and body == b"some notes" and h["Content-Type"].startswith("text/plain")
+        assert fetch(port, "/index.html")[2] == b"<p>static home</p>"
+        assert fetch(port, "/missing.txt")[0] == 404
+    finally:
+        stop_server(proc)
+
+
+def test_http_client_example_reports_failures():
+    from conftest import free_port
+
+    out = subprocess.run([sys.executable, str(EXAMPLES / "http_client.py"),
+                          "http://127.0.0.1:%d/" % free_port(), "--timeout", "5"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "error" in out.stderr
+
+
+def test_threaded_server_example():
+    import concurrent.futures
+    import hashlib
+    import json
+
+    proc, port = start_server("threaded_server.py", "--workers", "3")
+    try:
+        st, _, body = fetch(port, "/status")
+        assert st == 200 and json.loads(body)["status"] == "ok"
+        payloads = [b"job %d" % i for i in range(20)] + [b"x" * 20000]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda d: fetch(port, "/process", d), payloads))
+        for data, (st, _, body) in zip(payloads, results):
+            assert st == 200
+            assert body == b"sha256=" + hashlib.sha256(data).hexdigest().encode() + b"\n"
+        assert fetch(port, "/other")[0] == 404
+    finally:
+        stop_server(proc)
+
+
+def test_http_examples_help():
+    for script, default in (("http_server.py", "http://127.0.0.1:8000"),
+                            ("threaded_server.py", "http://127.0.0.1:8000"),
+                            ("http_client.py", "url")):
+        out = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and default in out.stdout, out.stderr

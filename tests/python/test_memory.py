@@ -112,3 +112,114 @@ def test_unclosed_managers_are_reclaimed_by_gc():
         del m
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= fds_before
+
+
+def test_ten_thousand_http_requests_leave_memory_flat():
+    """HTTP requests with keep-alive from the binding's own client: every
+    request makes an HttpMessage on each side, the server replies (plain,
+    JSON and chunked), the client reads headers and body."""
+    from cymongoose import MG_EV_HTTP_MSG
+
+    def server(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            kind = data.query_var("k")
+            if kind == "json":
+                conn.reply_json({"uri": data.uri, "n": len(data.body_bytes)})
+            elif kind == "chunk":
+                conn.http_chunk(data.body_text)
+                conn.http_chunk(b"")
+            else:
+                conn.reply(200, data.body_bytes, {"X-Hdr": data.header("X-Req", "")})
+
+    m = Manager(server)
+    port = m.listen("http://127.0.0.1:0").local_addr[1]
+    kinds = ("plain", "json", "chunk")
+
+    def run(total, clients=10):
+        done = {"n": 0, "closed": 0}
+        per = total // clients
+
+        def send(conn):
+            i = conn.userdata
+            conn.send(b"POST /r?k=%s HTTP/1.1\r\nHost: x\r\nX-Req: %d\r\n"
+                      b"Content-Length: 5\r\n\r\nhello" % (kinds[i % 3].encode(), i))
+
+        def client(conn, ev, data):
+            if ev == MG_EV_CONNECT:
+                conn.userdata = 0
+                send(conn)
+            elif ev == MG_EV_HTTP_MSG:
+                assert data.status() == 200 and data.body_bytes and data.headers()
+                done["n"] += 1
+                conn.userdata += 1
+                if conn.userdata == per:
+                    conn.close()
+                else:
+                    send(conn)
+            elif ev == MG_EV_CLOSE:
+                done["closed"] += 1
+
+        for _ in range(clients):
+            m.connect("http://127.0.0.1:%d" % port, client)
+        poll_until(m, lambda: done["closed"] == clients and len(m.connections) == 1,
+                   timeout=60, step_ms=5)
+        assert done["n"] == total
+
+    run(2000)  # warm up
+    gc.collect()
+    tracemalloc.start()
+    try:
+        py_before = tracemalloc.get_traced_memory()[0]
+        rss_before = rss_bytes()
+        run(10000)
+        gc.collect()
+        py_growth = tracemalloc.get_traced_memory()[0] - py_before
+        rss_growth = rss_bytes() - rss_before
+    finally:
+        tracemalloc.stop()
+        m.close()
+    print("10k HTTP requests: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
+    assert py_growth < 64 * 1024, py_growth
+    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
+
+
+def test_utilities_and_rpc_leave_memory_flat():
+    import json
+
+    import cymongoose as cm
+
+    rpc = cm.Rpc(error_handler=lambda e: None)
+    rpc.add("ok", lambda req: req.ok(req.params))
+    rpc.add("boom", lambda req: 1 / 0)
+    doc = '{"a": {"b": [1, 2.5, "s"]}, "t": true}'
+
+    def cycle(n):
+        for i in range(n):
+            cm.json_get(doc, "$.a.b"), cm.json_get_num(doc, "$.a.b[1]")
+            cm.json_get_long(doc, "$.a.b[1]"), cm.json_get_bool(doc, "$.t")
+            cm.json_get_str(doc, "$.a.b[2]"), cm.json_get(doc, "$.nope")
+            cm.url_host("http://u:p@h:1/x?y"), cm.url_uri("http://h?q"), cm.url_encode("a b")
+            cm.http_var("a=1&b=2", "b"), cm.match("/a/b/c", "/a/*/#")
+            cm.sha256(b"x" * 100), cm.hmac_sha256("k", "d"), cm.md5("m"), cm.crc32(b"c")
+            cm.base64_decode(cm.base64_encode(b"abc" * 10)), cm.random_str(8)
+            try:
+                cm.base64_decode("!")
+            except ValueError:
+                pass
+            json.loads(rpc.process('{"jsonrpc":"2.0","method":"ok","params":[%d],"id":1}' % i))
+            rpc.process('[{"jsonrpc":"2.0","method":"boom","id":1},{"jsonrpc":"2.0","method":"x"}]')
+
+    cycle(500)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        rss_before = rss_bytes()
+        cycle(5000)
+        gc.collect()
+        growth = tracemalloc.get_traced_memory()[0] - before
+        rss_growth = rss_bytes() - rss_before
+    finally:
+        tracemalloc.stop()
+    assert growth < 64 * 1024, growth
+    assert UNDER_ASAN or rss_growth < 4 * 1024 * 1024, rss_growth

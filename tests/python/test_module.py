@@ -22,6 +22,33 @@ def test_typing_files_shipped():
     assert (pkg / "_cymg.pyi").exists()
 
 
+def test_stub_matches_the_extension():
+    """_cymg.pyi names exactly what the extension has: module-level names and
+    each class's public attributes."""
+    import ast
+
+    pkg = pathlib.Path(cymongoose.__file__).parent
+    tree = ast.parse((pkg / "_cymg.pyi").read_text())
+    stub_top, stub_classes = set(), {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            stub_top.add(node.name)
+            stub_classes[node.name] = {
+                n.name if isinstance(n, ast.FunctionDef) else n.target.id
+                for n in node.body
+                if isinstance(n, (ast.FunctionDef, ast.AnnAssign))
+            }
+        elif isinstance(node, ast.FunctionDef):
+            stub_top.add(node.name)
+        elif isinstance(node, ast.AnnAssign):
+            stub_top.add(node.target.id)
+    module = {n for n in dir(_cymg) if not n.startswith("_")}
+    assert module == stub_top - {"__version__"}
+    for cls, attrs in stub_classes.items():
+        real = {n for n in dir(getattr(_cymg, cls)) if not n.startswith("_")}
+        assert real == {a for a in attrs if not a.startswith("_")}, cls
+
+
 EVENTS = [
     "ERROR", "OPEN", "POLL", "RESOLVE", "CONNECT", "ACCEPT", "TLS_HS", "READ", "WRITE",
     "CLOSE", "HTTP_HDRS", "HTTP_MSG", "WS_OPEN", "WS_MSG", "WS_CTL", "MQTT_CMD",

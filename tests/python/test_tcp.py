@@ -296,17 +296,20 @@ def test_listen_errors(mgr):
     assert mgr.connections == (busy,)
 
 
-def test_http_not_available_yet(mgr):
-    for url in ("http://127.0.0.1:0", "ws://127.0.0.1:0", "https://127.0.0.1:0"):
+def test_tls_and_websocket_not_available_yet(mgr):
+    for url in ("ws://127.0.0.1:0", "https://127.0.0.1:0", "wss://127.0.0.1:0"):
         with pytest.raises(NotImplementedError):
             mgr.listen(url)
         with pytest.raises(RuntimeError):  # NotImplementedError is a RuntimeError
             mgr.connect(url.replace(":0", ":1"))
-    with pytest.raises(NotImplementedError, match="http=True"):
-        mgr.listen("tcp://127.0.0.1:0", http=True)
+    with pytest.raises(NotImplementedError, match="TLS"):
+        mgr.listen("https://127.0.0.1:0", http=False)
     raw = mgr.listen("http://127.0.0.1:0", http=False)  # explicit raw TCP
     assert raw.is_listening and not raw.is_udp
-    assert mgr.connections == (raw,)
+    raw_ws = mgr.listen("ws://127.0.0.1:0", http=False)
+    assert mgr.connections == (raw, raw_ws)
+    with pytest.raises(ValueError, match="tcp"):
+        mgr.listen("udp://127.0.0.1:0", http=True)
 
 
 def test_repr(mgr):

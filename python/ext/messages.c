@@ -1,0 +1,249 @@
+/* HttpMessage: a view of the HTTP message an MG_EV_HTTP_HDRS / MG_EV_HTTP_MSG
+ * handler is given.
+ *
+ * The C message points into the connection's receive buffer, which is reused as
+ * soon as the handler returns. So the view holds a bare pointer only while the
+ * handler runs: the event function makes it stale right after the call, and
+ * every accessor of a stale view raises RuntimeError. Accessors copy out (str or
+ * bytes), so what they return stays valid. Text is decoded as UTF-8 with invalid
+ * bytes replaced: a peer's bytes never make an accessor raise. */
+#include "cymg_py.h"
+
+#include <string.h>
+
+PyObject *cymgpy_http_message_new(cymgpy_state *st, const cymg_http_msg *msg) {
+  PyTypeObject *tp = st->http_message_type;
+  cymgpy_http_message *v = PyObject_New(cymgpy_http_message, tp);
+  if (v == NULL) return NULL;
+  v->msg = msg;
+  return (PyObject *) v;
+}
+
+void cymgpy_http_message_done(PyObject *view) {
+  ((cymgpy_http_message *) view)->msg = NULL;
+}
+
+static const cymg_http_msg *live(PyObject *self) {
+  const cymg_http_msg *m = ((cymgpy_http_message *) self)->msg;
+  if (m == NULL) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "HttpMessage used after its handler returned: the message is only valid "
+                    "during the event; copy what you need (e.g. msg.body_bytes) inside it");
+  }
+  return m;
+}
+
+const cymg_http_msg *cymgpy_http_message_get(cymgpy_state *st, PyObject *obj) {
+  if (!PyObject_TypeCheck(obj, st->http_message_type)) {
+    PyErr_Format(PyExc_TypeError, "expected the HttpMessage of the current event, not %.100s",
+                 Py_TYPE(obj)->tp_name);
+    return NULL;
+  }
+  return live(obj);
+}
+
+/* A NUL-terminated copy of a str argument in a name, or NULL with TypeError.
+ * Names with an embedded NUL cannot match anything: *nul is set for those. */
+static const char *name_arg(PyObject *obj, const char *what, int *nul) {
+  if (!PyUnicode_Check(obj)) {
+    PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what, Py_TYPE(obj)->tp_name);
+    return NULL;
+  }
+  Py_ssize_t n;
+  const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
+  if (s != NULL) *nul = strlen(s) != (size_t) n;
+  return s;
+}
+
+/* ---- properties ---- */
+
+static PyObject *str_field(PyObject *self, size_t offset) {
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) return NULL;
+  const cymg_str *s = (const cymg_str *) ((const char *) m + offset);
+  return cymgpy_str(s->buf, s->len);
+}
+
+static PyObject *get_method(PyObject *self, void *closure) {
+  (void) closure;
+  return str_field(self, offsetof(cymg_http_msg, method));
+}
+
+static PyObject *get_uri(PyObject *self, void *closure) {
+  (void) closure;
+  return str_field(self, offsetof(cymg_http_msg, uri));
+}
+
+static PyObject *get_query(PyObject *self, void *closure) {
+  (void) closure;
+  return str_field(self, offsetof(cymg_http_msg, query));
+}
+
+static PyObject *get_proto(PyObject *self, void *closure) {
+  (void) closure;
+  return str_field(self, offsetof(cymg_http_msg, proto));
+}
+
+static PyObject *get_body_text(PyObject *self, void *closure) {
+  (void) closure;
+  return str_field(self, offsetof(cymg_http_msg, body));
+}
+
+static PyObject *get_body_bytes(PyObject *self, void *closure) {
+  (void) closure;
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) return NULL;
+  return PyBytes_FromStringAndSize(m->body.len ? m->body.buf : "", (Py_ssize_t) m->body.len);
+}
+
+/* ---- methods ---- */
+
+static PyObject *msg_header(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"name", "default", NULL};
+  PyObject *name_obj, *dflt = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:header", kwlist, &name_obj, &dflt))
+    return NULL;
+  int nul = 0;
+  const char *name = name_arg(name_obj, "header name", &nul);
+  if (name == NULL) return NULL;
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) return NULL;
+  const cymg_str *v = nul ? NULL : cymg_http_get_header(m, name);
+  if (v == NULL) return Py_NewRef(dflt);
+  return cymgpy_str(v->buf, v->len);
+}
+
+static PyObject *msg_headers(PyObject *self, PyObject *unused) {
+  (void) unused;
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) return NULL;
+  PyObject *list = PyList_New((Py_ssize_t) m->num_headers);
+  if (list == NULL) return NULL;
+  for (size_t i = 0; i < m->num_headers; i++) {
+    const cymg_http_header *h = &m->headers[i];
+    PyObject *name = cymgpy_str(h->name.buf, h->name.len);
+    PyObject *value = name ? cymgpy_str(h->value.buf, h->value.len) : NULL;
+    PyObject *pair = value ? PyTuple_Pack(2, name, value) : NULL;
+    Py_XDECREF(name);
+    Py_XDECREF(value);
+    if (pair == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, (Py_ssize_t) i, pair);
+  }
+  return list;
+}
+
+static PyObject *msg_query_var(PyObject *self, PyObject *name_obj) {
+  int nul = 0;
+  const char *name = name_arg(name_obj, "variable name", &nul);
+  if (name == NULL) return NULL;
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) return NULL;
+  if (nul) Py_RETURN_NONE;
+  cymg_buf out;
+  cymg_buf_init(&out);
+  int rc = cymg_http_var_buf(m->query, name, &out);
+  PyObject *r;
+  if (rc >= 0) {
+    r = cymgpy_str(out.buf, out.len);
+  } else if (rc == CYMG_ENOMEM) {
+    r = PyErr_NoMemory();
+  } else {
+    /* Absent, or a value with a bad %-escape: either way there is no value. */
+    r = Py_NewRef(Py_None);
+  }
+  cymg_buf_free(&out);
+  return r;
+}
+
+static PyObject *msg_status(PyObject *self, PyObject *unused) {
+  (void) unused;
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) return NULL;
+  if (m->status == 0) Py_RETURN_NONE;
+  return PyLong_FromLong(m->status);
+}
+
+static PyObject *msg_header_var(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"header_name", "var_name", NULL};
+  PyObject *hname_obj, *vname_obj;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:header_var", kwlist, &hname_obj,
+                                   &vname_obj))
+    return NULL;
+  int nul1 = 0, nul2 = 0;
+  const char *hname = name_arg(hname_obj, "header_name", &nul1);
+  const char *vname = hname ? name_arg(vname_obj, "var_name", &nul2) : NULL;
+  if (vname == NULL) return NULL;
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) return NULL;
+  const cymg_str *v = (nul1 || nul2) ? NULL : cymg_http_get_header(m, hname);
+  cymg_str out;
+  if (v == NULL || cymg_http_header_var(*v, vname, &out) < 0) Py_RETURN_NONE;
+  return cymgpy_str(out.buf, out.len);
+}
+
+/* ---- the type ---- */
+
+static int msg_bool(PyObject *self) { return ((cymgpy_http_message *) self)->msg != NULL; }
+
+static PyObject *msg_repr(PyObject *self) {
+  const cymg_http_msg *m = ((cymgpy_http_message *) self)->msg;
+  if (m == NULL) return PyUnicode_FromString("<cymongoose.HttpMessage stale>");
+  if (m->status != 0) {
+    return PyUnicode_FromFormat("<cymongoose.HttpMessage %d, %zu body bytes>", m->status,
+                                m->body.len);
+  }
+  return PyUnicode_FromFormat("<cymongoose.HttpMessage %.*s %.*s, %zu body bytes>",
+                              (int) (m->method.len > 32 ? 32 : m->method.len), m->method.buf,
+                              (int) (m->uri.len > 200 ? 200 : m->uri.len), m->uri.buf,
+                              m->body.len);
+}
+
+static void msg_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  PyObject_Free(self);
+  Py_DECREF(tp);
+}
+
+static PyMethodDef msg_methods[] = {
+    {"header", (PyCFunction) (void (*)(void)) msg_header, METH_VARARGS | METH_KEYWORDS,
+     "header(name, default=None) -> str: the first header with this name (any case)."},
+    {"headers", msg_headers, METH_NOARGS, "headers() -> list of (name, value), in order."},
+    {"query_var", msg_query_var, METH_O,
+     "query_var(name) -> str or None: a query-string variable, %-decoded."},
+    {"status", msg_status, METH_NOARGS, "status() -> int, or None for a request."},
+    {"header_var", (PyCFunction) (void (*)(void)) msg_header_var, METH_VARARGS | METH_KEYWORDS,
+     "header_var(header_name, var_name) -> str or None: e.g. charset of Content-Type."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef msg_getset[] = {
+    {"method", get_method, NULL, "Request method (\"\" in a response).", NULL},
+    {"uri", get_uri, NULL, "Request path, without the query.", NULL},
+    {"query", get_query, NULL, "Query string without the '?' (\"\" when none).", NULL},
+    {"proto", get_proto, NULL, "Protocol version as received, e.g. \"HTTP/1.1\".", NULL},
+    {"body_bytes", get_body_bytes, NULL, "The body (b\"\" in MG_EV_HTTP_HDRS).", NULL},
+    {"body_text", get_body_text, NULL, "The body as UTF-8 text, bad bytes replaced.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot msg_slots[] = {
+    {Py_tp_doc, "The HTTP message of an MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG event. Valid only "
+                "while the handler runs; afterwards bool(msg) is False and using it raises "
+                "RuntimeError."},
+    {Py_tp_dealloc, msg_dealloc},
+    {Py_tp_repr, msg_repr},
+    {Py_nb_bool, msg_bool},
+    {Py_tp_methods, msg_methods},
+    {Py_tp_getset, msg_getset},
+    {0, NULL},
+};
+
+PyType_Spec cymgpy_http_message_spec = {
+    .name = "cymongoose.HttpMessage",
+    .basicsize = sizeof(cymgpy_http_message),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = msg_slots,
+};

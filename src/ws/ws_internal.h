@@ -48,4 +48,62 @@ int cymg__ws_pmd_offer(const cymg__ws_conf *conf, cymg_buf *req);
 int cymg__ws_pmd_check(const cymg_http_msg *msg, const cymg__ws_conf *conf, cymg__ws_pmd *out,
                        const char **why);
 
+/* ---- the connection layer (ws.c, handshake.c) ---- */
+
+/* The state of one WebSocket connection. */
+typedef struct cymg__ws {
+  cymg__ws_conf conf;
+  cymg_mgr *mgr;
+  bool is_server;
+  bool open;     /* handshake done: frames flow */
+  bool req_sent; /* client: the upgrade request went out */
+  /* client handshake */
+  char key[25];
+  char host[272];
+  char *uri;
+  char *req_headers;
+  /* the HTTP layer replaced by an upgrade, freed at the next dispatch so the
+   * request stays readable until the HTTP_MSG handler returns */
+  const cymg_proto *old_proto;
+  void *old_state;
+  /* receiving: the message being assembled sits at the front of the receive
+   * buffer, [0, have); bytes not yet parsed start at raw (>= have) */
+  cymg_ws_reader rd;
+  size_t have, raw;
+  bool hdr_checked; /* the frame header at raw passed the rules already */
+  uint8_t msg_flags; /* opcode | RSV1 of the message being assembled */
+  uint32_t utf8;
+  cymg_buf inflated;
+  /* sending */
+  uint8_t send_op; /* opcode of a message being sent in fragments, 0 when none */
+  cymg_buf zout;
+  /* compression */
+  cymg__ws_pmd pmd;
+  cymg__wsz *z;
+  /* closing */
+  bool close_sent, close_rcvd, failed;
+  cymg_timer_id timer;
+  /* masking keys come from the CSPRNG in batches: one system call per 16 frames */
+  uint8_t rnd[64];
+  unsigned rnd_pos;
+} cymg__ws;
+
+extern const cymg_proto cymg__ws_proto;
+
+/* The WebSocket state of c, or NULL. */
+cymg__ws *cymg__ws_of(const cymg_conn *c);
+/* A new state (not yet attached) with conf's settings; NULL on ENOMEM. */
+cymg__ws *cymg__ws_new(cymg_conn *c, const cymg__ws_conf *conf, bool is_server);
+void cymg__ws_free(void *state);
+/* The handshake is done: frames flow from here on, compressed as pmd says.
+ * Returns 0 or CYMG_ENOMEM. */
+int cymg__ws_open(cymg_conn *c, cymg__ws *ws, const cymg__ws_pmd *pmd);
+/* Reads the frames in the receive buffer. */
+void cymg__ws_read(cymg_conn *c, cymg__ws *ws);
+/* (Re)arms the connection's one timer. */
+void cymg__ws_timer(cymg_conn *c, cymg__ws *ws, uint32_t ms);
+/* Client side of the handshake (handshake.c): CONNECT sends the request,
+ * READ reads the response. Returns true when the event was the layer's. */
+bool cymg__ws_client_event(cymg_conn *c, cymg__ws *ws, int ev);
+
 #endif

@@ -217,10 +217,12 @@ CYMG_API int cymg_ws_set_request_headers(cymg_conn *c, const char *headers);
  * connection before its request is sent (right after cymg_ws_connect), and
  * where stated, an open WebSocket connection. Return 0 or CYMG_ESTATE. */
 
-/* Largest message accepted, in bytes of payload, both as received (compressed)
- * and after decompression; beyond it the connection fails with 1009. Also on
- * open connections. 0 keeps the current value. Default 16 MiB (a message of
- * exactly 16 MiB is accepted). The receive buffer grows to hold one message. */
+/* Largest message accepted, in bytes of payload (after decompression; on the
+ * wire a compressed message may take 1/256 more plus 4 KiB, since deflate can
+ * expand incompressible data slightly); beyond it the connection fails with
+ * 1009. Also on open connections. 0 keeps the current value. Default 16 MiB (a
+ * message of exactly 16 MiB is accepted). The receive buffer grows to hold one
+ * message. */
 CYMG_API int cymg_ws_set_max_message(cymg_conn *c, uint64_t bytes);
 
 /* How long a closing connection waits for the peer (its close frame after ours,

@@ -32,10 +32,18 @@ static uint32_t close_ms(const cymg__ws *ws) {
   return ws->conf.close_ms ? ws->conf.close_ms : CYMG__WS_DEFAULT_CLOSE_MS;
 }
 
+/* The limit on a message as it travels. Compressed, it may come out a little
+ * larger than the original (stored blocks cost 5 bytes per 64 KiB), and a
+ * message that inflates to exactly the limit must still be accepted. */
+static uint64_t wire_max(const cymg__ws *ws) {
+  uint64_t m = max_msg(ws);
+  return ws->pmd.on ? m + (m >> 8) + 4096 : m;
+}
+
 /* One message, its frame headers and a read of slack must fit the receive
  * buffer, or a message at the limit could never complete. */
 static void set_recv_limit(cymg_conn *c, const cymg__ws *ws) {
-  uint64_t need = max_msg(ws) + 65536;
+  uint64_t need = wire_max(ws) + 65536;
   if (need > SIZE_MAX) need = SIZE_MAX;
   if (c->recv_limit < need) cymg_conn_set_limits(c, (size_t) need, 0);
 }
@@ -69,7 +77,7 @@ int cymg__ws_open(cymg_conn *c, cymg__ws *ws, const cymg__ws_pmd *pmd) {
     int rc = cymg__wsz_new(&ws->z, pmd, ws->is_server);
     if (rc < 0) return rc;
   }
-  cymg_ws_reader_init(&ws->rd, ws->is_server, pmd->on, max_msg(ws));
+  cymg_ws_reader_init(&ws->rd, ws->is_server, pmd->on, wire_max(ws));
   ws->open = true;
   set_recv_limit(c, ws);
   return 0;
@@ -469,7 +477,7 @@ int cymg_ws_set_max_message(cymg_conn *c, uint64_t bytes) {
   if (bytes == 0) return 0;
   conf->max_msg = bytes;
   if (ws && ws->open) {
-    ws->rd.max_msg = bytes;
+    ws->rd.max_msg = wire_max(ws);
     set_recv_limit(c, ws);
   }
   return 0;

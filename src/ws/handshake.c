@@ -44,6 +44,10 @@ static int refuse(cymg_conn *c, int status, const char *why) {
 int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_headers) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
   if (h == NULL || !h->is_server || h->is_listener || msg == NULL) return CYMG_ESTATE;
+  /* Only from HTTP_MSG: from HTTP_HDRS the HTTP layer would go on reading a
+   * body into a connection that is no longer its own. */
+  if (h->phase != HTTP_WAIT_REPLY || h->replied || c->sent_total != h->sent_mark)
+    return CYMG_ESTATE;
   int status;
   const char *why;
   if (cymg_ws_check_request(msg, &status, &why) < 0) return refuse(c, status, why);

@@ -209,7 +209,7 @@ static void test_utf8(void **state) {
       "\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xc2", "\xc2\x41", "\xe0\x80\x80", "\xe0\x9f\xbf",
       "\xed\xa0\x80", "\xed\xbf\xbf", "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
       "\xf5\x80\x80\x80", "\xff", "\xfe", "\xe2\x82", "abc\xf0\x9f\x98", "12345678\xce\xba\xe1",
-      "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80" "edited"};
+      "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80!edited"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_false(utf8_ok(bad[i], strlen(bad[i])));
   /* Once invalid, it stays invalid. */
@@ -352,8 +352,8 @@ static void test_deflate_negotiation(void **state) {
       "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits",
       "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=7",
       "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover=1",
-      "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
-      "server_no_context_takeover",
+      ("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+       "server_no_context_takeover"),
       "Sec-WebSocket-Extensions: x-webkit-deflate-frame",
       "Sec-WebSocket-Extensions: permessage-deflate;; ",
   };

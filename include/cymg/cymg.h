@@ -11,6 +11,7 @@
 #include "timer.h"
 #include "util.h"
 #include "http.h"
+#include "ws.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -4,12 +4,16 @@
 
 #include "cymg/http.h"
 #include "internal.h"
+#include "ws/ws_conf.h"
 
 /* Settings a listener hands down to the connections it accepts. */
 typedef struct cymg__http_conf {
   size_t max_head, max_headers;
   uint64_t max_body;
   uint32_t head_ms, idle_ms;
+  /* WebSocket settings for a later upgrade: set on a listener, they reach the
+   * accepted connections with the rest of this struct. */
+  cymg__ws_conf ws;
 } cymg__http_conf;
 
 enum { HTTP_HEAD, HTTP_BODY, HTTP_WAIT_REPLY, HTTP_DEAD };

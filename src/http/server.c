@@ -67,7 +67,7 @@ int cymg_http_attach(cymg_conn *c, bool is_server) {
   if (c == NULL) return CYMG_EINVAL;
   if (cymg__http_of(c)) return 0;
   cymg__http_conf conf = {DEFAULT_MAX_HEAD, DEFAULT_MAX_HEADERS, DEFAULT_MAX_BODY,
-                          DEFAULT_HEAD_MS, DEFAULT_IDLE_MS};
+                          DEFAULT_HEAD_MS, DEFAULT_IDLE_MS, {0}};
   cymg__http *h = http_new(c, &conf, is_server);
   if (h == NULL) return CYMG_ENOMEM;
   cymg_conn_set_proto(c, &cymg__http_proto, h);

@@ -14,6 +14,12 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node and npm (the WebSocket tests' peer) are checked by command: a machine may
+# have them from another source, whose nodejs already bundles npm.
+if [ "$what" = test ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "Installing missing Debian packages: ${missing[*]}"
 sudo_cmd=()

@@ -51,6 +51,18 @@ for _ in range(50):  # the server may still be starting: retry
         pass
 sys.exit(1)
 PY
+# WebSocket echo, with Node's ws package as the peer (installed by deps-node.sh).
+port=$(free_port)
+"$ex"/ws_echo "ws://127.0.0.1:$port" >/dev/null & pids+=($!)
+wait_tcp "$port" || fail "ws_echo did not listen"
+NODE_PATH=tests/node/node_modules node -e '
+  const WebSocket = require("ws");
+  const ws = new WebSocket(process.argv[1]);
+  const t = setTimeout(() => process.exit(1), 5000);
+  ws.on("open", () => ws.send("echo me"));
+  ws.on("message", (m) => { clearTimeout(t); process.exit(String(m) === "echo me" ? 0 : 1); });
+  ws.on("error", () => process.exit(1));' "ws://127.0.0.1:$port/ws" || fail "ws_echo did not echo"
+
 # The cymg tool: serve a folder, fetch from it, fail clearly.
 cymg=$build/tools/cymg
 "$cymg" --help | grep -q "serve" || fail "cymg --help"

@@ -7,6 +7,7 @@ step() { printf '\n==== %s\n' "$*"; }
 
 step "dependencies"
 scripts/deps.sh test
+scripts/deps-node.sh
 
 step "build (warnings are errors)"
 cmake -S . -B build -DCYMG_WERROR=ON -DCYMG_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -62,6 +62,9 @@ NODE_PATH=tests/node/node_modules node -e '
   ws.on("open", () => ws.send("echo me"));
   ws.on("message", (m) => { clearTimeout(t); process.exit(String(m) === "echo me" ? 0 : 1); });
   ws.on("error", () => process.exit(1));' "ws://127.0.0.1:$port/ws" || fail "ws_echo did not echo"
+# cymg ws: stdin lines out, echoes back on stdout, end of input closes cleanly.
+got=$(printf 'one\ntwo\n' | "$build"/tools/cymg ws "ws://127.0.0.1:$port/ws" 2>/dev/null) || fail "cymg ws exit code"
+[ "$got" = "$(printf 'one\ntwo')" ] || fail "cymg ws output: $got"
 
 # The cymg tool: serve a folder, fetch from it, fail clearly.
 cymg=$build/tools/cymg

@@ -1,14 +1,17 @@
 /* cymg: the command-line face of libcymg.
  *   cymg serve [DIR] [--listen URL]    static file server with directory listing
  *   cymg get [-i] URL                  fetch a URL, print the body (-i: and the head)
+ *   cymg ws URL                        WebSocket client: stdin lines out, messages to stdout
  *   cymg --help | --version */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cymg/cymg.h>
 
@@ -24,6 +27,9 @@ static void usage(FILE *out) {
           "                              URL defaults to http://127.0.0.1:8000\n"
           "  get [-i] URL                fetch URL and print the body (-i: the head too);\n"
           "                              exits non-zero on errors and on status >= 400\n"
+          "  ws URL                      WebSocket client: each line of stdin is sent as a\n"
+          "                              text message, each message received is printed;\n"
+          "                              end of input closes the connection (code 1000)\n"
           "  --help                      this text\n"
           "  --version                   the libcymg version\n");
 }
@@ -179,6 +185,99 @@ static int cmd_get(int argc, char **argv) {
   return stop_signal ? 130 : 0;
 }
 
+/* ---- ws ---- */
+
+/* Lines come from a thread reading stdin and reach the loop through
+ * cymg_wakeup(), the one thread-safe call. A payload starts with 'L' (a line to
+ * send) or 'E' (end of input). */
+typedef struct {
+  cymg_mgr *mgr;
+  uint64_t conn_id;
+  bool open, done;
+  int status;
+} ws_ctx;
+
+static void *stdin_reader(void *arg) {
+  ws_ctx *ctx = arg;
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, stdin)) >= 0) {
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    char *msg = malloc((size_t) n + 1);
+    if (msg == NULL) break;
+    msg[0] = 'L';
+    memcpy(msg + 1, line, (size_t) n);
+    int rc = cymg_wakeup(ctx->mgr, ctx->conn_id, msg, (size_t) n + 1);
+    free(msg);
+    if (rc < 0) {
+      fprintf(stderr, "cymg ws: line not sent: %s\n", cymg_strerror(rc));
+      break;
+    }
+  }
+  free(line);
+  cymg_wakeup(ctx->mgr, ctx->conn_id, "E", 1);
+  return NULL;
+}
+
+static void ws_fn(cymg_conn *c, int ev, void *ev_data) {
+  ws_ctx *ctx = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_WS_OPEN) {
+    ctx->open = true;
+    fprintf(stderr, "cymg ws: connected\n");
+    pthread_t th;
+    if (pthread_create(&th, NULL, stdin_reader, ctx) == 0) pthread_detach(th);
+  } else if (ev == CYMG_EV_WS_MSG) {
+    cymg_ws_msg *m = ev_data;
+    fwrite(m->data.buf, 1, m->data.len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+  } else if (ev == CYMG_EV_WS_CTL) {
+    cymg_ws_msg *m = ev_data;
+    if (CYMG_WS_OPCODE(m->flags) == CYMG_WS_OP_CLOSE)
+      fprintf(stderr, "cymg ws: closed by the server (code %d)\n", cymg_ws_close_code(m->data));
+  } else if (ev == CYMG_EV_WAKEUP) {
+    const cymg_str *p = ev_data;
+    if (p->len >= 1 && p->buf[0] == 'L') {
+      int rc = cymg_ws_send(c, p->buf + 1, p->len - 1, CYMG_WS_OP_TEXT);
+      if (rc < 0) fprintf(stderr, "cymg ws: send: %s\n", cymg_strerror(rc));
+    } else {
+      cymg_ws_close(c, 1000, "");
+    }
+  } else if (ev == CYMG_EV_ERROR) {
+    fprintf(stderr, "cymg ws: %s\n", (const char *) ev_data);
+    ctx->status = 1;
+  } else if (ev == CYMG_EV_CLOSE) {
+    ctx->done = true;
+  }
+}
+
+static int cmd_ws(int argc, char **argv) {
+  if (argc != 1 || argv[0][0] == '-') {
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+      usage(stdout);
+      return 0;
+    }
+    fprintf(stderr, "cymg ws: one URL is needed (cymg ws ws://host:port/path)\n");
+    return 2;
+  }
+  ws_ctx ctx = {0};
+  cymg_conn *c;
+  if (cymg_mgr_new(&ctx.mgr, CYMG_BACKEND_AUTO) < 0) return 1;
+  if (cymg_wakeup_init(ctx.mgr) < 0 || cymg_ws_connect(ctx.mgr, argv[0], ws_fn, &ctx, &c) != 0) {
+    fprintf(stderr, "cymg ws: %s\n", cymg_mgr_errmsg(ctx.mgr));
+    cymg_mgr_free(ctx.mgr);
+    return 1;
+  }
+  ctx.conn_id = cymg_conn_id(c);
+  signal(SIGINT, on_signal);
+  while (!ctx.done && !stop_signal) cymg_mgr_poll(ctx.mgr, 1000);
+  /* The reader thread may still be blocked in getline: exit without freeing the
+   * manager it would post to. */
+  fflush(stdout);
+  _exit(stop_signal ? 130 : (ctx.status || !ctx.open) ? 1 : 0);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
@@ -190,6 +289,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "serve") == 0) return cmd_serve(argc - 2, argv + 2);
   if (strcmp(argv[1], "get") == 0) return cmd_get(argc - 2, argv + 2);
+  if (strcmp(argv[1], "ws") == 0) return cmd_ws(argc - 2, argv + 2);
   fprintf(stderr, "cymg: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

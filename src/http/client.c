@@ -19,17 +19,19 @@ int cymg_http_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn
     cymg__conn_fail_later(c, "HTTP: %s", cymg_strerror(rc));
     return 0;
   }
-  /* Host: the authority as written, with the port only when not the default. */
-  cymg__http *h = cymg__http_of(c);
-  cymg_url u;
-  cymg_url_parse(cymg_str_c(url), &u);
-  snprintf(h->host, sizeof(h->host), "%s%.*s%s", u.is_ip6 ? "[" : "", (int) u.host.len,
-           u.host.buf, u.is_ip6 ? "]" : "");
-  if (u.port.len > 0 && u.port_num != 80) {
-    size_t n = strlen(h->host);
-    snprintf(h->host + n, sizeof(h->host) - n, ":%u", (unsigned) u.port_num);
-  }
+  cymg__http_host(url, cymg__http_of(c)->host, sizeof(cymg__http_of(c)->host));
   return 0;
+}
+
+void cymg__http_host(const char *url, char *dst, size_t dst_len) {
+  cymg_url u;
+  dst[0] = '\0';
+  if (cymg_url_parse(cymg_str_c(url), &u) < 0) return;
+  int n = snprintf(dst, dst_len, "%s%.*s%s", u.is_ip6 ? "[" : "", (int) u.host.len, u.host.buf,
+                   u.is_ip6 ? "]" : "");
+  if (n >= 0 && (size_t) n < dst_len && u.port.len > 0 &&
+      u.port_num != cymg_url_default_port(u.scheme))
+    snprintf(dst + n, dst_len - (size_t) n, ":%u", (unsigned) u.port_num);
 }
 
 static cymg__http *client_state(cymg_conn *c) {

@@ -58,6 +58,14 @@ typedef struct cymg__http {
 
 extern const cymg_proto cymg__http_proto;
 
+/* Listens on url, which must carry `scheme` ("http", "ws"), with the HTTP layer
+ * on the listener. */
+int cymg__http_listen_as(cymg_mgr *mgr, const char *url, const char *scheme, cymg_event_fn fn,
+                         void *fn_data, cymg_conn **out);
+/* The Host header value for a request to url: the host as written ([v6] in
+ * brackets) and the port when it is not the scheme's default. */
+void cymg__http_host(const char *url, char *dst, size_t dst_len);
+
 /* The HTTP state of c, or NULL when c carries no HTTP layer. */
 cymg__http *cymg__http_of(const cymg_conn *c);
 

@@ -452,12 +452,12 @@ const cymg_proto cymg__http_proto = {"http", http_event, http_free, http_accept}
 
 /* ---- entry points ---- */
 
-int cymg_http_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
-                     cymg_conn **out) {
+int cymg__http_listen_as(cymg_mgr *mgr, const char *url, const char *scheme, cymg_event_fn fn,
+                         void *fn_data, cymg_conn **out) {
   cymg_conn *c;
-  int rc = cymg__listen_url(mgr, url, "http", false, fn, fn_data, &c);
-  if (rc == 0) rc = cymg_http_attach(c, true);
-  if (rc < 0 && rc != CYMG_ENOMEM) return rc;
+  int rc = cymg__listen_url(mgr, url, scheme, false, fn, fn_data, &c);
+  if (rc < 0) return rc;
+  rc = cymg_http_attach(c, true);
   if (rc < 0) {
     cymg__mgr_errmsg(mgr, "listen '%s': %s", url, cymg_strerror(rc));
     cymg_close(c);
@@ -465,4 +465,9 @@ int cymg_http_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_
   }
   if (out) *out = c;
   return 0;
+}
+
+int cymg_http_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
+                     cymg_conn **out) {
+  return cymg__http_listen_as(mgr, url, "http", fn, fn_data, out);
 }

@@ -16,17 +16,7 @@
 
 int cymg_ws_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
                    cymg_conn **out) {
-  cymg_conn *c;
-  int rc = cymg__listen_url(mgr, url, "ws", false, fn, fn_data, &c);
-  if (rc < 0) return rc;
-  rc = cymg_http_attach(c, true);
-  if (rc < 0) {
-    cymg__mgr_errmsg(mgr, "listen '%s': %s", url, cymg_strerror(rc));
-    cymg_close(c);
-    return rc;
-  }
-  if (out) *out = c;
-  return 0;
+  return cymg__http_listen_as(mgr, url, "ws", fn, fn_data, out);
 }
 
 /* ---- server ---- */
@@ -111,14 +101,7 @@ int cymg_ws_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_d
     return 0;
   }
   cymg_conn_set_proto(c, &cymg__ws_proto, ws);
-  cymg_url u;
-  cymg_url_parse(cymg_str_c(url), &u);
-  snprintf(ws->host, sizeof(ws->host), "%s%.*s%s", u.is_ip6 ? "[" : "", (int) u.host.len,
-           u.host.buf, u.is_ip6 ? "]" : "");
-  if (u.port.len > 0 && u.port_num != 80) {
-    size_t hl = strlen(ws->host);
-    snprintf(ws->host + hl, sizeof(ws->host) - hl, ":%u", (unsigned) u.port_num);
-  }
+  cymg__http_host(url, ws->host, sizeof(ws->host));
   cymg_str uri = cymg_url_uri(cymg_str_c(url));
   /* The fragment is not sent (§3); a bare "?q" gets its "/". */
   for (size_t i = 0; i < uri.len; i++)

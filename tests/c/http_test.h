@@ -4,6 +4,9 @@
 #define CYMG_HTTP_TEST_H
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -120,6 +123,46 @@ static inline bool raw_wait_closed(cymg_mgr *mgr, int fd) {
   bool closed;
   raw_read(mgr, fd, buf, sizeof(buf), 0, &closed);
   return closed;
+}
+
+/* Runs curl -s with args, polling the manager meanwhile; out gets its stdout.
+ * Returns curl's exit status, or -1 when curl is not installed. */
+static inline int run_curl(cymg_mgr *mgr, char *out, size_t cap, const char *const *args) {
+  if (access("/usr/bin/curl", X_OK) != 0) return -1;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_addclose(&fa, p[0]);
+  char *argv[32];
+  int n = 0;
+  argv[n++] = (char *)"curl";
+  argv[n++] = (char *)"-s";
+  for (; *args; args++) argv[n++] = (char *)*args;
+  argv[n] = NULL;
+  pid_t pid;
+  extern char **environ;
+  assert_int_equal(posix_spawn(&pid, "/usr/bin/curl", &fa, NULL, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  size_t len = 0;
+  uint64_t start = cymg_mgr_now(mgr);
+  for (;;) {
+    cymg_mgr_poll(mgr, 2);
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    if (poll(&pfd, 1, 0) > 0) {
+      ssize_t k = read(p[0], out + len, cap - len - 1);
+      if (k <= 0) break;
+      len += (size_t)k;
+    }
+    if (cymg_mgr_now(mgr) - start > CYMG_TEST_WAIT_MS) fail_msg("curl timed out");
+  }
+  out[len] = '\0';
+  close(p[0]);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 #endif

@@ -806,44 +806,8 @@ static void test_keepalive(void **state) {
 
 /* ---- with curl ---- */
 
-/* Runs curl with args, polling the manager meanwhile; its stdout goes to out.
- * Returns curl's exit status, or -1 when curl is not installed. */
 static int curl(fixture *f, char *out, size_t cap, const char *const *args) {
-  if (access("/usr/bin/curl", X_OK) != 0) return -1;
-  int p[2];
-  assert_int_equal(pipe(p), 0);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-  posix_spawn_file_actions_addclose(&fa, p[0]);
-  char *argv[32];
-  int n = 0;
-  argv[n++] = (char *)"curl";
-  argv[n++] = (char *)"-s";
-  for (; *args; args++) argv[n++] = (char *)*args;
-  argv[n] = NULL;
-  pid_t pid;
-  extern char **environ;
-  assert_int_equal(posix_spawn(&pid, "/usr/bin/curl", &fa, NULL, argv, environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  close(p[1]);
-  size_t len = 0;
-  uint64_t start = cymg_mgr_now(f->mgr);
-  for (;;) {
-    cymg_mgr_poll(f->mgr, 2);
-    struct pollfd pfd = {p[0], POLLIN, 0};
-    if (poll(&pfd, 1, 0) > 0) {
-      ssize_t k = read(p[0], out + len, cap - len - 1);
-      if (k <= 0) break;
-      len += (size_t)k;
-    }
-    if (cymg_mgr_now(f->mgr) - start > CYMG_TEST_WAIT_MS) fail_msg("curl timed out");
-  }
-  out[len] = '\0';
-  close(p[0]);
-  int st;
-  assert_int_equal(waitpid(pid, &st, 0), pid);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  return run_curl(f->mgr, out, cap, args);
 }
 
 static void test_curl(void **state) {

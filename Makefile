@@ -14,7 +14,7 @@ build:
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	$(BUILD)/examples/tcp_echo tcp://127.0.0.1:8000
+	$(BUILD)/tools/cymg serve examples/www --listen http://127.0.0.1:8000
 
 test:
 	@scripts/test.sh

@@ -51,4 +51,19 @@ for _ in range(50):  # the server may still be starting: retry
         pass
 sys.exit(1)
 PY
+# The cymg tool: serve a folder, fetch from it, fail clearly.
+cymg=$build/tools/cymg
+"$cymg" --help | grep -q "serve" || fail "cymg --help"
+"$cymg" --version | grep -q "^cymg [0-9]" || fail "cymg --version"
+port=$(free_port)
+"$cymg" serve examples/www --listen "http://127.0.0.1:$port" >/dev/null & pids+=($!)
+wait_tcp "$port" || fail "cymg serve did not listen"
+[ "$("$cymg" get "http://127.0.0.1:$port/hello.txt")" = "Hello from libcymg." ] || fail "cymg get body"
+"$cymg" get -i "http://127.0.0.1:$port/hello.txt" | grep -q "^HTTP/1.1 200 OK" || fail "cymg get -i"
+"$cymg" get "http://127.0.0.1:$port/files/" | grep -q "data.csv" || fail "cymg serve listing"
+if "$cymg" get "http://127.0.0.1:$port/missing" 2>/dev/null >/dev/null; then fail "cymg get 404 exit code"; fi
+msg=$("$cymg" get "http://127.0.0.1:$port/missing" 2>&1 >/dev/null || true)
+case "$msg" in *"HTTP 404"*) ;; *) fail "cymg get 404 message: $msg" ;; esac
+curl -sf "http://127.0.0.1:$port/index.html" | cmp -s - examples/www/index.html || fail "curl via cymg serve"
+
 echo "examples: all smoke tests passed"

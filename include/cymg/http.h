@@ -384,6 +384,39 @@ CYMG_API int64_t cymg_http_next_multipart(const cymg_http_msg *msg, int64_t ofs,
 CYMG_API int64_t cymg_http_multipart_next(cymg_str body, cymg_str boundary, int64_t ofs,
                                           cymg_http_part *part);
 
+/* Streams the file parts of a multipart/form-data request to files in folder
+ * dir, without buffering the body. Call it from the handler's
+ * CYMG_EV_HTTP_HDRS. It turns on cymg_http_stream_body() and takes over the
+ * connection's event function until the request is done: body pieces (READ)
+ * go to an incremental parser, other events (WRITE, POLL, ERROR, CLOSE...) are
+ * passed on to your function with your user pointer.
+ * - Each part with a filename goes to dir/<name>, where <name> is the last
+ *   component of the filename (after any '/' or '\\'); a name that is empty,
+ *   "." or "..", starts with '.', holds a control byte, or is longer than 255
+ *   bytes fails the upload (400). A part with filename="" (a browser's empty
+ *   file input) and parts without a filename (plain fields) are skipped.
+ *   Percent-escapes and backslash escapes in the name are kept as sent.
+ * - Bytes go to hidden temporary files in dir, renamed over dir/<name> only
+ *   once the whole body has parsed, so a failed upload leaves no file behind
+ *   (a later part's name replaces an earlier one's).
+ * - max_size caps the request body in bytes as received (0: no cap): a
+ *   Content-Length above it is refused at once, a body growing past it as soon
+ *   as it does (413).
+ * - On success your function gets CYMG_EV_HTTP_MSG (empty body; the files are
+ *   in place) with your event function restored; answer there as usual. If it
+ *   does not, the helper answers 200 with a short text.
+ * - On failure the helper answers (400 malformed body or name, 413, 500 disk
+ *   error, 507 disk full), your function gets CYMG_EV_ERROR with the reason,
+ *   and the connection closes once the answer is out.
+ * Returns 0 once the upload owns the request; CYMG_ELIMIT when Content-Length
+ * is above max_size (413 already sent; the connection closes); CYMG_EPARSE when
+ * the request is not multipart/form-data with a valid boundary, CYMG_EINVAL
+ * for NULL arguments, -ENOTDIR or another -errno when dir is unusable, or
+ * CYMG_ESTATE / CYMG_ENOMEM: then nothing was changed and the request is yours
+ * to answer. Files are written with blocking writes on the manager's thread. */
+CYMG_API int cymg_http_upload(cymg_conn *c, const cymg_http_msg *msg, const char *dir,
+                              uint64_t max_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -95,7 +95,10 @@ static int send_head(cymg_conn *c, cymg__http *h, int status, const char *header
   p = put(p, reason, rlen);
   p = put(p, "\r\n", 2);
   p = put(p, date, dlen);
-  if (content_length >= 0) {
+  /* 1xx and 204 must not carry Content-Length, and a 304 may carry only the
+   * length of the 200 it stands for, which we do not know (RFC 9110 §8.6). */
+  bool no_content = status < 200 || status == 204 || status == 304;
+  if (content_length >= 0 && !no_content) {
     p = put(p, cl, sizeof(cl) - 1);
     p = put_u64(p, (uint64_t) content_length);
     p = put(p, "\r\n", 2);
@@ -125,8 +128,9 @@ static void replied(cymg_conn *c, cymg__http *h) {
 
 static int send_reply(cymg_conn *c, cymg__http *h, int status, const char *headers,
                       const void *body, size_t len) {
-  /* A reply to HEAD announces the body's length but leaves the body out. */
-  int rc = send_head(c, h, status, headers, (int64_t) len, body, h->req_head ? 0 : len);
+  /* Replies to HEAD, 1xx, 204 and 304 have no body, whatever len says. */
+  bool no_body = h->req_head || status < 200 || status == 204 || status == 304;
+  int rc = send_head(c, h, status, headers, (int64_t) len, body, no_body ? 0 : len);
   if (rc == 0) replied(c, h);
   return rc;
 }

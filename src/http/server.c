@@ -277,8 +277,11 @@ static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
     }
     cymg__http_deadline(c, h, h->mq_len ? DL_RESPONSE : DL_NONE, h->conf.head_ms);
   }
+  /* The handler may switch the connection to another protocol (a WebSocket
+   * upgrade), which frees h: after it, only c is touched. The message's bytes
+   * are HTTP's either way. */
   if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->msg);
-  if (cymg__http_of(c) == h) cymg_conn_consume(c, consumed); /* unless upgraded away */
+  cymg_conn_consume(c, consumed);
 }
 
 /* Streaming: hands decoded body pieces to the user as READ, then HTTP_MSG. */

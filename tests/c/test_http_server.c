@@ -56,6 +56,10 @@ static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
       assert_int_equal(cymg_http_chunk(c, NULL, 0), 0);
       return;
     }
+    if (cymg_str_eq(m->uri, cymg_str_c("/nocontent"))) {
+      assert_int_equal(cymg_http_reply(c, 204, NULL, "ignored"), 0);
+      return;
+    }
     if (cymg_str_eq(m->uri, cymg_str_c("/raw"))) { /* answered by hand */
       cymg_printf(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nraw");
       return;
@@ -364,6 +368,25 @@ static void test_stream_body(void **state) {
   close(fd);
 }
 
+/* 204 (and 1xx, 304) carry neither Content-Length nor a body; the connection
+ * goes on with the next request. */
+static void test_no_content(void **state) {
+  fixture *f = *state;
+  bool closed;
+  int fd = raw_connect(f->port);
+  const char *req = "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(f->mgr, fd, req, strlen(req));
+  raw_read_str(f->mgr, fd, rbuf, sizeof(rbuf), "GET /after 0");
+  assert_true(strncmp(rbuf, "HTTP/1.1 204 No Content\r\n", 25) == 0);
+  char *end = strstr(rbuf, "\r\n\r\n");
+  assert_non_null(end);
+  *end = '\0';
+  assert_null(strstr(rbuf, "Content-Length"));
+  assert_true(strncmp(end + 4, "HTTP/1.1 200 OK", 15) == 0); /* no "ignored" body */
+  (void) closed;
+  close(fd);
+}
+
 static void test_sse(void **state) {
   fixture *f = *state;
   bool closed;
@@ -413,6 +436,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stream_body, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_content, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_keepalive_clients, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

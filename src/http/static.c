@@ -1,0 +1,786 @@
+/* Static files: serve_dir and serve_file, with the validators, conditional
+ * requests and ranges of RFC 9110 (§8.8, §13, §14).
+ *
+ * Decisions:
+ * - ETag: strong, from the file's size and its mtime in nanoseconds, the same
+ *   assumption nginx makes: the bytes of a file do not change without its size
+ *   or mtime changing. Strong, so If-Range works for resumed downloads. A ".gz"
+ *   sibling has its own size and mtime, hence its own ETag.
+ * - Last-Modified: the mtime in seconds as an IMF-fixdate.
+ * - Preconditions in the order of §13.2.2 (If-Match, If-Unmodified-Since,
+ *   If-None-Match, If-Modified-Since); If-Modified-Since only without
+ *   If-None-Match, and only for GET and HEAD. Range only for GET; one range
+ *   gives 206, several give the whole file (200), none satisfiable 416.
+ * - serve_dir answers GET and HEAD only (405 with Allow). serve_file answers
+ *   any method with the file (a handler may send a page after a POST); Range
+ *   and 304 still apply to GET/HEAD only, 412 to all.
+ * - What a request may not reach is answered 404, never 403, so probing tells
+ *   nothing: "..", encoded dots, encoded '/' or '\', NUL and control bytes
+ *   (see cymg__http_normalize_path), symlinks whose real path leaves
+ *   realpath(root), hidden names (any segment starting with '.', except
+ *   ".well-known" of RFC 8615), and anything but regular files and folders.
+ *   A malformed %-escape is 400. A folder without an index file and with
+ *   listings off is 403 (its existence is no secret: /dir gives 301).
+ * - The root is trusted not to change under us: the realpath check and the
+ *   open are two steps, so a symlink swapped in between by someone who can
+ *   write inside the root would be followed.
+ * - Folders: "/dir" redirects (301) to "/dir/" built from the normalised path
+ *   (a raw "//host/dir" must not become an off-site Location); then index
+ *   files in order; then the listing (names sorted, folders first, hidden
+ *   names and escaping symlinks left out, HTML-escaped, percent-encoded in
+ *   links, sizes in bytes, IMF-fixdate times, "../" except at the root).
+ * - Precompressed files: when "<file>.gz" exists, Vary: Accept-Encoding goes on
+ *   every answer for the file; clients that accept gzip (q > 0) get the .gz
+ *   bytes with Content-Encoding: gzip and the original's Content-Type.
+ * - Extra headers from the options go on every answer, errors included. */
+#define _FILE_OFFSET_BITS 64 /* files above 2 GiB on 32-bit systems */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cymg/buf.h"
+#include "cymg/error.h"
+#include "cymg/str.h"
+#include "cymg/url.h"
+#include "http/http_internal.h"
+#include "http/static_internal.h"
+
+/* ------------------------------------------------------------ dates ---- */
+
+static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const long_wdays[7] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday"};
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar: count in
+ * 400-year eras (146097 days each) of years that start on March 1, so the leap
+ * day falls at the end of a year. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static bool num(const char *p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (p[i] < '0' || p[i] > '9') return false;
+    v = v * 10 + (p[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+static int month_of(const char *p) {
+  for (int i = 0; i < 12; i++) {
+    if (memcmp(p, months[i], 3) == 0) return i + 1;
+  }
+  return 0;
+}
+
+/* "HH:MM:SS" */
+static bool clock_of(const char *p, int *secs) {
+  int h, m, s;
+  if (!num(p, 2, &h) || p[2] != ':' || !num(p + 3, 2, &m) || p[5] != ':' || !num(p + 6, 2, &s))
+    return false;
+  if (h > 23 || m > 59 || s > 60) return false;
+  *secs = h * 3600 + m * 60 + (s == 60 ? 59 : s); /* a leap second is its second 59 */
+  return true;
+}
+
+static bool valid_day(int y, int m, int d) {
+  static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (d < 1 || d > mdays[m - 1]) return false;
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m != 2 || d <= 28 || leap;
+}
+
+int cymg__http_parse_date(cymg_str s, int64_t *epoch) {
+  const char *p = s.buf;
+  size_t n = s.len;
+  int y = 0, m = 0, d = 0, secs = 0;
+  if (n == 29 && p[3] == ',') {
+    /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
+    if (p[4] != ' ' || !num(p + 5, 2, &d) || p[7] != ' ' || !(m = month_of(p + 8)) ||
+        p[11] != ' ' || !num(p + 12, 4, &y) || p[16] != ' ' || !clock_of(p + 17, &secs) ||
+        memcmp(p + 25, " GMT", 4) != 0)
+      return CYMG_EPARSE;
+  } else if (n == 24 && p[3] == ' ') {
+    /* asctime: "Sun Nov  6 08:49:37 1994" */
+    if (!(m = month_of(p + 4)) || p[7] != ' ' || p[10] != ' ' || !clock_of(p + 11, &secs) ||
+        p[19] != ' ' || !num(p + 20, 4, &y))
+      return CYMG_EPARSE;
+    if (p[8] == ' ' ? !num(p + 9, 1, &d) : !num(p + 8, 2, &d)) return CYMG_EPARSE;
+  } else {
+    /* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT" */
+    const char *comma = memchr(p, ',', n < 10 ? n : 10);
+    if (comma == NULL || (size_t)(comma - p) + 24 != n) return CYMG_EPARSE;
+    bool known = false;
+    for (int i = 0; i < 7; i++) {
+      known |= strlen(long_wdays[i]) == (size_t)(comma - p) &&
+               memcmp(p, long_wdays[i], (size_t)(comma - p)) == 0;
+    }
+    const char *q = comma + 1;
+    if (!known || q[0] != ' ' || !num(q + 1, 2, &d) || q[3] != '-' || !(m = month_of(q + 4)) ||
+        q[7] != '-' || !num(q + 8, 2, &y) || q[10] != ' ' || !clock_of(q + 11, &secs) ||
+        memcmp(q + 19, " GMT", 4) != 0)
+      return CYMG_EPARSE;
+    /* §5.6.7 reads a year more than 50 years ahead as the past; a fixed
+     * window keeps this pure: 70..99 are 19xx, 00..69 are 20xx. */
+    y += y >= 70 ? 1900 : 2000;
+  }
+  if (!valid_day(y, m, d)) return CYMG_EPARSE;
+  *epoch = days_from_civil(y, m, d) * 86400 + secs;
+  return 0;
+}
+
+int cymg__http_format_date(int64_t epoch, char out[30]) {
+  /* Years 0..9999 are what the 4-digit year field can show. */
+  if (epoch < -62167219200LL || epoch > 253402300799LL) return CYMG_ERANGE;
+  time_t t = (time_t)epoch;
+  struct tm tm;
+  if ((int64_t)t != epoch || gmtime_r(&t, &tm) == NULL) return CYMG_ERANGE;
+  /* Names from our own tables: strftime's %a and %b follow the locale. Fields
+   * are written digit by digit: every width is fixed by the format. */
+  int year = tm.tm_year + 1900;
+  memcpy(out, wdays[tm.tm_wday], 3);
+  memcpy(out + 3, ", 00 ", 5);
+  out[5] = (char)('0' + tm.tm_mday / 10);
+  out[6] = (char)('0' + tm.tm_mday % 10);
+  memcpy(out + 8, months[tm.tm_mon], 3);
+  out[11] = ' ';
+  for (int i = 0; i < 4; i++, year /= 10) out[15 - i] = (char)('0' + year % 10);
+  const int hms[3] = {tm.tm_hour, tm.tm_min, tm.tm_sec};
+  for (int i = 0; i < 3; i++) {
+    out[16 + 3 * i] = i ? ':' : ' ';
+    out[17 + 3 * i] = (char)('0' + hms[i] / 10);
+    out[18 + 3 * i] = (char)('0' + hms[i] % 10);
+  }
+  memcpy(out + 25, " GMT", 5);
+  return 29;
+}
+
+/* ---------------------------------------------- validators, conditions ---- */
+
+int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec, long mtime_nsec) {
+  int n = snprintf(out, out_len, "\"%" PRIx64 "-%" PRIx64 "-%lx\"", size, (uint64_t)mtime_sec,
+                   (unsigned long)mtime_nsec);
+  if (n < 0 || (size_t)n >= out_len) {
+    if (out_len) out[0] = '\0';
+    return CYMG_ENOSPC;
+  }
+  return n;
+}
+
+static bool method_is(const cymg_http_msg *msg, const char *m) {
+  return cymg_str_eq(msg->method, cymg_str_c(m));
+}
+
+/* Looks etag up in the entity-tag lists of every `name` field of msg (the
+ * fields of a list may be repeated, §5.3). *present tells whether the field
+ * was sent. "*" matches any current representation. Weak comparison ignores
+ * "W/"; strong comparison needs both tags strong. A malformed list matches
+ * nothing from the malformed element on. */
+static bool etag_match(const cymg_http_msg *msg, const char *name, cymg_str etag, bool weak,
+                       bool *present) {
+  *present = false;
+  bool ours_weak = etag.len >= 2 && etag.buf[0] == 'W' && etag.buf[1] == '/';
+  cymg_str opaque = ours_weak ? cymg_str_n(etag.buf + 2, etag.len - 2) : etag;
+  for (size_t i = 0; i < msg->num_headers; i++) {
+    if (!cymg_str_case_eq(msg->headers[i].name, cymg_str_c(name))) continue;
+    *present = true;
+    const char *p = msg->headers[i].value.buf, *e = p + msg->headers[i].value.len;
+    while (p < e) {
+      while (p < e && (*p == ' ' || *p == '\t' || *p == ',')) p++;
+      if (p == e) break;
+      if (*p == '*') return true;
+      bool w = e - p >= 2 && p[0] == 'W' && p[1] == '/';
+      if (w) p += 2;
+      if (p == e || *p != '"') break;
+      const char *q = memchr(p + 1, '"', (size_t)(e - p - 1));
+      if (q == NULL) break;
+      cymg_str tag = cymg_str_n(p, (size_t)(q - p + 1));
+      if (cymg_str_eq(tag, opaque) && (weak || (!w && !ours_weak))) return true;
+      p = q + 1;
+      while (p < e && (*p == ' ' || *p == '\t')) p++;
+      if (p < e && *p != ',') break;
+    }
+  }
+  return false;
+}
+
+/* The date of a field that must hold exactly one HTTP-date; false when the
+ * field is absent, repeated or invalid (then it is ignored, §13.1.3-4). */
+static bool date_field(const cymg_http_msg *msg, const char *name, int64_t *t) {
+  const cymg_str *v = NULL;
+  for (size_t i = 0; i < msg->num_headers; i++) {
+    if (!cymg_str_case_eq(msg->headers[i].name, cymg_str_c(name))) continue;
+    if (v != NULL) return false;
+    v = &msg->headers[i].value;
+  }
+  return v != NULL && cymg__http_parse_date(*v, t) == 0;
+}
+
+int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime) {
+  bool get_head = method_is(msg, "GET") || method_is(msg, "HEAD");
+  bool present;
+  int64_t t;
+  /* Steps 1 and 2: the client's copy must still be current. */
+  bool match = etag_match(msg, "If-Match", etag, false, &present);
+  if (present) {
+    if (!match) return 412;
+  } else if (date_field(msg, "If-Unmodified-Since", &t) && mtime > t) {
+    return 412;
+  }
+  /* Steps 3 and 4: the client already has this representation. */
+  match = etag_match(msg, "If-None-Match", etag, true, &present);
+  if (present) {
+    if (match) return get_head ? 304 : 412;
+  } else if (get_head && date_field(msg, "If-Modified-Since", &t) && mtime <= t) {
+    return 304;
+  }
+  return 0;
+}
+
+bool cymg__http_if_range(const cymg_http_msg *msg, cymg_str etag, int64_t mtime) {
+  cymg_str *v = cymg_http_get_header(msg, "If-Range");
+  if (v == NULL) return true;
+  cymg_str s = cymg_str_trim(*v);
+  if (s.len > 0 && (s.buf[0] == '"' || cymg_str_starts(s, cymg_str_c("W/")))) {
+    /* Weak tags never match here: If-Range needs a strong comparison. */
+    bool ours_weak = etag.len >= 2 && etag.buf[0] == 'W';
+    return !ours_weak && s.buf[0] == '"' && cymg_str_eq(s, etag);
+  }
+  int64_t t;
+  return cymg__http_parse_date(s, &t) == 0 && t == mtime;
+}
+
+/* ----------------------------------------------------------- ranges ---- */
+
+/* Reads decimal digits, saturating at UINT64_MAX: a huge first-pos is simply
+ * beyond the end, a huge last-pos or suffix means "to the end". */
+static const char *digits_sat(const char *p, const char *e, uint64_t *v) {
+  *v = 0;
+  const char *s = p;
+  for (; p < e && *p >= '0' && *p <= '9'; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    *v = *v > (UINT64_MAX - d) / 10 ? UINT64_MAX : *v * 10 + d;
+  }
+  return p > s ? p : NULL;
+}
+
+int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_t *start, uint64_t *len) {
+  cymg_str v = cymg_str_trim(value);
+  if (v.len < 6 || !cymg_str_case_starts(v, cymg_str_c("bytes="))) return CYMG__RANGE_NONE;
+  const char *p = v.buf + 6, *e = v.buf + v.len;
+  int count = 0;
+  uint64_t a = 0, b = 0;
+  while (p < e) {
+    /* Empty list elements are allowed and skipped (§5.6.1.2). */
+    while (p < e && (*p == ' ' || *p == '\t' || *p == ',')) p++;
+    if (p == e) break;
+    uint64_t first = 0, last = UINT64_MAX;
+    bool suffix = *p == '-';
+    if (!suffix && (p = digits_sat(p, e, &first)) == NULL) return CYMG__RANGE_NONE;
+    if (p == e || *p != '-') return CYMG__RANGE_NONE;
+    p++;
+    if (p < e && *p >= '0' && *p <= '9') {
+      p = digits_sat(p, e, &last);
+    } else if (suffix) {
+      return CYMG__RANGE_NONE; /* "-" alone */
+    }
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    if (p < e && *p != ',') return CYMG__RANGE_NONE;
+    if (!suffix && last < first) return CYMG__RANGE_NONE; /* invalid: ignore the field */
+    if (++count > 1) continue; /* validate the rest, serve the whole file */
+    if (suffix) {
+      if (last == 0) {
+        a = 1, b = 0; /* "-0": nothing selected */
+      } else {
+        a = last >= size ? 0 : size - last;
+        b = size ? size - 1 : 0;
+      }
+    } else {
+      a = first;
+      b = last >= size ? size - 1 : last;
+    }
+  }
+  if (count != 1 || size == 0) return CYMG__RANGE_NONE;
+  if (a >= size || b < a) return CYMG__RANGE_UNSAT;
+  *start = a;
+  *len = b - a + 1;
+  return CYMG__RANGE_ONE;
+}
+
+/* ------------------------------------------------------ content coding ---- */
+
+/* Is a weight ("q" parameter value) zero? "0", "0.", "0.0" up to "0.000". */
+static bool qzero(cymg_str q) {
+  if (q.len == 0 || q.buf[0] != '0') return false;
+  if (q.len == 1) return true;
+  if (q.buf[1] != '.' || q.len > 5) return false;
+  for (size_t i = 2; i < q.len; i++) {
+    if (q.buf[i] != '0') return false;
+  }
+  return true;
+}
+
+bool cymg__http_accepts_gzip(const cymg_http_msg *msg) {
+  int gzip = -1, star = -1; /* -1 not listed, 0 refused (q=0), 1 accepted */
+  for (size_t i = 0; i < msg->num_headers; i++) {
+    if (!cymg_str_case_eq(msg->headers[i].name, cymg_str_c("Accept-Encoding"))) continue;
+    cymg_str rest = msg->headers[i].value, item;
+    while (cymg_str_split(&rest, ',', &item)) {
+      cymg_str params = item, coding;
+      cymg_str_split(&params, ';', &coding);
+      coding = cymg_str_trim(coding);
+      int ok = 1;
+      cymg_str param;
+      while (cymg_str_split(&params, ';', &param)) {
+        param = cymg_str_trim(param);
+        if (param.len >= 2 && (param.buf[0] == 'q' || param.buf[0] == 'Q') && param.buf[1] == '=')
+          ok = !qzero(cymg_str_trim(cymg_str_n(param.buf + 2, param.len - 2)));
+      }
+      if (cymg_str_case_eq(coding, cymg_str_c("gzip")) ||
+          cymg_str_case_eq(coding, cymg_str_c("x-gzip"))) {
+        gzip = gzip == 1 ? 1 : ok;
+      } else if (cymg_str_eq(coding, cymg_str_c("*"))) {
+        star = ok;
+      }
+    }
+  }
+  return gzip == 1 || (gzip == -1 && star == 1);
+}
+
+/* ----------------------------------------------------------- replies ---- */
+
+static const cymg_http_serve_opts no_opts;
+
+/* Header lines: the caller's first, then the options' extra headers. On
+ * allocation failure the buffer is freed and NULL returned. */
+static const char *finish_headers(cymg_buf *h, const cymg_http_serve_opts *o) {
+  if (o->extra_headers != NULL && cymg_buf_printf(h, "%s", o->extra_headers) < 0) {
+    cymg_buf_free(h);
+    return NULL;
+  }
+  if (h->buf == NULL && cymg_buf_reserve(h, 1) != 0) return NULL;
+  return h->buf;
+}
+
+/* A short text reply ("404 Not Found") with optional header lines. */
+static int reply_text(cymg_conn *c, const cymg_http_serve_opts *o, int status, const char *lines) {
+  cymg_buf h = {0};
+  if (cymg_buf_printf(&h, "Content-Type: text/plain; charset=utf-8\r\n%s", lines ? lines : "") < 0)
+    return CYMG_ENOMEM;
+  const char *hdrs = finish_headers(&h, o);
+  if (hdrs == NULL) return CYMG_ENOMEM;
+  int rc = cymg_http_reply(c, status, hdrs, "%d %s\n", status, cymg_http_status_reason(status));
+  cymg_buf_free(&h);
+  return rc;
+}
+
+/* Opens a regular file for reading. Non-blocking, so a FIFO planted in the tree
+ * cannot stall the loop; fstat on the descriptor, so what is checked is what is
+ * sent. Returns the fd, or -1 with errno (EISDIR / ENODEV for other types). */
+static int open_regular(const char *path, int extra_flags, struct stat *st) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | extra_flags);
+  if (fd < 0) return -1;
+  if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    int e = S_ISDIR(st->st_mode) ? EISDIR : ENODEV;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+static int reply_404(cymg_conn *c, const cymg_http_serve_opts *o) {
+  struct stat st;
+  int fd = o->page404 ? open_regular(o->page404, 0, &st) : -1;
+  if (fd < 0) return reply_text(c, o, 404, NULL);
+  cymg_buf h = {0};
+  cymg_str mime = cymg_http_mime_type(o->page404, o->mime_types);
+  const char *hdrs = NULL;
+  if (cymg_buf_printf(&h, "Content-Type: %.*s\r\n", (int)mime.len, mime.buf) >= 0)
+    hdrs = finish_headers(&h, o);
+  if (hdrs == NULL) {
+    close(fd);
+    return CYMG_ENOMEM;
+  }
+  int rc = cymg__http_reply_file(c, 404, hdrs, fd, 0, (uint64_t)st.st_size);
+  cymg_buf_free(&h);
+  return rc;
+}
+
+/* What is being sent: an open file, the name its MIME type comes from, and
+ * whether it is the gzip sibling of that name. */
+typedef struct source {
+  int fd;
+  struct stat st;
+  const char *name;
+  bool gzip, vary;
+} source;
+
+/* Answers with src (whose fd this takes over): preconditions, then Range. */
+static int reply_source(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *o,
+                        source *src) {
+  uint64_t size = (uint64_t)src->st.st_size;
+  int64_t mtime = (int64_t)src->st.st_mtim.tv_sec;
+  char etag[48], date[30];
+  int el = cymg__http_etag(etag, sizeof(etag), size, mtime, src->st.st_mtim.tv_nsec);
+  bool have_date = cymg__http_format_date(mtime, date) > 0;
+  cymg_buf h = {0};
+  int rc = CYMG_ENOMEM;
+  /* Validators and Vary go on every answer about this representation, 304
+   * included (§15.4.5). */
+  if (cymg_buf_printf(&h, "ETag: %s\r\n", el > 0 ? etag : "") < 0 ||
+      (have_date && cymg_buf_printf(&h, "Last-Modified: %s\r\n", date) < 0) ||
+      (src->vary && cymg_buf_printf(&h, "Vary: Accept-Encoding\r\n") < 0))
+    goto out;
+  int pre = cymg__http_preconditions(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime);
+  if (pre == 304) {
+    const char *hdrs = finish_headers(&h, o);
+    rc = hdrs ? cymg_http_reply_data(c, 304, hdrs, NULL, 0) : CYMG_ENOMEM;
+    goto out;
+  }
+  if (pre == 412) {
+    rc = reply_text(c, o, 412, h.buf);
+    goto out;
+  }
+  cymg_str mime = cymg_http_mime_type(src->name, o->mime_types);
+  if (cymg_buf_printf(&h, "Content-Type: %.*s\r\nAccept-Ranges: bytes\r\n%s", (int)mime.len,
+                      mime.buf, src->gzip ? "Content-Encoding: gzip\r\n" : "") < 0)
+    goto out;
+  uint64_t start = 0, len = size;
+  int status = 200;
+  cymg_str *range = cymg_http_get_header(msg, "Range");
+  if (range != NULL && cymg_str_eq(msg->method, cymg_str_c("GET")) &&
+      cymg__http_if_range(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime)) {
+    int r = cymg__http_parse_range(*range, size, &start, &len);
+    if (r == CYMG__RANGE_UNSAT) {
+      cymg_buf e = {0};
+      rc = cymg_buf_printf(&e, "Content-Range: bytes */%" PRIu64 "\r\n", size) < 0
+               ? CYMG_ENOMEM
+               : reply_text(c, o, 416, e.buf);
+      cymg_buf_free(&e);
+      goto out;
+    }
+    if (r == CYMG__RANGE_ONE) {
+      status = 206;
+      if (cymg_buf_printf(&h, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", start,
+                          start + len - 1, size) < 0)
+        goto out;
+    }
+  }
+  const char *hdrs = finish_headers(&h, o);
+  if (hdrs == NULL) goto out;
+  rc = cymg__http_reply_file(c, status, hdrs, src->fd, start, len);
+  src->fd = -1; /* the layer owns it now, whatever happened */
+out:
+  if (src->fd >= 0) close(src->fd);
+  src->fd = -1;
+  cymg_buf_free(&h);
+  return rc;
+}
+
+/* Opens path, or its ".gz" sibling when the client takes gzip and one exists.
+ * `check` (may be NULL) vets each candidate before it is opened. Returns 0, or
+ * -1 with errno from opening path itself. */
+static int open_source(const cymg_http_msg *msg, const char *path, const char *name,
+                       bool (*check)(const char *path, void *arg), void *arg, source *src) {
+  memset(src, 0, sizeof(*src));
+  src->fd = -1;
+  src->name = name;
+  size_t n = strlen(path);
+  char *gz = malloc(n + 4);
+  if (gz == NULL) {
+    errno = ENOMEM;
+    return -1;
+  }
+  memcpy(gz, path, n);
+  memcpy(gz + n, ".gz", 4);
+  /* Vary whenever a sibling exists: the answer depends on Accept-Encoding
+   * even for the clients that got the plain file. */
+  struct stat gst;
+  bool sibling = stat(gz, &gst) == 0 && S_ISREG(gst.st_mode) && (!check || check(gz, arg));
+  src->vary = sibling;
+  if (sibling && cymg__http_accepts_gzip(msg)) {
+    src->fd = open_regular(gz, 0, &src->st);
+    src->gzip = src->fd >= 0;
+  }
+  free(gz);
+  if (src->fd < 0) {
+    if (check && !check(path, arg)) {
+      errno = ENOENT;
+      return -1;
+    }
+    src->fd = open_regular(path, 0, &src->st);
+  }
+  return src->fd >= 0 ? 0 : -1;
+}
+
+int cymg_http_serve_file(cymg_conn *c, const cymg_http_msg *msg, const char *path,
+                         const cymg_http_serve_opts *opts) {
+  const cymg_http_serve_opts *o = opts ? opts : &no_opts;
+  if (c == NULL || msg == NULL || path == NULL) return CYMG_EINVAL;
+  source src;
+  if (open_source(msg, path, path, NULL, NULL, &src) != 0)
+    return errno == ENOMEM ? reply_text(c, o, 500, NULL) : reply_404(c, o);
+  return reply_source(c, msg, o, &src);
+}
+
+/* ---------------------------------------------------------- serve_dir ---- */
+
+/* The real path of the root, for checking where symlinks lead. */
+typedef struct root {
+  char *real;
+  size_t len;
+} root;
+
+/* Is path (after resolving every symlink) the root or inside it? */
+static bool under_root(const char *path, void *arg) {
+  const root *r = arg;
+  char *real = realpath(path, NULL);
+  if (real == NULL) return false;
+  bool ok = strncmp(real, r->real, r->len) == 0 &&
+            (real[r->len] == '\0' || real[r->len] == '/' || r->len == 1);
+  free(real);
+  return ok;
+}
+
+/* Hidden files (a segment starting with '.') are never served: they are where
+ * .git, .env and .htpasswd live. ".well-known" (RFC 8615) is the exception. */
+static bool hidden(const char *npath) {
+  for (const char *p = npath; (p = strchr(p, '/')) != NULL;) {
+    p++;
+    size_t len = strcspn(p, "/");
+    if (*p == '.' && !(len == 11 && memcmp(p, ".well-known", 11) == 0)) return true;
+  }
+  return false;
+}
+
+/* Appends a path percent-encoded except for unreserved bytes and '/'. */
+static int encode_path(cymg_buf *b, const char *path) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+    bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("-._~/", *p) != NULL;
+    char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+    if (cymg_buf_append(b, keep ? (const char *)p : e, keep ? 1 : 3) != 0) return CYMG_ENOMEM;
+  }
+  return 0;
+}
+
+typedef struct entry {
+  char *name;
+  bool dir;
+  uint64_t size;
+  int64_t mtime;
+} entry;
+
+static int entry_cmp(const void *a, const void *b) {
+  const entry *x = a, *y = b;
+  if (x->dir != y->dir) return x->dir ? -1 : 1; /* folders first */
+  return strcmp(x->name, y->name);
+}
+
+static int html_escape(cymg_buf *b, const char *s) {
+  for (; *s; s++) {
+    const char *r = NULL;
+    switch (*s) {
+      case '&': r = "&amp;"; break;
+      case '<': r = "&lt;"; break;
+      case '>': r = "&gt;"; break;
+      case '"': r = "&quot;"; break;
+      case '\'': r = "&#39;"; break;
+      default: break;
+    }
+    if (cymg_buf_append(b, r ? r : s, r ? strlen(r) : 1) != 0) return CYMG_ENOMEM;
+  }
+  return 0;
+}
+
+static char *join(const char *a, const char *b, const char *c);
+static bool under_root(const char *path, void *arg);
+
+/* Writes the listing of folder dir (shown as npath) into b. What a request
+ * could not get is left out: hidden names, symlinks leading out of the root,
+ * entries that cannot be stat'ed. */
+static int listing(const char *dir, const char *npath, struct root *r, cymg_buf *b) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return -errno;
+  entry *ents = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue; /* ".", ".." and hidden names */
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char *path = join(dir, "/", de->d_name);
+      bool inside = path != NULL && under_root(path, r);
+      free(path);
+      if (!inside || fstatat(dirfd(d), de->d_name, &st, 0) != 0) continue;
+    }
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 32;
+      entry *ne = realloc(ents, nc * sizeof(*ne));
+      if (ne == NULL) goto nomem;
+      ents = ne;
+      cap = nc;
+    }
+    ents[n].name = strdup(de->d_name);
+    if (ents[n].name == NULL) goto nomem;
+    ents[n].dir = S_ISDIR(st.st_mode);
+    ents[n].size = (uint64_t)st.st_size;
+    ents[n].mtime = (int64_t)st.st_mtim.tv_sec;
+    n++;
+  }
+  if (n > 1) qsort(ents, n, sizeof(*ents), entry_cmp);
+  if (cymg_buf_printf(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ") <
+          0 ||
+      html_escape(b, npath) != 0 ||
+      cymg_buf_printf(b, "</title></head>\n<body><h1>Index of ") < 0 ||
+      html_escape(b, npath) != 0 ||
+      cymg_buf_printf(b, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n") <
+          0)
+    goto nomem;
+  if (strcmp(npath, "/") != 0 &&
+      cymg_buf_printf(b, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n") < 0)
+    goto nomem;
+  for (size_t i = 0; i < n; i++) {
+    char date[30] = "";
+    cymg__http_format_date(ents[i].mtime, date);
+    /* Percent-encoding every reserved byte keeps a name such as "a:b" or
+     * "#x" a relative link to itself. */
+    if (cymg_buf_printf(b, "<tr><td><a href=\"") < 0 ||
+        cymg_url_encode(cymg_str_c(ents[i].name), b) != 0 ||
+        cymg_buf_printf(b, "%s\">", ents[i].dir ? "/" : "") < 0 ||
+        html_escape(b, ents[i].name) != 0 ||
+        cymg_buf_printf(b, "%s</a></td><td>", ents[i].dir ? "/" : "") < 0 ||
+        (ents[i].dir ? cymg_buf_printf(b, "-") : cymg_buf_printf(b, "%" PRIu64, ents[i].size)) <
+            0 ||
+        cymg_buf_printf(b, "</td><td>%s</td></tr>\n", date) < 0)
+      goto nomem;
+  }
+  if (cymg_buf_printf(b, "</table>\n</body></html>\n") < 0) goto nomem;
+  goto out;
+nomem:
+  rc = CYMG_ENOMEM;
+out:
+  for (size_t i = 0; i < n; i++) free(ents[i].name);
+  free(ents);
+  closedir(d);
+  return rc;
+}
+
+/* root + npath, NUL-terminated; NULL when out of memory. */
+static char *join(const char *a, const char *b, const char *c) {
+  size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0;
+  char *p = malloc(la + lb + lc + 2);
+  if (p == NULL) return NULL;
+  memcpy(p, a, la);
+  memcpy(p + la, b, lb);
+  if (c) memcpy(p + la + lb, c, lc);
+  p[la + lb + lc] = '\0';
+  return p;
+}
+
+/* A folder: redirect to the slash form, else index files, else a listing. */
+static int serve_folder(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *o,
+                        root *r, const char *full, const char *npath) {
+  int rc;
+  if (npath[strlen(npath) - 1] != '/') {
+    /* Relative links in the folder's pages resolve against the slash form. The
+     * target is built from the normalised path, never the raw one: "//host/x"
+     * would otherwise redirect off-site. */
+    cymg_buf h = {0};
+    if (cymg_buf_printf(&h, "Location: ") < 0 || encode_path(&h, npath) != 0 ||
+        cymg_buf_printf(&h, "/%s%.*s\r\n", msg->query.len ? "?" : "", (int)msg->query.len,
+                        msg->query.buf) < 0) {
+      cymg_buf_free(&h);
+      return CYMG_ENOMEM;
+    }
+    rc = reply_text(c, o, 301, h.buf);
+    cymg_buf_free(&h);
+    return rc;
+  }
+  const char *list = o->index_files ? o->index_files : "index.html,index.htm";
+  cymg_str rest = cymg_str_c(list), item;
+  while (cymg_str_split(&rest, ',', &item)) {
+    item = cymg_str_trim(item);
+    if (item.len == 0 || memchr(item.buf, '/', item.len) != NULL) continue;
+    char *name = cymg_str_dup(item);
+    char *path = name ? join(full, "/", name) : NULL;
+    source src;
+    bool found = path && open_source(msg, path, path, under_root, r, &src) == 0;
+    rc = found ? reply_source(c, msg, o, &src) : 0;
+    free(path);
+    free(name);
+    if (found) return rc;
+  }
+  if (!o->dir_listing) return reply_text(c, o, 403, NULL);
+  cymg_buf body = {0};
+  rc = listing(full, npath, r, &body);
+  if (rc == 0) {
+    cymg_buf h = {0};
+    const char *hdrs = NULL;
+    if (cymg_buf_printf(&h, "Content-Type: text/html; charset=utf-8\r\n") >= 0)
+      hdrs = finish_headers(&h, o);
+    rc = hdrs ? cymg_http_reply_data(c, 200, hdrs, body.buf, body.len) : CYMG_ENOMEM;
+    cymg_buf_free(&h);
+  } else {
+    rc = reply_text(c, o, rc == CYMG_ENOMEM ? 500 : 403, NULL);
+  }
+  cymg_buf_free(&body);
+  return rc;
+}
+
+int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *opts) {
+  if (c == NULL || msg == NULL || opts == NULL || opts->root_dir == NULL) return CYMG_EINVAL;
+  const cymg_http_serve_opts *o = opts;
+  if (!cymg_str_eq(msg->method, cymg_str_c("GET")) && !cymg_str_eq(msg->method, cymg_str_c("HEAD")))
+    return reply_text(c, o, 405, "Allow: GET, HEAD\r\n");
+  char *npath = malloc(msg->uri.len + 1);
+  if (npath == NULL) return reply_text(c, o, 500, NULL);
+  int n = cymg__http_normalize_path(msg->uri, npath, msg->uri.len + 1);
+  root r = {realpath(o->root_dir, NULL), 0};
+  char *full = NULL;
+  int rc;
+  if (n == CYMG_EPARSE) {
+    rc = reply_text(c, o, 400, NULL);
+  } else if (n < 0 || hidden(npath)) {
+    rc = reply_404(c, o); /* refused paths look like missing ones */
+  } else if (r.real == NULL) {
+    rc = reply_text(c, o, 500, NULL); /* a misconfigured root should be seen */
+  } else if ((r.len = strlen(r.real), full = join(r.real, npath, NULL)) == NULL) {
+    rc = reply_text(c, o, 500, NULL);
+  } else {
+    struct stat st;
+    if (!under_root(full, &r) || stat(full, &st) != 0) {
+      rc = reply_404(c, o);
+    } else if (S_ISDIR(st.st_mode)) {
+      rc = serve_folder(c, msg, o, &r, full, npath);
+    } else {
+      source src;
+      rc = open_source(msg, full, npath, under_root, &r, &src) == 0 ? reply_source(c, msg, o, &src)
+                                                                    : reply_404(c, o);
+    }
+  }
+  free(full);
+  free(r.real);
+  free(npath);
+  return rc;
+}

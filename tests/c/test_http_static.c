@@ -1,0 +1,919 @@
+/* Static files. First the sans-I/O parts: HTTP dates, ETags, preconditions,
+ * If-Range, Range parsing, Accept-Encoding. Then serve_dir and serve_file over
+ * loopback against a folder made for the test, with a raw-socket client and
+ * with curl. CYMG_TEST_BACKENDS: runs once per I/O backend. */
+#include <inttypes.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "http_test.h"
+#include "cymg/error.h"
+#include "http/static_internal.h"
+
+/* ---- helpers: a request made of header lines ---- */
+
+typedef struct reqbuf {
+  cymg_http_msg msg;
+  cymg_http_header h[32];
+  char buf[2048];
+} reqbuf;
+
+/* Parses "METHOD / HTTP/1.1" with the given extra header lines. */
+static cymg_http_msg *mkreq(reqbuf *r, const char *method, const char *headers) {
+  int n = snprintf(r->buf, sizeof(r->buf), "%s /f HTTP/1.1\r\nHost: h\r\n%s\r\n", method, headers);
+  assert_true(n > 0 && (size_t)n < sizeof(r->buf));
+  assert_int_equal(cymg_http_parse_request(r->buf, (size_t)n, &r->msg, r->h, 32, NULL), n);
+  return &r->msg;
+}
+
+/* ---- dates ---- */
+
+static void test_dates(void **state) {
+  (void)state;
+  int64_t t = 0;
+  /* The three forms of RFC 9110 §5.6.7 for the same instant. */
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Sun, 06 Nov 1994 08:49:37 GMT"), &t), 0);
+  assert_int_equal(t, 784111777);
+  t = 0;
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Sunday, 06-Nov-94 08:49:37 GMT"), &t), 0);
+  assert_int_equal(t, 784111777);
+  t = 0;
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Sun Nov  6 08:49:37 1994"), &t), 0);
+  assert_int_equal(t, 784111777);
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Thu, 01 Jan 1970 00:00:00 GMT"), &t), 0);
+  assert_int_equal(t, 0);
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Tue, 29 Feb 2000 23:59:59 GMT"), &t), 0);
+  assert_int_equal(t, 951868799);
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Wed, 31 Dec 1969 23:59:59 GMT"), &t), 0);
+  assert_int_equal(t, -1);
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Friday, 31-Dec-49 00:00:00 GMT"), &t), 0);
+  assert_int_equal(t, 2524521600); /* 2049 */
+  assert_int_equal(cymg__http_parse_date(cymg_str_c("Mon Jan 19 03:14:08 2038"), &t), 0);
+  assert_int_equal(t, 2147483648LL);
+  static const char *const bad[] = {
+      "",
+      "Sun, 06 Nov 1994 08:49:37 UTC",
+      "Sun, 06 Nov 1994 08:49:37 gmt",
+      "Sun, 6 Nov 1994 08:49:37 GMT",
+      "Sun, 06 nov 1994 08:49:37 GMT",
+      "Sun, 06 Nov 1994 24:00:00 GMT",
+      "Sun, 06 Nov 1994 08:60:00 GMT",
+      "Sun, 31 Nov 1994 08:49:37 GMT",
+      "Sun, 29 Feb 1900 08:49:37 GMT",
+      "Sun, 06 Nov 1994 08:49:37 GMT ",
+      "Sun, 06 Nov 94 08:49:37 GMT",
+      "Sunday, 06-Nov-1994 08:49:37 GMT",
+      "Sonday, 06-Nov-94 08:49:37 GMT",
+      "Sun Nov 06 08:49:37 1994 ",
+      "Sun Nov  6 08:49:37 94",
+      "1994-11-06T08:49:37Z",
+      "784111777",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    if (cymg__http_parse_date(cymg_str_c(bad[i]), &t) != CYMG_EPARSE)
+      fail_msg("accepted %s", bad[i]);
+  }
+  char out[30];
+  assert_int_equal(cymg__http_format_date(784111777, out), 29);
+  assert_string_equal(out, "Sun, 06 Nov 1994 08:49:37 GMT");
+  assert_int_equal(cymg__http_format_date(0, out), 29);
+  assert_string_equal(out, "Thu, 01 Jan 1970 00:00:00 GMT");
+  assert_int_equal(cymg__http_format_date(253402300800LL, out), CYMG_ERANGE);
+  /* Round trips across many instants, leap years included. */
+  for (int64_t x = -86400LL * 365 * 3; x < 86400LL * 365 * 80; x += 86400 * 13 + 3607) {
+    assert_int_equal(cymg__http_format_date(x, out), 29);
+    assert_int_equal(cymg__http_parse_date(cymg_str_c(out), &t), 0);
+    assert_int_equal(t, x);
+  }
+}
+
+/* ---- validators ---- */
+
+static void test_etag(void **state) {
+  (void)state;
+  char a[48], b[48];
+  assert_int_equal(cymg__http_etag(a, sizeof(a), 5, 1000, 1), 9);
+  assert_string_equal(a, "\"5-3e8-1\"");
+  /* Any change of size or mtime (to the nanosecond) changes the tag. */
+  cymg__http_etag(b, sizeof(b), 6, 1000, 1);
+  assert_string_not_equal(a, b);
+  cymg__http_etag(b, sizeof(b), 5, 1000, 2);
+  assert_string_not_equal(a, b);
+  assert_true(cymg__http_etag(a, sizeof(a), UINT64_MAX, INT64_MAX, 999999999) > 0);
+  assert_int_equal(cymg__http_etag(a, 4, 5, 1000, 1), CYMG_ENOSPC);
+}
+
+#define ETAG "\"5-3e8-1\""
+#define MTIME 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+static int pre(const char *method, const char *headers) {
+  reqbuf r;
+  return cymg__http_preconditions(mkreq(&r, method, headers), cymg_str_c(ETAG), MTIME);
+}
+
+static void test_if_none_match(void **state) {
+  (void)state;
+  assert_int_equal(pre("GET", ""), 0);
+  assert_int_equal(pre("GET", "If-None-Match: " ETAG "\r\n"), 304);
+  assert_int_equal(pre("HEAD", "If-None-Match: " ETAG "\r\n"), 304);
+  assert_int_equal(pre("GET", "If-None-Match: W/" ETAG "\r\n"), 304); /* weak comparison */
+  assert_int_equal(pre("GET", "If-None-Match: \"x\", " ETAG "\r\n"), 304);
+  assert_int_equal(pre("GET", "If-None-Match: \"x\",," ETAG " ,\r\n"), 304);
+  assert_int_equal(pre("GET", "If-None-Match: \"x\"\r\nIf-None-Match: " ETAG "\r\n"), 304);
+  assert_int_equal(pre("GET", "If-None-Match: *\r\n"), 304);
+  assert_int_equal(pre("GET", "If-None-Match: \"5-3e8-2\"\r\n"), 0);
+  assert_int_equal(pre("GET", "If-None-Match: 5-3e8-1\r\n"), 0);    /* unquoted */
+  assert_int_equal(pre("GET", "If-None-Match: \"5-3e8-1\r\n"), 0);  /* unterminated */
+  assert_int_equal(pre("GET", "If-None-Match: x " ETAG "\r\n"), 0); /* malformed */
+  /* Other methods: a matching If-None-Match fails the request. */
+  assert_int_equal(pre("POST", "If-None-Match: " ETAG "\r\n"), 412);
+  assert_int_equal(pre("POST", "If-None-Match: *\r\n"), 412);
+  assert_int_equal(pre("POST", "If-None-Match: \"y\"\r\n"), 0);
+}
+
+static void test_if_modified_since(void **state) {
+  (void)state;
+  assert_int_equal(pre("GET", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), 304);
+  assert_int_equal(pre("GET", "If-Modified-Since: Sun, 06 Nov 1994 08:49:38 GMT\r\n"), 304);
+  assert_int_equal(pre("HEAD", "If-Modified-Since: Sunday, 06-Nov-94 08:49:37 GMT\r\n"), 304);
+  assert_int_equal(pre("GET", "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Modified-Since: yesterday\r\n"), 0);
+  assert_int_equal(pre("POST", "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), 0);
+  /* Two of them: ignored (§13.1.3). */
+  assert_int_equal(pre("GET",
+                       "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                       "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+                   0);
+  /* If-None-Match present: the date is not looked at (§13.2.2). */
+  assert_int_equal(pre("GET",
+                       "If-None-Match: \"other\"\r\n"
+                       "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+                   0);
+  assert_int_equal(pre("GET", "If-None-Match: " ETAG "\r\n"
+                              "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"),
+                   304);
+}
+
+static void test_if_match(void **state) {
+  (void)state;
+  assert_int_equal(pre("GET", "If-Match: " ETAG "\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Match: *\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Match: \"a\", " ETAG "\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Match: W/" ETAG "\r\n"), 412); /* strong comparison */
+  assert_int_equal(pre("GET", "If-Match: \"a\"\r\n"), 412);
+  assert_int_equal(pre("GET", "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"), 412);
+  /* If-Match wins over If-Unmodified-Since, and is checked before If-None-Match. */
+  assert_int_equal(pre("GET", "If-Match: " ETAG "\r\n"
+                              "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"),
+                   0);
+  assert_int_equal(pre("GET", "If-Match: \"a\"\r\nIf-None-Match: " ETAG "\r\n"), 412);
+  assert_int_equal(pre("GET", "If-Match: " ETAG "\r\nIf-None-Match: " ETAG "\r\n"), 304);
+}
+
+static void test_if_range(void **state) {
+  (void)state;
+  reqbuf r;
+  cymg_str e = cymg_str_c(ETAG);
+  assert_true(cymg__http_if_range(mkreq(&r, "GET", ""), e, MTIME));
+  assert_true(cymg__http_if_range(mkreq(&r, "GET", "If-Range: " ETAG "\r\n"), e, MTIME));
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: W/" ETAG "\r\n"), e, MTIME));
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: \"x\"\r\n"), e, MTIME));
+  assert_true(cymg__http_if_range(mkreq(&r, "GET", "If-Range: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+                                  e, MTIME));
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: Sun, 06 Nov 1994 08:49:38 GMT\r\n"),
+                                   e, MTIME));
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: Wed, 09 Nov 1994 08:49:37 GMT\r\n"),
+                                   e, MTIME));
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: garbage\r\n"), e, MTIME));
+  /* Our tag weak: never a strong match. */
+  assert_false(cymg__http_if_range(mkreq(&r, "GET", "If-Range: " ETAG "\r\n"),
+                                   cymg_str_c("W/" ETAG), MTIME));
+}
+
+/* ---- ranges ---- */
+
+static void range(const char *v, uint64_t size, int want, uint64_t ws, uint64_t wl) {
+  uint64_t s = 7777, l = 7777;
+  int rc = cymg__http_parse_range(cymg_str_c(v), size, &s, &l);
+  if (rc != want) fail_msg("'%s' size %" PRIu64 ": got %d, want %d", v, size, rc, want);
+  if (want == CYMG__RANGE_ONE && (s != ws || l != wl))
+    fail_msg("'%s': got %" PRIu64 "+%" PRIu64 ", want %" PRIu64 "+%" PRIu64, v, s, l, ws, wl);
+  if (want != CYMG__RANGE_ONE) assert_true(s == 7777 && l == 7777);
+}
+
+static void test_range(void **state) {
+  (void)state;
+  range("bytes=0-0", 10, CYMG__RANGE_ONE, 0, 1);
+  range("bytes=0-9", 10, CYMG__RANGE_ONE, 0, 10);
+  range("bytes=2-5", 10, CYMG__RANGE_ONE, 2, 4);
+  range("bytes=2-", 10, CYMG__RANGE_ONE, 2, 8);
+  range("bytes=9-", 10, CYMG__RANGE_ONE, 9, 1);
+  range("bytes=5-100", 10, CYMG__RANGE_ONE, 5, 5); /* clamped to the end */
+  range("bytes=-3", 10, CYMG__RANGE_ONE, 7, 3);
+  range("bytes=-10", 10, CYMG__RANGE_ONE, 0, 10);
+  range("bytes=-100", 10, CYMG__RANGE_ONE, 0, 10);
+  range("Bytes=1-2", 10, CYMG__RANGE_ONE, 1, 2); /* units ignore case */
+  range(" bytes=1-2 ", 10, CYMG__RANGE_ONE, 1, 2);
+  range("bytes=1-2,", 10, CYMG__RANGE_ONE, 1, 2); /* empty list elements */
+  range("bytes=, 1-2", 10, CYMG__RANGE_ONE, 1, 2);
+  range("bytes=1-2 ", 10, CYMG__RANGE_ONE, 1, 2);
+  range("bytes=0-18446744073709551615", 10, CYMG__RANGE_ONE, 0, 10);
+  range("bytes=0-99999999999999999999999", 10, CYMG__RANGE_ONE, 0, 10);
+  range("bytes=-99999999999999999999999", 10, CYMG__RANGE_ONE, 0, 10);
+  /* Above 4 GiB. */
+  uint64_t big = 5ULL << 30;
+  range("bytes=4294967296-4294967305", big, CYMG__RANGE_ONE, 4294967296ULL, 10);
+  range("bytes=5368709110-", big, CYMG__RANGE_ONE, big - 10, 10);
+  range("bytes=-5", big, CYMG__RANGE_ONE, big - 5, 5);
+  range("bytes=5368709120-", big, CYMG__RANGE_UNSAT, 0, 0);
+  /* Not satisfiable: 416. */
+  range("bytes=10-", 10, CYMG__RANGE_UNSAT, 0, 0);
+  range("bytes=10-20", 10, CYMG__RANGE_UNSAT, 0, 0);
+  range("bytes=-0", 10, CYMG__RANGE_UNSAT, 0, 0);
+  range("bytes=99999999999999999999999-", 10, CYMG__RANGE_UNSAT, 0, 0);
+  /* Ignored: the whole representation is sent (200). */
+  range("", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=,", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=5-2", 10, CYMG__RANGE_NONE, 0, 0); /* invalid */
+  range("bytes=-", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=a-b", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=1", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=1-2-3", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=+1-2", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=--1", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes 1-2", 10, CYMG__RANGE_NONE, 0, 0);
+  range("items=1-2", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=0-1,4-5", 10, CYMG__RANGE_NONE, 0, 0); /* several ranges */
+  range("bytes=0-1,-1", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=0-1,x", 10, CYMG__RANGE_NONE, 0, 0);
+  range("bytes=0-0", 0, CYMG__RANGE_NONE, 0, 0); /* an empty file is sent whole */
+  range("bytes=-1", 0, CYMG__RANGE_NONE, 0, 0);
+}
+
+/* ---- content coding ---- */
+
+static bool gz(const char *headers) {
+  reqbuf r;
+  return cymg__http_accepts_gzip(mkreq(&r, "GET", headers));
+}
+
+static void test_accept_encoding(void **state) {
+  (void)state;
+  assert_false(gz(""));
+  assert_true(gz("Accept-Encoding: gzip\r\n"));
+  assert_true(gz("Accept-Encoding: GZIP\r\n"));
+  assert_true(gz("Accept-Encoding: x-gzip\r\n"));
+  assert_true(gz("Accept-Encoding: gzip, deflate, br, zstd\r\n"));
+  assert_true(gz("Accept-Encoding: br;q=1.0, gzip;q=0.5\r\n"));
+  assert_true(gz("Accept-Encoding: gzip ; q=0.001\r\n"));
+  assert_true(gz("Accept-Encoding: *\r\n"));
+  assert_true(gz("Accept-Encoding: br\r\nAccept-Encoding: gzip\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=0\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=0.000\r\n"));
+  assert_false(gz("Accept-Encoding: gzip; Q=0.0\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=0, *\r\n")); /* gzip named: "*" does not apply */
+  assert_false(gz("Accept-Encoding: *;q=0\r\n"));
+  assert_false(gz("Accept-Encoding: identity\r\n"));
+  assert_false(gz("Accept-Encoding: br, deflate\r\n"));
+  assert_false(gz("Accept-Encoding: gzipx, xgzip\r\n"));
+  assert_false(gz("Accept-Encoding:\r\n"));
+}
+
+/* ================================================= over real sockets ==== */
+
+typedef struct fixture {
+  cymg_mgr *mgr;
+  cymg_conn *lsn;
+  uint16_t port;
+  char base[256]; /* temp folder holding root/ and outside/ */
+  char root[300];
+  char file[320]; /* what /file serves with serve_file */
+  cymg_http_serve_opts opts;
+  bool have_big; /* the file system took a sparse 5 GiB file */
+} fixture;
+
+static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
+  fixture *f = cymg_conn_userdata(c);
+  if (ev != CYMG_EV_HTTP_MSG) return;
+  cymg_http_msg *m = ev_data;
+  if (cymg_str_eq(m->uri, cymg_str_c("/file"))) {
+    assert_int_equal(cymg_http_serve_file(c, m, f->file, &f->opts), 0);
+  } else if (cymg_str_eq(m->uri, cymg_str_c("/nofile"))) {
+    assert_int_equal(cymg_http_serve_file(c, m, "/nonexistent/x.txt", NULL), 0);
+  } else {
+    assert_int_equal(cymg_http_serve_dir(c, m, &f->opts), 0);
+  }
+}
+
+static void put(const char *dir, const char *name, const char *data, size_t len) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *fp = fopen(path, "wb");
+  assert_non_null(fp);
+  assert_int_equal(fwrite(data, 1, len, fp), len);
+  fclose(fp);
+}
+#define PUT(dir, name, lit) put(dir, name, lit, sizeof(lit) - 1)
+
+static void sub(char *out, size_t n, const char *a, const char *b) {
+  int k = snprintf(out, n, "%s/%s", a, b);
+  assert_true(k > 0 && (size_t)k < n);
+}
+
+#define BIG_SIZE (5ULL << 30)
+#define BIG_MARK_AT ((4ULL << 30) + 100) /* "MARK" sits just past 4 GiB */
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  const char *tmp = getenv("TMPDIR");
+  snprintf(f->base, sizeof(f->base), "%s/cymg-static-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  assert_non_null(mkdtemp(f->base));
+  char p[400], q[400];
+  sub(f->root, sizeof(f->root), f->base, "root");
+  assert_int_equal(mkdir(f->root, 0755), 0);
+  sub(p, sizeof(p), f->base, "outside");
+  assert_int_equal(mkdir(p, 0755), 0);
+  PUT(p, "secret.txt", "TOP SECRET\n");
+  PUT(p, "404.html", "<h1>custom not found</h1>\n");
+  PUT(f->root, "hello.txt", "Hello, world\n");
+  PUT(f->root, "index.html", "<p>home</p>\n");
+  PUT(f->root, "app.js", "console.log('plain');\n");
+  PUT(f->root, "app.js.gz", "\x1f\x8b\x08 fake gzip bytes");
+  PUT(f->root, "data.foo", "foo data");
+  PUT(f->root, ".hidden", "hidden");
+  sub(p, sizeof(p), f->root, ".well-known");
+  assert_int_equal(mkdir(p, 0755), 0);
+  PUT(p, "acme.txt", "token");
+  sub(p, sizeof(p), f->root, "sub");
+  assert_int_equal(mkdir(p, 0755), 0);
+  PUT(p, "a b&<c>.txt", "odd name");
+  PUT(p, "x.css", "body{}");
+  PUT(p, ".secret", "no");
+  sub(q, sizeof(q), p, "inner");
+  assert_int_equal(mkdir(q, 0755), 0);
+  PUT(q, "deep.txt", "deep");
+  sub(p, sizeof(p), f->root, "withindex");
+  assert_int_equal(mkdir(p, 0755), 0);
+  PUT(p, "index.htm", "<p>htm index</p>");
+  /* Symlinks: two leading out of the root, one staying inside. */
+  sub(p, sizeof(p), f->root, "escape.txt");
+  assert_int_equal(symlink("../outside/secret.txt", p), 0);
+  sub(p, sizeof(p), f->root, "escdir");
+  assert_int_equal(symlink("../outside", p), 0);
+  sub(p, sizeof(p), f->root, "inlink.txt");
+  assert_int_equal(symlink("hello.txt", p), 0);
+  sub(p, sizeof(p), f->root, "fifo");
+  assert_int_equal(mkfifo(p, 0644), 0);
+  /* A sparse file above 4 GiB, where the file system allows one. */
+  sub(p, sizeof(p), f->root, "big.bin");
+  int fd = open(p, O_CREAT | O_WRONLY, 0644);
+  assert_true(fd >= 0);
+  f->have_big =
+      ftruncate(fd, (off_t)BIG_SIZE) == 0 && pwrite(fd, "MARK", 4, (off_t)BIG_MARK_AT) == 4;
+  close(fd);
+  if (!f->have_big) unlink(p);
+  sub(f->file, sizeof(f->file), f->root, "hello.txt");
+  f->opts.root_dir = f->root;
+  assert_int_equal(cymg_mgr_new(&f->mgr, CYMG_BACKEND_AUTO), 0);
+  assert_int_equal(cymg_http_listen(f->mgr, "http://127.0.0.1:0", srv_fn, f, &f->lsn), 0);
+  f->port = cymg_conn_local(f->lsn)->port;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  for (cymg_conn *c = cymg_mgr_first(f->mgr); c; c = cymg_conn_next(c)) cymg_close(c);
+  cymg_mgr_poll(f->mgr, 0);
+  ASSERT_MGR_CLEAN(f->mgr);
+  cymg_mgr_free(f->mgr);
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->base);
+  assert_int_equal(system(cmd), 0);
+  free(f);
+  return 0;
+}
+
+/* One parsed response, copied out of the read buffer. */
+typedef struct resp {
+  int status;
+  char head[8192];
+  char *body; /* malloc'd, NUL-terminated */
+  size_t body_len;
+  bool closed;
+} resp;
+
+static char rbuf[1 << 20];
+
+/* The value of header `name` in r (first one), or NULL. */
+static const char *hdr(resp *r, const char *name, char *out, size_t cap) {
+  cymg_http_header h[64];
+  cymg_http_msg m;
+  if (cymg_http_parse_response(r->head, strlen(r->head), &m, h, 64, NULL) <= 0) return NULL;
+  cymg_str *v = cymg_http_get_header(&m, name);
+  if (v == NULL) return NULL;
+  snprintf(out, cap, "%.*s", (int)v->len, v->buf);
+  return out;
+}
+
+/* Sends req on fd and reads one response; HEAD responses have no body. */
+static void exchange(fixture *f, int fd, const char *req, resp *r) {
+  memset(r, 0, sizeof(*r));
+  raw_send(f->mgr, fd, req, strlen(req));
+  bool head = strncmp(req, "HEAD ", 5) == 0;
+  size_t len = head ? raw_read_str(f->mgr, fd, rbuf, sizeof(rbuf), "\r\n\r\n")
+                    : raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &r->closed);
+  cymg_http_header h[64];
+  cymg_http_msg m;
+  int hl = cymg_http_parse_response(rbuf, len, &m, h, 64, NULL);
+  if (hl <= 0) fail_msg("no response to %s: %.*s", req, (int)len, rbuf);
+  assert_true((size_t)hl < sizeof(r->head));
+  memcpy(r->head, rbuf, (size_t)hl);
+  r->status = m.status;
+  r->body_len = head ? 0 : len - (size_t)hl;
+  if (!head && m.content_length >= 0) assert_int_equal(r->body_len, m.content_length);
+  r->body = malloc(r->body_len + 1);
+  memcpy(r->body, rbuf + hl, r->body_len);
+  r->body[r->body_len] = '\0';
+}
+
+/* One request on a fresh connection. */
+static void get(fixture *f, const char *req, resp *r) {
+  int fd = raw_connect(f->port);
+  exchange(f, fd, req, r);
+  close(fd);
+}
+
+static void done(resp *r) {
+  free(r->body);
+  r->body = NULL;
+}
+
+#define REQ(method, target, extra) method " " target " HTTP/1.1\r\nHost: t\r\n" extra "\r\n"
+
+static void expect_hdr(resp *r, const char *name, const char *want) {
+  char v[1024];
+  const char *got = hdr(r, name, v, sizeof(v));
+  if (want == NULL) {
+    if (got != NULL) fail_msg("%s: unexpected '%s'", name, got);
+  } else if (got == NULL || strcmp(got, want) != 0) {
+    fail_msg("%s: got '%s', want '%s'", name, got ? got : "(none)", want);
+  }
+}
+
+static void test_get_and_head(void **state) {
+  fixture *f = *state;
+  resp r;
+  get(f, REQ("GET", "/hello.txt", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "Hello, world\n");
+  expect_hdr(&r, "Content-Type", "text/plain; charset=utf-8");
+  expect_hdr(&r, "Content-Length", "13");
+  expect_hdr(&r, "Accept-Ranges", "bytes");
+  expect_hdr(&r, "Vary", NULL); /* no .gz sibling */
+  char etag[64], lm[64];
+  assert_non_null(hdr(&r, "ETag", etag, sizeof(etag)));
+  assert_true(etag[0] == '"');
+  assert_non_null(hdr(&r, "Last-Modified", lm, sizeof(lm)));
+  struct stat st;
+  assert_int_equal(stat(f->file, &st), 0);
+  char want[30];
+  cymg__http_format_date(st.st_mtim.tv_sec, want);
+  assert_string_equal(lm, want);
+  done(&r);
+  get(f, REQ("HEAD", "/hello.txt", ""), &r);
+  assert_int_equal(r.status, 200);
+  expect_hdr(&r, "Content-Length", "13");
+  expect_hdr(&r, "ETag", etag);
+  done(&r);
+  /* A symlink inside the root is followed. */
+  get(f, REQ("GET", "/inlink.txt", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "Hello, world\n");
+  done(&r);
+  get(f, REQ("GET", "/.well-known/acme.txt", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "token");
+  done(&r);
+  get(f, REQ("POST", "/hello.txt", "Content-Length: 0\r\n"), &r);
+  assert_int_equal(r.status, 405);
+  expect_hdr(&r, "Allow", "GET, HEAD");
+  done(&r);
+}
+
+static void test_conditional(void **state) {
+  fixture *f = *state;
+  resp r;
+  char etag[64], lm[64], req[512];
+  get(f, REQ("GET", "/hello.txt", ""), &r);
+  hdr(&r, "ETag", etag, sizeof(etag));
+  hdr(&r, "Last-Modified", lm, sizeof(lm));
+  done(&r);
+  snprintf(req, sizeof(req), REQ("GET", "/hello.txt", "If-None-Match: \"zz\", %s\r\n"), etag);
+  get(f, req, &r);
+  assert_int_equal(r.status, 304);
+  assert_int_equal(r.body_len, 0);
+  expect_hdr(&r, "ETag", etag);
+  done(&r);
+  snprintf(req, sizeof(req), REQ("GET", "/hello.txt", "If-None-Match: W/%s\r\n"), etag);
+  get(f, req, &r);
+  assert_int_equal(r.status, 304);
+  done(&r);
+  snprintf(req, sizeof(req), REQ("HEAD", "/hello.txt", "If-Modified-Since: %s\r\n"), lm);
+  get(f, req, &r);
+  assert_int_equal(r.status, 304);
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n"), &r);
+  assert_int_equal(r.status, 200);
+  done(&r);
+  /* If-None-Match decides alone when present (§13.2.2). */
+  snprintf(req, sizeof(req),
+           REQ("GET", "/hello.txt", "If-None-Match: \"other\"\r\nIf-Modified-Since: %s\r\n"), lm);
+  get(f, req, &r);
+  assert_int_equal(r.status, 200);
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "If-Match: \"nope\"\r\n"), &r);
+  assert_int_equal(r.status, 412);
+  done(&r);
+}
+
+static void test_ranges(void **state) {
+  fixture *f = *state;
+  resp r;
+  char etag[64], req[512];
+  get(f, REQ("GET", "/hello.txt", "Range: bytes=0-4\r\n"), &r);
+  assert_int_equal(r.status, 206);
+  assert_string_equal(r.body, "Hello");
+  expect_hdr(&r, "Content-Range", "bytes 0-4/13");
+  hdr(&r, "ETag", etag, sizeof(etag));
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "Range: bytes=-6\r\n"), &r);
+  assert_int_equal(r.status, 206);
+  assert_string_equal(r.body, "world\n");
+  expect_hdr(&r, "Content-Range", "bytes 7-12/13");
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "Range: bytes=7-\r\n"), &r);
+  assert_int_equal(r.status, 206);
+  assert_string_equal(r.body, "world\n");
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "Range: bytes=13-\r\n"), &r);
+  assert_int_equal(r.status, 416);
+  expect_hdr(&r, "Content-Range", "bytes */13");
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "Range: bytes=0-1,3-4\r\n"), &r);
+  assert_int_equal(r.status, 200); /* several ranges: the whole file */
+  assert_string_equal(r.body, "Hello, world\n");
+  done(&r);
+  get(f, REQ("HEAD", "/hello.txt", "Range: bytes=0-1\r\n"), &r);
+  assert_int_equal(r.status, 200); /* Range is for GET only */
+  done(&r);
+  snprintf(req, sizeof(req), REQ("GET", "/hello.txt", "Range: bytes=0-1\r\nIf-Range: %s\r\n"),
+           etag);
+  get(f, req, &r);
+  assert_int_equal(r.status, 206);
+  assert_string_equal(r.body, "He");
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "Range: bytes=0-1\r\nIf-Range: \"stale\"\r\n"), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "Hello, world\n");
+  done(&r);
+}
+
+static void test_big_file(void **state) {
+  fixture *f = *state;
+  if (!f->have_big) {
+    print_message("sparse 5 GiB file refused by the file system: skipped\n");
+    return;
+  }
+  resp r;
+  get(f, REQ("HEAD", "/big.bin", ""), &r);
+  assert_int_equal(r.status, 200);
+  expect_hdr(&r, "Content-Length", "5368709120");
+  done(&r);
+  get(f, REQ("GET", "/big.bin", "Range: bytes=4294967390-4294967405\r\n"), &r);
+  assert_int_equal(r.status, 206);
+  expect_hdr(&r, "Content-Range", "bytes 4294967390-4294967405/5368709120");
+  assert_int_equal(r.body_len, 16);
+  /* Zeros (a hole), the mark 4 GiB + 100 bytes in, zeros. */
+  assert_memory_equal(r.body, "\0\0\0\0\0\0MARK\0\0\0\0\0\0", 16);
+  done(&r);
+  get(f, REQ("GET", "/big.bin", "Range: bytes=-3\r\n"), &r);
+  assert_int_equal(r.status, 206);
+  expect_hdr(&r, "Content-Range", "bytes 5368709117-5368709119/5368709120");
+  assert_memory_equal(r.body, "\0\0\0", 3);
+  done(&r);
+  get(f, REQ("GET", "/big.bin", "Range: bytes=5368709120-\r\n"), &r);
+  assert_int_equal(r.status, 416);
+  expect_hdr(&r, "Content-Range", "bytes */5368709120");
+  done(&r);
+}
+
+static void test_traversal(void **state) {
+  fixture *f = *state;
+  static const char *const targets[] = {
+      "/../outside/secret.txt",
+      "/../../../../etc/passwd",
+      "/%2e%2e/outside/secret.txt",
+      "/%2E%2E/%2e%2e/etc/passwd",
+      "/%2E./outside/secret.txt",
+      "/..%2foutside%2fsecret.txt",
+      "/%2foutside/secret.txt",
+      "/sub%2f..%2f..%2foutside/secret.txt",
+      "/..%5coutside%5csecret.txt",
+      "/sub/%5c..%5c..%5coutside",
+      "/hello.txt%00.html",
+      "/sub/../../outside/secret.txt",
+      "/sub/inner/../../../outside/secret.txt",
+      "//etc/passwd",
+      "/escape.txt",
+      "/escdir/secret.txt",
+      "/escdir/",
+      "/.hidden",
+      "/sub/.secret",
+      "/%2ehidden",
+      "/fifo",
+      "/missing.txt",
+  };
+  for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+    char req[512];
+    snprintf(req, sizeof(req), REQ("GET", "%s", ""), targets[i]);
+    resp r;
+    get(f, req, &r);
+    if (r.status != 404) fail_msg("%s: status %d", targets[i], r.status);
+    assert_null(strstr(r.body, "SECRET"));
+    assert_null(strstr(r.body, "root:"));
+    done(&r);
+  }
+  /* A malformed escape is a bad request. */
+  resp r;
+  get(f, REQ("GET", "/a%zz", ""), &r);
+  assert_int_equal(r.status, 400);
+  done(&r);
+}
+
+static void test_folders(void **state) {
+  fixture *f = *state;
+  resp r;
+  get(f, REQ("GET", "/sub", ""), &r);
+  assert_int_equal(r.status, 301);
+  expect_hdr(&r, "Location", "/sub/");
+  done(&r);
+  get(f, REQ("GET", "/sub/inner?x=1&y", ""), &r);
+  assert_int_equal(r.status, 301);
+  expect_hdr(&r, "Location", "/sub/inner/?x=1&y");
+  done(&r);
+  /* The redirect is built from the normalised path: never off-site. */
+  get(f, REQ("GET", "//sub", ""), &r);
+  assert_int_equal(r.status, 301);
+  expect_hdr(&r, "Location", "/sub/");
+  done(&r);
+  get(f, REQ("GET", "/", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "<p>home</p>\n");
+  expect_hdr(&r, "Content-Type", "text/html; charset=utf-8");
+  done(&r);
+  get(f, REQ("GET", "/withindex/", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "<p>htm index</p>");
+  done(&r);
+  get(f, REQ("GET", "/sub/", ""), &r);
+  assert_int_equal(r.status, 403); /* no index, no listing */
+  done(&r);
+  f->opts.dir_listing = true;
+  get(f, REQ("GET", "/sub/", ""), &r);
+  assert_int_equal(r.status, 200);
+  expect_hdr(&r, "Content-Type", "text/html; charset=utf-8");
+  assert_non_null(strstr(r.body, "Index of /sub/"));
+  assert_non_null(strstr(r.body, "<a href=\"../\">../</a>"));
+  assert_non_null(strstr(r.body, "<a href=\"inner/\">inner/</a>"));
+  assert_non_null(strstr(r.body, "<a href=\"a%20b%26%3Cc%3E.txt\">a b&amp;&lt;c&gt;.txt</a>"));
+  assert_non_null(strstr(r.body, "<td>8</td>")); /* size of "odd name" */
+  assert_non_null(strstr(r.body, "x.css"));
+  assert_null(strstr(r.body, ".secret"));
+  /* Sorted: folders first, then names. */
+  char *a = strstr(r.body, "inner/"), *b = strstr(r.body, "a%20b"), *c = strstr(r.body, "x.css");
+  assert_true(a < b && b < c);
+  done(&r);
+  get(f, REQ("GET", "/", ""), &r); /* an index still wins over the listing */
+  assert_string_equal(r.body, "<p>home</p>\n");
+  done(&r);
+  f->opts.index_files = "nothing.html";
+  get(f, REQ("GET", "/", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_null(strstr(r.body, "../"));    /* the root has no parent link */
+  assert_null(strstr(r.body, "escdir")); /* links leading out are not listed */
+  assert_null(strstr(r.body, "escape.txt"));
+  assert_non_null(strstr(r.body, "inlink.txt")); /* those staying inside are */
+  done(&r);
+}
+
+static void test_gzip(void **state) {
+  fixture *f = *state;
+  resp r;
+  get(f, REQ("GET", "/app.js", "Accept-Encoding: br, gzip;q=0.8\r\n"), &r);
+  assert_int_equal(r.status, 200);
+  expect_hdr(&r, "Content-Encoding", "gzip");
+  expect_hdr(&r, "Content-Type", "text/javascript; charset=utf-8");
+  expect_hdr(&r, "Vary", "Accept-Encoding");
+  assert_memory_equal(r.body, "\x1f\x8b\x08 fake gzip bytes", 19);
+  char gz_etag[64], etag[64];
+  hdr(&r, "ETag", gz_etag, sizeof(gz_etag));
+  done(&r);
+  get(f, REQ("GET", "/app.js", ""), &r);
+  assert_int_equal(r.status, 200);
+  expect_hdr(&r, "Content-Encoding", NULL);
+  expect_hdr(&r, "Vary", "Accept-Encoding");
+  assert_string_equal(r.body, "console.log('plain');\n");
+  hdr(&r, "ETag", etag, sizeof(etag));
+  assert_string_not_equal(etag, gz_etag);
+  done(&r);
+  get(f, REQ("GET", "/app.js", "Accept-Encoding: gzip;q=0\r\n"), &r);
+  expect_hdr(&r, "Content-Encoding", NULL);
+  done(&r);
+  /* The .gz file itself is an ordinary file. */
+  get(f, REQ("GET", "/app.js.gz", "Accept-Encoding: gzip\r\n"), &r);
+  expect_hdr(&r, "Content-Type", "application/gzip");
+  expect_hdr(&r, "Content-Encoding", NULL);
+  done(&r);
+}
+
+static void test_options(void **state) {
+  fixture *f = *state;
+  resp r;
+  char p404[400];
+  sub(p404, sizeof(p404), f->base, "outside/404.html");
+  f->opts.page404 = p404;
+  f->opts.extra_headers = "X-Served-By: cymg\r\nCache-Control: max-age=60\r\n";
+  f->opts.mime_types = "foo=application/x-foo,txt=text/x-mine";
+  get(f, REQ("GET", "/nope", ""), &r);
+  assert_int_equal(r.status, 404);
+  assert_string_equal(r.body, "<h1>custom not found</h1>\n");
+  expect_hdr(&r, "Content-Type", "text/html; charset=utf-8");
+  expect_hdr(&r, "X-Served-By", "cymg");
+  done(&r);
+  get(f, REQ("GET", "/../outside/secret.txt", ""), &r);
+  assert_int_equal(r.status, 404);
+  assert_string_equal(r.body, "<h1>custom not found</h1>\n");
+  done(&r);
+  get(f, REQ("GET", "/data.foo", ""), &r);
+  expect_hdr(&r, "Content-Type", "application/x-foo");
+  expect_hdr(&r, "X-Served-By", "cymg");
+  expect_hdr(&r, "Cache-Control", "max-age=60");
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", ""), &r);
+  expect_hdr(&r, "Content-Type", "text/x-mine");
+  done(&r);
+  get(f, REQ("GET", "/file", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "Hello, world\n");
+  expect_hdr(&r, "Content-Type", "text/x-mine");
+  done(&r);
+  get(f, REQ("GET", "/file", "Range: bytes=1-2\r\n"), &r);
+  assert_int_equal(r.status, 206);
+  assert_string_equal(r.body, "el");
+  done(&r);
+  get(f, REQ("GET", "/nofile", ""), &r);
+  assert_int_equal(r.status, 404);
+  done(&r);
+}
+
+static void test_keepalive(void **state) {
+  fixture *f = *state;
+  int fd = raw_connect(f->port);
+  resp r;
+  exchange(f, fd, REQ("GET", "/hello.txt", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_false(r.closed);
+  done(&r);
+  exchange(f, fd, REQ("GET", "/sub/x.css", ""), &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "body{}");
+  expect_hdr(&r, "Content-Type", "text/css; charset=utf-8");
+  done(&r);
+  exchange(f, fd, REQ("GET", "/missing", ""), &r);
+  assert_int_equal(r.status, 404);
+  done(&r);
+  exchange(f, fd, REQ("GET", "/hello.txt", "Range: bytes=0-0\r\n"), &r);
+  assert_int_equal(r.status, 206);
+  done(&r);
+  close(fd);
+}
+
+/* ---- with curl ---- */
+
+/* Runs curl with args, polling the manager meanwhile; its stdout goes to out.
+ * Returns curl's exit status, or -1 when curl is not installed. */
+static int curl(fixture *f, char *out, size_t cap, const char *const *args) {
+  if (access("/usr/bin/curl", X_OK) != 0) return -1;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_addclose(&fa, p[0]);
+  char *argv[32];
+  int n = 0;
+  argv[n++] = (char *)"curl";
+  argv[n++] = (char *)"-s";
+  for (; *args; args++) argv[n++] = (char *)*args;
+  argv[n] = NULL;
+  pid_t pid;
+  extern char **environ;
+  assert_int_equal(posix_spawn(&pid, "/usr/bin/curl", &fa, NULL, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  size_t len = 0;
+  uint64_t start = cymg_mgr_now(f->mgr);
+  for (;;) {
+    cymg_mgr_poll(f->mgr, 2);
+    struct pollfd pfd = {p[0], POLLIN, 0};
+    if (poll(&pfd, 1, 0) > 0) {
+      ssize_t k = read(p[0], out + len, cap - len - 1);
+      if (k <= 0) break;
+      len += (size_t)k;
+    }
+    if (cymg_mgr_now(f->mgr) - start > CYMG_TEST_WAIT_MS) fail_msg("curl timed out");
+  }
+  out[len] = '\0';
+  close(p[0]);
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_curl(void **state) {
+  fixture *f = *state;
+  char url[512], out[65536];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", f->port);
+  char u[600];
+  snprintf(u, sizeof(u), "%s/hello.txt", url);
+  int rc = curl(f, out, sizeof(out), (const char *const[]){u, NULL});
+  if (rc == -1) {
+    print_message("curl not installed: skipped\n");
+    return;
+  }
+  assert_int_equal(rc, 0);
+  assert_string_equal(out, "Hello, world\n");
+  assert_int_equal(curl(f, out, sizeof(out), (const char *const[]){"-r", "7-11", u, NULL}), 0);
+  assert_string_equal(out, "world");
+  /* Both files on one connection: curl reuses it (one connect, then none). */
+  snprintf(u, sizeof(u), "%s/{hello.txt,sub/x.css}", url);
+  assert_int_equal(curl(f, out, sizeof(out), (const char *const[]){u, NULL}), 0);
+  assert_string_equal(out, "Hello, world\nbody{}");
+  assert_int_equal(curl(f, out, sizeof(out),
+                        (const char *const[]){"-o", "/dev/null", "-w", "%{num_connects}", u, NULL}),
+                   0);
+  assert_string_equal(out, "10");
+  /* -z sends If-Modified-Since with the file's own date: 304, no body. */
+  snprintf(u, sizeof(u), "%s/hello.txt", url);
+  assert_int_equal(curl(f, out, sizeof(out),
+                        (const char *const[]){"-z", f->file, "-w", "%{http_code}", u, NULL}),
+                   0);
+  assert_string_equal(out, "304");
+  static const char *const bad[] = {"/../outside/secret.txt", "/%2e%2e/outside/secret.txt",
+                                    "/sub/../../outside/secret.txt", "/escape.txt",
+                                    "/..%2foutside/secret.txt"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    snprintf(u, sizeof(u), "%s%s", url, bad[i]);
+    assert_int_equal(curl(f, out, sizeof(out),
+                          (const char *const[]){"--path-as-is", "-w", "%{http_code}", u, NULL}),
+                     0);
+    if (strstr(out, "404") == NULL || strstr(out, "SECRET")) fail_msg("%s: %s", bad[i], out);
+  }
+  snprintf(u, sizeof(u), "%s/sub", url);
+  assert_int_equal(
+      curl(f, out, sizeof(out),
+           (const char *const[]){"-L", "-w", "%{http_code} %{url_effective}", u, NULL}),
+      0);
+  assert_non_null(strstr(out, "403 "));
+  assert_non_null(strstr(out, "/sub/"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_dates),
+      cmocka_unit_test(test_etag),
+      cmocka_unit_test(test_if_none_match),
+      cmocka_unit_test(test_if_modified_since),
+      cmocka_unit_test(test_if_match),
+      cmocka_unit_test(test_if_range),
+      cmocka_unit_test(test_range),
+      cmocka_unit_test(test_accept_encoding),
+      cmocka_unit_test_setup_teardown(test_get_and_head, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_conditional, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_big_file, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_traversal, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_curl, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,196 @@
+/* cymg: the command-line face of libcymg.
+ *   cymg serve [DIR] [--listen URL]    static file server with directory listing
+ *   cymg get [-i] URL                  fetch a URL, print the body (-i: and the head)
+ *   cymg --help | --version */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cymg/cymg.h>
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: cymg COMMAND [ARGS]\n"
+          "\n"
+          "commands:\n"
+          "  serve [DIR] [--listen URL]  serve DIR (default .) over HTTP, listing folders;\n"
+          "                              URL defaults to http://127.0.0.1:8000\n"
+          "  get [-i] URL                fetch URL and print the body (-i: the head too);\n"
+          "                              exits non-zero on errors and on status >= 400\n"
+          "  --help                      this text\n"
+          "  --version                   the libcymg version\n");
+}
+
+/* ---- serve ---- */
+
+typedef struct {
+  cymg_http_serve_opts opts;
+} serve_ctx;
+
+static void serve_fn(cymg_conn *c, int ev, void *ev_data) {
+  serve_ctx *ctx = cymg_conn_userdata(c);
+  if (ev != CYMG_EV_HTTP_MSG) return;
+  cymg_http_msg *m = ev_data;
+  cymg_http_serve_dir(c, m, &ctx->opts);
+  /* One line per request: when, who, what, the answer. */
+  char who[64], when[32];
+  time_t now = time(NULL);
+  struct tm tm;
+  strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+  cymg_addr_str(cymg_conn_remote(c), true, who, sizeof(who));
+  printf("%s %s \"%.*s %.*s%s%.*s\" %d\n", when, who, (int) m->method.len, m->method.buf,
+         (int) m->uri.len, m->uri.buf, m->query.len ? "?" : "", (int) m->query.len, m->query.buf,
+         cymg_http_reply_status(c));
+  fflush(stdout);
+}
+
+static int cmd_serve(int argc, char **argv) {
+  const char *dir = ".", *url = "http://127.0.0.1:8000";
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+      url = argv[++i];
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (argv[i][0] == '-') {
+      fprintf(stderr, "cymg serve: unknown option '%s'\n", argv[i]);
+      return 2;
+    } else {
+      dir = argv[i];
+    }
+  }
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "cymg serve: '%s' is not a folder\n", dir);
+    return 1;
+  }
+  serve_ctx ctx = {.opts = {.root_dir = dir, .dir_listing = true}};
+  cymg_mgr *mgr;
+  cymg_conn *lsn;
+  int rc = cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO);
+  if (rc < 0) {
+    fprintf(stderr, "cymg serve: %s\n", cymg_strerror(rc));
+    return 1;
+  }
+  if (cymg_http_listen(mgr, url, serve_fn, &ctx, &lsn) != 0) {
+    fprintf(stderr, "cymg serve: %s\n", cymg_mgr_errmsg(mgr));
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  char a[64];
+  cymg_addr_str(cymg_conn_local(lsn), true, a, sizeof(a));
+  printf("cymg %s serving %s at http://%s/ (Ctrl-C stops)\n", cymg_version(), dir, a);
+  fflush(stdout);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  while (!stop_signal) cymg_mgr_poll(mgr, 1000);
+  cymg_mgr_free(mgr);
+  return 0;
+}
+
+/* ---- get ---- */
+
+typedef struct {
+  bool show_head, done;
+  int status;
+  char err[256];
+} get_ctx;
+
+static void get_fn(cymg_conn *c, int ev, void *ev_data) {
+  get_ctx *ctx = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_HTTP_HDRS) {
+    cymg_http_msg *m = ev_data;
+    ctx->status = m->status;
+    if (ctx->show_head) fwrite(m->head.buf, 1, m->head.len, stdout);
+    cymg_http_stream_body(c); /* any size: written out as it arrives */
+  } else if (ev == CYMG_EV_READ) {
+    cymg_str d = cymg_conn_recv_data(c);
+    fwrite(d.buf, 1, *(size_t *) ev_data, stdout);
+  } else if (ev == CYMG_EV_HTTP_MSG) {
+    ctx->done = true;
+    cymg_close(c);
+  } else if (ev == CYMG_EV_ERROR) {
+    snprintf(ctx->err, sizeof(ctx->err), "%s", (const char *) ev_data);
+  } else if (ev == CYMG_EV_CLOSE && !ctx->done && ctx->err[0] == '\0') {
+    snprintf(ctx->err, sizeof(ctx->err), "connection closed before a response");
+  }
+}
+
+static int cmd_get(int argc, char **argv) {
+  get_ctx ctx = {0};
+  const char *url = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "-i") == 0) {
+      ctx.show_head = true;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (argv[i][0] == '-') {
+      fprintf(stderr, "cymg get: unknown option '%s'\n", argv[i]);
+      return 2;
+    } else {
+      url = argv[i];
+    }
+  }
+  if (url == NULL) {
+    fprintf(stderr, "cymg get: a URL is needed (cymg get http://host:port/path)\n");
+    return 2;
+  }
+  cymg_mgr *mgr;
+  cymg_conn *c;
+  if (cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO) < 0) return 1;
+  if (cymg_http_connect(mgr, url, get_fn, &ctx, &c) != 0) {
+    fprintf(stderr, "cymg get: %s\n", cymg_mgr_errmsg(mgr));
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  cymg_str uri = cymg_url_uri(cymg_str_c(url));
+  char path[4096];
+  snprintf(path, sizeof(path), "%s%.*s", uri.len && uri.buf[0] != '/' ? "/" : "", (int) uri.len,
+           uri.buf);
+  char *hash = strchr(path, '#'); /* the fragment stays with the client */
+  if (hash) *hash = '\0';
+  int rc = cymg_http_request(c, "GET", path, "Accept: */*\r\nUser-Agent: cymg\r\n", NULL, 0);
+  if (rc < 0) {
+    fprintf(stderr, "cymg get: %s\n", cymg_strerror(rc));
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  signal(SIGINT, on_signal);
+  while (!ctx.done && ctx.err[0] == '\0' && !stop_signal) cymg_mgr_poll(mgr, 1000);
+  cymg_mgr_free(mgr);
+  fflush(stdout);
+  if (ctx.err[0]) {
+    fprintf(stderr, "cymg get: %s: %s\n", url, ctx.err);
+    return 1;
+  }
+  if (ctx.status >= 400) {
+    fprintf(stderr, "cymg get: %s: HTTP %d %s\n", url, ctx.status,
+            cymg_http_status_reason(ctx.status));
+    return 1;
+  }
+  return stop_signal ? 130 : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("cymg %s\n", cymg_version());
+    return 0;
+  }
+  if (strcmp(argv[1], "serve") == 0) return cmd_serve(argc - 2, argv + 2);
+  if (strcmp(argv[1], "get") == 0) return cmd_get(argc - 2, argv + 2);
+  fprintf(stderr, "cymg: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -2,8 +2,9 @@
 # HTTP server: libcymg (hello_cymg.c) against nginx-light in the same run, so both
 # see the same machine and the same load. wrk on 127.0.0.1 drives both: 50
 # keep-alive connections, then 50 connections that each carry one request
-# (Connection: close); later a 1 MiB static file. Prints a markdown table and the
-# command lines used.
+# (Connection: close), then a 1 MiB static file over 50 keep-alive connections
+# (cymg_http_serve_dir against nginx's root + sendfile). Prints markdown tables
+# and the command lines used.
 #
 # Knobs (environment): RUNS (7) runs of SECS (2) seconds per configuration,
 # interleaved, median reported; CONNS (50) wrk connections; QUIET_PCT (10);
@@ -67,10 +68,17 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   cli_pin=(taskset -c "$CLIENT_CPU")
 fi
 
+# The static file, readable by nginx's worker when it runs as nobody.
+chmod 755 "$work"
+mkdir -p "$work/www/static"
+head -c 1048576 /dev/urandom >"$work/www/static/1m.bin"
+chmod -R a+rX "$work/www"
+STATIC=/static/1m.bin
+
 # ---- the servers: started once, both pinned to the server CPU; the one not
 # under test sleeps in epoll_wait. ----
 commands=()
-scmd=("${srv_pin[@]}" "$bin/hello_cymg" 0)
+scmd=("${srv_pin[@]}" "$bin/hello_cymg" 0 "$work/www")
 "${scmd[@]}" >"$work/cymg.out" 2>"$work/cymg.err" &
 cymg_pid=$!
 commands+=("${scmd[*]}")
@@ -87,7 +95,6 @@ done
 nginx_port= nginx_worker= ngx_cmd=()
 start_nginx() {
   [ -x "$NGINX" ] || return 1
-  chmod 755 "$work"
   mkdir -p "$work/nginx"
   local port
   for _ in 1 2 3 4 5; do
@@ -113,7 +120,7 @@ http {
     listen 127.0.0.1:$port;
     default_type text/plain;
     location / { return 200 "hello"; }
-    location /static/ { root $work; }
+    location /static/ { root $work/www; }
   }
 }
 EOF
@@ -141,10 +148,13 @@ EOF
 have_nginx=true
 start_nginx || have_nginx=false
 
-# The response must be what we think it is before anything is timed.
+# The responses must be what we think they are before anything is timed.
+want_sum=$(cksum <"$work/www/static/1m.bin")
 for p in "$cymg_port" ${nginx_port:+"$nginx_port"}; do
   body=$(curl -fs "http://127.0.0.1:$p/" || true)
   [ "$body" = hello ] || { echo "server on port $p answered '$body'" >&2; exit 1; }
+  sum=$(curl -fs "http://127.0.0.1:$p$STATIC" | cksum || true)
+  [ "$sum" = "$want_sum" ] || { echo "server on port $p sent another $STATIC" >&2; exit 1; }
 done
 
 # ---- measuring ----
@@ -165,11 +175,13 @@ child_ticks() {
 to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /us$/) n *= 1;
   else if (v ~ /s$/) n *= 1000000; printf "%d\n", n }'; }
 
-# name|server|mode ; mode: ka (keep-alive) or close (Connection: close)
-configs=("libcymg, keep-alive|cymg|ka")
-$have_nginx && configs+=("nginx, keep-alive|nginx|ka")
-configs+=("libcymg, connection per request|cymg|close")
-$have_nginx && configs+=("nginx, connection per request|nginx|close")
+# name|server|mode|path ; mode: ka (keep-alive) or close (Connection: close)
+configs=("libcymg, keep-alive|cymg|ka|/")
+$have_nginx && configs+=("nginx, keep-alive|nginx|ka|/")
+configs+=("libcymg, connection per request|cymg|close|/")
+$have_nginx && configs+=("nginx, connection per request|nginx|close|/")
+configs+=("libcymg, static 1 MiB, keep-alive|cymg|ka|$STATIC")
+$have_nginx && configs+=("nginx, static 1 MiB, keep-alive|nginx|ka|$STATIC")
 
 port_of() { if [ "$1" = cymg ]; then echo "$cymg_port"; else echo "$nginx_port"; fi; }
 pid_of() { if [ "$1" = cymg ]; then echo "$cymg_pid"; else echo "$nginx_worker"; fi; }
@@ -225,8 +237,8 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # lands on every configuration instead of on one.
 for ((r = 1; r <= RUNS; r++)); do
   for i in "${!configs[@]}"; do
-    IFS='|' read -r _ s m <<<"${configs[$i]}"
-    measure "$i" "$s" "$m" /
+    IFS='|' read -r _ s m path <<<"${configs[$i]}"
+    measure "$i" "$s" "$m" "$path"
   done
 done
 
@@ -243,8 +255,8 @@ else
   count_with=none
 fi
 # Columns: read+recvfrom, write+writev+sendto, sendfile, epoll_wait, epoll_ctl,
-# accept4, close, all.
-sys_names=(recvfrom read sendto write writev sendfile64 epoll_wait epoll_ctl accept4 close)
+# accept4, openat, close, all.
+sys_names=(recvfrom read sendto write writev sendfile64 epoll_wait epoll_ctl accept4 openat close)
 count_syscalls() { # i server mode path
   local i=$1 server=$2 mode=$3 path=$4 pid out="$work/count.$1"
   pid=$(pid_of "$server")
@@ -273,13 +285,14 @@ count_syscalls() { # i server mode path
   esac
   awk -v n="${reqs:-0}" '{ c[$1] = $2 + 0 } END {
       if (!n) { print "n/a"; exit }
-      printf "%.2f, %.2f, %.2f, %.2f, %.2f, %.2f; %.2f\n", (c["recvfrom"] + c["read"]) / n,
-        (c["sendto"] + c["write"] + c["writev"]) / n, c["epoll_wait"] / n, c["epoll_ctl"] / n,
-        c["accept4"] / n, c["close"] / n, c["total"] / n }' <<<"$counts" >"$work/sys.$i"
+      printf "%.2f, %.2f, %.2f, %.2f, %.2f, %.2f, %.2f, %.2f; %.2f\n", (c["recvfrom"] + c["read"]) / n,
+        (c["sendto"] + c["write"] + c["writev"]) / n, c["sendfile64"] / n, c["epoll_wait"] / n,
+        c["epoll_ctl"] / n, c["accept4"] / n, c["openat"] / n, c["close"] / n, c["total"] / n }' \
+    <<<"$counts" >"$work/sys.$i"
 }
 for i in "${!configs[@]}"; do
-  IFS='|' read -r _ s m <<<"${configs[$i]}"
-  count_syscalls "$i" "$s" "$m" /
+  IFS='|' read -r _ s m path <<<"${configs[$i]}"
+  count_syscalls "$i" "$s" "$m" "$path"
 done
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -302,38 +315,56 @@ stats() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a && b) printf "%.2f", a / b; else printf "n/a" }'; }
 
-echo "### http: libcymg vs nginx-light, \"hello\" (5-byte body), wrk -c$CONNS, 127.0.0.1"
+declare -A MED QMED BEST CPU
+for i in "${!configs[@]}"; do
+  IFS='|' read -r _ s m path <<<"${configs[$i]}"
+  read -r med best qmed _ _ cpu _ <<<"$(stats "$i")"
+  MED[$s.$m.$path]=$med QMED[$s.$m.$path]=$qmed BEST[$s.$m.$path]=$best CPU[$s.$m.$path]=$cpu
+done
+# table KIND: the rows of one table; static rows show MB/s (10^6 bytes of body).
+table() {
+  local kind=$1 unit="req/s" scale=1
+  if [ "$kind" = static ]; then unit="MB/s" scale=1.048576; fi
+  echo "| configuration | $unit (median) | quiet runs: median (n) | best | cymg/nginx: median, quiet, best | cymg/nginx: requests per server CPU-second | p99 latency | server CPU µs/req | CPU busy: server, wrk | syscalls/req: recv, send, sendfile, epoll_wait, epoll_ctl, accept4, openat, close; all |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  for i in "${!configs[@]}"; do
+    IFS='|' read -r name s m path <<<"${configs[$i]}"
+    if [ "$kind" = static ] && [ "$path" != "$STATIC" ]; then continue; fi
+    if [ "$kind" != static ] && [ "$path" = "$STATIC" ]; then continue; fi
+    read -r med best qmed nq p99 cpu errs spct wpct <<<"$(stats "$i")"
+    sc() { awk -v v="$1" -v k="$scale" 'BEGIN { printf (k == 1 ? "%d" : "%.0f"), v * k }'; }
+    qcell="n/a (0)"
+    [ "$nq" -gt 0 ] && qcell="$(sc "$qmed") ($nq)"
+    rcell="" ecell=""
+    if [ "$s" = cymg ] && $have_nginx; then
+      local k="nginx.$m.$path"
+      rcell="$(ratio "$med" "${MED[$k]}"), $(ratio "$qmed" "${QMED[$k]}"), $(ratio "$best" "${BEST[$k]}")"
+      ecell=$(ratio "${CPU[$k]}" "$cpu")
+    fi
+    [ "$errs" -gt 0 ] && name="$name ($errs errors)"
+    p99c=$(awk -v u="$p99" 'BEGIN { if (u >= 1000) printf "%.2f ms", u / 1000; else printf "%d µs", u }')
+    cpuc=$(awk -v c="$cpu" 'BEGIN { printf "%.2f", c / 1000 }')
+    echo "| $name | $(sc "$med") | $qcell | $(sc "$best") | $rcell | $ecell | $p99c | $cpuc | $spct%, $wpct% | $(cat "$work/sys.$i") |"
+  done
+}
+
+echo "### http: libcymg vs nginx-light, wrk -t1 -c$CONNS, 127.0.0.1"
 echo
 echo "$RUNS runs of ${SECS}s per configuration, interleaved; servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU."
 echo "Load average before: $load_before, after: $load_after. Build: $build_type. nginx: $($have_nginx && "$NGINX" -v 2>&1 | sed 's/.*: //' || echo 'not installed')."
 echo
-echo "| configuration | req/s (median) | quiet runs: median (n) | best | ratio cymg/nginx (median, quiet, best) | p99 latency | server CPU µs/req | CPU busy: server, wrk | syscalls/req: recv, send, epoll_wait, epoll_ctl, accept4, close; all |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
-declare -A M Q B
-for i in "${!configs[@]}"; do
-  IFS='|' read -r _ s m <<<"${configs[$i]}"
-  read -r med best qmed nq _ <<<"$(stats "$i")"
-  M[$s.$m]=$med Q[$s.$m]=$qmed B[$s.$m]=$best
-done
-for i in "${!configs[@]}"; do
-  IFS='|' read -r name s m <<<"${configs[$i]}"
-  read -r med best qmed nq p99 cpu errs spct wpct <<<"$(stats "$i")"
-  qcell="n/a (0)"
-  [ "$nq" -gt 0 ] && qcell="$qmed ($nq)"
-  rcell=""
-  if [ "$s" = cymg ] && $have_nginx; then
-    rcell="$(ratio "$med" "${M[nginx.$m]}"), $(ratio "$qmed" "${Q[nginx.$m]}"), $(ratio "$best" "${B[nginx.$m]}")"
-  fi
-  [ "$errs" -gt 0 ] && name="$name ($errs errors)"
-  p99c=$(awk -v u="$p99" 'BEGIN { if (u >= 1000) printf "%.2f ms", u / 1000; else printf "%d µs", u }')
-  cpuc=$(awk -v c="$cpu" 'BEGIN { printf "%.2f", c / 1000 }')
-  echo "| $name | $med | $qcell | $best | $rcell | $p99c | $cpuc | $spct%, $wpct% | $(cat "$work/sys.$i") |"
-done
+echo "\"hello\": a 5-byte text/plain body."
+echo
+table hello
+echo
+echo "Static: one 1 MiB file, $CONNS keep-alive connections (libcymg: cymg_http_serve_dir; nginx: root, sendfile on)."
+echo
+table static
 echo
 echo "Each run, req/s with the share of a CPU (%) other programs used meanwhile:"
 echo
 for i in "${!configs[@]}"; do
-  IFS='|' read -r name _ _ <<<"${configs[$i]}"
+  IFS='|' read -r name _ _ _ <<<"${configs[$i]}"
   echo "- $name: $(awk '{ printf "%s%s (%s%%)", (NR > 1 ? ", " : ""), $1, $4 }' "$work/res.$i")"
 done
 echo
@@ -342,10 +373,12 @@ echo "(machine busy time from /proc/stat minus the server's and wrk's own time).
 echo "(wrk --latency) and server CPU µs/req (user + system from /proc/PID/stat; for"
 echo "nginx the worker) are medians over the quiet runs, or all runs if none was quiet;"
 echo "so is CPU busy, the share of one CPU the server and wrk used: a side near 100%"
-echo "is the bottleneck."
-echo "Syscalls: the server process under $count_with (attached by pid) for one more"
-echo "${SECS}s wrk session per configuration, divided by the requests wrk completed;"
-echo "recv = read + recvfrom, send = write + writev + sendto."
+echo "is the bottleneck. When wrk is, the throughput ratio says little about the"
+echo "servers, and requests per server CPU-second (the inverse ratio of CPU µs/req)"
+echo "is the comparison to read. Syscalls: the server process under $count_with"
+echo "(attached by pid) for one more ${SECS}s wrk session per configuration, divided"
+echo "by the requests wrk completed; recv = read + recvfrom, send = write + writev +"
+echo "sendto; \"all\" counts every system call."
 echo
 echo "Command lines (ports chosen at run time):"
 echo

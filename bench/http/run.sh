@@ -6,8 +6,9 @@
 # (cymg_http_serve_dir against nginx's root + sendfile). Prints markdown tables
 # and the command lines used.
 #
-# Knobs (environment): RUNS (7) runs of SECS (2) seconds per configuration,
-# interleaved, median reported; CONNS (50) wrk connections; QUIET_PCT (10);
+# Knobs (environment): RUNS (11) runs of SECS (1) seconds per configuration,
+# interleaved, median reported; COUNT_SECS (2) for the syscall-count session;
+# CONNS (50) wrk connections; QUIET_PCT (10);
 # SERVER_CPU (0) and CLIENT_CPU (1) for taskset; BUILD (build) the CMake tree;
 # COUNT_WITH (perf, strace or none; default: perf if it can, else strace);
 # NGINX (nginx binary; the nginx rows are skipped when it is missing).
@@ -16,8 +17,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-$root/build}
-RUNS=${RUNS:-7}
-SECS=${SECS:-2}
+# Many short runs rather than a few long ones: load on a shared machine comes in
+# bursts, and short runs are more likely to fall between them.
+RUNS=${RUNS:-11}
+SECS=${SECS:-1}
+COUNT_SECS=${COUNT_SECS:-2}
 CONNS=${CONNS:-50}
 QUIET_PCT=${QUIET_PCT:-10}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -185,20 +189,20 @@ $have_nginx && configs+=("nginx, static 1 MiB, keep-alive|nginx|ka|$STATIC")
 
 port_of() { if [ "$1" = cymg ]; then echo "$cymg_port"; else echo "$nginx_port"; fi; }
 pid_of() { if [ "$1" = cymg ]; then echo "$cymg_pid"; else echo "$nginx_worker"; fi; }
-wrk_args() { # mode path
-  local a=(-t1 -c"$CONNS" -d"${SECS}s" --latency)
+wrk_args() { # mode [seconds]
+  local a=(-t1 -c"$CONNS" -d"${2:-$SECS}s" --latency)
   [ "$1" = close ] && a+=(-H 'Connection: close')
   printf '%s\n' "${a[@]}"
 }
 
-# run_wrk SERVER MODE PATH OUT: one wrk session against SERVER.
+# run_wrk SERVER MODE PATH OUT [SECONDS]: one wrk session against SERVER.
 run_wrk() {
   local server=$1 mode=$2 path=$3 out=$4
   local args
-  mapfile -t args < <(wrk_args "$mode")
+  mapfile -t args < <(wrk_args "$mode" "${5:-$SECS}")
   local wcmd=("${cli_pin[@]}" wrk "${args[@]}" "http://127.0.0.1:$(port_of "$server")$path")
   commands+=("$(printf '%q ' "${wcmd[@]}")")
-  timeout $((SECS + 30)) "${wcmd[@]}" >"$out" 2>&1
+  timeout $((${5:-$SECS} + 30)) "${wcmd[@]}" >"$out" 2>&1
 }
 
 # One timed session; appends "rate p99_us cpu_ns_per_req others_pct errors
@@ -211,7 +215,10 @@ measure() {
   s0=$(cpu_ticks "$pid")
   b0=$(busy_ticks)
   times >"$work/times.0"
+  local t0 t1
+  t0=$(date +%s%N)
   run_wrk "$server" "$mode" "$path" "$work/wrk.out" || true
+  t1=$(date +%s%N)
   times >"$work/times.1"
   b1=$(busy_ticks)
   s1=$(cpu_ticks "$pid")
@@ -224,7 +231,7 @@ measure() {
   # Errors: non-2xx answers and socket errors (connect, read, write, timeout).
   errs=$(awk '/Non-2xx/ { e += $NF } /Socket errors/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 } END { print e + 0 }' "$work/wrk.out")
   awk -v rate="${rate:-0}" -v reqs="${reqs:-0}" -v p99="$p99" -v errs="$errs" -v hz="$HZ" \
-    -v s="$((s1 - s0))" -v b="$((b1 - b0))" -v w="$((w1 - w0))" -v secs="$SECS" 'BEGIN {
+    -v s="$((s1 - s0))" -v b="$((b1 - b0))" -v w="$((w1 - w0))" -v secs="$(((t1 - t0) / 1000000))e-3" 'BEGIN {
       o = (b - s - w) * 100 / (secs * hz); if (o < 0) o = 0
       printf "%d %d %d %d %d %d %d\n", rate, p99, reqs ? s * 1e9 / hz / reqs : 0, o, errs,
         s * 100 / (secs * hz), w * 100 / (secs * hz) }' >>"$work/res.$i"
@@ -272,7 +279,7 @@ count_syscalls() { # i server mode path
   esac
   perf_pid=$!
   sleep 0.5 # attached before the first request
-  run_wrk "$server" "$mode" "$path" "$work/wrk.count" || true
+  run_wrk "$server" "$mode" "$path" "$work/wrk.count" "$COUNT_SECS" || true
   kill -INT "$perf_pid" 2>/dev/null || true
   wait "$perf_pid" 2>/dev/null || true
   perf_pid=
@@ -376,7 +383,7 @@ echo "so is CPU busy, the share of one CPU the server and wrk used: a side near 
 echo "is the bottleneck. When wrk is, the throughput ratio says little about the"
 echo "servers, and requests per server CPU-second (the inverse ratio of CPU µs/req)"
 echo "is the comparison to read. Syscalls: the server process under $count_with"
-echo "(attached by pid) for one more ${SECS}s wrk session per configuration, divided"
+echo "(attached by pid) for one more ${COUNT_SECS}s wrk session per configuration, divided"
 echo "by the requests wrk completed; recv = read + recvfrom, send = write + writev +"
 echo "sendto; \"all\" counts every system call."
 echo

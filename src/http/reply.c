@@ -25,44 +25,93 @@ static const char *date_line(cymg_mgr *mgr) {
   return mgr->http_date;
 }
 
-/* The handler may end the connection itself by saying so in its headers. */
+/* The handler may end the connection itself by saying so in its headers: a line
+ * "Connection: close", any case. Checked line by line; strcasestr cost more than
+ * the rest of a small reply's formatting. */
 static bool says_close(const char *headers) {
-  for (const char *p = headers; p && (p = strcasestr(p, "connection:")) != NULL; p += 11) {
-    if (p != headers && p[-1] != '\n') continue;
-    const char *v = p + 11;
-    while (*v == ' ' || *v == '\t') v++;
-    if (strncasecmp(v, "close", 5) == 0) return true;
+  for (const char *p = headers; p && *p;) {
+    if (strncasecmp(p, "connection:", 11) == 0) {
+      const char *v = p + 11;
+      while (*v == ' ' || *v == '\t') v++;
+      if (strncasecmp(v, "close", 5) == 0) return true;
+    }
+    p = strchr(p, '\n');
+    if (p) p++;
   }
   return false;
 }
 
-/* Writes status line, Date, framing, Connection and the caller's headers into b.
+static char *put(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+
+static char *put_u64(char *p, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char) ('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *p++ = tmp[--n];
+  return p;
+}
+
+/* Sends status line, Date, framing, Connection, the caller's headers and len
+ * bytes of body with one cymg_send: one system call for a small reply.
  * content_length: >= 0 for a sized body, -1 for chunked, -2 for a body that ends
- * with the connection. */
-static int format_head(cymg_conn *c, cymg__http *h, cymg_buf *b, int status, const char *headers,
-                       int64_t content_length) {
+ * with the connection. This runs for every request, so the head is put together
+ * by hand in a stack buffer (no printf, no allocation) when it fits. */
+static int send_head(cymg_conn *c, cymg__http *h, int status, const char *headers,
+                     int64_t content_length, const void *body, size_t len) {
   if (status < 100 || status > 999) return CYMG_EINVAL;
-  if (says_close(headers)) h->req_keepalive = false;
+  bool close_said = says_close(headers);
+  if (close_said) h->req_keepalive = false;
   h->last_status = status;
   const char *reason = cymg_http_status_reason(status);
-  int rc = cymg_buf_printf(b, "HTTP/1.1 %d %s\r\n%s", status, *reason ? reason : "Status",
-                           date_line(c->mgr));
+  if (*reason == '\0') reason = "Status";
+  const char *date = date_line(c->mgr);
+  const char *conn = NULL;
+  if (!h->req_keepalive || content_length == -2) {
+    if (!close_said) conn = "Connection: close\r\n";
+  } else if (h->req_http10) {
+    conn = "Connection: keep-alive\r\n";
+  }
+  static const char cl[] = "Content-Length: ", te[] = "Transfer-Encoding: chunked\r\n";
+  size_t rlen = strlen(reason), dlen = strlen(date), clen = conn ? strlen(conn) : 0;
+  size_t hlen = headers ? strlen(headers) : 0;
+  /* An upper bound: Content-Length is counted with 20 digits. */
+  size_t head = sizeof("HTTP/1.1 200 \r\n") - 1 + rlen + dlen + (sizeof(cl) - 1 + 20 + 2) +
+                (sizeof(te) - 1) + clen + hlen + 2;
+  if (len > SIZE_MAX - head) return CYMG_ELIMIT;
+  char stack[2048];
+  char *out = head + len <= sizeof(stack) ? stack : malloc(head + len);
+  if (out == NULL) return CYMG_ENOMEM;
+  char *p = put(out, "HTTP/1.1 ", 9);
+  *p++ = (char) ('0' + status / 100);
+  *p++ = (char) ('0' + status / 10 % 10);
+  *p++ = (char) ('0' + status % 10);
+  *p++ = ' ';
+  p = put(p, reason, rlen);
+  p = put(p, "\r\n", 2);
+  p = put(p, date, dlen);
   /* 1xx and 204 must not carry Content-Length, and a 304 may carry only the
    * length of the 200 it stands for, which we do not know (RFC 9110 §8.6). */
   bool no_content = status < 200 || status == 204 || status == 304;
-  if (rc >= 0 && content_length >= 0 && !no_content) {
-    rc = cymg_buf_printf(b, "Content-Length: %lld\r\n", (long long) content_length);
-  } else if (rc >= 0 && content_length == -1) {
-    rc = cymg_buf_printf(b, "Transfer-Encoding: chunked\r\n");
+  if (content_length >= 0 && !no_content) {
+    p = put(p, cl, sizeof(cl) - 1);
+    p = put_u64(p, (uint64_t) content_length);
+    p = put(p, "\r\n", 2);
+  } else if (content_length == -1) {
+    p = put(p, te, sizeof(te) - 1);
   }
-  if (rc >= 0 && (!h->req_keepalive || content_length == -2)) {
-    if (!says_close(headers)) rc = cymg_buf_printf(b, "Connection: close\r\n");
-  } else if (rc >= 0 && h->req_http10) {
-    rc = cymg_buf_printf(b, "Connection: keep-alive\r\n");
-  }
-  if (rc >= 0 && headers) rc = cymg_buf_append(b, headers, strlen(headers));
-  if (rc >= 0) rc = cymg_buf_append(b, "\r\n", 2);
-  return rc < 0 ? rc : 0;
+  if (conn) p = put(p, conn, clen);
+  if (hlen) p = put(p, headers, hlen);
+  p = put(p, "\r\n", 2);
+  if (len) p = put(p, body, len);
+  int rc = cymg_send(c, out, (size_t) (p - out));
+  if (out != stack) free(out);
+  return rc;
 }
 
 static cymg__http *server_state(cymg_conn *c) {
@@ -77,16 +126,11 @@ static void replied(cymg_conn *c, cymg__http *h) {
   if (h->phase == HTTP_WAIT_REPLY) cymg__conn_defer(c, CYMG__P_RESUME);
 }
 
-/* Sends head and body with one cymg_send: one system call for a small reply. */
 static int send_reply(cymg_conn *c, cymg__http *h, int status, const char *headers,
                       const void *body, size_t len) {
-  cymg_buf b;
-  cymg_buf_init(&b);
-  int rc = format_head(c, h, &b, status, headers, (int64_t) len);
+  /* Replies to HEAD, 1xx, 204 and 304 have no body, whatever len says. */
   bool no_body = h->req_head || status < 200 || status == 204 || status == 304;
-  if (rc == 0 && !no_body && len) rc = cymg_buf_append(&b, body, len);
-  if (rc == 0) rc = cymg_send(c, b.buf, b.len);
-  cymg_buf_free(&b);
+  int rc = send_head(c, h, status, headers, (int64_t) len, body, no_body ? 0 : len);
   if (rc == 0) replied(c, h);
   return rc;
 }
@@ -103,31 +147,32 @@ int cymg_http_reply_data(cymg_conn *c, int status, const char *headers, const vo
 int cymg_http_reply(cymg_conn *c, int status, const char *headers, const char *fmt, ...) {
   cymg__http *h = server_state(c);
   if (h == NULL) return CYMG_ESTATE;
-  cymg_buf body;
-  cymg_buf_init(&body);
-  int rc = 0;
-  if (fmt) {
-    va_list ap;
-    va_start(ap, fmt);
-    rc = cymg_buf_vprintf(&body, fmt, ap);
-    va_end(ap);
-  }
-  if (rc >= 0) rc = cymg_http_reply_data(c, status, headers, body.buf, body.len);
-  cymg_buf_free(&body);
-  return rc < 0 ? rc : 0;
+  if (fmt == NULL) return cymg_http_reply_data(c, status, headers, NULL, 0);
+  /* Most bodies are short: formatted on the stack, on the heap only when larger. */
+  char small[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(small, sizeof(small), fmt, ap);
+  va_end(ap);
+  if (n < 0) return CYMG_EINVAL;
+  if ((size_t) n < sizeof(small)) return cymg_http_reply_data(c, status, headers, small, (size_t) n);
+  char *big = malloc((size_t) n + 1);
+  if (big == NULL) return CYMG_ENOMEM;
+  va_start(ap, fmt);
+  vsnprintf(big, (size_t) n + 1, fmt, ap);
+  va_end(ap);
+  int rc = cymg_http_reply_data(c, status, headers, big, (size_t) n);
+  free(big);
+  return rc;
 }
 
 int cymg_http_reply_start(cymg_conn *c, int status, const char *headers) {
   cymg__http *h = server_state(c);
   if (h == NULL) return CYMG_ESTATE;
   if (h->resp_chunked || h->file_fd >= 0) return CYMG_ESTATE;
-  cymg_buf b;
-  cymg_buf_init(&b);
   /* HTTP/1.0 has no chunked coding: the body ends when the connection does. */
   h->resp_close = h->req_http10;
-  int rc = format_head(c, h, &b, status, headers, h->req_http10 ? -2 : -1);
-  if (rc == 0) rc = cymg_send(c, b.buf, b.len);
-  cymg_buf_free(&b);
+  int rc = send_head(c, h, status, headers, h->req_http10 ? -2 : -1, NULL, 0);
   if (rc == 0) {
     h->resp_chunked = !h->req_head;
     if (h->req_head) replied(c, h);
@@ -250,11 +295,7 @@ int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd,
     close(fd);
     return CYMG_ESTATE;
   }
-  cymg_buf b;
-  cymg_buf_init(&b);
-  int rc = format_head(c, h, &b, status, headers, (int64_t) len);
-  if (rc == 0) rc = cymg_send(c, b.buf, b.len);
-  cymg_buf_free(&b);
+  int rc = send_head(c, h, status, headers, (int64_t) len, NULL, 0);
   if (rc < 0 || h->req_head || len == 0) {
     close(fd);
     if (rc == 0) replied(c, h);

@@ -34,7 +34,11 @@ static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_s
   h->file_fd = -1;
   h->phase = HTTP_HEAD;
   if (!(c->flags & CYMG__F_LISTENING)) {
-    h->hdrs = calloc(conf->max_headers ? conf->max_headers : 1, sizeof(*h->hdrs));
+    /* Not zeroed: the parser writes entries before anyone reads them, and
+     * clearing 100 of them was a third of the user-space instructions of a
+     * connection that carries one request. */
+    size_t n = conf->max_headers ? conf->max_headers : 1;
+    h->hdrs = n <= SIZE_MAX / sizeof(*h->hdrs) ? malloc(n * sizeof(*h->hdrs)) : NULL;
     if (h->hdrs == NULL) {
       free(h);
       return NULL;

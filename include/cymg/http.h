@@ -266,7 +266,8 @@ CYMG_API int cymg_http_attach(cymg_conn *c, bool is_server);
 
 /* Limits, set on a listener (inherited by accepted connections) or a connection.
  * Zero keeps the current value. Defaults: head 16 KiB (431 beyond), 100 header
- * fields (431), body 8 MiB when buffered (413). */
+ * fields (431; at most 1,048,576), body 8 MiB when buffered (413). Returns 0,
+ * CYMG_ESTATE (no HTTP layer, or a message is being read), CYMG_EINVAL, CYMG_ENOMEM. */
 CYMG_API int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers,
                                   uint64_t max_body);
 /* Timeouts in ms (0 keeps the current value; UINT32_MAX disables). head_ms: from

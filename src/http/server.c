@@ -82,6 +82,8 @@ int cymg_http_attach(cymg_conn *c, bool is_server) {
 int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers, uint64_t max_body) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
   if (h == NULL) return CYMG_ESTATE;
+  /* Accepted connections allocate this many entries: refuse what cannot be. */
+  if (max_headers > (1u << 20)) return CYMG_EINVAL;
   if (max_headers && !h->is_listener && max_headers != h->conf.max_headers) {
     if (h->phase != HTTP_HEAD) return CYMG_ESTATE; /* views point into hdrs */
     cymg_http_header *p = realloc(h->hdrs, max_headers * sizeof(*p));

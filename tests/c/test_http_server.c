@@ -283,6 +283,8 @@ static void test_limits(void **state) {
   free(big);
   /* More header fields than allowed: 431. */
   assert_int_equal(cymg_http_set_limits(f->lsn, 0, 4, 10), 0);
+  assert_int_equal(cymg_http_set_limits(NULL, 0, 4, 10), CYMG_ESTATE);
+  assert_int_equal(cymg_http_set_limits(f->lsn, 0, SIZE_MAX, 0), CYMG_EINVAL);
   fd = raw_connect(f->port);
   const char *req = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
   raw_send(f->mgr, fd, req, strlen(req));

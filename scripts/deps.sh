@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev)
 case "$what" in
   build) ;;
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest
-             python3-websocket) ;;
+              python3-websocket) ;; # websocket-client: the Python WebSocket tests' peer
   bench) pkgs+=(libcmocka-dev wrk strace nginx-light) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

@@ -26,9 +26,9 @@ MG_EV_WRITE: int  # None
 MG_EV_CLOSE: int  # None: the last event of a connection
 MG_EV_HTTP_HDRS: int  # HttpMessage: head complete, body not read yet (body_bytes == b"")
 MG_EV_HTTP_MSG: int  # HttpMessage: the whole message
-MG_EV_WS_OPEN: int
-MG_EV_WS_MSG: int
-MG_EV_WS_CTL: int
+MG_EV_WS_OPEN: int  # HttpMessage: the upgrade request (server) or the 101 response (client)
+MG_EV_WS_MSG: int  # WsMessage: a whole data message (fragments reassembled)
+MG_EV_WS_CTL: int  # WsMessage: a control frame (ping, pong, close); pings are answered already
 MG_EV_MQTT_CMD: int
 MG_EV_MQTT_MSG: int
 MG_EV_MQTT_OPEN: int  # int: CONNACK return code
@@ -36,10 +36,10 @@ MG_EV_SNTP_TIME: int  # int: epoch milliseconds
 MG_EV_WAKEUP: int  # bytes: the payload given to Manager.wakeup()
 MG_EV_USER: int  # 100: first number free for applications
 
-WEBSOCKET_OP_TEXT: int
-WEBSOCKET_OP_BINARY: int
-WEBSOCKET_OP_PING: int
-WEBSOCKET_OP_PONG: int
+WEBSOCKET_OP_TEXT: int  # 1
+WEBSOCKET_OP_BINARY: int  # 2
+WEBSOCKET_OP_PING: int  # 9
+WEBSOCKET_OP_PONG: int  # 10 (a close frame is opcode 8, which has no constant)
 
 MG_LL_NONE: int
 MG_LL_ERROR: int
@@ -200,6 +200,28 @@ class HttpMessage:
         "charset")`` gives "utf-8" for ``text/html; charset=utf-8``."""
     def __bool__(self) -> bool: ...
 
+class WsMessage:
+    """The WebSocket message of ``MG_EV_WS_MSG`` (a whole message, fragments
+    reassembled, decompressed) or the control frame of ``MG_EV_WS_CTL``.
+
+    Valid only while the handler runs: afterwards ``bool(msg)`` is False and
+    every accessor raises RuntimeError. Accessors copy out."""
+
+    @property
+    def data(self) -> bytes:
+        """The payload. For a close frame: empty, or a 2-byte status code
+        (big-endian) and a UTF-8 reason."""
+    @property
+    def text(self) -> str:
+        """The payload decoded as UTF-8 (text messages are valid UTF-8, checked on
+        arrival; other bytes are replaced)."""
+    @property
+    def flags(self) -> int:
+        """The frame's first byte: the opcode in the low 4 bits (``flags & 0x0F``:
+        WEBSOCKET_OP_TEXT/BINARY for MG_EV_WS_MSG, 8 close / PING / PONG for
+        MG_EV_WS_CTL), 0x80 FIN, 0x40 when the message arrived compressed."""
+    def __bool__(self) -> bool: ...
+
 class Connection:
     """One connection: a listener, an accepted or an outbound connection.
 
@@ -318,6 +340,36 @@ class Connection:
     def http_basic_auth(self, username: str, password: str) -> None:
         """Client side: write an ``Authorization: Basic ...`` header line, while
         composing a request with ``send()``."""
+    # ---- WebSocket ----
+    def ws_upgrade(self, message: HttpMessage,
+                   extra_headers: Union[Mapping[str, Any], str, None] = None) -> bool:
+        """In ``MG_EV_HTTP_MSG`` on a server connection: answer ``message`` (the
+        current event's) with ``101 Switching Protocols`` and switch the connection
+        to WebSocket. ``MG_EV_WS_OPEN`` is delivered before this returns; from then
+        on only WebSocket events follow. ``extra_headers`` are added to the 101
+        (a dict as for ``reply()``, or header lines as a str, the final CRLF
+        optional), e.g. ``{"Sec-WebSocket-Protocol": "chat"}``.
+
+        Returns False when the request is not a valid upgrade request: it was
+        answered ``400`` (``426`` for another protocol version) and the connection
+        closes after it. RuntimeError if the connection is not an HTTP server
+        connection in ``MG_EV_HTTP_MSG`` with nothing sent yet for the request;
+        TypeError/RuntimeError for a message that is not the current event's."""
+    def ws_send(self, data: Data, op: int = ...) -> bool:
+        """Send one WebSocket message (``op`` WEBSOCKET_OP_TEXT, the default, or
+        WEBSOCKET_OP_BINARY) or control frame (WEBSOCKET_OP_PING, _PONG, or 8 for
+        close: empty, or a 2-byte code and a reason). Data is copied; ``str`` is
+        sent as UTF-8. Text must be valid UTF-8: ``bytes`` that are not raise
+        ValueError, as do control payloads over 125 bytes, an unknown ``op`` and
+        a close code that may not be sent.
+
+        Returns True when the frame is queued, False when the WebSocket is ending
+        (a close frame was sent or received, or the connection is closing), so a
+        broadcast over ``Manager.connections`` never fails on a peer that is
+        leaving. On a client whose handshake is still under way, frames are held
+        and sent, in order, when ``MG_EV_WS_OPEN`` arrives (up to 64 MiB).
+        RuntimeError on a connection that is not a WebSocket or when the send
+        buffer limit would be passed."""
 
 class Timer:
     """Returned by :meth:`Manager.timer_add`. The manager keeps a reference to every
@@ -358,24 +410,34 @@ class Manager:
     def listen(
         self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
     ) -> Connection:
-        """Listen on ``http://``, ``tcp://`` or ``udp://HOST:PORT`` (IPv6 as
-        ``tcp://[::1]:0``). Port 0 lets the OS choose: read it from
+        """Listen on ``http://``, ``ws://``, ``tcp://`` or ``udp://HOST:PORT`` (IPv6
+        as ``tcp://[::1]:0``). Port 0 lets the OS choose: read it from
         ``listener.local_addr[1]``. Raises RuntimeError on failure.
 
-        ``http`` is inferred from the scheme: ``http://`` serves HTTP (requests
-        arrive as MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG); ``http=False`` uses the address
-        for raw TCP; ``http=True`` on ``tcp://`` attaches HTTP. ``https://``,
-        ``ws://`` and ``wss://`` raise NotImplementedError (a RuntimeError) until
-        TLS and WebSocket arrive (``ws://`` with ``http=False`` is raw TCP)."""
+        ``http`` is inferred from the scheme: ``http://`` and ``ws://`` serve HTTP
+        (requests arrive as MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG; a WebSocket server
+        calls ``conn.ws_upgrade(data)`` in MG_EV_HTTP_MSG, on either scheme);
+        ``http=False`` uses the address for raw TCP; ``http=True`` on ``tcp://``
+        attaches HTTP. ``https://`` and ``wss://`` raise NotImplementedError (a
+        RuntimeError) until TLS arrives."""
     def connect(
         self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
     ) -> Connection:
         """Start an outbound ``http://``, ``tcp://`` or ``udp://`` connection and
-        return at once. A malformed URL raises RuntimeError; failures later
+        return at once (``ws://`` is the same as :meth:`ws_connect`). A malformed URL raises RuntimeError; failures later
         (refused, unreachable) arrive as ``MG_EV_ERROR`` then ``MG_EV_CLOSE``.
         ``http`` as for listen(): on an HTTP connection, write the request with
         ``send()`` (at MG_EV_CONNECT or at once) and the response arrives as
         MG_EV_HTTP_MSG (``data.status()``, ``data.body_bytes``)."""
+    def ws_connect(self, url: str, handler: Optional[EventHandler] = None) -> Connection:
+        """Start an outbound WebSocket connection to ``ws://HOST:PORT/PATH`` and
+        return at once. The upgrade request is sent on connect; when the 101
+        answer checks out the handler gets ``MG_EV_WS_OPEN`` (``data``: the 101
+        response as an HttpMessage), then MG_EV_WS_MSG / MG_EV_WS_CTL. A refused
+        or malformed handshake arrives as ``MG_EV_ERROR`` (saying what was wrong),
+        then ``MG_EV_CLOSE``. ``ws_send()`` before MG_EV_WS_OPEN is held until it.
+        ``wss://`` raises NotImplementedError until TLS arrives; another scheme
+        is a ValueError, a malformed URL a RuntimeError."""
     def wakeup(self, connection_id: int, data: BytesLike = b"") -> bool:
         """Thread-safe: have ``MG_EV_WAKEUP`` with ``data`` (bytes-like, copied)
         delivered to the connection on the poll thread. Returns True once queued,

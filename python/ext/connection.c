@@ -1,5 +1,6 @@
 /* Connection: the Python face of one C connection, the event function that
- * turns C events into handler calls, and the HTTP reply methods. */
+ * turns C events into handler calls, the HTTP reply methods and the WebSocket
+ * methods. */
 #include "cymg_py.h"
 
 #include <stdio.h>
@@ -22,7 +23,13 @@ static PyObject *event_data(cymgpy_state *st, int ev, void *ev_data) {
   switch (ev) {
     case CYMG_EV_HTTP_HDRS:
     case CYMG_EV_HTTP_MSG:
+    case CYMG_EV_WS_OPEN: /* the upgrade request (server) or the 101 response (client) */
+      if (ev_data == NULL) Py_RETURN_NONE;
       return cymgpy_http_message_new(st, ev_data);
+    case CYMG_EV_WS_MSG:
+    case CYMG_EV_WS_CTL:
+      if (ev_data == NULL) Py_RETURN_NONE;
+      return cymgpy_ws_message_new(st, ev_data);
     case CYMG_EV_ERROR: {
       const char *msg = ev_data ? ev_data : "";
       return PyUnicode_DecodeUTF8(msg, (Py_ssize_t) strlen(msg), "replace");
@@ -43,13 +50,27 @@ static PyObject *event_data(cymgpy_state *st, int ev, void *ev_data) {
   }
 }
 
+/* The views point into buffers reused once the handler returns. */
+static void views_done(cymgpy_state *st, PyObject *data) {
+  if (Py_IS_TYPE(data, st->http_message_type)) {
+    cymgpy_http_message_done(data);
+  } else if (Py_IS_TYPE(data, st->ws_message_type)) {
+    cymgpy_ws_message_done(data);
+  }
+}
+
 /* Drops the reference the C connection held; c is freed right after. */
 static void unbind(cymg_conn *c, cymgpy_conn *w) {
   cymg_conn_set_userdata(c, NULL); /* before the DECREF: a GC pass must not see it */
   w->conn = NULL;
   w->state = CYMGPY_CLOSED;
+  Py_CLEAR(w->ws_queue); /* a handshake that never completed: nothing to send them on */
+  w->ws_queued = 0;
   Py_DECREF(w);
 }
+
+static int ws_send_op(cymg_conn *c, int op, const char *buf, size_t len);
+static void ws_flush_queue(cymg_conn *c, cymgpy_conn *w);
 
 /* The wrapper for c, creating one for a newly accepted connection (which starts
  * with its listener's user pointer). NULL only on allocation failure. */
@@ -92,8 +113,12 @@ void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
     return;
   }
   Py_INCREF(w);
-  bool http_ev = ev == CYMG_EV_HTTP_HDRS || ev == CYMG_EV_HTTP_MSG;
   if (ev == CYMG_EV_HTTP_HDRS) w->http_sent = 0; /* a new message begins */
+  if (ev == CYMG_EV_WS_OPEN) {
+    w->ws_open = 1;
+    /* What ws_send() queued during a client's handshake goes out first. */
+    if (w->ws_queue != NULL) ws_flush_queue(c, w);
+  }
   PyObject *handler = w->handler ? w->handler : m->handler;
   if (handler != NULL && !m->quiet) {
     Py_INCREF(handler);
@@ -102,8 +127,7 @@ void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
     PyObject *argv[3] = {(PyObject *) w, evo, data};
     PyObject *r = evo ? PyObject_Vectorcall(handler, argv, 3, NULL) : NULL;
     if (r == NULL) cymgpy_report_exception(m);
-    /* The message points into the receive buffer, reused once we return. */
-    if (http_ev && data != NULL) cymgpy_http_message_done(data);
+    if (data != NULL) views_done(m->st, data);
     /* A request whose handler failed before writing anything still gets an
      * answer, so the client is not left waiting and keep-alive goes on. */
     if (r == NULL && ev == CYMG_EV_HTTP_MSG && w->http_sent == 0 && !cymg_conn_is_client(c) &&
@@ -575,6 +599,177 @@ static PyObject *conn_serve_file(PyObject *self, PyObject *args, PyObject *kwarg
   return serve((cymgpy_conn *) self, message, path, &o, extra, "serve_file");
 }
 
+/* ---- WebSocket ---- */
+
+/* Sends one message or control frame on an open WebSocket. A close frame goes
+ * through cymg_ws_close(), which checks the code and starts the close timeout. */
+static int ws_send_op(cymg_conn *c, int op, const char *buf, size_t len) {
+  if (op != CYMG_WS_OP_CLOSE) return cymg_ws_send(c, buf, len, op);
+  if (len == 0) return cymg_ws_close(c, 0, NULL);
+  char reason[124];
+  memcpy(reason, buf + 2, len - 2); /* len is 2..125, checked by ws_send() */
+  reason[len - 2] = '\0';
+  return cymg_ws_close(c, ((unsigned char) buf[0] << 8) | (unsigned char) buf[1], reason);
+}
+
+static void ws_flush_queue(cymg_conn *c, cymgpy_conn *w) {
+  PyObject *q = w->ws_queue;
+  w->ws_queue = NULL;
+  w->ws_queued = 0;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(q); i++) {
+    PyObject *item = PyList_GET_ITEM(q, i);
+    int op = (int) PyLong_AsLong(PyTuple_GET_ITEM(item, 0));
+    PyObject *b = PyTuple_GET_ITEM(item, 1);
+    int rc = ws_send_op(c, op, PyBytes_AS_STRING(b), (size_t) PyBytes_GET_SIZE(b));
+    if (rc < 0 && rc != CYMG_ESTATE) {
+      /* Not silently: the application learns it through ERROR, then CLOSE. */
+      cymg_error(c, "WebSocket: a message queued before the handshake could not be sent: %s",
+                 cymg_strerror(rc));
+      break;
+    }
+    if (rc < 0) break; /* a queued close frame went out: nothing may follow it */
+  }
+  Py_DECREF(q);
+}
+
+/* What ws_send() queues during a client's handshake, at most (the default send
+ * buffer limit). */
+#define WS_QUEUE_LIMIT ((size_t) 64 << 20)
+
+static PyObject *conn_ws_send(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"data", "op", NULL};
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  PyObject *data;
+  int op = CYMG_WS_OP_TEXT, rc;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|i:ws_send", kwlist, &data, &op)) return NULL;
+  if (op != CYMG_WS_OP_TEXT && op != CYMG_WS_OP_BINARY && op != CYMG_WS_OP_PING &&
+      op != CYMG_WS_OP_PONG && op != CYMG_WS_OP_CLOSE) {
+    return PyErr_Format(PyExc_ValueError,
+                        "ws_send: op must be WEBSOCKET_OP_TEXT, _BINARY, _PING, _PONG or 8 "
+                        "(close), not %d", op);
+  }
+  Py_buffer v;
+  if (cymgpy_get_bytes(data, &v, "ws_send data") < 0) return NULL;
+  const char *buf = v.buf;
+  size_t len = (size_t) v.len;
+  PyObject *r = NULL;
+  uint32_t utf8 = 0;
+  if (op == CYMG_WS_OP_TEXT && !PyUnicode_Check(data) &&
+      (cymg_ws_utf8(&utf8, buf, len) < 0 || utf8 != 0)) {
+    PyErr_SetString(PyExc_ValueError, "ws_send: a text message must be valid UTF-8 (send "
+                                      "other bytes with op=WEBSOCKET_OP_BINARY)");
+    goto done;
+  }
+  if (op >= CYMG_WS_OP_CLOSE && len > 125) {
+    PyErr_Format(PyExc_ValueError, "ws_send: a control frame carries at most 125 bytes, not %zu",
+                 len);
+    goto done;
+  }
+  if (op == CYMG_WS_OP_CLOSE && len > 0 &&
+      (len == 1 || memchr(buf + 2, '\0', len - 2) != NULL ||
+       cymg_ws_check_close(buf, len) != 0)) {
+    PyErr_SetString(PyExc_ValueError,
+                    "ws_send: a close payload is empty or a 2-byte code that may be sent "
+                    "(1000-1003, 1007-1014, 3000-4999) and a UTF-8 reason without NUL");
+    goto done;
+  }
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) goto done;
+  if (!cymg_conn_is_ws(c)) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "ws_send: not a WebSocket connection (upgrade it with ws_upgrade() in "
+                    "MG_EV_HTTP_MSG, or open it with Manager.ws_connect())");
+    goto done;
+  }
+  if (cymg_conn_is_closing(c) || cymg_conn_is_draining(c)) {
+    r = Py_NewRef(Py_False);
+    goto done;
+  }
+  if (!w->ws_open) {
+    /* A client whose handshake is under way: the frames wait for MG_EV_WS_OPEN. */
+    if (len > WS_QUEUE_LIMIT - w->ws_queued) {
+      PyErr_SetString(PyExc_RuntimeError, "ws_send: too much queued before the WebSocket "
+                                          "handshake completed (64 MiB)");
+      goto done;
+    }
+    if (w->ws_queue == NULL && (w->ws_queue = PyList_New(0)) == NULL) goto done;
+    PyObject *item = Py_BuildValue("(iy#)", op, buf, (Py_ssize_t) len);
+    if (item == NULL || PyList_Append(w->ws_queue, item) < 0) {
+      Py_XDECREF(item);
+      goto done;
+    }
+    Py_DECREF(item);
+    w->ws_queued += len;
+    r = Py_NewRef(Py_True);
+    goto done;
+  }
+  rc = ws_send_op(c, op, buf, len);
+  if (rc == CYMG_ESTATE) {
+    r = Py_NewRef(Py_False); /* a close frame was sent or received: the WebSocket is ending */
+  } else if (rc < 0) {
+    cymgpy_raise_rc("ws_send", rc);
+  } else {
+    r = Py_NewRef(Py_True);
+  }
+done:
+  PyBuffer_Release(&v);
+  return r;
+}
+
+static PyObject *conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"message", "extra_headers", NULL};
+  PyObject *message, *headers = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:ws_upgrade", kwlist, &message, &headers))
+    return NULL;
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  cymgpy_manager *m = cymgpy_manager_of(c);
+  const cymg_http_msg *msg = cymgpy_http_message_get(m->st, message);
+  if (msg == NULL) return NULL;
+  cymg_buf h;
+  cymg_buf_init(&h);
+  const char *extra = NULL;
+  char *owned = NULL;
+  if (PyUnicode_Check(headers)) {
+    /* Header lines as serve_dir() takes them: the final CRLF is optional. */
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(headers, &n);
+    if (s == NULL) return NULL;
+    if (strlen(s) != (size_t) n) {
+      return PyErr_Format(PyExc_ValueError, "ws_upgrade: extra_headers must not contain NUL");
+    }
+    extra = header_lines(s, &owned);
+    if (extra == NULL && n > 0) return PyErr_NoMemory();
+  } else if (headers != Py_None) {
+    bool has_ctype = false;
+    if (!PyDict_Check(headers) && (PyBytes_Check(headers) || !PyMapping_Check(headers))) {
+      return PyErr_Format(PyExc_TypeError,
+                          "extra_headers must be a dict of str to str, a str or None, not %.100s",
+                          Py_TYPE(headers)->tp_name);
+    }
+    if (format_headers(headers, &h, &has_ctype) < 0) {
+      cymg_buf_free(&h);
+      return NULL;
+    }
+    extra = h.len ? h.buf : NULL;
+  }
+  int rc = cymg_ws_upgrade(c, msg, extra);
+  PyMem_Free(owned);
+  cymg_buf_free(&h);
+  /* 101, 400/426 or 500 was sent: the request is answered either way. */
+  if (rc != CYMG_ESTATE) w->http_sent |= CYMGPY_SENT_REPLY;
+  if (cymgpy_raise_pending(m) < 0) return NULL;
+  if (rc == 0) Py_RETURN_TRUE;
+  if (rc == CYMG_EPROTO) Py_RETURN_FALSE; /* a bad upgrade request, answered 400/426 */
+  if (rc == CYMG_ESTATE) {
+    return PyErr_Format(PyExc_RuntimeError,
+                        "ws_upgrade: only in MG_EV_HTTP_MSG on an HTTP server connection, "
+                        "before anything was sent for that request");
+  }
+  return cymgpy_raise_rc("ws_upgrade", rc);
+}
+
 /* ---- properties ---- */
 
 static PyObject *get_id(PyObject *self, void *closure) {
@@ -610,12 +805,6 @@ static PyObject *get_flag(PyObject *self, void *closure) {
   flag_fn fn = *(flag_fn *) closure;
   if (w->conn == NULL) return PyBool_FromLong(fn == cymg_conn_is_closing);
   return PyBool_FromLong(fn(w->conn));
-}
-
-static PyObject *get_false(PyObject *self, void *closure) {
-  (void) self;
-  (void) closure;
-  Py_RETURN_FALSE; /* WebSocket arrives with the HTTP layer */
 }
 
 typedef size_t (*size_fn)(const cymg_conn *);
@@ -676,6 +865,7 @@ static int conn_traverse(PyObject *self, visitproc visit, void *arg) {
   Py_VISIT(Py_TYPE(self));
   Py_VISIT(w->handler);
   Py_VISIT(w->userdata);
+  Py_VISIT(w->ws_queue);
   return 0;
 }
 
@@ -683,6 +873,8 @@ static int conn_clear(PyObject *self) {
   cymgpy_conn *w = (cymgpy_conn *) self;
   Py_CLEAR(w->handler);
   Py_CLEAR(w->userdata);
+  Py_CLEAR(w->ws_queue);
+  w->ws_queued = 0;
   return 0;
 }
 
@@ -721,13 +913,20 @@ static PyMethodDef conn_methods[] = {
     {"http_basic_auth", (PyCFunction) (void (*)(void)) conn_http_basic_auth,
      METH_VARARGS | METH_KEYWORDS,
      "http_basic_auth(username, password): write an Authorization: Basic header line."},
+    {"ws_upgrade", (PyCFunction) (void (*)(void)) conn_ws_upgrade, METH_VARARGS | METH_KEYWORDS,
+     "ws_upgrade(message, extra_headers=None) -> bool: in MG_EV_HTTP_MSG, switch this "
+     "connection to WebSocket (False: the request was refused with 400/426)."},
+    {"ws_send", (PyCFunction) (void (*)(void)) conn_ws_send, METH_VARARGS | METH_KEYWORDS,
+     "ws_send(data, op=WEBSOCKET_OP_TEXT) -> bool: send one WebSocket message or control "
+     "frame (False: the WebSocket is closing)."},
     {NULL, NULL, 0, NULL},
 };
 
 static flag_fn f_listening = cymg_conn_is_listening, f_closing = cymg_conn_is_closing,
                f_client = cymg_conn_is_client, f_tls = cymg_conn_is_tls, f_udp = cymg_conn_is_udp,
                f_readable = cymg_conn_is_readable, f_writable = cymg_conn_is_writable,
-               f_full = cymg_conn_is_full, f_draining = cymg_conn_is_draining;
+               f_full = cymg_conn_is_full, f_draining = cymg_conn_is_draining,
+               f_ws = cymg_conn_is_ws;
 static size_fn s_recv_len = cymg_conn_recv_len, s_send_len = cymg_conn_send_len,
                s_recv_size = cymg_conn_recv_size, s_send_size = cymg_conn_send_size;
 
@@ -740,7 +939,7 @@ static PyGetSetDef conn_getset[] = {
     {"is_client", get_flag, NULL, NULL, &f_client},
     {"is_tls", get_flag, NULL, NULL, &f_tls},
     {"is_udp", get_flag, NULL, NULL, &f_udp},
-    {"is_websocket", get_false, NULL, NULL, NULL},
+    {"is_websocket", get_flag, NULL, NULL, &f_ws},
     {"is_readable", get_flag, NULL, NULL, &f_readable},
     {"is_writable", get_flag, NULL, NULL, &f_writable},
     {"is_full", get_flag, NULL, NULL, &f_full},

@@ -23,6 +23,7 @@ typedef struct {
   PyTypeObject *connection_type;
   PyTypeObject *timer_type;
   PyTypeObject *http_message_type;
+  PyTypeObject *ws_message_type;
   PyTypeObject *rpc_type;
   PyTypeObject *rpc_req_type;
 } cymgpy_state;
@@ -65,9 +66,14 @@ typedef struct {
   PyObject *handler;
   PyObject *userdata;
   PyObject *weakreflist;
+  /* ws_send() calls made on a client before its handshake completed: a list of
+   * (op, bytes) sent at MG_EV_WS_OPEN, or NULL. */
+  PyObject *ws_queue;
+  size_t ws_queued; /* payload bytes in ws_queue */
   uint64_t id;
   int state;
   unsigned http_sent; /* CYMGPY_SENT_* */
+  int ws_open;        /* MG_EV_WS_OPEN has been delivered */
 } cymgpy_conn;
 
 typedef struct {
@@ -87,11 +93,18 @@ typedef struct {
   const cymg_http_msg *msg; /* NULL once stale */
 } cymgpy_http_message;
 
+/* A view of one cymg_ws_msg, valid while its handler runs. */
+typedef struct {
+  PyObject_HEAD
+  const cymg_ws_msg *msg; /* NULL once stale */
+} cymgpy_ws_message;
+
 extern PyModuleDef cymgpy_module;
 extern PyType_Spec cymgpy_manager_spec;
 extern PyType_Spec cymgpy_connection_spec;
 extern PyType_Spec cymgpy_timer_spec;
 extern PyType_Spec cymgpy_http_message_spec;
+extern PyType_Spec cymgpy_ws_message_spec;
 extern PyType_Spec cymgpy_rpc_spec;
 extern PyType_Spec cymgpy_rpc_req_spec;
 /* utils.c: the module-level utility functions, added by module.c. */
@@ -124,6 +137,9 @@ PyObject *cymgpy_http_message_new(cymgpy_state *st, const cymg_http_msg *msg);
 void cymgpy_http_message_done(PyObject *view);
 /* The C message behind a live view, or NULL with TypeError/RuntimeError set. */
 const cymg_http_msg *cymgpy_http_message_get(cymgpy_state *st, PyObject *obj);
+/* The same for a WebSocket message (MG_EV_WS_MSG / MG_EV_WS_CTL). */
+PyObject *cymgpy_ws_message_new(cymgpy_state *st, const cymg_ws_msg *msg);
+void cymgpy_ws_message_done(PyObject *view);
 
 /* ---- utils.c ---- */
 /* Bytes of a str (UTF-8) or a bytes-like object: fills view (release it with

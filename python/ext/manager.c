@@ -428,9 +428,20 @@ static int scheme_is(const char *url, size_t slen, const char *name) {
   return strlen(name) == slen && PyOS_strnicmp(url, name, slen) == 0;
 }
 
+static PyObject *tls_missing(const char *verb, const char *url) {
+  return PyErr_Format(PyExc_NotImplementedError,
+                      "%s('%s'): TLS is not available in this build yet "
+                      "(http://, ws://, tcp:// and udp:// are)", verb, url);
+}
+
+static PyObject *open_with(cymgpy_manager *m, const char *verb, const char *url,
+                           PyObject *handler, open_fn fn, bool attach, int is_listen,
+                           PyObject *rewritten);
+
 /* listen() and connect(). The scheme picks the protocol: http:// gets the HTTP
- * layer (unless http=False, which uses the address for raw TCP, as does ws://);
- * tcp:// with http=True gets it attached. TLS and WebSocket are not there yet. */
+ * layer, ws:// too on a listener (the handler upgrades in MG_EV_HTTP_MSG) and the
+ * WebSocket client on connect; http=False uses either address for raw TCP;
+ * tcp:// with http=True gets HTTP attached. TLS is not there yet. */
 static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, int is_listen) {
   static char *kwlist[] = {"url", "handler", "http", NULL};
   const char *verb = is_listen ? "listen" : "connect";
@@ -448,19 +459,13 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   PyObject *rewritten = NULL;
   open_fn fn = is_listen ? cymg_listen : cymg_connect;
   bool attach = false;
-  if (sep && (scheme_is(url, slen, "https") || scheme_is(url, slen, "wss"))) {
-    return PyErr_Format(PyExc_NotImplementedError,
-                        "%s('%s'): TLS is not available in this build yet "
-                        "(http://, tcp:// and udp:// are)", verb, url);
-  }
+  if (sep && (scheme_is(url, slen, "https") || scheme_is(url, slen, "wss")))
+    return tls_missing(verb, url);
   bool is_http = sep && scheme_is(url, slen, "http");
   bool is_ws = sep && scheme_is(url, slen, "ws");
   if (is_ws && want_http != 0) {
-    return PyErr_Format(PyExc_NotImplementedError,
-                        "%s('%s'): WebSocket is not available in this build yet; use http:// "
-                        "(or http=False for raw TCP)", verb, url);
-  }
-  if ((is_http || is_ws) && want_http == 0) {
+    fn = is_listen ? cymg_ws_listen : cymg_ws_connect;
+  } else if ((is_http || is_ws) && want_http == 0) {
     /* http=False: the address is used for plain TCP. */
     rewritten = PyUnicode_FromFormat("tcp%s", sep);
     if (rewritten == NULL) return NULL;
@@ -478,6 +483,14 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
     }
     attach = true;
   }
+  return open_with(m, verb, url, handler, fn, attach, is_listen, rewritten);
+}
+
+/* Makes the wrapper and the C connection. Takes the reference to rewritten (the
+ * buffer url may point into), if any. */
+static PyObject *open_with(cymgpy_manager *m, const char *verb, const char *url,
+                           PyObject *handler, open_fn fn, bool attach, int is_listen,
+                           PyObject *rewritten) {
   cymgpy_conn *w = cymgpy_conn_new(m->st, handler == Py_None ? NULL : handler);
   if (w == NULL) {
     Py_XDECREF(rewritten);
@@ -519,6 +532,24 @@ static PyObject *manager_listen(PyObject *self, PyObject *args, PyObject *kwargs
 
 static PyObject *manager_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
   return open_conn((cymgpy_manager *) self, args, kwargs, 0);
+}
+
+static PyObject *manager_ws_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  static char *kwlist[] = {"url", "handler", NULL};
+  const char *url;
+  PyObject *handler = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:ws_connect", kwlist, &url, &handler))
+    return NULL;
+  if (check_callable("handler", handler) < 0) return NULL;
+  if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
+  const char *sep = strstr(url, "://");
+  size_t slen = sep ? (size_t) (sep - url) : 0;
+  if (sep && scheme_is(url, slen, "wss")) return tls_missing("ws_connect", url);
+  if (!sep || !scheme_is(url, slen, "ws")) {
+    return PyErr_Format(PyExc_ValueError, "ws_connect('%s'): a ws:// URL is needed", url);
+  }
+  return open_with(m, "ws_connect", url, handler, cymg_ws_connect, false, 0, NULL);
 }
 
 /* ---- wakeup, timers, properties ---- */
@@ -625,6 +656,8 @@ static PyMethodDef manager_methods[] = {
      "listen(url, handler=None, *, http=None) -> Connection"},
     {"connect", (PyCFunction) (void (*)(void)) manager_connect, METH_VARARGS | METH_KEYWORDS,
      "connect(url, handler=None, *, http=None) -> Connection"},
+    {"ws_connect", (PyCFunction) (void (*)(void)) manager_ws_connect, METH_VARARGS | METH_KEYWORDS,
+     "ws_connect(url, handler=None) -> Connection: a WebSocket client (ws://)."},
     {"wakeup", (PyCFunction) (void (*)(void)) manager_wakeup, METH_VARARGS | METH_KEYWORDS,
      "wakeup(connection_id, data=b'') -> bool: thread-safe; MG_EV_WAKEUP with data."},
     {"timer_add", (PyCFunction) (void (*)(void)) manager_timer_add, METH_VARARGS | METH_KEYWORDS,

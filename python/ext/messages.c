@@ -1,5 +1,6 @@
-/* HttpMessage: a view of the HTTP message an MG_EV_HTTP_HDRS / MG_EV_HTTP_MSG
- * handler is given.
+/* HttpMessage and WsMessage: views of the HTTP message an MG_EV_HTTP_HDRS /
+ * MG_EV_HTTP_MSG / MG_EV_WS_OPEN handler is given, and of the WebSocket message
+ * or control frame of MG_EV_WS_MSG / MG_EV_WS_CTL.
  *
  * The C message points into the connection's receive buffer, which is reused as
  * soon as the handler returns. So the view holds a bare pointer only while the
@@ -195,10 +196,15 @@ static PyObject *msg_repr(PyObject *self) {
     return PyUnicode_FromFormat("<cymongoose.HttpMessage %d, %zu body bytes>", m->status,
                                 m->body.len);
   }
-  return PyUnicode_FromFormat("<cymongoose.HttpMessage %.*s %.*s, %zu body bytes>",
-                              (int) (m->method.len > 32 ? 32 : m->method.len), m->method.buf,
-                              (int) (m->uri.len > 200 ? 200 : m->uri.len), m->uri.buf,
-                              m->body.len);
+  /* PyUnicode_FromFormat has no "%.*s" before Python 3.12: make the parts first. */
+  PyObject *method = cymgpy_str(m->method.buf, m->method.len > 32 ? 32 : m->method.len);
+  PyObject *uri = method ? cymgpy_str(m->uri.buf, m->uri.len > 200 ? 200 : m->uri.len) : NULL;
+  PyObject *r = uri ? PyUnicode_FromFormat("<cymongoose.HttpMessage %U %U, %zu body bytes>",
+                                           method, uri, m->body.len)
+                    : NULL;
+  Py_XDECREF(method);
+  Py_XDECREF(uri);
+  return r;
 }
 
 static void msg_dealloc(PyObject *self) {
@@ -246,4 +252,86 @@ PyType_Spec cymgpy_http_message_spec = {
     .basicsize = sizeof(cymgpy_http_message),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
     .slots = msg_slots,
+};
+
+/* ---- WsMessage ---- */
+
+PyObject *cymgpy_ws_message_new(cymgpy_state *st, const cymg_ws_msg *msg) {
+  PyTypeObject *tp = st->ws_message_type;
+  cymgpy_ws_message *v = PyObject_New(cymgpy_ws_message, tp);
+  if (v == NULL) return NULL;
+  v->msg = msg;
+  return (PyObject *) v;
+}
+
+void cymgpy_ws_message_done(PyObject *view) { ((cymgpy_ws_message *) view)->msg = NULL; }
+
+static const cymg_ws_msg *ws_live(PyObject *self) {
+  const cymg_ws_msg *m = ((cymgpy_ws_message *) self)->msg;
+  if (m == NULL) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "WsMessage used after its handler returned: the message is only valid "
+                    "during the event; copy what you need (e.g. msg.data) inside it");
+  }
+  return m;
+}
+
+static PyObject *ws_get_data(PyObject *self, void *closure) {
+  (void) closure;
+  const cymg_ws_msg *m = ws_live(self);
+  if (m == NULL) return NULL;
+  return PyBytes_FromStringAndSize(m->data.len ? m->data.buf : "", (Py_ssize_t) m->data.len);
+}
+
+static PyObject *ws_get_text(PyObject *self, void *closure) {
+  (void) closure;
+  const cymg_ws_msg *m = ws_live(self);
+  if (m == NULL) return NULL;
+  return cymgpy_str(m->data.buf, m->data.len);
+}
+
+static PyObject *ws_get_flags(PyObject *self, void *closure) {
+  (void) closure;
+  const cymg_ws_msg *m = ws_live(self);
+  if (m == NULL) return NULL;
+  return PyLong_FromLong(m->flags);
+}
+
+static int ws_bool(PyObject *self) { return ((cymgpy_ws_message *) self)->msg != NULL; }
+
+static PyObject *ws_repr(PyObject *self) {
+  const cymg_ws_msg *m = ((cymgpy_ws_message *) self)->msg;
+  if (m == NULL) return PyUnicode_FromString("<cymongoose.WsMessage stale>");
+  return PyUnicode_FromFormat("<cymongoose.WsMessage op=%d, %zu bytes>",
+                              (int) CYMG_WS_OPCODE(m->flags), m->data.len);
+}
+
+static PyGetSetDef ws_getset[] = {
+    {"data", ws_get_data, NULL, "The payload as bytes.", NULL},
+    {"text", ws_get_text, NULL,
+     "The payload as str (UTF-8; text messages are valid UTF-8, other bytes are replaced).",
+     NULL},
+    {"flags", ws_get_flags, NULL,
+     "The frame's first byte: FIN (0x80), RSV1 (0x40, the message arrived compressed) and the "
+     "opcode in the low 4 bits (WEBSOCKET_OP_*, or 8 for close).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot ws_slots[] = {
+    {Py_tp_doc, "The WebSocket message (MG_EV_WS_MSG) or control frame (MG_EV_WS_CTL) of an "
+                "event. Valid only while the handler runs; afterwards bool(msg) is False and "
+                "using it raises RuntimeError."},
+    {Py_tp_dealloc, msg_dealloc},
+    {Py_tp_repr, ws_repr},
+    {Py_nb_bool, ws_bool},
+    {Py_tp_getset, ws_getset},
+    {0, NULL},
+};
+
+PyType_Spec cymgpy_ws_message_spec = {
+    .name = "cymongoose.WsMessage",
+    .basicsize = sizeof(cymgpy_ws_message),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = ws_slots,
 };

@@ -8,6 +8,9 @@
 _Static_assert(CYMG_EV_ERROR == 0 && CYMG_EV_READ == 7 && CYMG_EV_CLOSE == 9 &&
                    CYMG_EV_WAKEUP == 19 && CYMG_EV_USER == 100,
                "event numbers are part of the Python API");
+_Static_assert(CYMG_WS_OP_TEXT == 1 && CYMG_WS_OP_BINARY == 2 && CYMG_WS_OP_PING == 9 &&
+                   CYMG_WS_OP_PONG == 10,
+               "WebSocket opcodes are part of the Python API");
 _Static_assert(CYMG_LL_NONE == 0 && CYMG_LL_VERBOSE == 4, "log levels are part of the Python API");
 
 static const struct {
@@ -36,10 +39,10 @@ static const struct {
     {"MG_EV_WAKEUP", CYMG_EV_WAKEUP},
     {"MG_EV_USER", CYMG_EV_USER},
     /* RFC 6455 opcodes */
-    {"WEBSOCKET_OP_TEXT", 1},
-    {"WEBSOCKET_OP_BINARY", 2},
-    {"WEBSOCKET_OP_PING", 9},
-    {"WEBSOCKET_OP_PONG", 10},
+    {"WEBSOCKET_OP_TEXT", CYMG_WS_OP_TEXT},
+    {"WEBSOCKET_OP_BINARY", CYMG_WS_OP_BINARY},
+    {"WEBSOCKET_OP_PING", CYMG_WS_OP_PING},
+    {"WEBSOCKET_OP_PONG", CYMG_WS_OP_PONG},
     {"MG_LL_NONE", CYMG_LL_NONE},
     {"MG_LL_ERROR", CYMG_LL_ERROR},
     {"MG_LL_INFO", CYMG_LL_INFO},
@@ -122,6 +125,9 @@ static int module_exec(PyObject *mod) {
       (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_http_message_spec, NULL);
   if (st->http_message_type == NULL || PyModule_AddType(mod, st->http_message_type) < 0)
     return -1;
+  st->ws_message_type =
+      (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_ws_message_spec, NULL);
+  if (st->ws_message_type == NULL || PyModule_AddType(mod, st->ws_message_type) < 0) return -1;
   st->rpc_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_rpc_spec, NULL);
   if (st->rpc_type == NULL || PyModule_AddType(mod, st->rpc_type) < 0) return -1;
   st->rpc_req_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_rpc_req_spec, NULL);
@@ -141,6 +147,7 @@ static int module_traverse(PyObject *mod, visitproc visit, void *arg) {
   Py_VISIT(st->connection_type);
   Py_VISIT(st->timer_type);
   Py_VISIT(st->http_message_type);
+  Py_VISIT(st->ws_message_type);
   Py_VISIT(st->rpc_type);
   Py_VISIT(st->rpc_req_type);
   return 0;
@@ -153,6 +160,7 @@ static int module_clear(PyObject *mod) {
   Py_CLEAR(st->connection_type);
   Py_CLEAR(st->timer_type);
   Py_CLEAR(st->http_message_type);
+  Py_CLEAR(st->ws_message_type);
   Py_CLEAR(st->rpc_type);
   Py_CLEAR(st->rpc_req_type);
   return 0;
@@ -168,7 +176,8 @@ static PyModuleDef_Slot module_slots[] = {
 PyModuleDef cymgpy_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "cymongoose._cymg",
-    .m_doc = "libcymg bindings: the event loop (Manager), connections, timers, HTTP and utilities.",
+    .m_doc = "libcymg bindings: the event loop (Manager), connections, timers, HTTP, "
+             "WebSocket and utilities.",
     .m_size = sizeof(cymgpy_state),
     .m_methods = module_methods,
     .m_slots = module_slots,

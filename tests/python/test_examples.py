@@ -155,3 +155,60 @@ def test_http_examples_help():
         out = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"],
                              capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and default in out.stdout, out.stderr
+
+
+
+def recv_until(ws, pred):
+    """Reads text messages until one satisfies pred; returns that one."""
+    while True:
+        msg = ws.recv()
+        if pred(msg):
+            return msg
+
+
+def test_websocket_server_example():
+    import pytest
+
+    websocket = pytest.importorskip("websocket")  # Debian: python3-websocket
+    for url in ("ws://127.0.0.1:0", "http://127.0.0.1:0"):
+        proc = subprocess.Popen([sys.executable, str(EXAMPLES / "websocket_server.py"), url],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            m = re.search(r"http://127\.0\.0\.1:(\d+)/ \(WebSocket at ws://127\.0\.0\.1:\1/ws\)",
+                          line)
+            assert m, line
+            port = int(m.group(1))
+            st, h, page = fetch(port, "/")
+            assert st == 200 and h["Content-Type"].startswith("text/html")
+            assert b"new WebSocket(" in page and b"<script src" not in page  # no CDN
+            assert fetch(port, "/nope")[0] == 404
+            assert fetch(port, "/ws")[0] == 400  # a plain GET is not an upgrade
+
+            wsurl = "ws://127.0.0.1:%d/ws" % port
+            a, b, c = (websocket.create_connection(wsurl, timeout=10) for _ in range(3))
+            recv_until(a, lambda s: s.endswith(" joined (3 online)"))
+            # Everyone, the sender included (that is the echo), gets each text message.
+            b.send("hello, all")
+            msgs = [recv_until(ws, lambda s: s.endswith("] hello, all")) for ws in (a, b, c)]
+            assert len(set(msgs)) == 1 and msgs[0].startswith("[client ")
+            # Binary is echoed to its sender only.
+            c.send_binary(b"\x00\x01\xfe\xff")
+            while True:
+                opcode, data = c.recv_data()
+                if opcode == websocket.ABNF.OPCODE_BINARY:
+                    break
+            assert data == b"\x00\x01\xfe\xff"
+            # A departure is announced to the others.
+            c.close()
+            recv_until(a, lambda s: s.endswith(" left (2 online)"))
+            a.close()
+            b.close()
+        finally:
+            stop_server(proc)
+
+
+def test_websocket_server_example_help():
+    out = subprocess.run([sys.executable, str(EXAMPLES / "websocket_server.py"), "--help"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "ws://127.0.0.1:8000" in out.stdout, out.stderr

@@ -223,3 +223,76 @@ def test_utilities_and_rpc_leave_memory_flat():
         tracemalloc.stop()
     assert growth < 64 * 1024, growth
     assert UNDER_ASAN or rss_growth < 4 * 1024 * 1024, rss_growth
+
+
+def test_five_thousand_websocket_messages_leave_memory_flat():
+    """The binding's client and server in one manager exchange messages: each
+    one makes a WsMessage on both sides and goes through ws_send twice. Sizes
+    vary (all three frame length forms), text and binary, with a ping now and
+    then (WS_CTL on the server)."""
+    from cymongoose import (MG_EV_HTTP_MSG, MG_EV_WS_CTL, MG_EV_WS_MSG, MG_EV_WS_OPEN,
+                            WEBSOCKET_OP_BINARY, WEBSOCKET_OP_PING, WEBSOCKET_OP_TEXT)
+
+    ctl = [0]
+
+    def server(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data, {"X-Test": "mem"})
+        elif ev == MG_EV_WS_MSG:
+            conn.ws_send(data.data, data.flags & 0x0F)
+        elif ev == MG_EV_WS_CTL:
+            ctl[0] += 1
+
+    m = Manager(server)
+    port = m.listen("ws://127.0.0.1:0").local_addr[1]
+    sizes = (0, 10, 125, 126, 1000, 65536)
+
+    def run(total, clients=5):
+        state = {"n": 0, "closed": 0}
+        per = total // clients
+
+        def send_next(conn):
+            i = conn.userdata
+            if i % 50 == 0:
+                conn.ws_send(b"p", WEBSOCKET_OP_PING)
+            op = WEBSOCKET_OP_TEXT if i % 2 else WEBSOCKET_OP_BINARY
+            conn.ws_send(b"x" * sizes[i % len(sizes)], op)
+
+        def client(conn, ev, data):
+            if ev == MG_EV_WS_OPEN:
+                conn.userdata = 0
+                send_next(conn)
+            elif ev == MG_EV_WS_MSG:
+                assert len(data.data) == sizes[conn.userdata % len(sizes)] and data.text is not None
+                state["n"] += 1
+                conn.userdata += 1
+                if conn.userdata == per:
+                    conn.close()
+                else:
+                    send_next(conn)
+            elif ev == MG_EV_CLOSE:
+                state["closed"] += 1
+
+        for _ in range(clients):
+            m.ws_connect("ws://127.0.0.1:%d/mem" % port, client)
+        poll_until(m, lambda: state["closed"] == clients and len(m.connections) == 1,
+                   timeout=60, step_ms=5)
+        assert state["n"] == total
+
+    run(1000)  # warm up
+    gc.collect()
+    tracemalloc.start()
+    try:
+        py_before = tracemalloc.get_traced_memory()[0]
+        rss_before = rss_bytes()
+        run(5000)
+        gc.collect()
+        py_growth = tracemalloc.get_traced_memory()[0] - py_before
+        rss_growth = rss_bytes() - rss_before
+    finally:
+        tracemalloc.stop()
+        m.close()
+    assert ctl[0] >= 5000 // 50
+    print("5k WebSocket messages: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
+    assert py_growth < 64 * 1024, py_growth
+    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth

@@ -296,18 +296,22 @@ def test_listen_errors(mgr):
     assert mgr.connections == (busy,)
 
 
-def test_tls_and_websocket_not_available_yet(mgr):
-    for url in ("ws://127.0.0.1:0", "https://127.0.0.1:0", "wss://127.0.0.1:0"):
-        with pytest.raises(NotImplementedError):
+def test_tls_not_available_yet(mgr):
+    for url in ("https://127.0.0.1:0", "wss://127.0.0.1:0"):
+        with pytest.raises(NotImplementedError, match="TLS"):
             mgr.listen(url)
         with pytest.raises(RuntimeError):  # NotImplementedError is a RuntimeError
             mgr.connect(url.replace(":0", ":1"))
+    with pytest.raises(NotImplementedError, match="TLS"):
+        mgr.ws_connect("wss://127.0.0.1:1/")
     with pytest.raises(NotImplementedError, match="TLS"):
         mgr.listen("https://127.0.0.1:0", http=False)
     raw = mgr.listen("http://127.0.0.1:0", http=False)  # explicit raw TCP
     assert raw.is_listening and not raw.is_udp
     raw_ws = mgr.listen("ws://127.0.0.1:0", http=False)
-    assert mgr.connections == (raw, raw_ws)
+    ws = mgr.listen("ws://127.0.0.1:0")  # WebSocket starts as HTTP (see test_ws.py)
+    assert mgr.connections == (raw, raw_ws, ws)
+    assert not any(c.is_websocket for c in mgr.connections)  # listeners never are
     with pytest.raises(ValueError, match="tcp"):
         mgr.listen("udp://127.0.0.1:0", http=True)
 

@@ -21,9 +21,19 @@
  *   ".well-known" of RFC 8615), and anything but regular files and folders.
  *   A malformed %-escape is 400. A folder without an index file and with
  *   listings off is 403 (its existence is no secret: /dir gives 301).
- * - The root is trusted not to change under us: the realpath check and the
- *   open are two steps, so a symlink swapped in between by someone who can
- *   write inside the root would be followed.
+ * - Lookups start from a descriptor of the root opened once per call (not
+ *   cached: no state outlives a call). On Linux 5.6+ each file is opened with
+ *   openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): the kernel refuses any
+ *   walk leaving the root in the same step as the open, so no symlink can be
+ *   swapped in between a check and the open. A walk it refuses (EXDEV: an
+ *   absolute link, or ".." above the root on the way) is resolved with
+ *   realpath and, when it ends inside, opened beneath the root again with no
+ *   symlink allowed, so absolute links into the root keep working. What is
+ *   sent or listed is the descriptor that was checked (fstat, fdopendir).
+ * - Without openat2 (other systems, older kernels: ENOSYS, or EPERM from a
+ *   seccomp filter) the real path is checked, then opened: two steps, so
+ *   there a symlink swapped in between by someone who can write inside the
+ *   root would be followed.
  * - Folders: "/dir" redirects (301) to "/dir/" built from the normalised path
  *   (a raw "//host/dir" must not become an off-site Location); then index
  *   files in order; then the listing (names sorted, folders first, hidden
@@ -44,6 +54,22 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+/* openat2(2) (Linux 5.6) keeps a whole lookup beneath a folder, symlinks
+ * included, in the same step as the open: nothing can be swapped in between a
+ * check and the open because there is no separate check. Debian 12's glibc
+ * has no wrapper for it, hence syscall(). */
+#if defined(__linux__)
+#include <sys/syscall.h>
+#if defined(SYS_openat2) && defined(__has_include)
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#define CYMG__OPENAT2 1
+#endif
+#endif
+#endif
+#ifndef CYMG__OPENAT2
+#define CYMG__OPENAT2 0
+#endif
 
 #include "cymg/buf.h"
 #include "cymg/error.h"
@@ -390,11 +416,10 @@ static int reply_text(cymg_conn *c, const cymg_http_serve_opts *o, int status, c
   return rc;
 }
 
-/* Opens a regular file for reading. Non-blocking, so a FIFO planted in the tree
- * cannot stall the loop; fstat on the descriptor, so what is checked is what is
- * sent. Returns the fd, or -1 with errno (EISDIR / ENODEV for other types). */
-static int open_regular(const char *path, int extra_flags, struct stat *st) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | extra_flags);
+/* Keeps fd (just opened) when it is a regular file: fstat on the descriptor,
+ * so what is checked is what is sent. Returns fd, or -1 with errno (EISDIR /
+ * ENODEV for other types) after closing it. */
+static int regular(int fd, struct stat *st) {
   if (fd < 0) return -1;
   if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
     int e = S_ISDIR(st->st_mode) ? EISDIR : ENODEV;
@@ -405,9 +430,15 @@ static int open_regular(const char *path, int extra_flags, struct stat *st) {
   return fd;
 }
 
+/* Opens a file by its path for reading. Non-blocking, so a FIFO planted in the
+ * tree cannot stall the loop. Returns the fd, or -1 with errno. */
+static int open_regular(const char *path, struct stat *st) {
+  return regular(open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), st);
+}
+
 static int reply_404(cymg_conn *c, const cymg_http_serve_opts *o) {
   struct stat st;
-  int fd = o->page404 ? open_regular(o->page404, 0, &st) : -1;
+  int fd = o->page404 ? open_regular(o->page404, &st) : -1;
   if (fd < 0) return reply_text(c, o, 404, NULL);
   cymg_buf h = {0};
   cymg_str mime = cymg_http_mime_type(o->page404, o->mime_types);
@@ -494,70 +525,204 @@ out:
   return rc;
 }
 
-/* Opens path, or its ".gz" sibling when the client takes gzip and one exists.
- * `check` (may be NULL) vets each candidate before it is opened. Returns 0, or
- * -1 with errno from opening path itself. */
-static int open_source(const cymg_http_msg *msg, const char *path, const char *name,
-                       bool (*check)(const char *path, void *arg), void *arg, source *src) {
-  memset(src, 0, sizeof(*src));
-  src->fd = -1;
-  src->name = name;
-  size_t n = strlen(path);
-  char *gz = malloc(n + 4);
-  if (gz == NULL) {
-    errno = ENOMEM;
+/* ------------------------------------------------ lookups in the root ---- */
+
+/* Flags to look at a file without reading it (no FIFO or device opened). */
+#ifdef O_PATH
+#define PROBE_FLAGS O_PATH
+#else
+#define PROBE_FLAGS (O_RDONLY | O_NONBLOCK)
+#endif
+
+/* The served folder, for one call: a descriptor every lookup starts from.
+ * Nothing outlives the call, so a root renamed or replaced between requests is
+ * simply the new root. */
+typedef struct root {
+  const char *dir; /* as configured */
+  int fd;          /* O_PATH descriptor of dir; -1 without openat2 */
+  bool beneath;    /* lookups go through openat2, confined by the kernel */
+  char *real;      /* realpath(dir), made only when a lookup needs it */
+  size_t len;
+} root;
+
+/* Returns 0, or -1 with errno when dir cannot be opened as a folder. */
+static int root_init(root *r, const char *dir) {
+  memset(r, 0, sizeof(*r));
+  r->dir = dir;
+  r->fd = -1;
+#if CYMG__OPENAT2
+  r->fd = open(dir, PROBE_FLAGS | O_DIRECTORY | O_CLOEXEC);
+  if (r->fd < 0) return -1;
+  r->beneath = true;
+  return 0;
+#else
+  struct stat st;
+  if (stat(dir, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
     return -1;
   }
+  return 0;
+#endif
+}
+
+static void root_free(root *r) {
+  if (r->fd >= 0) close(r->fd);
+  free(r->real);
+}
+
+static int root_real(root *r) {
+  if (r->real == NULL && (r->real = realpath(r->dir, NULL)) == NULL) return -1;
+  r->len = strlen(r->real);
+  return 0;
+}
+
+/* a + b + c, NUL-terminated; NULL when out of memory. */
+static char *join(const char *a, const char *b, const char *c) {
+  size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0;
+  char *p = malloc(la + lb + lc + 1);
+  if (p == NULL) return NULL;
+  memcpy(p, a, la);
+  memcpy(p + la, b, lb);
+  if (c) memcpy(p + la + lb, c, lc);
+  p[la + lb + lc] = '\0';
+  return p;
+}
+
+/* The real path of root/rel (every symlink resolved), when it is the root or
+ * inside it; NULL otherwise (errno ENOENT, or ENOMEM). */
+static char *real_inside(root *r, const char *rel) {
+  if (root_real(r) != 0) return NULL;
+  char *full = join(r->real, "/", rel);
+  if (full == NULL) return NULL;
+  char *real = realpath(full, NULL);
+  int e = errno;
+  free(full);
+  if (real == NULL) {
+    errno = e == ENOMEM ? ENOMEM : ENOENT;
+    return NULL;
+  }
+  if (strncmp(real, r->real, r->len) != 0 ||
+      !(real[r->len] == '\0' || real[r->len] == '/' || r->len == 1)) {
+    free(real);
+    errno = ENOENT;
+    return NULL;
+  }
+  return real;
+}
+
+#if CYMG__OPENAT2
+static int openat2_retry(int dirfd, const char *rel, int flags, uint64_t resolve) {
+  struct open_how how = {.flags = (uint64_t)flags, .resolve = resolve};
+  long fd;
+  /* EAGAIN: a rename elsewhere raced a ".." in the walk; the kernel asks for
+   * a retry rather than risk an escape. */
+  int tries = 0;
+  do {
+    fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+  } while (fd < 0 && errno == EAGAIN && ++tries < 4);
+  return (int)fd;
+}
+
+/* The kernel refused a walk that left the root (EXDEV): an absolute symlink,
+ * or ".." above the root, on the way. Such a link may still end inside (an
+ * absolute link to a file of the root), as the realpath check allowed before
+ * openat2. Resolve it, and open what it names beneath the root again, now with
+ * no symlink allowed, so a link swapped in since the resolution is refused. */
+static int open_resolved(root *r, const char *rel, int flags) {
+  char *real = real_inside(r, rel);
+  if (real == NULL) return -1;
+  const char *rest = real + r->len;
+  while (*rest == '/') rest++;
+  int fd = openat2_retry(r->fd, *rest ? rest : ".", flags,
+                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+  free(real);
+  if (fd < 0 && (errno == ELOOP || errno == EXDEV)) errno = ENOENT;
+  return fd;
+}
+#endif
+
+/* Opens root/rel (rel relative, "." for the root itself) with flags. Anything
+ * whose lookup leaves the root fails with ENOENT, as if it did not exist.
+ * Returns the fd, or -1 with errno. */
+static int root_open(root *r, const char *rel, int flags) {
+  flags |= O_CLOEXEC;
+#ifdef O_PATH
+  /* openat2 refuses O_PATH with flags open(2) would ignore (EINVAL). */
+  if (!(flags & O_PATH)) flags |= O_NOCTTY;
+#else
+  flags |= O_NOCTTY;
+#endif
+#if CYMG__OPENAT2
+  if (r->beneath) {
+    int fd = openat2_retry(r->fd, rel, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+    if (fd >= 0) return fd;
+    if (errno == EXDEV) return open_resolved(r, rel, flags);
+    /* ENOSYS: a kernel before 5.6; EPERM: a seccomp filter of its time
+     * (containers) refusing system calls it does not know. */
+    if (errno != ENOSYS && errno != EPERM) return -1;
+    r->beneath = false;
+  }
+#endif
+  /* Without openat2: check where the path leads, then open it. A symlink
+   * swapped in between the two steps would be followed. */
+  char *real = real_inside(r, rel);
+  if (real == NULL) return -1;
+  free(real);
+  char *full = join(r->real, "/", rel);
+  if (full == NULL) return -1;
+  int fd = open(full, flags);
+  int e = errno;
+  free(full);
+  errno = e;
+  return fd;
+}
+
+/* Looks for "<path>.gz" (beneath r, or by path when r is NULL) and, when it is
+ * a regular file, marks src as varying on Accept-Encoding; when the client
+ * takes gzip, src becomes the sibling (its old fd closed). src->fd may be -1:
+ * only a sibling will do then. Returns 0, or CYMG_ENOMEM. */
+static int add_sibling(const cymg_http_msg *msg, root *r, const char *path, source *src) {
+  size_t n = strlen(path);
+  char *gz = malloc(n + 4);
+  if (gz == NULL) return CYMG_ENOMEM;
   memcpy(gz, path, n);
   memcpy(gz + n, ".gz", 4);
-  /* Vary whenever a sibling exists: the answer depends on Accept-Encoding
-   * even for the clients that got the plain file. */
-  struct stat gst;
-  bool sibling = stat(gz, &gst) == 0 && S_ISREG(gst.st_mode) && (!check || check(gz, arg));
-  src->vary = sibling;
-  if (sibling && cymg__http_accepts_gzip(msg)) {
-    src->fd = open_regular(gz, 0, &src->st);
-    src->gzip = src->fd >= 0;
-  }
+  bool take = cymg__http_accepts_gzip(msg);
+  /* Vary whenever a sibling exists: the answer depends on Accept-Encoding even
+   * for the clients that get the plain file. Those only need to know it is
+   * there, so it is looked at, not opened for reading. */
+  int flags = take ? O_RDONLY | O_NONBLOCK : PROBE_FLAGS;
+  int fd = r ? root_open(r, gz, flags) : open(gz, flags | O_CLOEXEC | O_NOCTTY);
   free(gz);
-  if (src->fd < 0) {
-    if (check && !check(path, arg)) {
-      errno = ENOENT;
-      return -1;
-    }
-    src->fd = open_regular(path, 0, &src->st);
+  struct stat st;
+  if (regular(fd, &st) < 0) return 0;
+  src->vary = true;
+  if (take) {
+    if (src->fd >= 0) close(src->fd);
+    src->fd = fd;
+    src->st = st;
+    src->gzip = true;
+  } else {
+    close(fd);
   }
-  return src->fd >= 0 ? 0 : -1;
+  return 0;
 }
 
 int cymg_http_serve_file(cymg_conn *c, const cymg_http_msg *msg, const char *path,
                          const cymg_http_serve_opts *opts) {
   const cymg_http_serve_opts *o = opts ? opts : &no_opts;
   if (c == NULL || msg == NULL || path == NULL) return CYMG_EINVAL;
-  source src;
-  if (open_source(msg, path, path, NULL, NULL, &src) != 0)
-    return errno == ENOMEM ? reply_text(c, o, 500, NULL) : reply_404(c, o);
-  return reply_source(c, msg, o, &src);
+  source src = {.fd = -1, .name = path};
+  src.fd = open_regular(path, &src.st);
+  if (add_sibling(msg, NULL, path, &src) != 0) {
+    if (src.fd >= 0) close(src.fd);
+    return reply_text(c, o, 500, NULL);
+  }
+  return src.fd >= 0 ? reply_source(c, msg, o, &src) : reply_404(c, o);
 }
 
 /* ---------------------------------------------------------- serve_dir ---- */
-
-/* The real path of the root, for checking where symlinks lead. */
-typedef struct root {
-  char *real;
-  size_t len;
-} root;
-
-/* Is path (after resolving every symlink) the root or inside it? */
-static bool under_root(const char *path, void *arg) {
-  const root *r = arg;
-  char *real = realpath(path, NULL);
-  if (real == NULL) return false;
-  bool ok = strncmp(real, r->real, r->len) == 0 &&
-            (real[r->len] == '\0' || real[r->len] == '/' || r->len == 1);
-  free(real);
-  return ok;
-}
 
 /* Hidden files (a segment starting with '.') are never served: they are where
  * .git, .env and .htpasswd live. ".well-known" (RFC 8615) is the exception. */
@@ -611,15 +776,28 @@ static int html_escape(cymg_buf *b, const char *s) {
   return 0;
 }
 
-static char *join(const char *a, const char *b, const char *c);
-static bool under_root(const char *path, void *arg);
+/* Stats the target of symlink `name` in the folder npath, when following it
+ * stays inside the root. */
+static bool link_inside(root *r, const char *npath, const char *name, struct stat *st) {
+  char *rel = join(npath + 1, name, NULL);
+  int fd = rel ? root_open(r, rel, PROBE_FLAGS) : -1;
+  free(rel);
+  if (fd < 0) return false;
+  bool ok = fstat(fd, st) == 0;
+  close(fd);
+  return ok;
+}
 
-/* Writes the listing of folder dir (shown as npath) into b. What a request
- * could not get is left out: hidden names, symlinks leading out of the root,
- * entries that cannot be stat'ed. */
-static int listing(const char *dir, const char *npath, struct root *r, cymg_buf *b) {
-  DIR *d = opendir(dir);
-  if (d == NULL) return -errno;
+/* Writes the listing of the folder open as dfd (which this takes over; shown
+ * as npath) into b. What a request could not get is left out: hidden names,
+ * symlinks leading out of the root, entries that cannot be stat'ed. */
+static int listing(int dfd, const char *npath, root *r, cymg_buf *b) {
+  DIR *d = fdopendir(dfd);
+  if (d == NULL) {
+    int e = errno;
+    close(dfd);
+    return -e;
+  }
   entry *ents = NULL;
   size_t n = 0, cap = 0;
   int rc = 0;
@@ -628,12 +806,7 @@ static int listing(const char *dir, const char *npath, struct root *r, cymg_buf 
     if (de->d_name[0] == '.') continue; /* ".", ".." and hidden names */
     struct stat st;
     if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    if (S_ISLNK(st.st_mode)) {
-      char *path = join(dir, "/", de->d_name);
-      bool inside = path != NULL && under_root(path, r);
-      free(path);
-      if (!inside || fstatat(dirfd(d), de->d_name, &st, 0) != 0) continue;
-    }
+    if (S_ISLNK(st.st_mode) && !link_inside(r, npath, de->d_name, &st)) continue;
     if (n == cap) {
       size_t nc = cap ? cap * 2 : 32;
       entry *ne = realloc(ents, nc * sizeof(*ne));
@@ -686,23 +859,27 @@ out:
   return rc;
 }
 
-/* root + npath, NUL-terminated; NULL when out of memory. */
-static char *join(const char *a, const char *b, const char *c) {
-  size_t la = strlen(a), lb = strlen(b), lc = c ? strlen(c) : 0;
-  char *p = malloc(la + lb + lc + 2);
-  if (p == NULL) return NULL;
-  memcpy(p, a, la);
-  memcpy(p + la, b, lb);
-  if (c) memcpy(p + la + lb, c, lc);
-  p[la + lb + lc] = '\0';
-  return p;
+/* Opens root/rel as a regular file to send, with its ".gz" sibling. Returns 0
+ * (src ready), CYMG_ENOMEM, or -1 when there is nothing to send. */
+static int open_source(const cymg_http_msg *msg, root *r, const char *rel, source *src) {
+  memset(src, 0, sizeof(*src));
+  src->name = rel;
+  src->fd = regular(root_open(r, rel, O_RDONLY | O_NONBLOCK), &src->st);
+  if (src->fd < 0) return errno == ENOMEM ? CYMG_ENOMEM : -1;
+  if (add_sibling(msg, r, rel, src) != 0) {
+    close(src->fd);
+    return CYMG_ENOMEM;
+  }
+  return 0;
 }
 
-/* A folder: redirect to the slash form, else index files, else a listing. */
+/* The folder npath, open as dfd (which this takes over): redirect to the slash
+ * form, else index files, else a listing. */
 static int serve_folder(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *o,
-                        root *r, const char *full, const char *npath) {
+                        root *r, const char *npath, int dfd) {
   int rc;
   if (npath[strlen(npath) - 1] != '/') {
+    close(dfd);
     /* Relative links in the folder's pages resolve against the slash form. The
      * target is built from the normalised path, never the raw one: "//host/x"
      * would otherwise redirect off-site. */
@@ -723,17 +900,23 @@ static int serve_folder(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
     item = cymg_str_trim(item);
     if (item.len == 0 || memchr(item.buf, '/', item.len) != NULL) continue;
     char *name = cymg_str_dup(item);
-    char *path = name ? join(full, "/", name) : NULL;
+    char *rel = name ? join(npath + 1, name, NULL) : NULL; /* npath ends in '/' */
     source src;
-    bool found = path && open_source(msg, path, path, under_root, r, &src) == 0;
+    bool found = rel && open_source(msg, r, rel, &src) == 0;
     rc = found ? reply_source(c, msg, o, &src) : 0;
-    free(path);
+    free(rel);
     free(name);
-    if (found) return rc;
+    if (found) {
+      close(dfd);
+      return rc;
+    }
   }
-  if (!o->dir_listing) return reply_text(c, o, 403, NULL);
+  if (!o->dir_listing) {
+    close(dfd);
+    return reply_text(c, o, 403, NULL);
+  }
   cymg_buf body = {0};
-  rc = listing(full, npath, r, &body);
+  rc = listing(dfd, npath, r, &body);
   if (rc == 0) {
     cymg_buf h = {0};
     const char *hdrs = NULL;
@@ -748,6 +931,29 @@ static int serve_folder(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
   return rc;
 }
 
+/* Serves npath (normalised, not hidden) from the root. */
+static int serve_path(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *o,
+                      root *r, const char *npath, size_t n) {
+  /* One lookup decides: a folder, a file, or nothing to show. The descriptor
+   * is what gets sent or listed, so nothing is looked up twice. */
+  const char *rel = n > 1 ? npath + 1 : ".";
+  int fd = root_open(r, rel, O_RDONLY | O_NONBLOCK);
+  if (fd < 0) return errno == ENOMEM ? reply_text(c, o, 500, NULL) : reply_404(c, o);
+  source src = {.fd = fd, .name = rel};
+  bool known = fstat(fd, &src.st) == 0;
+  if (known && S_ISDIR(src.st.st_mode)) return serve_folder(c, msg, o, r, npath, fd);
+  /* "/file/" names a folder: not this file. FIFOs, devices, sockets: never. */
+  if (!known || npath[n - 1] == '/' || !S_ISREG(src.st.st_mode)) {
+    close(fd);
+    return reply_404(c, o);
+  }
+  if (add_sibling(msg, r, rel, &src) != 0) {
+    close(src.fd);
+    return reply_text(c, o, 500, NULL);
+  }
+  return reply_source(c, msg, o, &src);
+}
+
 int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_serve_opts *opts) {
   if (c == NULL || msg == NULL || opts == NULL || opts->root_dir == NULL) return CYMG_EINVAL;
   const cymg_http_serve_opts *o = opts;
@@ -756,31 +962,18 @@ int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
   char *npath = malloc(msg->uri.len + 1);
   if (npath == NULL) return reply_text(c, o, 500, NULL);
   int n = cymg__http_normalize_path(msg->uri, npath, msg->uri.len + 1);
-  root r = {realpath(o->root_dir, NULL), 0};
-  char *full = NULL;
+  root r;
   int rc;
   if (n == CYMG_EPARSE) {
     rc = reply_text(c, o, 400, NULL);
   } else if (n < 0 || hidden(npath)) {
     rc = reply_404(c, o); /* refused paths look like missing ones */
-  } else if (r.real == NULL) {
+  } else if (root_init(&r, o->root_dir) != 0) {
     rc = reply_text(c, o, 500, NULL); /* a misconfigured root should be seen */
-  } else if ((r.len = strlen(r.real), full = join(r.real, npath, NULL)) == NULL) {
-    rc = reply_text(c, o, 500, NULL);
   } else {
-    struct stat st;
-    if (!under_root(full, &r) || stat(full, &st) != 0) {
-      rc = reply_404(c, o);
-    } else if (S_ISDIR(st.st_mode)) {
-      rc = serve_folder(c, msg, o, &r, full, npath);
-    } else {
-      source src;
-      rc = open_source(msg, full, npath, under_root, &r, &src) == 0 ? reply_source(c, msg, o, &src)
-                                                                    : reply_404(c, o);
-    }
+    rc = serve_path(c, msg, o, &r, npath, (size_t)n);
+    root_free(&r);
   }
-  free(full);
-  free(r.real);
   free(npath);
   return rc;
 }

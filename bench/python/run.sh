@@ -6,7 +6,7 @@
 # the 5-byte body "hello"; wrk -t1 -c50 with keep-alive drives each in turn.
 # Prints a markdown table and the command lines used.
 #
-# Knobs (environment): RUNS (11) runs of SECS (1) seconds per configuration,
+# Knobs (environment): RUNS (15) runs of SECS (1) seconds per configuration,
 # interleaved, median reported; CONNS (50) wrk connections; QUIET_PCT (10);
 # SERVER_CPU (0) and CLIENT_CPU (1) for taskset; BUILD (build) the CMake tree;
 # PYTHON (/usr/bin/python3: Debian's, which has aiohttp, uvicorn, gunicorn);
@@ -17,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-$root/build}
-RUNS=${RUNS:-11}
+RUNS=${RUNS:-15}
 SECS=${SECS:-1}
 COUNT_SECS=${COUNT_SECS:-2}
 CONNS=${CONNS:-50}

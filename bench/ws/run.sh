@@ -3,12 +3,12 @@
 # the version pinned in tests/node), one server process each, in the same run so
 # both see the same machine and the same load. One load client for both
 # (load_cymg.c, on libcymg): 50 connections, 64-byte binary messages, each
-# connection keeping one message in flight. Prints markdown tables and the
-# command lines used.
+# connection keeping one message in flight, then a fixed window of 8 per
+# connection. Prints markdown tables and the command lines used.
 #
 # Knobs (environment): RUNS (9) runs of SECS (2) seconds per server,
-# interleaved, median reported; CONNS (50); WINDOW (1) messages in flight per
-# connection; SIZE (64) bytes per message; QUIET_PCT (10); COUNT_SECS (2) for
+# interleaved, median reported; CONNS (50); WINDOWS ("1 8") messages in flight
+# per connection, one configuration each; SIZE (64) bytes per message; QUIET_PCT (10); COUNT_SECS (2) for
 # the syscall-count session; SERVER_CPU (0) and CLIENT_CPU (1) for taskset;
 # BUILD (build) the CMake tree; COUNT_WITH (perf, strace or none); NODE (node).
 set -euo pipefail
@@ -19,7 +19,7 @@ BUILD=${BUILD:-$root/build}
 RUNS=${RUNS:-9}
 SECS=${SECS:-2}
 CONNS=${CONNS:-50}
-WINDOW=${WINDOW:-1}
+WINDOWS=${WINDOWS:-1 8}
 SIZE=${SIZE:-64}
 COUNT_SECS=${COUNT_SECS:-2}
 QUIET_PCT=${QUIET_PCT:-10}
@@ -115,24 +115,24 @@ child_ticks() {
 }
 
 commands=()
-run_client() { # server out seconds
-  local ccmd=("${cli_pin[@]}" "$bin/load_cymg" "ws://127.0.0.1:${PORT[$1]}/ws" "$CONNS" "$WINDOW" "$3" "$SIZE")
+run_client() { # server window out seconds
+  local ccmd=("${cli_pin[@]}" "$bin/load_cymg" "ws://127.0.0.1:${PORT[$1]}/ws" "$CONNS" "$2" "$4" "$SIZE")
   commands+=("${ccmd[*]}")
-  timeout $(($3 + 30)) "${ccmd[@]}" >"$2" 2>&1
+  timeout $(($4 + 30)) "${ccmd[@]}" >"$3" 2>&1
 }
 
 # One timed session; appends "msgs_per_s server_ns_per_msg others_pct
-# server_pct client_pct failed" to $work/res.$server. Server CPU is the
+# server_pct client_pct failed" to $work/res.$server.$window. Server CPU is the
 # process's whole time over the session (handshakes and closes included: 50 of
 # each against some 10^5 messages); client CPU its own over the timed part.
 measure() {
-  local server=$1 pid=${PID[$1]}
+  local server=$1 window=$2 pid=${PID[$1]}
   local s0 b0 w0 s1 b1 w1 t0 t1 failed=0
   s0=$(cpu_ticks "$pid")
   b0=$(busy_ticks)
   times >"$work/times.0"
   t0=$(date +%s%N)
-  run_client "$server" "$work/client.out" "$SECS" || failed=1
+  run_client "$server" "$window" "$work/client.out" "$SECS" || failed=1
   t1=$(date +%s%N)
   times >"$work/times.1"
   b1=$(busy_ticks)
@@ -147,13 +147,13 @@ measure() {
       o = (b - s - w) * 100 / (secs * hz); if (o < 0) o = 0
       printf "%d %d %d %d %d %d\n", v["msgs_per_s"], v["msgs"] ? s * 1e9 / hz / v["msgs"] : 0, o,
         s * 100 / (secs * hz), v["seconds"] ? v["cpu_us"] / 1e4 / v["seconds"] : 0, failed }' \
-    "$work/client.out" >>"$work/res.$server"
+    "$work/client.out" >>"$work/res.$server.$window"
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date +%s)
 for ((r = 1; r <= RUNS; r++)); do
-  for s in "${servers[@]}"; do measure "$s"; done
+  for w in $WINDOWS; do for s in "${servers[@]}"; do measure "$s" "$w"; done; done
 done
 
 # ---- syscalls per message: one more session per server with the server
@@ -165,10 +165,11 @@ if [ -z "$count_with" ]; then
   else count_with=none; fi
 fi
 declare -A SYS
-for s in "${servers[@]}"; do
-  SYS[$s]="n/a"
+for w in $WINDOWS; do for s in "${servers[@]}"; do
+  k=$s.$w
+  SYS[$k]="n/a | | | |"
   [ "$count_with" = none ] && continue
-  out="$work/count.$s"
+  out="$work/count.$k"
   case "$count_with" in
     perf)
       ev=syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_readv
@@ -180,7 +181,7 @@ for s in "${servers[@]}"; do
   esac
   perf_pid=$!
   sleep 0.5
-  run_client "$s" "$work/client.count" "$COUNT_SECS" || true
+  run_client "$s" "$w" "$work/client.count" "$COUNT_SECS" || true
   kill -INT "$perf_pid" 2>/dev/null || true
   wait "$perf_pid" 2>/dev/null || true
   perf_pid=
@@ -189,11 +190,11 @@ for s in "${servers[@]}"; do
     perf) counts=$(awk -F, '{ sub(/^(raw_)?syscalls:sys_enter_?/, "", $3); if ($3 == "") $3 = "total"; print $3, $1 }' "$out") ;;
     strace) counts=$(awk '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ { print $NF, $4 } $NF == "total" { print "total", $3 }' "$out") ;;
   esac
-  SYS[$s]=$(awk -v n="${msgs:-0}" '{ c[$1] = $2 + 0 } END { if (!n) { print "n/a"; exit }
+  SYS[$k]=$(awk -v n="${msgs:-0}" '{ c[$1] = $2 + 0 } END { if (!n) { print "n/a | | | |"; exit }
     printf "%.2f | %.2f | %.2f | %.2f | %.2f\n", (c["recvfrom"] + c["read"] + c["readv"]) / n,
       (c["sendto"] + c["write"] + c["writev"]) / n, (c["epoll_wait"] + c["epoll_pwait"]) / n,
       c["epoll_ctl"] / n, c["total"] / n }' <<<"$counts")
-done
+done; done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # stats S: "median best quiet_median quiet_n server_ns server_pct client_pct
@@ -213,60 +214,64 @@ stats() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a && b) printf "%.2f", a / b; else printf "n/a" }'; }
 
 declare -A MED QMED NQ BEST CPU
-for s in "${servers[@]}"; do
-  read -r med best qmed nq cpu _ <<<"$(stats "$s")"
-  MED[$s]=$med QMED[$s]=$qmed NQ[$s]=$nq BEST[$s]=$best CPU[$s]=$cpu
-done
+for w in $WINDOWS; do for s in "${servers[@]}"; do
+  read -r med best qmed nq cpu _ <<<"$(stats "$s.$w")"
+  k=$s.$w
+  MED[$k]=$med QMED[$k]=$qmed NQ[$k]=$nq BEST[$k]=$best CPU[$k]=$cpu
+done; done
 
 echo "### ws: libcymg vs Node ws echo, $CONNS connections, $SIZE-byte messages, 127.0.0.1"
 echo
-echo "$RUNS runs of ${SECS}s per server, interleaved ($(($(date +%s) - t_start)) s in all); servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU."
+echo "$RUNS runs of ${SECS}s per configuration, interleaved ($(($(date +%s) - t_start)) s in all); servers on CPU $SERVER_CPU, client on CPU $CLIENT_CPU."
 echo "Load average before: $load_before, after: $load_after. Build: $build_type."
 echo "Node $("${NODE:-false}" --version 2>/dev/null || echo n/a), ws $(sed -n 's/^ *"version": "\(.*\)".*/\1/p' "$root/tests/node/node_modules/ws/package.json" 2>/dev/null || echo n/a)."
 [ -n "$node_note" ] && echo "$node_note"
 echo
 echo "Client: bench/ws/load_cymg.c (libcymg), the same for both servers: $CONNS connections, each"
-echo "keeping $WINDOW message(s) in flight (the next is sent when the echo is back), binary"
-echo "messages, no compression, every echo checked."
+echo "keeping a fixed window of W messages in flight (the next is sent when an echo is back;"
+echo "W = 1: one message in flight), binary messages, no compression, every echo checked."
 echo
-echo "| server | msgs/s (median) | quiet runs: median (n) | best | libcymg ÷ this: median, quiet, best | server CPU µs/msg | libcymg ÷ this, msgs per server CPU-s | CPU busy: server, client |"
+echo "| server, window | msgs/s (median) | quiet runs: median (n) | best | libcymg ÷ this: median, quiet, best | server CPU µs/msg | libcymg ÷ this, msgs per server CPU-s | CPU busy: server, client |"
 echo "|---|---:|---:|---:|---:|---:|---:|---|"
-for s in "${servers[@]}"; do
-  read -r med best qmed nq cpu spct cpct fails <<<"$(stats "$s")"
+for w in $WINDOWS; do for s in "${servers[@]}"; do
+  k=$s.$w
+  read -r med best qmed nq cpu spct cpct fails <<<"$(stats "$k")"
   qcell="n/a (0)"
   [ "$nq" -gt 0 ] && qcell="$qmed ($nq)"
   rr="" rc=""
   if [ "$s" != cymg ]; then
-    rr="$(ratio "${MED[cymg]}" "$med"), $(ratio "${QMED[cymg]}" "$qmed"), $(ratio "${BEST[cymg]}" "$best")"
-    rc=$(ratio "$cpu" "${CPU[cymg]}")
+    rr="$(ratio "${MED[cymg.$w]}" "$med"), $(ratio "${QMED[cymg.$w]}" "$qmed"), $(ratio "${BEST[cymg.$w]}" "$best")"
+    rc=$(ratio "$cpu" "${CPU[cymg.$w]}")
   fi
-  name=${LABEL[$s]}
+  name="${LABEL[$s]}, W=$w"
   [ "$fails" -gt 0 ] && name="$name ($fails failed runs)"
   echo "| $name | $med | $qcell | $best | $rr | $(awk -v c="$cpu" 'BEGIN { printf "%.2f", c / 1000 }') | $rc | $spct%, $cpct% |"
-done
+done; done
 echo
-echo "System calls per message, server process ($count_with, one more ${COUNT_SECS}s session, divided by the"
-echo "messages echoed; recv = read + readv + recvfrom, send = write + writev + sendto):"
+echo "System calls per message, server process ($count_with, one more ${COUNT_SECS}s session per configuration,"
+echo "divided by the messages echoed; recv = read + readv + recvfrom, send = write + writev + sendto):"
 echo
-echo "| server | recv | send | epoll_wait | epoll_ctl | all |"
+echo "| server, window | recv | send | epoll_wait | epoll_ctl | all |"
 echo "|---|---:|---:|---:|---:|---:|"
-for s in "${servers[@]}"; do echo "| ${LABEL[$s]} | ${SYS[$s]} |"; done
+for w in $WINDOWS; do for s in "${servers[@]}"; do echo "| ${LABEL[$s]}, W=$w | ${SYS[$s.$w]} |"; done; done
 echo
-if [ -n "${MED[node]:-}" ]; then
-  if [ "${NQ[cymg]}" -gt 0 ] && [ "${NQ[node]}" -gt 0 ]; then
-    r=$(ratio "${QMED[cymg]}" "${QMED[node]}") which="quiet medians"
-  else
-    r=$(ratio "${MED[cymg]}" "${MED[node]}") which="medians (no quiet runs)"
-  fi
-  echo "- Target libcymg ≥ 3x Node msgs/s: $r ($which) — $(awk -v r="$r" 'BEGIN { print (r >= 3 ? "**met**" : "**not met**") }');" \
-    "per server CPU-second: $(ratio "${CPU[node]}" "${CPU[cymg]}")."
+if [ -n "${PID[node]:-}" ]; then
+  for w in $WINDOWS; do
+    if [ "${NQ[cymg.$w]}" -gt 0 ] && [ "${NQ[node.$w]}" -gt 0 ]; then
+      r=$(ratio "${QMED[cymg.$w]}" "${QMED[node.$w]}") which="quiet medians"
+    else
+      r=$(ratio "${MED[cymg.$w]}" "${MED[node.$w]}") which="medians, too few quiet runs"
+    fi
+    echo "- W=$w: target libcymg ≥ 3x Node msgs/s: $r ($which) — $(awk -v r="$r" 'BEGIN { print (r >= 3 ? "**met**" : "**not met**") }');" \
+      "per server CPU-second: $(ratio "${CPU[node.$w]}" "${CPU[cymg.$w]}")."
+  done
   echo
 fi
 echo "Each run, msgs/s with the share of a CPU (%) other programs used meanwhile:"
 echo
-for s in "${servers[@]}"; do
-  echo "- ${LABEL[$s]}: $(awk '{ printf "%s%s (%s%%)", (NR > 1 ? ", " : ""), $1, $3 }' "$work/res.$s")"
-done
+for w in $WINDOWS; do for s in "${servers[@]}"; do
+  echo "- ${LABEL[$s]}, W=$w: $(awk '{ printf "%s%s (%s%%)", (NR > 1 ? ", " : ""), $1, $3 }' "$work/res.$s.$w")"
+done; done
 echo
 echo "A run is quiet when other programs used at most ${QUIET_PCT}% of a CPU during it"
 echo "(/proc/stat busy time minus the server's and the client's own time). Server CPU"

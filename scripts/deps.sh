@@ -8,16 +8,17 @@ case "$what" in
   build) ;;
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest
               python3-websocket) ;; # websocket-client: the Python WebSocket tests' peer
-  bench) pkgs+=(libcmocka-dev wrk strace nginx-light) ;;
+  bench) pkgs+=(libcmocka-dev wrk strace curl nginx-light python3-dev python3-aiohttp python3-uvicorn
+              python3-httptools gunicorn) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Node and npm (the WebSocket tests' peer) are checked by command: a machine may
+# Node and npm (the WebSocket tests' peer, the ws benchmark's) are checked by command: a machine may
 # have them from another source, whose nodejs already bundles npm.
-if [ "$what" = test ]; then
+if [ "$what" = test ] || [ "$what" = bench ]; then
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
 fi

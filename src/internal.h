@@ -102,6 +102,7 @@ enum {
   CYMG__F_WANT_POLL = 1u << 9,
   CYMG__F_REGISTERED = 1u << 10, /* fd is known to the backend */
   CYMG__F_PENDING = 1u << 11,    /* on the manager's pending list */
+  CYMG__F_CORKED = 1u << 12,     /* in a READ event: sends queue, flushed after it */
 };
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
@@ -239,6 +240,9 @@ void cymg__conn_defer(cymg_conn *c, unsigned what);
 /* Runs the I/O a ready descriptor calls for. */
 void cymg__conn_io(cymg_conn *c, unsigned events);
 void cymg__conn_run_pending(cymg_conn *c);
+/* cymg_send without the draining check: for a protocol finishing output it had
+ * started before the drain (a file body through the pump). */
+int cymg__conn_send(cymg_conn *c, const void *data, size_t len);
 /* Installs (or with NULL removes) the output pump; see struct cymg_conn. */
 void cymg__conn_set_pump(cymg_conn *c, bool (*pump)(cymg_conn *c));
 /* Reports ERROR with this message at the next dispatch, then closes. */

@@ -151,7 +151,9 @@ CYMG_API int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t
 
 /* Queues len bytes for sending (copied). The write is tried at once when nothing
  * else is queued, so a small reply costs one system call; WRITE is reported from
- * the loop, never from inside this call. Returns 0, CYMG_ECLOSED on a closing
+ * the loop, never from inside this call. Inside a READ event the bytes are queued
+ * and leave, with everything else the handler sent for that read, in one write
+ * right after the event. Returns 0, CYMG_ECLOSED on a closing or draining
  * connection, or CYMG_ELIMIT when the send buffer would pass its limit (nothing
  * is queued then). On UDP, each call is one datagram, sent to the connected peer
  * or, on a listener, to the sender of the last datagram read. */
@@ -164,7 +166,8 @@ CYMG_API int cymg_vprintf(cymg_conn *c, const char *fmt, va_list ap) CYMG_PRINTF
  * delivered once; the connection is freed after it, never inside its own event
  * function. Idempotent. */
 CYMG_API void cymg_close(cymg_conn *c);
-/* Stops reading, sends everything queued, then closes. */
+/* Stops reading, sends everything queued, then closes. Nothing more can be sent
+ * after it (CYMG_ECLOSED). */
 CYMG_API void cymg_drain(cymg_conn *c);
 /* Delivers ERROR with a printf-formatted message, then closes. */
 CYMG_API void cymg_error(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);

@@ -132,6 +132,8 @@ static void on_eof(cymg_conn *c) {
   }
 }
 
+static void do_flush(cymg_conn *c);
+
 static void do_read(cymg_conn *c) {
   for (int i = 0; i < CYMG__READS_PER_EVENT; i++) {
     if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return;
@@ -151,7 +153,12 @@ static void do_read(cymg_conn *c) {
     if (n > 0) {
       size_t got = (size_t) n;
       c->recv.len += got;
+      /* Replies to everything this read brought (pipelined requests, a burst
+       * of WebSocket messages) leave together, in one send after the event. */
+      c->flags |= CYMG__F_CORKED;
       cymg_call(c, CYMG_EV_READ, &got);
+      c->flags &= ~CYMG__F_CORKED;
+      if (c->send.len > 0 && !(c->flags & CYMG__F_CLOSING)) do_flush(c);
       if (got < room) return; /* the socket is drained */
     } else if (n == 0) {
       on_eof(c);
@@ -235,8 +242,7 @@ static void finish_connect(cymg_conn *c) {
 
 /* ---- public: sending and closing ---- */
 
-int cymg_send(cymg_conn *c, const void *data, size_t len) {
-  if (c == NULL || (data == NULL && len > 0)) return CYMG_EINVAL;
+int cymg__conn_send(cymg_conn *c, const void *data, size_t len) {
   if (c->flags & CYMG__F_CLOSING) return CYMG_ECLOSED;
   if (c->flags & CYMG__F_UDP) return cymg__udp_send(c, data, len);
   if (c->flags & CYMG__F_LISTENING) return CYMG_ESTATE;
@@ -244,7 +250,7 @@ int cymg_send(cymg_conn *c, const void *data, size_t len) {
   if (len > c->send_limit || c->send.len > c->send_limit - len) return CYMG_ELIMIT;
   c->sent_total += len;
   size_t sent = 0;
-  if (c->send.len == 0 && c->fd >= 0 && !(c->flags & CYMG__F_CONNECTING)) {
+  if (c->send.len == 0 && c->fd >= 0 && !(c->flags & (CYMG__F_CONNECTING | CYMG__F_CORKED))) {
     ptrdiff_t n = c->tp->send(c, data, len);
     if (n > 0) {
       sent = (size_t) n;
@@ -261,9 +267,18 @@ int cymg_send(cymg_conn *c, const void *data, size_t len) {
       if (sent) cymg__conn_fail_later(c, "send buffer: %s", cymg_strerror(rc));
       return rc;
     }
-    cymg__conn_update_io(c);
+    /* Corked, the flush right after the READ event decides whether write
+     * interest is needed: raising it now would cost two epoll_ctl per reply. */
+    if (!(c->flags & CYMG__F_CORKED)) cymg__conn_update_io(c);
   }
   return 0;
+}
+
+int cymg_send(cymg_conn *c, const void *data, size_t len) {
+  if (c == NULL || (data == NULL && len > 0)) return CYMG_EINVAL;
+  /* After drain nothing more is taken: what was queued is all that will go. */
+  if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return CYMG_ECLOSED;
+  return cymg__conn_send(c, data, len);
 }
 
 int cymg_vprintf(cymg_conn *c, const char *fmt, va_list ap) {

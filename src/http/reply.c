@@ -279,7 +279,7 @@ static bool file_pump(cymg_conn *c) {
       cymg_error(c, "read file: %s", n < 0 ? strerror(errno) : "file shrank while sent");
       return false;
     }
-    if (cymg_send(c, buf, (size_t) n) < 0) return false;
+    if (cymg__conn_send(c, buf, (size_t) n) < 0) return false;
     h->file_off += (uint64_t) n;
     h->file_left -= (uint64_t) n;
     if (cymg_conn_send_len(c) > 0 && h->file_left > 0) return true; /* wait for the drain */

@@ -65,6 +65,11 @@ static unsigned want_io(const cymg_conn *c) {
  * poll report hang-ups even with an empty interest set, which would spin the loop
  * for a connection that is full and waiting on its handler. */
 void cymg__conn_update_io(cymg_conn *c) {
+  /* Inside a READ event the interest is settled once, after the event's flush
+   * (cymg__conn_io ends with this call): a reply, a drain, a file pump set up
+   * by the handler would otherwise raise interest only to drop it again, two
+   * epoll_ctl for nothing. */
+  if (c->flags & CYMG__F_CORKED) return;
   unsigned want = want_io(c);
   bool reg = (c->flags & CYMG__F_REGISTERED) != 0;
   if (want == c->interest && (reg || want == 0)) return;
@@ -267,9 +272,7 @@ int cymg__conn_send(cymg_conn *c, const void *data, size_t len) {
       if (sent) cymg__conn_fail_later(c, "send buffer: %s", cymg_strerror(rc));
       return rc;
     }
-    /* Corked, the flush right after the READ event decides whether write
-     * interest is needed: raising it now would cost two epoll_ctl per reply. */
-    if (!(c->flags & CYMG__F_CORKED)) cymg__conn_update_io(c);
+    cymg__conn_update_io(c);
   }
   return 0;
 }

@@ -27,6 +27,7 @@ install-check: build
 
 bench:
 	@scripts/deps.sh bench
+	@scripts/deps-node.sh
 	@bench/run.sh
 
 clean:

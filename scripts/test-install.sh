@@ -21,3 +21,17 @@ cmake -S tests/install -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cm" >/dev/null
 "$tmp/cm/consumer"
 echo "install check: pkg-config and find_package consumers ran ($soname)"
+
+# The Python package, both ways pip can build it: against the libcymg just
+# installed (found through pkg-config), and from the bundled sources.
+py=/usr/bin/python3
+smoke='import cymongoose as c; m = c.Manager(); l = m.listen("http://127.0.0.1:0"); assert l.local_addr[1] > 0; m.close(); print("cymongoose", c.__file__)'
+for mode in 0 1; do
+  rm -rf python/build python/*.egg-info
+  CYMG_BUNDLED=$mode "$py" -m pip install -q --no-build-isolation --no-index --no-deps \
+    --target "$tmp/py$mode" ./python 2>&1 | grep -v -i "running pip as the 'root' user" || true
+  LD_LIBRARY_PATH="$libdir" PYTHONPATH="$tmp/py$mode" "$py" -c "$smoke" >/dev/null ||
+    { echo "install check: pip install (CYMG_BUNDLED=$mode) did not import and serve" >&2; exit 1; }
+done
+rm -rf python/build python/*.egg-info
+echo "install check: pip install ./python works against the installed library and bundled"

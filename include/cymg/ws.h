@@ -229,6 +229,11 @@ CYMG_API int cymg_ws_set_max_message(cymg_conn *c, uint64_t bytes);
  * or a client for the server to end TCP), in ms. Default 5000. Also on open
  * connections. 0 keeps the current value. */
 CYMG_API int cymg_ws_set_close_timeout(cymg_conn *c, uint32_t ms);
+/* Keepalive against peers that vanish without closing: after ms without a
+ * frame from the peer a ping is sent; after ms more without one, ERROR and the
+ * connection closes. 0 turns it off (the default). On a listener, inherited by
+ * the connections it upgrades. Returns 0 or CYMG_ESTATE. */
+CYMG_API int cymg_ws_set_ping_interval(cymg_conn *c, uint32_t ms);
 
 /* permessage-deflate flags. */
 #define CYMG_WS_DEFLATE_SERVER_NO_CONTEXT 0x01u /* server_no_context_takeover */

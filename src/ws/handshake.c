@@ -94,7 +94,7 @@ int cymg_ws_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_d
   int rc = cymg__connect_url(mgr, url, "ws", fn, fn_data, &c);
   if (rc < 0) return rc;
   if (out) *out = c;
-  cymg__ws_conf conf = {0, 0, false, 0, 0, 0};
+  cymg__ws_conf conf = {0};
   cymg__ws *ws = cymg__ws_new(c, &conf, false);
   if (ws == NULL) {
     cymg__conn_fail_later(c, "WebSocket: out of memory");
@@ -199,7 +199,6 @@ static void read_response(cymg_conn *c, cymg__ws *ws) {
     cymg_error(c, "WebSocket: out of memory");
     return;
   }
-  cymg__ws_timer(c, ws, 0);
   cymg_call(c, CYMG_EV_WS_OPEN, &msg);
   /* Frames may have come right behind the response. */
   cymg_conn_consume(c, (size_t) rc);

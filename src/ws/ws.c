@@ -80,10 +80,33 @@ int cymg__ws_open(cymg_conn *c, cymg__ws *ws, const cymg__ws_pmd *pmd) {
   cymg_ws_reader_init(&ws->rd, ws->is_server, pmd->on, wire_max(ws));
   ws->open = true;
   set_recv_limit(c, ws);
+  ws->last_rx = cymg__millis();
+  cymg__ws_timer(c, ws, ws->conf.ping_ms); /* ends a handshake timer, starts keepalive */
   return 0;
 }
 
 /* ---- the one timer: client handshake, then the close handshake ---- */
+
+static int send_frame(cymg_conn *c, cymg__ws *ws, uint8_t flags, const void *p, size_t n);
+
+/* Keepalive: a peer silent for ping_ms gets a ping; silent for another ping_ms
+ * it is taken for gone (a vanished peer sends no FIN, so nothing else would
+ * ever end the connection). Hearing from the peer only updates last_rx: the
+ * timer, when it fires early, re-arms itself for the rest. */
+static void keepalive(cymg_conn *c, cymg__ws *ws) {
+  uint32_t ms = ws->conf.ping_ms;
+  if (ms == 0) return;
+  uint64_t idle = cymg__millis() - ws->last_rx;
+  if (idle < ms) {
+    cymg__ws_timer(c, ws, (uint32_t) (ms - idle));
+  } else if (!ws->ping_out) {
+    ws->ping_out = true;
+    send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PING, NULL, 0);
+    cymg__ws_timer(c, ws, ms);
+  } else {
+    cymg_error(c, "WebSocket: no answer from the peer within %u ms of a ping", (unsigned) ms);
+  }
+}
 
 static void timer_fn(void *arg) {
   cymg_conn *c = arg;
@@ -92,6 +115,8 @@ static void timer_fn(void *arg) {
   ws->timer = 0;
   if (!ws->open) {
     cymg_error(c, "WebSocket handshake: no response within %u ms", HANDSHAKE_MS);
+  } else if (!ws->close_sent && !ws->close_rcvd) {
+    keepalive(c, ws);
   } else {
     CYMG__DEBUG("conn %llu: WebSocket close handshake timed out",
                 (unsigned long long) c->id);
@@ -438,6 +463,8 @@ static bool ws_event(cymg_conn *c, int ev, void *ev_data) {
   if (!ws->open) return cymg__ws_client_event(c, ws, ev);
   switch (ev) {
     case CYMG_EV_READ:
+      ws->last_rx = c->mgr->now;
+      ws->ping_out = false;
       cymg__ws_read(c, ws);
       return true;
     case CYMG__EV_RESUME:
@@ -488,6 +515,19 @@ int cymg_ws_set_close_timeout(cymg_conn *c, uint32_t ms) {
   cymg__ws_conf *conf = conf_of(c, &ws);
   if (conf == NULL) return CYMG_ESTATE;
   if (ms) conf->close_ms = ms;
+  return 0;
+}
+
+int cymg_ws_set_ping_interval(cymg_conn *c, uint32_t ms) {
+  cymg__ws *ws;
+  cymg__ws_conf *conf = conf_of(c, &ws);
+  if (conf == NULL) return CYMG_ESTATE;
+  conf->ping_ms = ms;
+  if (ws && ws->open && !ws->close_sent && !ws->close_rcvd) {
+    ws->last_rx = cymg__millis();
+    ws->ping_out = false;
+    cymg__ws_timer(c, ws, ms);
+  }
   return 0;
 }
 

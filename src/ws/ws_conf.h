@@ -10,6 +10,7 @@
 typedef struct cymg__ws_conf {
   uint64_t max_msg;  /* largest message; 0: CYMG__WS_DEFAULT_MAX_MSG */
   uint32_t close_ms; /* close handshake timeout; 0: CYMG__WS_DEFAULT_CLOSE_MS */
+  uint32_t ping_ms;  /* keepalive: ping after this much silence; 0: off */
   bool deflate;      /* permessage-deflate enabled */
   uint8_t deflate_flags;            /* CYMG_WS_DEFLATE_* */
   uint8_t server_bits, client_bits; /* window limits asked for; 0: none */

@@ -83,6 +83,10 @@ typedef struct cymg__ws {
   /* closing */
   bool close_sent, close_rcvd, failed;
   cymg_timer_id timer;
+  /* keepalive: when the peer was last heard from, and whether a ping of ours is
+   * unanswered */
+  uint64_t last_rx;
+  bool ping_out;
   /* masking keys come from the CSPRNG in batches: one system call per 16 frames */
   uint8_t rnd[64];
   unsigned rnd_pos;

@@ -325,7 +325,7 @@ static int offer(const char *ext, const cymg__ws_conf *conf, cymg__ws_pmd *pmd, 
 
 static void test_deflate_negotiation(void **state) {
   (void) state;
-  cymg__ws_conf on = {0, 0, true, 0, 0, 0}, off = {0, 0, false, 0, 0, 0};
+  cymg__ws_conf on = {.deflate = true}, off = {.deflate = false};
   cymg__ws_pmd p;
   cymg_buf r = {NULL, 0, 0};
   assert_int_equal(offer("Sec-WebSocket-Extensions: permessage-deflate", &off, &p, &r), 0);
@@ -363,7 +363,9 @@ static void test_deflate_negotiation(void **state) {
     assert_int_equal(r.len, 0);
   }
   /* The server's own wishes: no context takeover, smaller windows. */
-  cymg__ws_conf mine = {0, 0, true, CYMG_WS_DEFLATE_SERVER_NO_CONTEXT, 11, 12};
+  cymg__ws_conf mine = {
+      .deflate = true, .deflate_flags = CYMG_WS_DEFLATE_SERVER_NO_CONTEXT, .server_bits = 11,
+      .client_bits = 12};
   assert_int_equal(offer("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
                          &mine, &p, &r), 0);
   assert_string_equal(r.buf, "Sec-WebSocket-Extensions: permessage-deflate; "

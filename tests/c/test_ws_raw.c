@@ -399,6 +399,41 @@ static void test_client_refuses(void **state) {
   cymg_mgr_free(mgr);
 }
 
+/* Keepalive: a peer that goes silent gets a ping, then is dropped with an
+ * ERROR; a peer that answers (our client pongs by itself) stays. */
+static void test_keepalive(void **state) {
+  fixture *f = *state;
+  assert_int_equal(cymg_ws_set_ping_interval(f->lsn, 60), 0);
+  int fd = raw_ws(f, NULL, NULL, 0);
+  char url[64];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", (unsigned) f->port);
+  ws_cli alive = {0};
+  cymg_conn *ac;
+  assert_int_equal(cymg_ws_connect(f->mgr, url, ws_cli_fn, &alive, &ac), 0);
+  POLL_UNTIL(f->mgr, alive.open);
+  int errors = f->s.errors;
+  /* The silent one sees a ping (unmasked, empty), then the end of TCP. */
+  static char buf[4096];
+  bool closed;
+  size_t n = raw_read(f->mgr, fd, buf, sizeof(buf), 0, &closed);
+  assert_true(closed);
+  cymg_ws_frame fr;
+  assert_true(n >= 2 && cymg_ws_parse_header(buf, n, &fr) == 2);
+  assert_int_equal(CYMG_WS_OPCODE(fr.flags), CYMG_WS_OP_PING);
+  assert_int_equal(f->s.errors, errors + 1);
+  close(fd);
+  /* The answering one outlived several intervals and still echoes. */
+  assert_false(alive.closed);
+  int before = alive.msgs;
+  assert_int_equal(cymg_ws_send(ac, "ok", 2, CYMG_WS_OP_TEXT), 0);
+  POLL_UNTIL(f->mgr, alive.msgs > before);
+  good_still_works(f);
+  assert_int_equal(cymg_ws_set_ping_interval(NULL, 10), CYMG_ESTATE);
+  cymg_close(ac);
+  POLL_UNTIL(f->mgr, alive.closed);
+  ws_cli_free(&alive);
+}
+
 static void test_api_misuse(void **state) {
   fixture *f = *state;
   assert_int_equal(cymg_ws_send(f->lsn, "x", 1, CYMG_WS_OP_TEXT), CYMG_ESTATE);
@@ -424,6 +459,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_compressed_frames, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_handshakes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_api_misuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
       cmocka_unit_test(test_client_refuses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(b, data, size);
   cymg_http_header h[MAX_HDRS];
   cymg_http_msg m;
-  cymg__ws_conf conf = {0, 0, true, 0, 0, 0};
+  cymg__ws_conf conf = {.deflate = true};
   if (size > 0) {
     conf.deflate_flags = (uint8_t) (data[0] & 3);
     conf.server_bits = (uint8_t) (data[0] >> 4 < 8 ? 0 : data[0] >> 4);
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       cymg_http_header rh[8];
       cymg_http_msg rm;
       CHECK(cymg_http_parse_response(r, (size_t) rl, &rm, rh, 8, NULL) > 0);
-      cymg__ws_conf plain = {0, 0, true, 0, 0, 0};
+      cymg__ws_conf plain = {.deflate = true};
       cymg__ws_pmd back;
       const char *w;
       CHECK(cymg__ws_pmd_check(&rm, &plain, &back, &w) == 0);

@@ -15,62 +15,25 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-$root/build}
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
 # Many short runs rather than a few long ones: load on a shared machine comes in
 # bursts, and short runs are more likely to fall between them.
 RUNS=${RUNS:-11}
 SECS=${SECS:-1}
 COUNT_SECS=${COUNT_SECS:-2}
 CONNS=${CONNS:-50}
-QUIET_PCT=${QUIET_PCT:-10}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
-HZ=$(getconf CLK_TCK)
 
-work=$(mktemp -d)
-cymg_pid= nginx_pid= perf_pid=
-cleanup() {
-  # Only the processes this script started, by their ids.
-  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null || true; fi
-  if [ -n "$cymg_pid" ]; then kill "$cymg_pid" 2>/dev/null || true; fi
-  if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-if ! command -v wrk >/dev/null; then
-  echo "### http: skipped (wrk is not installed: scripts/deps.sh bench)"
-  exit 0
-fi
+make_workdir
+skip_without wrk http
 
 # ---- build: the library from the CMake tree, the server by hand ----
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" ||
-    { cat "$work/cmake.log" >&2; exit 1; }
-fi
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt")
-case "$build_type" in
-  Release | RelWithDebInfo) ;;
-  *) echo "warning: $BUILD is a '${build_type:-unset}' build; figures will not be representative" >&2 ;;
-esac
-cmake --build "$BUILD" --target cymg_static -j2 >"$work/build.log" ||
-  { cat "$work/build.log" >&2; exit 1; }
+build_library cymg_static
 bin="$BUILD/bench/http"
 mkdir -p "$bin"
-CC=${CC:-cc}
-CFLAGS=(-O2 -std=c11 -Wall -Wextra)
-cc_cmd=("$CC" "${CFLAGS[@]}" -I"$root/include" -o "$bin/hello_cymg" "$here/hello_cymg.c"
-  "$BUILD/libcymg.a" -lssl -lcrypto -lz -lpthread)
-"${cc_cmd[@]}"
-
-srv_pin=() cli_pin=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  srv_pin=(taskset -c "$SERVER_CPU")
-  cli_pin=(taskset -c "$CLIENT_CPU")
-fi
+compile_program --libcymg "$bin/hello_cymg" "$here/hello_cymg.c"
+pin_cpus
 
 # The static file, readable by nginx's worker when it runs as nobody.
 chmod 755 "$work"
@@ -81,22 +44,12 @@ STATIC=/static/1m.bin
 
 # ---- the servers: started once, both pinned to the server CPU; the one not
 # under test sleeps in epoll_wait. ----
-commands=()
-scmd=("${srv_pin[@]}" "$bin/hello_cymg" 0 "$work/www")
-"${scmd[@]}" >"$work/cymg.out" 2>"$work/cymg.err" &
-cymg_pid=$!
-commands+=("${scmd[*]}")
-cymg_port=
-for _ in $(seq 250); do
-  cymg_port=$(awk '$1=="port" {print $2}' "$work/cymg.out")
-  [ -n "$cymg_port" ] && break
-  sleep 0.02
-done
-[ -n "$cymg_port" ] || { echo "hello_cymg did not start" >&2; cat "$work/cymg.err" >&2; exit 1; }
+start_server cymg "$bin/hello_cymg" 0 "$work/www" || exit 1
+commands=("${CMD[cymg]}")
 
 # nginx: 1 worker, everything it writes under $work, so it runs as root or not.
 # As root the worker drops to nobody, hence a world-readable prefix.
-nginx_port= nginx_worker= ngx_cmd=()
+nginx_worker='' ngx_cmd=()
 start_nginx() {
   [ -x "$NGINX" ] || return 1
   mkdir -p "$work/nginx"
@@ -130,21 +83,21 @@ http {
 EOF
     ngx_cmd=("${srv_pin[@]}" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log")
     "${ngx_cmd[@]}" >"$work/nginx.out" 2>&1 &
-    nginx_pid=$!
+    PID[nginx]=$!
     for _ in $(seq 100); do
-      nginx_worker=$(pgrep -P "$nginx_pid" | head -1 || true)
+      nginx_worker=$(pgrep -P "${PID[nginx]}" | head -1 || true)
       [ -n "$nginx_worker" ] && curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
-      kill -0 "$nginx_pid" 2>/dev/null || break
+      kill -0 "${PID[nginx]}" 2>/dev/null || break
       sleep 0.05
     done
-    if [ -n "$nginx_worker" ] && kill -0 "$nginx_pid" 2>/dev/null; then
-      nginx_port=$port
+    if [ -n "$nginx_worker" ] && kill -0 "${PID[nginx]}" 2>/dev/null; then
+      PORT[nginx]=$port
       commands+=("${ngx_cmd[*]}")
       return 0
     fi
-    kill "$nginx_pid" 2>/dev/null || true
-    wait "$nginx_pid" 2>/dev/null || true
-    nginx_pid=
+    kill "${PID[nginx]}" 2>/dev/null || true
+    wait "${PID[nginx]}" 2>/dev/null || true
+    unset "PID[nginx]"
   done
   cat "$work/nginx.out" "$work/nginx/error.log" >&2 2>/dev/null || true
   return 1
@@ -154,7 +107,7 @@ start_nginx || have_nginx=false
 
 # The responses must be what we think they are before anything is timed.
 want_sum=$(cksum <"$work/www/static/1m.bin")
-for p in "$cymg_port" ${nginx_port:+"$nginx_port"}; do
+for p in "${PORT[@]}"; do
   body=$(curl -fs "http://127.0.0.1:$p/" || true)
   [ "$body" = hello ] || { echo "server on port $p answered '$body'" >&2; exit 1; }
   sum=$(curl -fs "http://127.0.0.1:$p$STATIC" | cksum || true)
@@ -162,22 +115,6 @@ for p in "$cymg_port" ${nginx_port:+"$nginx_port"}; do
 done
 
 # ---- measuring ----
-
-# utime + stime of one process, in clock ticks.
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-# Busy time of the whole machine in ticks (user, nice, system, irq, softirq, steal).
-busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# CPU ticks of this shell's reaped children (wrk runs as one): `times >FILE` must
-# run in this shell, not in a $(...) subshell, whose children have used nothing;
-# this reads that file.
-child_ticks() {
-  awk -v hz="$HZ" 'NR == 2 { t = 0; for (f = 1; f <= 2; f++) { split($f, a, /[ms]/);
-    t += a[1] * 60 + a[2] } printf "%d\n", t * hz + 0.5 }' "$1"
-}
-
-# Latency "728.00us" / "2.90ms" / "1.02s" in microseconds.
-to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /us$/) n *= 1;
-  else if (v ~ /s$/) n *= 1000000; printf "%d\n", n }'; }
 
 # name|server|mode|path ; mode: ka (keep-alive) or close (Connection: close)
 configs=("libcymg, keep-alive|cymg|ka|/")
@@ -187,8 +124,8 @@ $have_nginx && configs+=("nginx, connection per request|nginx|close|/")
 configs+=("libcymg, static 1 MiB, keep-alive|cymg|ka|$STATIC")
 $have_nginx && configs+=("nginx, static 1 MiB, keep-alive|nginx|ka|$STATIC")
 
-port_of() { if [ "$1" = cymg ]; then echo "$cymg_port"; else echo "$nginx_port"; fi; }
-pid_of() { if [ "$1" = cymg ]; then echo "$cymg_pid"; else echo "$nginx_worker"; fi; }
+# The process whose CPU time and system calls count: nginx's worker.
+pid_of() { if [ "$1" = cymg ]; then echo "${PID[cymg]}"; else echo "$nginx_worker"; fi; }
 wrk_args() { # mode [seconds]
   local a=(-t1 -c"$CONNS" -d"${2:-$SECS}s" --latency)
   [ "$1" = close ] && a+=(-H 'Connection: close')
@@ -200,7 +137,7 @@ run_wrk() {
   local server=$1 mode=$2 path=$3 out=$4
   local args
   mapfile -t args < <(wrk_args "$mode" "${5:-$SECS}")
-  local wcmd=("${cli_pin[@]}" wrk "${args[@]}" "http://127.0.0.1:$(port_of "$server")$path")
+  local wcmd=("${cli_pin[@]}" wrk "${args[@]}" "http://127.0.0.1:${PORT[$server]}$path")
   commands+=("$(printf '%q ' "${wcmd[@]}")")
   timeout $((${5:-$SECS} + 30)) "${wcmd[@]}" >"$out" 2>&1
 }
@@ -211,34 +148,14 @@ measure() {
   local i=$1 server=$2 mode=$3 path=$4
   local pid
   pid=$(pid_of "$server")
-  local s0 b0 w0 s1 b1 w1
-  s0=$(cpu_ticks "$pid")
-  b0=$(busy_ticks)
-  times >"$work/times.0"
-  local t0 t1
-  t0=$(date +%s%N)
+  cpu_window_start "$pid"
   run_wrk "$server" "$mode" "$path" "$work/wrk.out" || true
-  t1=$(date +%s%N)
-  times >"$work/times.1"
-  b1=$(busy_ticks)
-  s1=$(cpu_ticks "$pid")
-  w0=$(child_ticks "$work/times.0")
-  w1=$(child_ticks "$work/times.1")
-  local rate reqs p99 errs
-  rate=$(awk '/^Requests\/sec:/ { printf "%d\n", $2 }' "$work/wrk.out")
-  reqs=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
-  p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$work/wrk.out")")
-  # Errors: non-2xx answers and socket errors (connect, read, write, timeout).
-  errs=$(awk '/Non-2xx/ { e += $NF } /Socket errors/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 } END { print e + 0 }' "$work/wrk.out")
-  awk -v rate="${rate:-0}" -v reqs="${reqs:-0}" -v p99="$p99" -v errs="$errs" -v hz="$HZ" \
-    -v s="$((s1 - s0))" -v b="$((b1 - b0))" -v w="$((w1 - w0))" -v secs="$(((t1 - t0) / 1000000))e-3" 'BEGIN {
-      o = (b - s - w) * 100 / (secs * hz); if (o < 0) o = 0
-      printf "%d %d %d %d %d %d %d\n", rate, p99, reqs ? s * 1e9 / hz / reqs : 0, o, errs,
-        s * 100 / (secs * hz), w * 100 / (secs * hz) }' >>"$work/res.$i"
+  cpu_window_end "$pid"
+  wrk_result "$work/wrk.out" >>"$work/res.$i"
   cp "$work/wrk.out" "$work/wrk.$i.last"
 }
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+load_before=$(load_average)
 
 # Runs are interleaved (A B C D A B C D ...) so a burst of load from elsewhere
 # lands on every configuration instead of on one.
@@ -251,45 +168,19 @@ done
 
 # ---- syscalls per request: one more session per configuration with the server
 # process under a counter, attached by pid for the length of the session ----
-count_with=${COUNT_WITH:-}
-if [ -n "$count_with" ]; then
-  :
-elif perf stat -e syscalls:sys_enter_recvfrom -o /dev/null true >/dev/null 2>&1; then
-  count_with=perf
-elif command -v strace >/dev/null; then
-  count_with=strace
-else
-  count_with=none
-fi
+choose_counter
 # Columns: read+recvfrom, write+writev+sendto, sendfile, epoll_wait, epoll_ctl,
 # accept4, openat, close, all.
 sys_names=(recvfrom read sendto write writev sendfile64 epoll_wait epoll_ctl accept4 openat close)
 count_syscalls() { # i server mode path
   local i=$1 server=$2 mode=$3 path=$4 pid out="$work/count.$1"
   pid=$(pid_of "$server")
-  case "$count_with" in
-    perf)
-      local ev=()
-      for n in "${sys_names[@]}"; do ev+=("syscalls:sys_enter_$n"); done
-      ev+=(raw_syscalls:sys_enter)
-      perf stat -x, -o "$out" -e "$(IFS=,; echo "${ev[*]}")" -p "$pid" &
-      ;;
-    strace) strace -c -f -o "$out" -p "$pid" 2>/dev/null & ;;
-    *) echo "n/a" >"$work/sys.$i"; return ;;
-  esac
-  perf_pid=$!
-  sleep 0.5 # attached before the first request
+  counter_attach "$pid" "$out" "${sys_names[@]}" || { echo "n/a" >"$work/sys.$i"; return; }
   run_wrk "$server" "$mode" "$path" "$work/wrk.count" "$COUNT_SECS" || true
-  kill -INT "$perf_pid" 2>/dev/null || true
-  wait "$perf_pid" 2>/dev/null || true
-  perf_pid=
-  local reqs
-  reqs=$(awk '/requests in/ { print $1 }' "$work/wrk.count")
-  local counts
-  case "$count_with" in
-    perf) counts=$(awk -F, '{ sub(/^(raw_)?syscalls:sys_enter_?/, "", $3); if ($3 == "") $3 = "total"; print $3, $1 }' "$out") ;;
-    strace) counts=$(awk '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ { print $NF, $4 }' "$out") ;;
-  esac
+  counter_detach
+  local reqs counts
+  reqs=$(wrk_requests "$work/wrk.count")
+  counts=$(counter_counts "$out")
   awk -v n="${reqs:-0}" '{ c[$1] = $2 + 0 } END {
       if (!n) { print "n/a"; exit }
       printf "%.2f, %.2f, %.2f, %.2f, %.2f, %.2f, %.2f, %.2f; %.2f\n", (c["recvfrom"] + c["read"]) / n,
@@ -302,25 +193,12 @@ for i in "${!configs[@]}"; do
   count_syscalls "$i" "$s" "$m" "$path"
 done
 
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+load_after=$(load_average)
 
 # stats I: "median_rate best quiet_median quiet_n p99 cpu_ns errors server_pct
 # wrk_pct", with p99, CPU per request and CPU shares as medians over the quiet
 # runs (all runs if none was quiet).
-stats() {
-  awk -v q="$QUIET_PCT" '
-    function med(a, n,   i, j, t) {
-      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-      return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : int((a[n / 2] + a[n / 2 + 1]) / 2))
-    }
-    { all[++n] = $1; if ($1 > best) best = $1; p99a[n] = $2; cpua[n] = $3; err += $5
-      sa[n] = $6; wa[n] = $7
-      if ($4 <= q) { quiet[++nq] = $1; p99q[nq] = $2; cpuq[nq] = $3; sq[nq] = $6; wq[nq] = $7 } }
-    END { printf "%d %d %d %d %d %d %d %d %d\n", med(all, n), best, med(quiet, nq), nq,
-                 nq ? med(p99q, nq) : med(p99a, n), nq ? med(cpuq, nq) : med(cpua, n), err,
-                 nq ? med(sq, nq) : med(sa, n), nq ? med(wq, nq) : med(wa, n) }' "$work/res.$1"
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a && b) printf "%.2f", a / b; else printf "n/a" }'; }
+stats() { quiet_stats 4 2 3 +5 6 7 <"$work/res.$1"; }
 
 declare -A MED QMED BEST CPU
 for i in "${!configs[@]}"; do
@@ -340,8 +218,7 @@ table() {
     if [ "$kind" != static ] && [ "$path" = "$STATIC" ]; then continue; fi
     read -r med best qmed nq p99 cpu errs spct wpct <<<"$(stats "$i")"
     sc() { awk -v v="$1" -v k="$scale" 'BEGIN { printf (k == 1 ? "%d" : "%.0f"), v * k }'; }
-    qcell="n/a (0)"
-    [ "$nq" -gt 0 ] && qcell="$(sc "$qmed") ($nq)"
+    qcell=$(quiet_cell "$(sc "$qmed")" "$nq")
     rcell="" ecell=""
     if [ "$s" = cymg ] && $have_nginx; then
       local k="nginx.$m.$path"
@@ -349,9 +226,7 @@ table() {
       ecell=$(ratio "${CPU[$k]}" "$cpu")
     fi
     [ "$errs" -gt 0 ] && name="$name ($errs errors)"
-    p99c=$(awk -v u="$p99" 'BEGIN { if (u >= 1000) printf "%.2f ms", u / 1000; else printf "%d µs", u }')
-    cpuc=$(awk -v c="$cpu" 'BEGIN { printf "%.2f", c / 1000 }')
-    echo "| $name | $(sc "$med") | $qcell | $(sc "$best") | $rcell | $ecell | $p99c | $cpuc | $spct%, $wpct% | $(cat "$work/sys.$i") |"
+    echo "| $name | $(sc "$med") | $qcell | $(sc "$best") | $rcell | $ecell | $(latency "$p99") | $(micros "$cpu") | $spct%, $wpct% | $(cat "$work/sys.$i") |"
   done
 }
 
@@ -372,7 +247,7 @@ echo "Each run, req/s with the share of a CPU (%) other programs used meanwhile:
 echo
 for i in "${!configs[@]}"; do
   IFS='|' read -r name _ _ _ <<<"${configs[$i]}"
-  echo "- $name: $(awk '{ printf "%s%s (%s%%)", (NR > 1 ? ", " : ""), $1, $4 }' "$work/res.$i")"
+  echo "- $name: $(each_run 1 4 <"$work/res.$i")"
 done
 echo
 echo "A run is quiet when other programs used at most ${QUIET_PCT}% of a CPU during it"
@@ -390,8 +265,8 @@ echo
 echo "Command lines (ports chosen at run time):"
 echo
 echo '```'
-printf '%s\n' "${cc_cmd[*]}"
-printf '%s\n' "${commands[@]}" | sed -e "s|$work/|\$TMP/|g" -e 's|127.0.0.1:[0-9]*|127.0.0.1:PORT|g' | awk '!seen[$0]++'
+printf '%s\n' "${cc_cmds[@]}"
+printf '%s\n' "${commands[@]}" | sed -e "s|$work/|\$TMP/|g" -e 's|127.0.0.1:[0-9]*|127.0.0.1:PORT|g' | unique
 echo '```'
 echo
 echo "nginx.conf (\$TMP is the script's temporary directory):"

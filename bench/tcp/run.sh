@@ -10,87 +10,38 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-$root/build}
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
 # Many short runs rather than a few long ones: on a shared machine load comes in
 # bursts of seconds, and short runs are more likely to fall between them. One
 # second is still some 30000 round trips.
 RUNS=${RUNS:-15}
 SECS=${SECS:-1}
 SYSCALL_ROUNDS=${SYSCALL_ROUNDS:-20000}
-SERVER_CPU=${SERVER_CPU:-0}
-CLIENT_CPU=${CLIENT_CPU:-1}
 # Time runs are bounded by SECS; this only catches a hung peer.
 LIMIT=$((SECS + 20))
 
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-  # Only the server this script started, by its id.
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_workdir
 
 # ---- build: the library from the CMake tree, the two programs by hand ----
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S "$root" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" ||
-    { cat "$work/cmake.log" >&2; exit 1; }
-fi
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$BUILD/CMakeCache.txt")
-case "$build_type" in
-  Release | RelWithDebInfo) ;;
-  *) echo "warning: $BUILD is a '${build_type:-unset}' build; figures will not be representative" >&2 ;;
-esac
-cmake --build "$BUILD" --target cymg_static -j2 >"$work/build.log" ||
-  { cat "$work/build.log" >&2; exit 1; }
+build_library cymg_static
 bin="$BUILD/bench/tcp"
 mkdir -p "$bin"
-CC=${CC:-cc}
-CFLAGS=(-O2 -std=c11 -Wall -Wextra)
-"$CC" "${CFLAGS[@]}" -o "$bin/pingpong_epoll" "$here/pingpong_epoll.c"
-"$CC" "${CFLAGS[@]}" -I"$root/include" -o "$bin/pingpong_cymg" "$here/pingpong_cymg.c" \
-  "$BUILD/libcymg.a" -lssl -lcrypto -lz -lpthread
+compile_program "$bin/pingpong_epoll" "$here/pingpong_epoll.c"
+compile_program --libcymg "$bin/pingpong_cymg" "$here/pingpong_cymg.c"
+pin_cpus
 
-# Pinning needs two CPUs; on one, both sides simply share it.
-srv_pin=() cli_pin=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  srv_pin=(taskset -c "$SERVER_CPU")
-  cli_pin=(taskset -c "$CLIENT_CPU")
-fi
-
-# Counting syscalls: perf's tracepoints cost little and don't perturb the timing;
-# strace -c works everywhere perf doesn't (root or a low perf_event_paranoid).
-# x86-64 glibc's recv/send are the recvfrom/sendto system calls.
-count_with=${COUNT_WITH:-}
-if [ -n "$count_with" ]; then
-  : # chosen by the caller: perf, strace or none
-elif perf stat -e syscalls:sys_enter_recvfrom -o /dev/null true >/dev/null 2>&1; then
-  count_with=perf
-elif command -v strace >/dev/null; then
-  count_with=strace
-else
-  count_with=none
-fi
+# Counting syscalls: the counter runs the program on the tested side.
+choose_counter
 counter_cmd() { # $1 = output file
   case "$count_with" in
-    perf) echo perf stat -x, -o "$1" -e syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,raw_syscalls:sys_enter -- ;;
+    perf) echo perf stat -x, -o "$1" -e "$(perf_events recvfrom sendto epoll_wait)" -- ;;
     strace) echo strace -c -f -o "$1" ;;
   esac
 }
 # Prints "recvfrom sendto epoll_wait total" from a counter's output file.
 read_counts() {
-  case "$count_with" in
-    perf)
-      awk -F, '/sys_enter_recvfrom/ {r=$1} /sys_enter_sendto/ {s=$1}
-               /sys_enter_epoll_wait/ {w=$1} /raw_syscalls:sys_enter/ {t=$1}
-               END {print r+0, s+0, w+0, t+0}' "$1" ;;
-    strace)
-      # Columns: % time, seconds, usecs/call, calls, [errors], syscall.
-      awk '$NF=="recvfrom" {r=$4} $NF=="sendto" {s=$4}
-           $NF=="epoll_wait" {w=$4} $NF=="total" {t=$4}
-           END {print r+0, s+0, w+0, t+0}' "$1" ;;
-  esac
+  counter_counts "$1" | awk '{ c[$1] = $2 + 0 } END { print c["recvfrom"] + 0, c["sendto"] + 0, c["epoll_wait"] + 0, c["total"] + 0 }'
 }
 
 commands=()
@@ -108,13 +59,9 @@ run_pair() {
   : >"$portfile"
   local scmd=("${srv_pin[@]}" timeout "$LIMIT" "${srv_wrap[@]}" "$bin/$server" server 0)
   "${scmd[@]}" >"$portfile" &
-  server_pid=$!
-  local port=
-  for _ in $(seq 250); do
-    port=$(awk '$1=="port" {print $2}' "$portfile")
-    [ -n "$port" ] && break
-    sleep 0.02
-  done
+  PID[server]=$!
+  local port
+  port=$(wait_for_port "$portfile" "${PID[server]}")
   if [ -z "$port" ]; then
     echo "$server did not start" >&2
     return 1
@@ -122,13 +69,11 @@ run_pair() {
   local ccmd=("${cli_pin[@]}" timeout "$LIMIT" "${cli_wrap[@]}" "$bin/$client" client "$port" "$rounds" "$secs")
   commands+=("${scmd[*]}  &&  ${ccmd[*]}")
   "${ccmd[@]}" >"$work/result"
-  wait "$server_pid"
-  server_pid=
+  wait "${PID[server]}"
+  unset "PID[server]"
   # The server's CPU time, printed as it exits, joins the client's line.
   echo "server_$(awk -F= '$1=="cpu_us" {print $0}' "$portfile")" >>"$work/result"
 }
-
-median() { sort -n | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print int((v[NR/2]+v[NR/2+1])/2)}'; }
 
 # name|server|client|side whose syscalls are counted
 configs=(
@@ -137,13 +82,11 @@ configs=(
   "epoll server, libcymg client|pingpong_epoll|pingpong_cymg|client"
 )
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+load_before=$(load_average)
 
-# Busy CPU time of the whole machine in microseconds (user, nice, system, irq,
-# softirq, steal), to tell how much of a run's CPU went to other programs.
-busy_us() {
-  awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%d\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1000000 / hz }' /proc/stat
-}
+# Busy CPU time of the whole machine in microseconds, to tell how much of a run's
+# CPU went to other programs.
+busy_us() { echo $(($(busy_ticks) * 1000000 / HZ)); }
 
 # Runs are interleaved (A B C A B C ...) so a burst of load from elsewhere lands
 # on every configuration instead of on one.
@@ -185,24 +128,11 @@ for i in "${!configs[@]}"; do
   echo "$(read_counts "$work/count.$i") $rounds" >"$work/sys.$i"
 done
 
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+load_after=$(load_average)
 
-# stats FILE...: "median best quiet_median quiet_count" of round trips/s, and the
-# CPU ns/rt median over quiet runs (all runs if none was quiet). A run is quiet
-# when other programs used at most QUIET_PCT% of a CPU during it.
-QUIET_PCT=${QUIET_PCT:-10}
-stats() {
-  paste -d' ' "$work/rate.$1" "$work/others.$1" "$work/cpu.$1" | awk -v q="$QUIET_PCT" '
-    function med(a, n,   i, j, t) {
-      for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-      return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : int((a[n / 2] + a[n / 2 + 1]) / 2))
-    }
-    { all[++n] = $1; if ($1 > best) best = $1; cpuall[n] = $3
-      if ($2 <= q) { quiet[++nq] = $1; cpuq[nq] = $3 } }
-    END { printf "%d %d %d %d %d\n", med(all, n), best, med(quiet, nq), nq,
-                 nq ? med(cpuq, nq) : med(cpuall, n) }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a && b) printf "%.3f", a / b; else printf "n/a" }'; }
+# stats I: "median best quiet_median quiet_count" of round trips/s, and the CPU
+# ns/rt median over quiet runs (all runs if none was quiet).
+stats() { paste -d' ' "$work/rate.$1" "$work/others.$1" "$work/cpu.$1" | quiet_stats 2 3; }
 
 read -r base base_best base_q _ <<<"$(stats 0)"
 echo "### tcp: ping-pong, 1 connection, 64-byte messages, 127.0.0.1"
@@ -215,19 +145,17 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 for i in "${!configs[@]}"; do
   IFS='|' read -r name _ _ side <<<"${configs[$i]}"
   read -r med best qmed nq cpu <<<"$(stats "$i")"
-  qcell="n/a (0)"
-  [ "$nq" -gt 0 ] && qcell="$qmed ($nq)"
+  qcell=$(quiet_cell "$qmed" "$nq")
   sys=$(awk '{ n = $5; if ($1 == "-" || n == 0) print "n/a";
         else printf "%.2f, %.2f, %.2f; %.2f", $1/n, $2/n, $3/n, $4/n }' "$work/sys.$i")
-  cpu=$(awk -v c="$cpu" 'BEGIN { printf "%.2f", c / 1000 }')
-  echo "| $name | $med | $(ratio "$med" "$base") | $qcell | $(ratio "$qmed" "$base_q") | $best | $(ratio "$best" "$base_best") | $side: $cpu | $sys |"
+  echo "| $name | $med | $(ratio "$med" "$base" 3) | $qcell | $(ratio "$qmed" "$base_q" 3) | $best | $(ratio "$best" "$base_best" 3) | $side: $(micros "$cpu") | $sys |"
 done
 echo
 echo "Each run, round trips/s with the share of a CPU (%) other programs used meanwhile:"
 echo
 for i in "${!configs[@]}"; do
   IFS='|' read -r name _ _ _ <<<"${configs[$i]}"
-  echo "- $name: $(paste -d' ' "$work/rate.$i" "$work/others.$i" | awk '{ printf "%s%s (%s%%)", (NR > 1 ? ", " : ""), $1, $2 }')"
+  echo "- $name: $(paste -d' ' "$work/rate.$i" "$work/others.$i" | each_run 1 2)"
 done
 echo
 echo "A run is quiet when other programs used at most ${QUIET_PCT}% of a CPU during it"
@@ -241,8 +169,7 @@ echo
 echo "Command lines (the port is chosen by the server):"
 echo
 echo '```'
-printf '%s\n' "$CC ${CFLAGS[*]} -o $bin/pingpong_epoll $here/pingpong_epoll.c"
-printf '%s\n' "$CC ${CFLAGS[*]} -I$root/include -o $bin/pingpong_cymg $here/pingpong_cymg.c $BUILD/libcymg.a -lssl -lcrypto -lz -lpthread"
+printf '%s\n' "${cc_cmds[@]}"
 # One example of each distinct command shape, not every repetition.
-printf '%s\n' "${commands[@]}" | sed -e 's/ client [0-9]* / client PORT /' -e "s|$work/|\$TMP/|g" | awk '!seen[$0]++'
+printf '%s\n' "${commands[@]}" | sed -e 's/ client [0-9]* / client PORT /' -e "s|$work/|\$TMP/|g" | unique
 echo '```'

@@ -14,7 +14,7 @@ free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 fail() { echo "examples: FAILED: $*" >&2; exit 1; }
 
 for bin in "$ex"/*; do
-  [ -f "$bin" ] && [ -x "$bin" ] || continue
+  if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then continue; fi
   "$bin" --help | grep -qi "usage" || fail "$(basename "$bin") --help"
 done
 

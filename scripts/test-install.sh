@@ -7,14 +7,15 @@ build=${1:-build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-libdir=$(ls -d "$tmp"/prefix/lib*/ | head -1)
+libdir=$(find "$tmp/prefix" -maxdepth 1 -name 'lib*' -type d | head -1)
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 # Only cymg_ symbols may leave the shared library.
 bad=$(nm -D --defined-only "$libdir"/libcymg.so | awk '{print $3}' | grep -v -E '^(cymg_[a-zA-Z0-9]|CYMG_0)' || true)
 if [ -n "$bad" ]; then echo "non-cymg_ exports: $bad" >&2; exit 1; fi
 soname=$(readelf -d "$libdir"/libcymg.so | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 case "$soname" in libcymg.so.[0-9]*) ;; *) echo "bad SONAME '$soname'" >&2; exit 1 ;; esac
-cc tests/install/consumer.c -o "$tmp/with-pkgconfig" $(pkg-config --cflags --libs cymg) \
+read -ra pc_flags <<<"$(pkg-config --cflags --libs cymg)"
+cc tests/install/consumer.c -o "$tmp/with-pkgconfig" "${pc_flags[@]}" \
   -Wl,-rpath,"$libdir"
 "$tmp/with-pkgconfig"
 cmake -S tests/install -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null

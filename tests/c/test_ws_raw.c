@@ -403,7 +403,7 @@ static void test_client_refuses(void **state) {
  * ERROR; a peer that answers (our client pongs by itself) stays. */
 static void test_keepalive(void **state) {
   fixture *f = *state;
-  assert_int_equal(cymg_ws_set_ping_interval(f->lsn, 60), 0);
+  assert_int_equal(cymg_ws_set_ping_interval(f->lsn, 250), 0);
   int fd = raw_ws(f, NULL, NULL, 0);
   char url[64];
   snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", (unsigned) f->port);

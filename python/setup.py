@@ -98,10 +98,9 @@ def extension_kwargs():
     kw["include_dirs"] += [os.path.join(ROOT, "include"), src]
     kw["define_macros"].append(("CYMG_BUILDING", None))
     kw["libraries"].append("pthread")
-    # What the library links in the CMake build (TLS, CRC32), when present.
+    # What the library links in the CMake build (OpenSSL's libcrypto for hashes
+    # and random, zlib for CRC32 and WebSocket compression), when present.
     deps = [p for p in ("libssl", "libcrypto", "zlib") if pkg_config("--exists", p) is not None]
-    if {"libssl", "libcrypto"} <= set(deps):
-        kw["define_macros"].append(("CYMG_HAVE_TLS", "1"))
     if deps:
         flags_to_kwargs(pkg_config("--cflags", *deps) + pkg_config("--libs", *deps), kw)
     return kw

@@ -321,7 +321,8 @@ static int format_headers(PyObject *headers, cymg_buf *b, bool *has_ctype) {
       rc = -1;
     } else {
       if (kn == 12 && PyOS_strnicmp(ks, "Content-Type", 12) == 0) *has_ctype = true;
-      if (cymg_buf_printf(b, "%s: %s\r\n", ks, vstr) < 0) {
+      if (cymg_buf_append(b, ks, (size_t) kn) < 0 || cymg_buf_append(b, ": ", 2) < 0 ||
+          cymg_buf_append(b, vstr, (size_t) vn) < 0 || cymg_buf_append(b, "\r\n", 2) < 0) {
         PyErr_NoMemory();
         rc = -1;
       }
@@ -338,31 +339,40 @@ static int status_arg(int status) {
   return -1;
 }
 
-/* reply() and reply_json(): one complete response. */
+/* reply() and reply_json(): one complete response. ctype_line is the whole
+ * default "Content-Type: ...\r\n" line: without headers it goes out as it is,
+ * so the common reply formats nothing. */
 static PyObject *do_reply(cymgpy_conn *w, int status, const Py_buffer *body, PyObject *headers,
-                          const char *ctype, const char *what) {
+                          const char *ctype_line, const char *what) {
   if (status_arg(status) < 0) return NULL;
   cymg_buf h;
   cymg_buf_init(&h);
-  bool has_ctype = false;
-  PyObject *r = NULL;
-  if (format_headers(headers, &h, &has_ctype) == 0 &&
-      (has_ctype || cymg_buf_printf(&h, "Content-Type: %s\r\n", ctype) >= 0)) {
-    cymg_conn *c = live_mut(w);
-    if (c != NULL) {
-      int rc = cymg_http_reply_data(c, status, h.buf, body->buf, (size_t) body->len);
-      if (rc < 0) {
-        http_rc(what, rc);
-      } else {
-        w->http_sent |= CYMGPY_SENT_REPLY;
-        r = Py_NewRef(Py_None);
-      }
+  const char *hdrs = ctype_line;
+  if (headers != NULL && headers != Py_None) {
+    bool has_ctype = false;
+    if (format_headers(headers, &h, &has_ctype) < 0) goto out;
+    if (!has_ctype && cymg_buf_append(&h, ctype_line, strlen(ctype_line)) < 0) {
+      PyErr_NoMemory();
+      goto out;
     }
-  } else if (!PyErr_Occurred()) {
-    PyErr_NoMemory();
+    hdrs = h.buf ? h.buf : "";
+  }
+  PyObject *r = NULL;
+  cymg_conn *c = live_mut(w);
+  if (c != NULL) {
+    int rc = cymg_http_reply_data(c, status, hdrs, body->buf, (size_t) body->len);
+    if (rc < 0) {
+      http_rc(what, rc);
+    } else {
+      w->http_sent |= CYMGPY_SENT_REPLY;
+      r = Py_NewRef(Py_None);
+    }
   }
   cymg_buf_free(&h);
   return r;
+out:
+  cymg_buf_free(&h);
+  return NULL;
 }
 
 static PyObject *conn_reply(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -374,7 +384,8 @@ static PyObject *conn_reply(PyObject *self, PyObject *args, PyObject *kwargs) {
     return NULL;
   Py_buffer body = {0};
   if (body_obj != NULL && cymgpy_get_bytes(body_obj, &body, "body") < 0) return NULL;
-  PyObject *r = do_reply((cymgpy_conn *) self, status, &body, headers, "text/plain", "reply");
+  PyObject *r = do_reply((cymgpy_conn *) self, status, &body, headers,
+                         "Content-Type: text/plain\r\n", "reply");
   if (body_obj != NULL) PyBuffer_Release(&body);
   return r;
 }
@@ -393,7 +404,8 @@ static PyObject *conn_reply_json(PyObject *self, PyObject *args, PyObject *kwarg
   Py_buffer body;
   PyObject *r = NULL;
   if (cymgpy_get_bytes(text, &body, "JSON text") == 0) {
-    r = do_reply((cymgpy_conn *) self, status, &body, headers, "application/json", "reply_json");
+    r = do_reply((cymgpy_conn *) self, status, &body, headers,
+                 "Content-Type: application/json\r\n", "reply_json");
     PyBuffer_Release(&body);
   }
   Py_DECREF(text);

@@ -172,7 +172,9 @@ CYMG_API void cymg_drain(cymg_conn *c);
 /* Delivers ERROR with a printf-formatted message, then closes. */
 CYMG_API void cymg_error(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
 
-/* Accessors. ids start at 1 and are never reused within a manager. */
+/* Accessors. ids start at 1 and are never reused within a manager. Accessors
+ * take a live connection (one whose CLOSE has not yet returned); calls that
+ * can fail return CYMG_EINVAL for a NULL handle instead. */
 CYMG_API uint64_t cymg_conn_id(const cymg_conn *c);
 CYMG_API cymg_mgr *cymg_conn_mgr(const cymg_conn *c);
 CYMG_API const cymg_addr *cymg_conn_local(const cymg_conn *c);

@@ -132,6 +132,7 @@ void cymg_mgr_free(cymg_mgr *mgr) {
 }
 
 int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms) {
+  if (mgr == NULL) return CYMG_EINVAL;
   mgr->now = cymg__millis();
   /* Deferred work and closes are due now: don't sleep on them. */
   if (mgr->pending || mgr->closing) timeout_ms = 0;
@@ -144,6 +145,7 @@ int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms) {
 }
 
 void cymg_mgr_dispatch(cymg_mgr *mgr) {
+  if (mgr == NULL) return;
   mgr->now = cymg__millis();
   /* Ready descriptors. A connection closed earlier in this pass is still
    * allocated (freed only below), so its pointer stays valid to test. */
@@ -176,6 +178,7 @@ void cymg_mgr_dispatch(cymg_mgr *mgr) {
 }
 
 int cymg_mgr_poll(cymg_mgr *mgr, int timeout_ms) {
+  if (mgr == NULL) return CYMG_EINVAL;
   int n = cymg_mgr_wait(mgr, timeout_ms);
   cymg_mgr_dispatch(mgr);
   return n;
@@ -221,6 +224,7 @@ static void idtab_remove(cymg_mgr *mgr, cymg_conn *c) {
 }
 
 cymg_conn *cymg_mgr_find(cymg_mgr *mgr, uint64_t id) {
+  if (mgr == NULL) return NULL;
   cymg_conn *c = mgr->idtab[id & (mgr->idtab_size - 1)];
   while (c && c->id != id) c = c->id_next;
   return c;

@@ -130,6 +130,7 @@ int cymg_timer_add(cymg_mgr *mgr, uint64_t interval_ms, unsigned flags, cymg_tim
 }
 
 int cymg_timer_cancel(cymg_mgr *mgr, cymg_timer_id id) {
+  if (mgr == NULL) return CYMG_EINVAL;
   cymg__timers *t = &mgr->timers;
   uint32_t slot;
   cymg__timer *tm = lookup(t, id, &slot);
@@ -144,10 +145,10 @@ int cymg_timer_cancel(cymg_mgr *mgr, cymg_timer_id id) {
 }
 
 bool cymg_timer_active(const cymg_mgr *mgr, cymg_timer_id id) {
-  return lookup(timers_of(mgr), id, NULL) != NULL;
+  return mgr != NULL && lookup(timers_of(mgr), id, NULL) != NULL;
 }
 
-size_t cymg_timer_count(const cymg_mgr *mgr) { return mgr->timers.live; }
+size_t cymg_timer_count(const cymg_mgr *mgr) { return mgr ? mgr->timers.live : 0; }
 
 int64_t cymg__timers_next(const cymg__timers *t, uint64_t now) {
   if (t->heap_len == 0) return -1;

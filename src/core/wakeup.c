@@ -14,6 +14,7 @@
 #include "internal.h"
 
 int64_t cymg_wakeup_init(cymg_mgr *mgr) {
+  if (mgr == NULL) return CYMG_EINVAL;
   cymg__wakeup *wk = &mgr->wk;
   if (wk->ready) return (int64_t) wk->id;
 #if defined(__linux__)

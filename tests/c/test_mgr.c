@@ -29,6 +29,21 @@ static void test_backends(void **state) {
   if (env) assert_string_equal(cymg_mgr_backend(mgr), env);
   cymg_mgr_free(mgr);
   cymg_mgr_free(NULL);
+  /* A NULL manager is refused, never dereferenced. */
+  assert_int_equal(cymg_mgr_poll(NULL, 0), CYMG_EINVAL);
+  assert_int_equal(cymg_mgr_wait(NULL, 0), CYMG_EINVAL);
+  cymg_mgr_dispatch(NULL);
+  assert_null(cymg_mgr_find(NULL, 1));
+  assert_int_equal(cymg_timer_cancel(NULL, 1), CYMG_EINVAL);
+  assert_false(cymg_timer_active(NULL, 1));
+  assert_int_equal(cymg_timer_count(NULL), 0);
+  assert_int_equal(cymg_wakeup_init(NULL), CYMG_EINVAL);
+  assert_int_equal(cymg_wakeup(NULL, 1, "x", 1), CYMG_EINVAL);
+  assert_int_equal(cymg_listen(NULL, "tcp://127.0.0.1:0", NULL, NULL, NULL), CYMG_EINVAL);
+  assert_int_equal(cymg_connect(NULL, "tcp://127.0.0.1:1", NULL, NULL, NULL), CYMG_EINVAL);
+  assert_int_equal(cymg_send(NULL, "x", 1), CYMG_EINVAL);
+  cymg_close(NULL);
+  cymg_drain(NULL);
 }
 
 static void test_names_and_errors(void **state) {

@@ -22,7 +22,8 @@ extern "C" {
  * Time is O(len(s) * len(pattern)) in the worst case, never exponential. Patterns
  * with several '*'/'#' need a bit table of (number of '*'/'#') * (len(s) + 1)
  * bits: small tables live on the stack, larger ones are malloc()ed, and if that
- * allocation fails the function returns false. Thread-safe. */
+ * allocation fails the function returns false and logs it at CYMG_LL_ERROR.
+ * Thread-safe. */
 CYMG_API bool cymg_match(cymg_str s, cymg_str pattern, cymg_str *caps, size_t ncaps);
 
 #ifdef __cplusplus

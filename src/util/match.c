@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cymg/log.h"
 #include "cymg/match.h"
 
 static bool is_star(char c) {
@@ -81,7 +82,11 @@ bool cymg_match(cymg_str s, cymg_str pat, cymg_str *caps, size_t ncaps) {
   if (words > MATCH_STACK_WORDS) {
     if (words > SIZE_MAX / sizeof(size_t)) return false;
     mem = malloc(words * sizeof(size_t));
-    if (mem == NULL) return false;
+    if (mem == NULL) {
+      /* The bool answer cannot carry it, so it is said where it can be seen. */
+      cymg_log(CYMG_LL_ERROR, "cymg_match: out of memory for a %zu-byte subject", s.len);
+      return false;
+    }
   }
   memset(mem, 0, words * sizeof(size_t));
   size_t *start = mem, *end = mem + nstars, *failed = mem + 2 * nstars;

@@ -24,6 +24,27 @@ def rss_bytes():
         return int(f.read().split()[1]) * PAGE
 
 
+def assert_flat(label, warm_up, measure, rss_limit=8 * 1024 * 1024):
+    """Runs warm_up() (allocator pools, lazy imports), then measure() under
+    tracemalloc, and asserts that neither Python allocations nor the resident
+    set grew past the limits."""
+    warm_up()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        py_before = tracemalloc.get_traced_memory()[0]
+        rss_before = rss_bytes()
+        measure()
+        gc.collect()
+        py_growth = tracemalloc.get_traced_memory()[0] - py_before
+        rss_growth = rss_bytes() - rss_before
+    finally:
+        tracemalloc.stop()
+    print("%s: python %+d bytes, rss %+d bytes" % (label, py_growth, rss_growth))
+    assert py_growth < 64 * 1024, py_growth
+    assert UNDER_ASAN or rss_growth < rss_limit, rss_growth
+
+
 def churn_connections(m, lsn, total, batch=100):
     """Opens `total` client connections to lsn (2 * total connections in all:
     each accepted one too) and closes them, `batch` at a time."""
@@ -56,23 +77,12 @@ def test_ten_thousand_connections_leave_memory_flat():
 
     m = Manager(server)
     lsn = m.listen("tcp://127.0.0.1:0")
-    churn_connections(m, lsn, 1000)  # warm up allocator pools and lazy imports
-    gc.collect()
-    tracemalloc.start()
     try:
-        py_before = tracemalloc.get_traced_memory()[0]
-        rss_before = rss_bytes()
-        churn_connections(m, lsn, 5000)  # 10,000 connections: 5,000 each side
-        gc.collect()
-        py_growth = tracemalloc.get_traced_memory()[0] - py_before
-        rss_growth = rss_bytes() - rss_before
+        assert_flat("10k connections", lambda: churn_connections(m, lsn, 1000),
+                    lambda: churn_connections(m, lsn, 5000))  # 5,000 each side
     finally:
-        tracemalloc.stop()
         m.close()
     assert accepted[0] == 6000
-    print("10k connections: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
-    assert py_growth < 64 * 1024, py_growth
-    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
 
 
 def test_thousand_managers_leave_memory_flat():
@@ -86,21 +96,7 @@ def test_thousand_managers_leave_memory_flat():
             m.close()
 
     fds_before = len(os.listdir("/proc/self/fd"))
-    cycle(200)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        py_before = tracemalloc.get_traced_memory()[0]
-        rss_before = rss_bytes()
-        cycle(1000)
-        gc.collect()
-        py_growth = tracemalloc.get_traced_memory()[0] - py_before
-        rss_growth = rss_bytes() - rss_before
-    finally:
-        tracemalloc.stop()
-    print("1k managers: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
-    assert py_growth < 64 * 1024, py_growth
-    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
+    assert_flat("1k managers", lambda: cycle(200), lambda: cycle(1000))
     assert len(os.listdir("/proc/self/fd")) <= fds_before  # no descriptor leaks
 
 
@@ -165,22 +161,10 @@ def test_ten_thousand_http_requests_leave_memory_flat():
                    timeout=60, step_ms=5)
         assert done["n"] == total
 
-    run(2000)  # warm up
-    gc.collect()
-    tracemalloc.start()
     try:
-        py_before = tracemalloc.get_traced_memory()[0]
-        rss_before = rss_bytes()
-        run(10000)
-        gc.collect()
-        py_growth = tracemalloc.get_traced_memory()[0] - py_before
-        rss_growth = rss_bytes() - rss_before
+        assert_flat("10k HTTP requests", lambda: run(2000), lambda: run(10000))
     finally:
-        tracemalloc.stop()
         m.close()
-    print("10k HTTP requests: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
-    assert py_growth < 64 * 1024, py_growth
-    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth
 
 
 def test_utilities_and_rpc_leave_memory_flat():
@@ -209,20 +193,8 @@ def test_utilities_and_rpc_leave_memory_flat():
             json.loads(rpc.process('{"jsonrpc":"2.0","method":"ok","params":[%d],"id":1}' % i))
             rpc.process('[{"jsonrpc":"2.0","method":"boom","id":1},{"jsonrpc":"2.0","method":"x"}]')
 
-    cycle(500)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        rss_before = rss_bytes()
-        cycle(5000)
-        gc.collect()
-        growth = tracemalloc.get_traced_memory()[0] - before
-        rss_growth = rss_bytes() - rss_before
-    finally:
-        tracemalloc.stop()
-    assert growth < 64 * 1024, growth
-    assert UNDER_ASAN or rss_growth < 4 * 1024 * 1024, rss_growth
+    assert_flat("utilities and RPC", lambda: cycle(500), lambda: cycle(5000),
+                rss_limit=4 * 1024 * 1024)
 
 
 def test_five_thousand_websocket_messages_leave_memory_flat():
@@ -279,20 +251,8 @@ def test_five_thousand_websocket_messages_leave_memory_flat():
                    timeout=60, step_ms=5)
         assert state["n"] == total
 
-    run(1000)  # warm up
-    gc.collect()
-    tracemalloc.start()
     try:
-        py_before = tracemalloc.get_traced_memory()[0]
-        rss_before = rss_bytes()
-        run(5000)
-        gc.collect()
-        py_growth = tracemalloc.get_traced_memory()[0] - py_before
-        rss_growth = rss_bytes() - rss_before
+        assert_flat("5k WebSocket messages", lambda: run(1000), lambda: run(5000))
     finally:
-        tracemalloc.stop()
         m.close()
     assert ctl[0] >= 5000 // 50
-    print("5k WebSocket messages: python %+d bytes, rss %+d bytes" % (py_growth, rss_growth))
-    assert py_growth < 64 * 1024, py_growth
-    assert UNDER_ASAN or rss_growth < 8 * 1024 * 1024, rss_growth

@@ -9,30 +9,10 @@
  * answers from the files under ROOT (/static/x is ROOT/static/x, as nginx's
  * `root` maps it). Prints "port N" once listening; on SIGTERM or SIGINT it
  * stops and prints "requests=N cpu_us=N". */
-#define _POSIX_C_SOURCE 200809L /* sigaction under -std=c11 */
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
+#include "../bench_server.h"
 
-#include <cymg/cymg.h>
-
-static volatile sig_atomic_t stop;
 static long requests;
 static const char *root_dir;
-
-static void on_signal(int sig) {
-  (void) sig;
-  stop = 1;
-}
-
-static long cpu_us(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec +
-         ru.ru_stime.tv_usec;
-}
 
 static void handler(cymg_conn *c, int ev, void *ev_data) {
   if (ev == CYMG_EV_HTTP_MSG) {
@@ -55,31 +35,5 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (argc == 3) root_dir = argv[2];
-  /* No SA_RESTART: the signal interrupts epoll_wait and the loop sees `stop`. */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-
-  cymg_mgr *mgr;
-  cymg_conn *lsn;
-  char url[64];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d", atoi(argv[1]));
-  if (cymg_mgr_new(&mgr, CYMG_BACKEND_EPOLL) != 0) return 1;
-  if (cymg_http_listen(mgr, url, handler, NULL, &lsn) != 0) {
-    fprintf(stderr, "hello_cymg: %s\n", cymg_mgr_errmsg(mgr));
-    cymg_mgr_free(mgr);
-    return 1;
-  }
-  printf("port %u\n", (unsigned) cymg_conn_local(lsn)->port);
-  fflush(stdout);
-  /* A signal that lands between the test of `stop` and epoll_wait does not
-   * interrupt the wait, so the wait is bounded; under load the HTTP layer's
-   * deadlines wake the loop sooner anyway. */
-  while (!stop) cymg_mgr_poll(mgr, 1000);
-  cymg_mgr_free(mgr);
-  printf("requests=%ld cpu_us=%ld\n", requests, cpu_us());
-  return 0;
+  return bench_serve("hello_cymg", cymg_http_listen, "http", argv[1], handler, &requests, "requests");
 }

@@ -1,0 +1,64 @@
+/* What the libcymg benchmark servers share: a manager on epoll, a listener on
+ * 127.0.0.1:PORT, "port N" once listening, the loop until SIGTERM or SIGINT,
+ * and "<counted>=N cpu_us=N" at the end, which the run.sh scripts read. */
+#ifndef CYMG_BENCH_SERVER_H
+#define CYMG_BENCH_SERVER_H
+
+#define _POSIX_C_SOURCE 200809L /* sigaction under -std=c11 */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <cymg/cymg.h>
+
+static volatile sig_atomic_t bench_stop;
+
+static void bench_on_signal(int sig) {
+  (void) sig;
+  bench_stop = 1;
+}
+
+static long bench_cpu_us(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec +
+         ru.ru_stime.tv_usec;
+}
+
+typedef int (*bench_listen_fn)(cymg_mgr *, const char *, cymg_event_fn, void *, cymg_conn **);
+
+/* Serves scheme://127.0.0.1:port with fn until a signal; *count is what the
+ * handler counted, reported under the name `counted`. Returns the exit code. */
+static int bench_serve(const char *name, bench_listen_fn listen_fn, const char *scheme,
+                       const char *port, cymg_event_fn fn, const long *count,
+                       const char *counted) {
+  /* No SA_RESTART: the signal interrupts epoll_wait and the loop sees the flag.
+   * One landing between the test and the wait is caught by the bounded wait. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = bench_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+
+  cymg_mgr *mgr;
+  cymg_conn *lsn;
+  char url[64];
+  snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, atoi(port));
+  if (cymg_mgr_new(&mgr, CYMG_BACKEND_EPOLL) != 0) return 1;
+  if (listen_fn(mgr, url, fn, NULL, &lsn) != 0) {
+    fprintf(stderr, "%s: %s\n", name, cymg_mgr_errmsg(mgr));
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  printf("port %u\n", (unsigned) cymg_conn_local(lsn)->port);
+  fflush(stdout);
+  while (!bench_stop) cymg_mgr_poll(mgr, 1000);
+  cymg_mgr_free(mgr);
+  printf("%s=%ld cpu_us=%ld\n", counted, *count, bench_cpu_us());
+  return 0;
+}
+
+#endif

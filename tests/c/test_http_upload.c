@@ -1,7 +1,8 @@
-/* Request and response bodies over loopback at the extremes of their framing:
- * 8 MiB in 1-byte chunks (six bytes of wire per body byte), buffered and
- * streamed, on the server and on the client; the body limit counted in body
- * bytes, not wire bytes. CYMG_TEST_BACKENDS: runs once per I/O backend. */
+/* Request and response bodies over loopback at the extremes of their framing
+ * and pace: 8 MiB in 1-byte chunks (six bytes of wire per body byte), buffered
+ * and streamed, on the server and on the client, with the body limit counted
+ * in body bytes; bodies trickled in pieces against the gap timeout and the
+ * total limit. CYMG_TEST_BACKENDS: runs once per I/O backend. */
 #include "http_test.h"
 
 #define BIG (8u << 20) /* the default max_body, which must be accepted exactly */
@@ -19,6 +20,7 @@ typedef struct {
   size_t body_len;    /* of the buffered body */
   bool same;          /* every byte was as sent */
   unsigned flags;
+  char err[160];      /* the last ERROR */
 } up_state;
 
 static void check_piece(up_state *s, const char *p, size_t n) {
@@ -26,9 +28,16 @@ static void check_piece(up_state *s, const char *p, size_t n) {
   s->got += n;
 }
 
+static void reply_late(void *arg) {
+  cymg_conn *c = arg;
+  assert_int_equal(cymg_http_reply(c, 200, NULL, "late"), 0);
+}
+
 static void up_fn(cymg_conn *c, int ev, void *ev_data) {
   up_state *s = cymg_conn_userdata(c);
-  if (ev == CYMG_EV_HTTP_HDRS) {
+  if (ev == CYMG_EV_ERROR) {
+    snprintf(s->err, sizeof(s->err), "%s", (const char *) ev_data);
+  } else if (ev == CYMG_EV_HTTP_HDRS) {
     s->hdrs++;
     s->same = true;
     s->got = 0;
@@ -45,6 +54,10 @@ static void up_fn(cymg_conn *c, int ev, void *ev_data) {
     if (!s->stream) {
       s->body_len = m->body.len;
       check_piece(s, m->body.buf, m->body.len);
+    }
+    if (cymg_str_eq(m->uri, cymg_str_c("/late"))) { /* answered after 2 gap timeouts */
+      assert_int_equal(cymg_timer_add(cymg_conn_mgr(c), 600, 0, reply_late, c, NULL), 0);
+      return;
     }
     if (!s->client) assert_int_equal(cymg_http_reply(c, 200, NULL, "got %zu", s->got), 0);
   }
@@ -213,6 +226,192 @@ static void test_client_streamed_tiny_chunks(void **state) {
   client_tiny_chunks(*state, true);
 }
 
+/* ---- body timeouts ----
+ * The pace of the peer is set by polling the manager for a while between
+ * pieces; what is asserted is only the outcome (served, 408, ERROR), each
+ * awaited with a bounded wait. The gaps are a tenth of the gap timeout, so a
+ * loaded machine does not turn a pause into a stall. */
+
+#define GAP_MS 500
+#define PACE_MS 50
+#define PIECES 20 /* PIECES * PACE_MS is twice GAP_MS */
+
+static void pause_ms(cymg_mgr *mgr, uint64_t ms) {
+  uint64_t start = cymg_mgr_now(mgr);
+  while (cymg_mgr_now(mgr) - start < ms) assert_true(cymg_mgr_poll(mgr, 5) >= 0);
+}
+
+/* Sends all of data, or returns false once the peer has closed. */
+static bool try_send(cymg_mgr *mgr, int fd, const void *data, size_t len) {
+  size_t off = 0;
+  uint64_t start = cymg_mgr_now(mgr);
+  while (off < len) {
+    ssize_t n = send(fd, (const char *) data + off, len - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += (size_t) n;
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      return false;
+    } else {
+      assert_true(cymg_mgr_poll(mgr, 1) >= 0);
+    }
+    if (cymg_mgr_now(mgr) - start > CYMG_TEST_WAIT_MS) fail_msg("try_send stuck");
+  }
+  return true;
+}
+
+/* The head of a request with a PIECES-byte body, sized or chunked. */
+static void send_body_head(fixture *f, int fd, bool chunked) {
+  char head[128];
+  int n = chunked ? snprintf(head, sizeof(head), "%s", chunked_head)
+                  : snprintf(head, sizeof(head),
+                             "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
+                             PIECES);
+  raw_send(f->mgr, fd, head, (size_t) n);
+}
+
+/* Piece i of that body: one byte, as a chunk of its own when chunked. */
+static bool send_piece(fixture *f, int fd, bool chunked, int i) {
+  char p[8] = {'1', '\r', '\n', (char) want[i], '\r', '\n'};
+  if (!chunked) return try_send(f->mgr, fd, &want[i], 1);
+  return try_send(f->mgr, fd, p, 6);
+}
+
+/* A body trickled with pauses well under the gap timeout, over twice as long as
+ * it in all, is served: the timeout bounds the gaps, not the body. */
+static void trickle(fixture *f, bool chunked, bool stream) {
+  bool closed;
+  f->s.stream = stream;
+  f->s.msgs = 0;
+  int fd = raw_connect(f->port);
+  send_body_head(f, fd, chunked);
+  for (int i = 0; i < PIECES; i++) {
+    pause_ms(f->mgr, PACE_MS);
+    assert_true(send_piece(f, fd, chunked, i));
+  }
+  if (chunked) raw_send(f->mgr, fd, "0\r\n\r\n", 5);
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_true(strncmp(rbuf, "HTTP/1.1 200 ", 13) == 0);
+  assert_non_null(strstr(rbuf, "got 20"));
+  assert_int_equal(f->s.msgs, 1);
+  assert_true(f->s.same);
+  close(fd);
+}
+
+static void test_trickle_within_gap(void **state) {
+  fixture *f = *state;
+  assert_int_equal(cymg_http_set_body_timeouts(f->lsn, GAP_MS, 0), 0);
+  assert_int_equal(cymg_http_set_body_timeouts(NULL, GAP_MS, 0), CYMG_ESTATE);
+  trickle(f, false, false);
+  trickle(f, true, false);
+  trickle(f, false, true);
+  trickle(f, true, true);
+}
+
+/* A pause longer than the gap timeout: 408, then the close. */
+static void stall(fixture *f, bool chunked, bool stream) {
+  bool closed;
+  f->s.stream = stream;
+  f->s.msgs = 0;
+  int fd = raw_connect(f->port);
+  send_body_head(f, fd, chunked);
+  for (int i = 0; i < PIECES / 2; i++) assert_true(send_piece(f, fd, chunked, i));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 0, &closed); /* waits for the close */
+  assert_true(closed);
+  assert_true(strncmp(rbuf, "HTTP/1.1 408 ", 13) == 0);
+  assert_non_null(strstr(rbuf, "body stalled"));
+  assert_int_equal(f->s.msgs, 0);
+  close(fd);
+}
+
+static void test_gap_exceeded(void **state) {
+  fixture *f = *state;
+  assert_int_equal(cymg_http_set_body_timeouts(f->lsn, 300, 0), 0);
+  stall(f, false, false);
+  stall(f, true, false);
+  stall(f, false, true);
+  stall(f, true, true);
+  /* Once the body is in, no body timeout runs while the handler answers. */
+  bool closed;
+  int fd = raw_connect(f->port);
+  const char *req = "POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+  raw_send(f->mgr, fd, req, strlen(req));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_true(strncmp(rbuf, "HTTP/1.1 200 ", 13) == 0);
+  assert_non_null(strstr(rbuf, "late"));
+  close(fd);
+}
+
+/* A steady trickle that would go on past the total limit is cut there: 408. */
+static void endless(fixture *f, bool chunked) {
+  bool closed;
+  f->s.msgs = 0;
+  int fd = raw_connect(f->port);
+  send_body_head(f, fd, chunked);
+  /* Far more pieces than the limit lets through; sending stops at the answer. */
+  int i = 0;
+  for (; i < PIECES * 20; i++) {
+    pause_ms(f->mgr, PACE_MS);
+    ssize_t n = recv(fd, rbuf, sizeof(rbuf) - 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || !send_piece(f, fd, chunked, i % PIECES)) break;
+  }
+  assert_true(i < PIECES * 20);
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 0, &closed);
+  assert_true(closed);
+  assert_true(strncmp(rbuf, "HTTP/1.1 408 ", 13) == 0);
+  assert_non_null(strstr(rbuf, "body not received in time"));
+  assert_int_equal(f->s.msgs, 0);
+  close(fd);
+}
+
+static void test_total_limit(void **state) {
+  fixture *f = *state;
+  assert_int_equal(cymg_http_set_body_timeouts(f->lsn, GAP_MS, 2 * GAP_MS), 0);
+  endless(f, false);
+  endless(f, true);
+}
+
+/* The client: a response body trickled past head_ms and past the gap timeout
+ * in all completes; a response body that stalls is an ERROR. */
+static void test_client_body_timeouts(void **state) {
+  fixture *f = *state;
+  uint16_t port;
+  int lfd = raw_listen(&port);
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned) port);
+  for (int round = 0; round < 2; round++) {
+    up_state cs = {.client = true};
+    cymg_conn *c;
+    assert_int_equal(cymg_http_connect(f->mgr, url, up_fn, &cs, &c), 0);
+    assert_int_equal(cymg_http_set_timeouts(c, GAP_MS, 0), 0);
+    assert_int_equal(cymg_http_set_body_timeouts(c, GAP_MS, 0), 0);
+    assert_int_equal(cymg_http_request(c, "GET", "/", NULL, NULL, 0), 0);
+    int fd = raw_accept(f->mgr, lfd);
+    raw_read_str(f->mgr, fd, rbuf, sizeof(rbuf), "\r\n\r\n");
+    char head[80];
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", PIECES);
+    raw_send(f->mgr, fd, head, (size_t) n);
+    if (round == 0) {
+      for (int i = 0; i < PIECES; i++) {
+        pause_ms(f->mgr, PACE_MS);
+        raw_send(f->mgr, fd, &want[i], 1);
+      }
+      POLL_UNTIL(f->mgr, cs.msgs == 1);
+      assert_int_equal(cs.got, PIECES);
+      assert_true(cs.same);
+      assert_string_equal(cs.err, "");
+      cymg_close(c);
+    } else {
+      raw_send(f->mgr, fd, want, PIECES / 2);
+      POLL_UNTIL(f->mgr, cs.err[0] != '\0');
+      assert_non_null(strstr(cs.err, "response body stalled"));
+      assert_int_equal(cs.msgs, 0);
+    }
+    POLL_UNTIL(f->mgr, cymg_mgr_count(f->mgr) == 1); /* the listener */
+    close(fd);
+  }
+  close(lfd);
+}
+
 int main(void) {
   fill_want();
   const struct CMUnitTest tests[] = {
@@ -221,6 +420,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tiny_chunks_over_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_buffered_tiny_chunks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_streamed_tiny_chunks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_trickle_within_gap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gap_exceeded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_body_timeouts, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

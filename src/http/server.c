@@ -206,6 +206,12 @@ static void fail(cymg_conn *c, cymg__http *h, int reason) {
 }
 
 static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
+  if (h->phase == HTTP_DEAD) {
+    /* Already answered (a refusal, a reply from the head) and draining: a
+     * second answer would only trail the first. The peer had its time. */
+    cymg_close(c);
+    return;
+  }
   switch (kind) {
     case DL_IDLE: cymg_close(c); break;
     case DL_HEAD:
@@ -481,6 +487,11 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
     }
     case CYMG_HTTP_BODY_CLOSE: {
       uint64_t have = d.len - h->head_len;
+      if (have > h->conf.max_body) { /* else it would stall at the receive limit */
+        h->phase = HTTP_DEAD;
+        cymg_error(c, "HTTP response: body exceeds the limit");
+        return false;
+      }
       if (have > h->body_have) {
         h->body_have = have;
         body_progress(c, h);

@@ -226,16 +226,6 @@ static void test_client_streamed_tiny_chunks(void **state) {
   client_tiny_chunks(*state, true);
 }
 
-/* ---- body timeouts ----
- * The pace of the peer is set by polling the manager for a while between
- * pieces; what is asserted is only the outcome (served, 408, ERROR), each
- * awaited with a bounded wait. The gaps are a tenth of the gap timeout, so a
- * loaded machine does not turn a pause into a stall. */
-
-#define GAP_MS 500
-#define PACE_MS 50
-#define PIECES 20 /* PIECES * PACE_MS is twice GAP_MS */
-
 static void pause_ms(cymg_mgr *mgr, uint64_t ms) {
   uint64_t start = cymg_mgr_now(mgr);
   while (cymg_mgr_now(mgr) - start < ms) assert_true(cymg_mgr_poll(mgr, 5) >= 0);
@@ -258,6 +248,44 @@ static bool try_send(cymg_mgr *mgr, int fd, const void *data, size_t len) {
   }
   return true;
 }
+
+/* A close-delimited response body over the client's limit is an ERROR at once,
+ * not a stall at the receive limit. */
+static void test_client_close_delimited_over_limit(void **state) {
+  fixture *f = *state;
+  up_state cs = {.client = true};
+  uint16_t port;
+  int lfd = raw_listen(&port);
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", (unsigned) port);
+  cymg_conn *c;
+  assert_int_equal(cymg_http_connect(f->mgr, url, up_fn, &cs, &c), 0);
+  assert_int_equal(cymg_http_request(c, "GET", "/", NULL, NULL, 0), 0);
+  int fd = raw_accept(f->mgr, lfd);
+  raw_read_str(f->mgr, fd, rbuf, sizeof(rbuf), "\r\n\r\n");
+  const char *head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+  raw_send(f->mgr, fd, head, strlen(head));
+  for (size_t off = 0; off < sizeof(want) && cs.err[0] == '\0'; off += 65536) {
+    size_t n = sizeof(want) - off < 65536 ? sizeof(want) - off : 65536;
+    if (!try_send(f->mgr, fd, want + off, n)) break;
+  }
+  POLL_UNTIL(f->mgr, cs.err[0] != '\0');
+  assert_non_null(strstr(cs.err, "exceeds the limit"));
+  assert_int_equal(cs.msgs, 0);
+  POLL_UNTIL(f->mgr, cymg_mgr_count(f->mgr) == 1); /* the listener */
+  close(fd);
+  close(lfd);
+}
+
+/* ---- body timeouts ----
+ * The pace of the peer is set by polling the manager for a while between
+ * pieces; what is asserted is only the outcome (served, 408, ERROR), each
+ * awaited with a bounded wait. The gaps are a tenth of the gap timeout, so a
+ * loaded machine does not turn a pause into a stall. */
+
+#define GAP_MS 500
+#define PACE_MS 50
+#define PIECES 20 /* PIECES * PACE_MS is twice GAP_MS */
 
 /* The head of a request with a PIECES-byte body, sized or chunked. */
 static void send_body_head(fixture *f, int fd, bool chunked) {
@@ -420,6 +448,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tiny_chunks_over_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_buffered_tiny_chunks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_streamed_tiny_chunks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_client_close_delimited_over_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trickle_within_gap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gap_exceeded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),

@@ -33,6 +33,14 @@ static void reply_late(void *arg) {
   assert_int_equal(cymg_http_reply(c, 200, NULL, "late"), 0);
 }
 
+static int late_switches; /* streaming asked for after HTTP_HDRS, and refused */
+
+static void switch_late(void *arg) {
+  cymg_conn *c = arg;
+  assert_int_equal(cymg_http_stream_body(c), CYMG_ESTATE);
+  late_switches++;
+}
+
 static void up_fn(cymg_conn *c, int ev, void *ev_data) {
   up_state *s = cymg_conn_userdata(c);
   if (ev == CYMG_EV_ERROR) {
@@ -42,6 +50,8 @@ static void up_fn(cymg_conn *c, int ev, void *ev_data) {
     s->same = true;
     s->got = 0;
     if (s->stream) assert_int_equal(cymg_http_stream_body(c), 0);
+    if (cymg_str_eq(((cymg_http_msg *) ev_data)->uri, cymg_str_c("/switch")))
+      assert_int_equal(cymg_timer_add(cymg_conn_mgr(c), 0, 0, switch_late, c, NULL), 0);
   } else if (ev == CYMG_EV_READ && s->stream) {
     size_t n = *(size_t *) ev_data;
     cymg_str d = cymg_conn_recv_data(c);
@@ -440,6 +450,22 @@ static void test_client_body_timeouts(void **state) {
   close(lfd);
 }
 
+/* Streaming can only be chosen while the head is handed over: later, part of
+ * the body may already be buffered behind the head. */
+static void test_stream_body_only_in_hdrs(void **state) {
+  fixture *f = *state;
+  bool closed;
+  int fd = raw_connect(f->port);
+  const char *req = "POST /switch HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n";
+  raw_send(f->mgr, fd, req, strlen(req));
+  POLL_UNTIL(f->mgr, late_switches == 1);
+  raw_send(f->mgr, fd, "hi", 2);
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_non_null(strstr(rbuf, "got 2"));
+  assert_false(f->s.flags & CYMG_HTTP_F_STREAMED);
+  close(fd);
+}
+
 int main(void) {
   fill_want();
   const struct CMUnitTest tests[] = {
@@ -449,6 +475,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_client_buffered_tiny_chunks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_streamed_tiny_chunks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_client_close_delimited_over_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stream_body_only_in_hdrs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_trickle_within_gap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gap_exceeded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_total_limit, setup, teardown),

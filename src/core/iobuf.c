@@ -22,12 +22,16 @@ int cymg__iobuf_reserve(cymg__iobuf *b, size_t room, size_t limit) {
   size_t size = b->size ? b->size : 1024;
   while (size < need) size = size > SIZE_MAX / 2 ? need : size * 2;
   if (limit && size > limit) size = limit > need ? limit : need;
-  char *p = malloc(size);
-  if (p == NULL) return CYMG_ENOMEM;
-  if (b->len) memcpy(p, b->buf + b->head, b->len);
-  free(b->buf);
-  b->buf = p;
+  /* realloc, not malloc-copy-free: a large buffer (mmapped by the allocator)
+   * then grows by remapping its pages, neither copied nor touched, and never
+   * frees a mapping, which would raise glibc's mmap threshold and put the
+   * next connections' large buffers on the heap, where freed ones stay
+   * resident. Growing a backlog of output costs its bytes, not twice them. */
+  if (b->head && b->len) memmove(b->buf, b->buf + b->head, b->len);
   b->head = 0;
+  char *p = realloc(b->buf, size);
+  if (p == NULL) return CYMG_ENOMEM;
+  b->buf = p;
   b->size = size;
   return 0;
 }

@@ -101,7 +101,11 @@ static void keepalive(cymg_conn *c, cymg__ws *ws) {
     cymg__ws_timer(c, ws, (uint32_t) (ms - idle));
   } else if (!ws->ping_out) {
     ws->ping_out = true;
-    send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PING, NULL, 0);
+    int rc = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PING, NULL, 0);
+    if (rc < 0) {
+      cymg_error(c, "WebSocket: keepalive ping could not be queued: %s", cymg_strerror(rc));
+      return;
+    }
     cymg__ws_timer(c, ws, ms);
   } else {
     cymg_error(c, "WebSocket: no answer from the peer within %u ms of a ping", (unsigned) ms);
@@ -385,15 +389,25 @@ static bool control(cymg_conn *c, cymg__ws *ws, unsigned op, const char *p, size
     }
     return false;
   }
-  if (op == CYMG_WS_OP_PING && !ws->close_sent)
-    send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PONG, p, n);
+  if (op == CYMG_WS_OP_PING && !ws->close_sent) {
+    /* A pong that cannot be queued leaves the peer's ping unanswered for good
+     * (with backpressure this only happens below a tiny send limit). */
+    int rc = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PONG, p, n);
+    if (rc < 0) {
+      cymg_error(c, "WebSocket: pong could not be queued: %s", cymg_strerror(rc));
+      return false;
+    }
+  }
   cymg_call(c, CYMG_EV_WS_CTL, &m);
   return !(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) && !ws->failed;
 }
 
+/* Frames already received are not processed while the peer leaves our output
+ * unread above the high-water mark: each (a ping's pong, an echo) would add to
+ * it. Reading resumes on WRITE, once the output drains. */
 void cymg__ws_read(cymg_conn *c, cymg__ws *ws) {
   while (!(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) && !ws->failed && !ws->close_rcvd &&
-         cymg__ws_of(c) == ws) {
+         cymg__ws_of(c) == ws && !cymg__conn_out_full(c)) {
     char *buf = cymg__iobuf_data(&c->recv);
     size_t len = c->recv.len;
     if (ws->raw >= len) break;
@@ -475,6 +489,10 @@ static bool ws_event(cymg_conn *c, int ev, void *ev_data) {
       }
       cymg__ws_read(c, ws);
       return true;
+    case CYMG_EV_WRITE:
+      /* Frames left unread by backpressure: on, if the output has drained. */
+      if (c->recv.len > ws->raw && !ws->close_rcvd && !cymg__conn_out_full(c)) cymg__ws_read(c, ws);
+      return false;
     default: return false;
   }
 }

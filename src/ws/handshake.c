@@ -71,6 +71,8 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
   cymg_buf_free(&b);
   if (rc < 0) {
     cymg__ws_free(ws);
+    /* The request is left unanswered: the client would wait for good. */
+    cymg__conn_fail_later(c, "WebSocket upgrade: 101 could not be queued: %s", cymg_strerror(rc));
     return rc;
   }
   /* Swap the layers by hand: the HTTP state holds msg, which the caller may

@@ -83,6 +83,9 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
   ws->old_state = c->proto_state;
   c->proto = &cymg__ws_proto;
   c->proto_state = ws;
+  /* HTTP may have held reading for requests pipelined behind this one (an
+   * upgrade made later, from a timer): those bytes are frames now. */
+  cymg__conn_hold_read(c, false);
   cymg__conn_defer(c, CYMG__P_RESUME);
   cymg_call(c, CYMG_EV_WS_OPEN, (void *) msg);
   return 0;

@@ -39,6 +39,7 @@ typedef struct {
   uint16_t ports[NPIPE + NWS]; /* local ports of the non-readers */
   int nports;
   int closed, stalled, normal_closed;
+  int msgs; /* HTTP requests and WebSocket frames seen */
   int send_errors;
   char last_error[256];
 } srv_state;
@@ -52,6 +53,7 @@ static bool is_nonreader(const srv_state *s, const cymg_conn *c) {
 static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
   srv_state *s = cymg_conn_userdata(c);
   if (cymg_conn_is_listening(c)) return;
+  if (ev == CYMG_EV_HTTP_MSG || ev == CYMG_EV_WS_CTL) s->msgs++;
   if (ev == CYMG_EV_HTTP_MSG) {
     cymg_http_msg *m = ev_data;
     if (cymg_str_eq(m->uri, cymg_str_c("/ws"))) {
@@ -88,8 +90,9 @@ static size_t rss_bytes(void) {
 static int small_client(uint16_t port, uint16_t *local_port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
-  int rcv = 16384;
-  assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)), 0);
+  int small = 16384;
+  assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+  assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
                             .sin_port = htons(port)};
   assert_int_equal(connect(fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
@@ -187,6 +190,8 @@ static void make_tree(void) {
 static void remove_tree(void) {
   char path[128];
   snprintf(path, sizeof(path), "%s/big.bin", tmpdir);
+  unlink(path);
+  snprintf(path, sizeof(path), "%s/small.txt", tmpdir);
   unlink(path);
   rmdir(tmpdir);
 }
@@ -341,6 +346,181 @@ static void test_unqueued_reply_fails_connection(void **state) {
   remove_tree();
 }
 
+/* ---- pausing loses nothing: a peer that stops reading for a while, then
+ * reads, gets every answer, in order ---- */
+
+#define PR_HIGH 8192u
+#define PR_LOW 2048u
+#define PR_COUNT 20000
+
+/* Writes what the socket takes of data[*off..len). */
+static void push(int fd, const char *data, size_t len, size_t *off) {
+  while (*off < len) {
+    ssize_t n = send(fd, data + *off, len - *off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+      return;
+    }
+    *off += (size_t) n;
+  }
+}
+
+static void pull(int fd, char *buf, size_t cap, size_t *len) {
+  for (;;) {
+    ssize_t n = recv(fd, buf + *len, cap - *len, MSG_DONTWAIT);
+    if (n > 0) {
+      *len += (size_t) n;
+      assert_true(*len < cap);
+      continue;
+    }
+    assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)); /* never closed */
+    return;
+  }
+}
+
+/* Phase one: write without reading until the server has paused (its unsent
+ * output bounded meanwhile); phase two: read and write until `done`. */
+#define PAUSE_THEN_READ(mgr, s, fd, data, len, buf, cap, got, done)                \
+  do {                                                                           \
+    size_t off_ = 0;                                                             \
+    (s).msgs = 0;                                                                \
+    for (int i_ = 0; i_ < 300; i_++) {                                           \
+      push(fd, data, len, &off_);                                                \
+      cymg_mgr_poll(mgr, 1);                                                     \
+      assert_true(max_send_len(mgr) <= PR_HIGH + 4096);                          \
+    }                                                                            \
+    assert_true((s).msgs < PR_COUNT); /* the server paused */                    \
+    uint64_t t0_ = cymg_mgr_now(mgr);                                            \
+    while (!(done)) {                                                            \
+      push(fd, data, len, &off_);                                                \
+      cymg_mgr_poll(mgr, 1);                                                     \
+      pull(fd, buf, cap, &(got));                                                \
+      if (cymg_mgr_now(mgr) - t0_ > CYMG_TEST_WAIT_MS) fail_msg("answers stopped"); \
+    }                                                                            \
+  } while (0)
+
+/* Statuses of the complete responses in buf, in order; returns how many. */
+static int statuses(const char *buf, size_t len, int *out, int max) {
+  int n = 0;
+  size_t off = 0;
+  while (off < len && n < max) {
+    cymg_http_header hdrs[32];
+    cymg_http_msg m;
+    int rc = cymg_http_parse_response(buf + off, len - off, &m, hdrs, 32, NULL);
+    if (rc <= 0 || off + (size_t) rc + (size_t) m.content_length > len) break;
+    out[n++] = m.status;
+    off += (size_t) rc + (size_t) m.content_length;
+  }
+  return n;
+}
+
+/* Counts complete responses as they come, from where the last call stopped. */
+static size_t scan_pos;
+static int scan_n;
+static int count_statuses(const char *buf, size_t len) {
+  int st[64];
+  for (;;) {
+    int k = statuses(buf + scan_pos, len - scan_pos, st, 1);
+    if (k == 0) return scan_n;
+    cymg_http_header hdrs[32];
+    cymg_http_msg m;
+    int rc = cymg_http_parse_response(buf + scan_pos, len - scan_pos, &m, hdrs, 32, NULL);
+    scan_pos += (size_t) rc + (size_t) m.content_length;
+    scan_n++;
+  }
+}
+
+static void test_pause_resume_loses_nothing(void **state) {
+  (void) state;
+  make_tree();
+  char path[128];
+  snprintf(path, sizeof(path), "%s/small.txt", tmpdir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("small file", f);
+  fclose(f);
+  cymg_mgr *mgr;
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
+  srv_state s = {.opts = {.root_dir = tmpdir}};
+  cymg_conn *lsn;
+  assert_int_equal(cymg_http_listen(mgr, "http://127.0.0.1:0", srv_fn, &s, &lsn), 0);
+  assert_int_equal(cymg_conn_set_watermarks(lsn, PR_HIGH, PR_LOW), 0);
+  uint16_t port = cymg_conn_local(lsn)->port, me;
+  size_t cap = 8u << 20, got = 0;
+  char *buf = malloc(cap);
+
+  /* HTTP: pipelined requests for a file and for a missing one, alternating. */
+  static const char r1[] = "GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+  static const char r2[] = "GET /missing.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+  size_t plen = (PR_COUNT / 2) * (sizeof(r1) + sizeof(r2) - 2);
+  char *pipe_reqs = malloc(plen), *p = pipe_reqs;
+  for (int i = 0; i < PR_COUNT / 2; i++) {
+    memcpy(p, r1, sizeof(r1) - 1);
+    p += sizeof(r1) - 1;
+    memcpy(p, r2, sizeof(r2) - 1);
+    p += sizeof(r2) - 1;
+  }
+  int fd = small_client(port, &me);
+  scan_pos = 0;
+  scan_n = 0;
+  PAUSE_THEN_READ(mgr, s, fd, pipe_reqs, plen, buf, cap, got, count_statuses(buf, got) == PR_COUNT);
+  int *st = calloc(PR_COUNT, sizeof(int));
+  assert_int_equal(statuses(buf, got, st, PR_COUNT), PR_COUNT);
+  for (int i = 0; i < PR_COUNT; i++) assert_int_equal(st[i], i % 2 ? 404 : 200);
+  free(st);
+  close(fd);
+
+  /* WebSocket: numbered pings, each pong in order with its number. */
+  fd = small_client(port, &me);
+  static const char up[] =
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  raw_send(mgr, fd, up, sizeof(up) - 1);
+  char resp[1024];
+  size_t rl = raw_read_str(mgr, fd, resp, sizeof(resp), "\r\n\r\n");
+  assert_int_equal(rl, (size_t) (strstr(resp, "\r\n\r\n") + 4 - resp)); /* nothing behind */
+  static const uint8_t key[4] = {9, 8, 7, 6};
+  size_t flen = 0;
+  char *pings = malloc((size_t) PR_COUNT * (CYMG_WS_MAX_HEADER + 125));
+  uint8_t pl[125];
+  memset(pl, 'q', sizeof(pl));
+  for (uint32_t i = 0; i < PR_COUNT; i++) {
+    uint8_t *b = (uint8_t *) pings + flen;
+    size_t hl = cymg_ws_encode_header(b, CYMG_WS_FIN | CYMG_WS_OP_PING, 125, key);
+    memcpy(pl, &i, 4);
+    memcpy(b + hl, pl, 125);
+    cymg_ws_mask(b + hl, 125, key, 0);
+    flen += hl + 125;
+  }
+  got = 0;
+  PAUSE_THEN_READ(mgr, s, fd, pings, flen, buf, cap, got, got >= (size_t) PR_COUNT * 127);
+  size_t off = 0;
+  for (uint32_t i = 0; i < PR_COUNT; i++) {
+    cymg_ws_frame fr;
+    int hl = cymg_ws_parse_header(buf + off, got - off, &fr);
+    assert_true(hl > 0);
+    assert_int_equal(CYMG_WS_OPCODE(fr.flags), CYMG_WS_OP_PONG);
+    assert_int_equal(fr.len, 125);
+    uint32_t v;
+    memcpy(&v, buf + off + hl, 4);
+    assert_int_equal(v, i);
+    off += (size_t) hl + 125;
+  }
+  assert_int_equal(off, got);
+  close(fd);
+
+  free(pings);
+  free(pipe_reqs);
+  free(buf);
+  POLL_UNTIL(mgr, cymg_mgr_count(mgr) == 1);
+  assert_int_equal(s.send_errors, 0);
+  cymg_close(lsn);
+  cymg_mgr_poll(mgr, 0);
+  ASSERT_MGR_CLEAN(mgr);
+  cymg_mgr_free(mgr);
+  remove_tree();
+}
+
 static void test_setters(void **state) {
   (void) state;
   cymg_mgr *mgr;
@@ -368,6 +548,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_setters),
       cmocka_unit_test(test_unqueued_reply_fails_connection),
+      cmocka_unit_test(test_pause_resume_loses_nothing),
       cmocka_unit_test(test_nonreaders_bounded_and_closed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -298,16 +298,22 @@ int cymg_ws_close(cymg_conn *c, int code, const char *reason) {
  * application, then TCP closes once the frame is out. */
 static void fail(cymg_conn *c, cymg__ws *ws, int code, const char *why) {
   ws->failed = true;
+  bool queued = true;
   if (!ws->close_sent && !(c->flags & CYMG__F_CLOSING)) {
     uint8_t p[2] = {(uint8_t) (code >> 8), (uint8_t) code};
-    send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, 2);
+    /* Not queued (send limit): TCP ends without it, at once. */
+    queued = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, 2) == 0;
     ws->close_sent = true;
   }
   char msg[160];
   snprintf(msg, sizeof(msg), "WebSocket: %s (closing with %d)", why, code);
   CYMG__DEBUG("conn %llu: %s", (unsigned long long) c->id, msg);
   cymg_call(c, CYMG_EV_ERROR, msg);
-  cymg_drain(c);
+  if (queued) {
+    cymg_drain(c);
+  } else {
+    cymg_close(c);
+  }
 }
 
 static const char *rule_text(int code, const cymg_ws_frame *f, bool server) {
@@ -379,7 +385,11 @@ static bool control(cymg_conn *c, cymg__ws *ws, unsigned op, const char *p, size
     if (c->flags & CYMG__F_CLOSING) return false;
     if (!ws->close_sent) {
       /* Echo the status code (§5.5.1); an empty close is answered empty. */
-      send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
+      int rc = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
+      if (rc < 0) {
+        cymg_error(c, "WebSocket: close frame could not be queued: %s", cymg_strerror(rc));
+        return false;
+      }
       ws->close_sent = true;
     }
     if (ws->is_server) {

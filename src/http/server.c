@@ -169,7 +169,15 @@ static void fail(cymg_conn *c, cymg__http *h, int reason) {
 
 static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
   switch (kind) {
-    case DL_IDLE: cymg_close(c); break;
+    case DL_IDLE:
+      /* Not idle while the last answer is still going out to a slow reader:
+       * the send-stall timeout watches that. */
+      if (c->send.len > 0 || c->pump) {
+        cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+      } else {
+        cymg_close(c);
+      }
+      break;
     case DL_HEAD:
     case DL_BODY:
       if (h->is_server) {

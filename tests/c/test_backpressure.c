@@ -56,7 +56,12 @@ static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
   if (ev == CYMG_EV_HTTP_MSG || ev == CYMG_EV_WS_CTL) s->msgs++;
   if (ev == CYMG_EV_HTTP_MSG) {
     cymg_http_msg *m = ev_data;
-    if (cymg_str_eq(m->uri, cymg_str_c("/ws"))) {
+    if (cymg_str_eq(m->uri, cymg_str_c("/blob"))) {
+      /* A large answer from memory: it waits in the send buffer. */
+      static char blob[8u << 20];
+      memset(blob, 'b', sizeof(blob));
+      if (cymg_http_reply_data(c, 200, NULL, blob, sizeof(blob)) < 0) s->send_errors++;
+    } else if (cymg_str_eq(m->uri, cymg_str_c("/ws"))) {
       if (cymg_ws_upgrade(c, m, NULL) < 0) s->send_errors++;
     } else if (cymg_http_serve_dir(c, m, &s->opts) < 0) {
       s->send_errors++;
@@ -521,6 +526,45 @@ static void test_pause_resume_loses_nothing(void **state) {
   remove_tree();
 }
 
+/* A keep-alive connection whose last answer is still going out to a slow
+ * reader is not idle: the idle timeout must not cut the answer (the stall
+ * timeout watches such a connection instead). */
+static void test_slow_reader_not_idle(void **state) {
+  (void) state;
+  make_tree();
+  cymg_mgr *mgr;
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
+  srv_state s = {.opts = {.root_dir = tmpdir}};
+  cymg_conn *lsn;
+  assert_int_equal(cymg_http_listen(mgr, "http://127.0.0.1:0", srv_fn, &s, &lsn), 0);
+  assert_int_equal(cymg_http_set_timeouts(lsn, 0, 200), 0);
+  uint16_t me;
+  int fd = small_client(cymg_conn_local(lsn)->port, &me);
+  static const char req[] = "GET /blob HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(mgr, fd, req, sizeof(req) - 1);
+  size_t cap = 9u << 20, got = 0;
+  char *buf = malloc(cap);
+  uint64_t t0 = cymg_mgr_now(mgr);
+  bool framed;
+  while (count_responses(buf, got, &framed) < 1) {
+    cymg_mgr_poll(mgr, 2);
+    ssize_t n = recv(fd, buf + got, 16384, MSG_DONTWAIT); /* a slow reader */
+    if (n > 0) got += (size_t) n;
+    if (n == 0) fail_msg("closed after %zu bytes of the answer", got);
+    if (cymg_mgr_now(mgr) - t0 > CYMG_TEST_WAIT_MS) fail_msg("stuck at %zu bytes", got);
+  }
+  assert_true(got > (8u << 20));
+  assert_int_equal(s.send_errors, 0);
+  free(buf);
+  close(fd);
+  POLL_UNTIL(mgr, cymg_mgr_count(mgr) == 1);
+  cymg_close(lsn);
+  cymg_mgr_poll(mgr, 0);
+  ASSERT_MGR_CLEAN(mgr);
+  cymg_mgr_free(mgr);
+  remove_tree();
+}
+
 static void test_setters(void **state) {
   (void) state;
   cymg_mgr *mgr;
@@ -549,6 +593,7 @@ int main(void) {
       cmocka_unit_test(test_setters),
       cmocka_unit_test(test_unqueued_reply_fails_connection),
       cmocka_unit_test(test_pause_resume_loses_nothing),
+      cmocka_unit_test(test_slow_reader_not_idle),
       cmocka_unit_test(test_nonreaders_bounded_and_closed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -107,6 +107,9 @@ enum {
   CYMG__F_REGISTERED = 1u << 10, /* fd is known to the backend */
   CYMG__F_PENDING = 1u << 11,    /* on the manager's pending list */
   CYMG__F_CORKED = 1u << 12,     /* in a READ event: sends queue, flushed after it */
+  CYMG__F_OUT_FULL = 1u << 13,   /* unsent output passed the high-water mark, not yet
+                                    back under the low one: no reading */
+  CYMG__F_READ_HELD = 1u << 14,  /* the protocol asked for no reading (cymg__conn_hold_read) */
 };
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
@@ -148,6 +151,15 @@ struct cymg_conn {
    * empty (a file body, a large message); returns true while it has more. */
   bool (*pump)(cymg_conn *c);
   uint64_t sent_total; /* bytes ever accepted by cymg_send */
+  /* Output backpressure: reading stops above wm_high bytes unsent, resumes at
+   * wm_low or less (see cymg__conn_out_full). */
+  size_t wm_high, wm_low;
+  /* Send stall: stall_at is when the connection fails if the peer takes no byte
+   * before it (0: no output pending). Progress only moves stall_at; the timer,
+   * armed for stall_timer_at, re-arms itself for the rest when it fires early. */
+  uint32_t stall_ms; /* 0: never */
+  uint64_t stall_at, stall_timer_at;
+  cymg_timer_id stall_timer;
 };
 
 /* ---- timers ------------------------------------------------------------------ */
@@ -215,6 +227,8 @@ struct cymg_mgr {
   cymg__timers timers;
   cymg__wakeup wk;
   size_t recv_limit, send_limit;
+  size_t wm_high, wm_low; /* defaults for new connections */
+  uint32_t stall_ms;
   bool poll_events;
   char *hosts_file;
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
@@ -251,6 +265,18 @@ int cymg__conn_send(cymg_conn *c, const void *data, size_t len);
 void cymg__conn_set_pump(cymg_conn *c, bool (*pump)(cymg_conn *c));
 /* Reports ERROR with this message at the next dispatch, then closes. */
 void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
+/* True while the unsent output is above the high-water mark (and until it is
+ * back at the low one): the connection reads nothing then, and a protocol must
+ * not turn bytes already received into more output (pipelined requests,
+ * buffered pings) but wait for WRITE. Updates the hysteresis state. */
+bool cymg__conn_out_full(cymg_conn *c);
+/* A protocol's own pause of reading (an HTTP server with a pipelined request
+ * waiting behind one not yet answered). */
+void cymg__conn_hold_read(cymg_conn *c, bool on);
+/* The peer took bytes: moves the send-stall deadline (a field write). */
+static inline void cymg__conn_progress(cymg_conn *c) {
+  if (c->stall_at) c->stall_at = c->mgr->now + c->stall_ms;
+}
 
 /* ---- sockets and addresses ----------------------------------------------------- */
 /* Parses url (any scheme) and resolves its host without DNS: IP literal,

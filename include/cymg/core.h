@@ -67,6 +67,24 @@ CYMG_API int cymg_mgr_new(cymg_mgr **out, int backend);
 /* Default buffer caps for connections created from now on (0 keeps the current
  * value). Defaults: receive 1 MiB, send 64 MiB. */
 CYMG_API void cymg_mgr_set_limits(cymg_mgr *mgr, size_t recv_limit, size_t send_limit);
+/* Output backpressure. A connection whose unsent output (what waits in its send
+ * buffer; a file body being sent counts only as far as it is buffered) goes
+ * above `high` bytes stops reading: no more requests or frames are read, and
+ * the protocol layers (HTTP pipelining, WebSocket pings) stop turning bytes
+ * already received into more output. It resumes once the output is back at
+ * `low` bytes or less. So a peer that sends but never reads costs at most about
+ * `high` bytes of memory instead of the send limit. Defaults: 1 MiB and
+ * 256 KiB. This sets the marks of connections created from now on (accepted
+ * connections take their listener's); cymg_conn_set_watermarks() changes one
+ * connection's. Returns 0, or CYMG_EINVAL for high == 0 or low > high.
+ * Manager thread only, like every call but cymg_wakeup(). */
+CYMG_API int cymg_mgr_set_watermarks(cymg_mgr *mgr, size_t high, size_t low);
+/* Send-stall timeout: a connection with output pending whose peer takes no byte
+ * of it for `ms` milliseconds gets ERROR "send stalled for <ms> ms", then CLOSE.
+ * Any byte accepted by the peer starts the count again. 0 disables. Default
+ * 60000. For connections created from now on (accepted connections take their
+ * listener's); see cymg_conn_set_send_stall(). Returns 0 or CYMG_EINVAL. */
+CYMG_API int cymg_mgr_set_send_stall(cymg_mgr *mgr, uint32_t ms);
 /* Whether connections created from now on get CYMG_EV_POLL on every poll. */
 CYMG_API void cymg_mgr_set_poll_events(cymg_mgr *mgr, bool on);
 /* The hosts file used to resolve names (NULL = /etc/hosts). The string is copied.
@@ -215,6 +233,16 @@ CYMG_API void cymg_conn_set_handler(cymg_conn *c, cymg_event_fn fn, void *fn_dat
 CYMG_API void cymg_conn_set_poll(cymg_conn *c, bool on);
 /* Per-connection buffer caps (0 keeps the current one). */
 CYMG_API void cymg_conn_set_limits(cymg_conn *c, size_t recv_limit, size_t send_limit);
+/* This connection's output watermarks (see cymg_mgr_set_watermarks); on a
+ * listener, also those of the connections it accepts from now on. A marks'
+ * change takes effect at once. Returns 0, or CYMG_EINVAL (NULL, high == 0,
+ * low > high). */
+CYMG_API int cymg_conn_set_watermarks(cymg_conn *c, size_t high, size_t low);
+/* This connection's send-stall timeout in ms, 0 to disable (see
+ * cymg_mgr_set_send_stall); on a listener, also that of the connections it
+ * accepts from now on. Pending output is given the full new time from now.
+ * Returns 0 or CYMG_EINVAL. */
+CYMG_API int cymg_conn_set_send_stall(cymg_conn *c, uint32_t ms);
 
 /* ---- Protocol layers ----------------------------------------------------------
  * A protocol (HTTP, WebSocket, MQTT...) sits between the socket and the user's

@@ -399,7 +399,12 @@ class Manager:
         handler: Optional[EventHandler] = None,
         enable_wakeup: bool = False,
         error_handler: Optional[Callable[[Exception], Any]] = None,
-    ) -> None: ...
+        *,
+        send_stall_ms: Optional[int] = None,
+    ) -> None:
+        """``send_stall_ms``: a connection whose peer takes none of its pending
+        output for that long gets MG_EV_ERROR ("send stalled for N ms") and is
+        closed; None keeps the default of 60000, 0 disables it."""
     def __enter__(self) -> "Manager": ...
     def __exit__(self, *exc: Any) -> bool: ...
     def poll(self, timeout_ms: int = 0) -> None:

@@ -133,12 +133,23 @@ static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
 
 static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
   cymgpy_manager *m = (cymgpy_manager *) self;
-  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", NULL};
-  PyObject *handler = Py_None, *error_handler = Py_None;
+  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", "send_stall_ms", NULL};
+  PyObject *handler = Py_None, *error_handler = Py_None, *stall = Py_None;
   int enable_wakeup = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OpO:Manager", kwlist, &handler,
-                                   &enable_wakeup, &error_handler))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OpO$O:Manager", kwlist, &handler,
+                                   &enable_wakeup, &error_handler, &stall))
     return -1;
+  /* Optional: the send-stall timeout of its connections (None: the library's
+   * 60000 ms; 0: never). */
+  unsigned long stall_ms = 0;
+  if (stall != Py_None) {
+    stall_ms = PyLong_AsUnsignedLong(stall);
+    if (PyErr_Occurred() || stall_ms > UINT32_MAX) {
+      PyErr_Clear();
+      PyErr_SetString(PyExc_ValueError, "send_stall_ms must be an int from 0 to 2**32-1, or None");
+      return -1;
+    }
+  }
   if (m->mgr != NULL || m->st != NULL) {
     PyErr_SetString(PyExc_RuntimeError, "Manager is already initialised");
     return -1;
@@ -157,6 +168,12 @@ static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
     return -1;
   }
   cymg_mgr_set_userdata(m->mgr, m);
+  if (stall != Py_None && cymg_mgr_set_send_stall(m->mgr, (uint32_t) stall_ms) < 0) {
+    cymg_mgr_free(m->mgr);
+    m->mgr = NULL;
+    PyErr_SetString(PyExc_ValueError, "send_stall_ms refused");
+    return -1;
+  }
   if (enable_wakeup) {
     int64_t id = cymg_wakeup_init(m->mgr);
     if (id < 0) {

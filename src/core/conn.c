@@ -23,6 +23,9 @@ cymg_conn *cymg__conn_new(cymg_mgr *mgr, int fd, unsigned flags, cymg_event_fn f
   c->fn_data = fn_data;
   c->recv_limit = mgr->recv_limit;
   c->send_limit = mgr->send_limit;
+  c->wm_high = mgr->wm_high;
+  c->wm_low = mgr->wm_low;
+  c->stall_ms = mgr->stall_ms;
   c->tp = &cymg__transport_plain;
   if (mgr->poll_events) cymg_conn_set_poll(c, true);
   cymg__mgr_link(mgr, c);
@@ -37,6 +40,7 @@ void cymg__conn_free(cymg_conn *c) {
     if (*pp) *pp = c->pending_next;
   }
   cymg__mgr_unlink(mgr, c);
+  if (c->stall_timer) cymg_timer_cancel(mgr, c->stall_timer);
   if (c->flags & CYMG__F_WANT_POLL) mgr->npoll--;
   if (c->flags & CYMG__F_REGISTERED) mgr->be->del(mgr->be_state, c->fd);
   if (c->fd >= 0) c->tp->close(c);
@@ -52,13 +56,92 @@ void cymg_call(cymg_conn *c, int ev, void *ev_data) {
   if ((!handled || ev == CYMG_EV_CLOSE) && c->fn) c->fn(c, ev, ev_data);
 }
 
-static unsigned want_io(const cymg_conn *c) {
+bool cymg__conn_out_full(cymg_conn *c) {
+  /* Only what waits in the send buffer counts: a pump (a file body) refills
+   * it only once it is empty, so what it has not produced yet costs nothing. */
+  if (c->flags & CYMG__F_OUT_FULL) {
+    if (c->send.len <= c->wm_low) c->flags &= ~CYMG__F_OUT_FULL;
+  } else if (c->send.len > c->wm_high) {
+    c->flags |= CYMG__F_OUT_FULL;
+  }
+  return (c->flags & CYMG__F_OUT_FULL) != 0;
+}
+
+/* Whether reading may go on: not while the receive buffer is full, nor while
+ * the peer leaves our output unread (each request read would only add to it),
+ * nor while the protocol holds it. */
+static bool may_read(cymg_conn *c) {
+  return !(c->flags & (CYMG__F_DRAINING | CYMG__F_READ_HELD)) && c->recv.len < c->recv_limit &&
+         !cymg__conn_out_full(c);
+}
+
+static unsigned want_io(cymg_conn *c) {
   if (c->fd < 0 || (c->flags & CYMG__F_CLOSING)) return 0;
   if (c->flags & CYMG__F_CONNECTING) return CYMG__IO_W;
   unsigned want = 0;
-  if (!(c->flags & CYMG__F_DRAINING) && c->recv.len < c->recv_limit) want |= CYMG__IO_R;
+  if (may_read(c)) want |= CYMG__IO_R;
   if (c->send.len > 0 || c->pump) want |= CYMG__IO_W;
   return want;
+}
+
+/* ---- the send-stall deadline ----
+ * Armed when output starts to wait on the peer, forgotten when none waits. A
+ * byte taken by the peer only moves stall_at (cymg__conn_progress); the timer,
+ * when it fires before that, re-arms itself for the rest. So a busy connection
+ * costs no timer operation per write, and a connection with nothing pending
+ * has no timer at all. */
+
+static void stall_timer_fn(void *arg);
+
+static void stall_arm(cymg_conn *c, uint64_t ms) {
+  c->stall_timer = 0;
+  if (cymg_timer_add(c->mgr, ms, CYMG_TIMER_ONCE, stall_timer_fn, c, &c->stall_timer) == 0) {
+    c->stall_timer_at = c->mgr->now + ms;
+  } else {
+    /* Without its timer a stalled peer would hold the connection forever. */
+    cymg__conn_fail_later(c, "send stall timer: out of memory");
+  }
+}
+
+static void stall_disarm(cymg_conn *c) {
+  c->stall_at = 0;
+  if (c->stall_timer) cymg_timer_cancel(c->mgr, c->stall_timer);
+  c->stall_timer = 0;
+}
+
+static bool output_waits(const cymg_conn *c) {
+  return (c->send.len > 0 || c->pump) && c->fd >= 0 &&
+         !(c->flags & (CYMG__F_CONNECTING | CYMG__F_CLOSING | CYMG__F_UDP | CYMG__F_LISTENING));
+}
+
+/* Brings the deadline in step with whether output is pending. Cheap when
+ * nothing changed: two tests. */
+static void stall_sync(cymg_conn *c) {
+  bool waits = c->stall_ms && output_waits(c);
+  if (waits == (c->stall_at != 0)) return;
+  if (!waits) {
+    stall_disarm(c);
+    return;
+  }
+  c->stall_at = c->mgr->now + c->stall_ms;
+  if (c->stall_timer == 0) stall_arm(c, c->stall_ms);
+}
+
+static void stall_timer_fn(void *arg) {
+  cymg_conn *c = arg;
+  c->stall_timer = 0;
+  if (c->flags & CYMG__F_CLOSING) return;
+  if (!c->stall_ms || !output_waits(c)) {
+    c->stall_at = 0;
+    return;
+  }
+  uint64_t now = c->mgr->now;
+  if (c->stall_at == 0) c->stall_at = now + c->stall_ms; /* pending unnoticed: start now */
+  if (now < c->stall_at) {
+    stall_arm(c, c->stall_at - now);
+    return;
+  }
+  cymg_error(c, "send stalled for %u ms", (unsigned) c->stall_ms);
 }
 
 /* A descriptor with no interest is taken out of the backend altogether: epoll and
@@ -70,6 +153,7 @@ void cymg__conn_update_io(cymg_conn *c) {
    * by the handler would otherwise raise interest only to drop it again, two
    * epoll_ctl for nothing. */
   if (c->flags & CYMG__F_CORKED) return;
+  stall_sync(c);
   unsigned want = want_io(c);
   bool reg = (c->flags & CYMG__F_REGISTERED) != 0;
   if (want == c->interest && (reg || want == 0)) return;
@@ -139,10 +223,16 @@ static void on_eof(cymg_conn *c) {
 
 static void do_flush(cymg_conn *c);
 
-static void do_read(cymg_conn *c) {
+/* force: the backend reported an error or hang-up. One read then goes ahead
+ * even while reading is paused, to learn what happened: the report repeats
+ * until the socket is read or closed. */
+static void do_read(cymg_conn *c, bool force) {
   for (int i = 0; i < CYMG__READS_PER_EVENT; i++) {
     if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return;
     if (c->recv.len >= c->recv_limit) return; /* full: reading resumes on consume */
+    /* Paused by backpressure (checked before every read: the handler of the
+     * last one may have queued much): resumes when the output drains. */
+    if (!(force && i == 0) && !may_read(c)) return;
     size_t want = CYMG__READ_CHUNK;
     if (want > c->recv_limit - c->recv.len) want = c->recv_limit - c->recv.len;
     if (cymg__iobuf_room(&c->recv) < want) {
@@ -185,6 +275,7 @@ static void do_flush(cymg_conn *c) {
     if (n > 0) {
       cymg__iobuf_consume(&c->send, (size_t) n);
       written += (size_t) n;
+      cymg__conn_progress(c);
     } else if (n == CYMG_EAGAIN || n == 0) {
       c->flags &= ~CYMG__F_WRITABLE;
       break;
@@ -224,9 +315,11 @@ void cymg__conn_io(cymg_conn *c, unsigned events) {
     if (events & CYMG__IO_W) cymg__udp_flush(c);
     if (events & (CYMG__IO_R | CYMG__IO_ERR)) cymg__udp_read(c);
   } else {
-    /* Write first: a reply that leaves frees buffer space before we read more. */
-    if (events & CYMG__IO_W) do_flush(c);
-    if (events & (CYMG__IO_R | CYMG__IO_ERR)) do_read(c);
+    /* Write first: a reply that leaves frees buffer space before we read more.
+     * An error report may come without a writable one (a reset peer): the
+     * pending output's send is what surfaces the error then. */
+    if ((events & CYMG__IO_W) || ((events & CYMG__IO_ERR) && c->send.len > 0)) do_flush(c);
+    if (events & (CYMG__IO_R | CYMG__IO_ERR)) do_read(c, (events & CYMG__IO_ERR) != 0);
   }
   cymg__conn_update_io(c);
 }
@@ -409,6 +502,33 @@ void cymg_conn_set_poll(cymg_conn *c, bool on) {
 void cymg_conn_set_limits(cymg_conn *c, size_t recv_limit, size_t send_limit) {
   if (recv_limit) c->recv_limit = recv_limit;
   if (send_limit) c->send_limit = send_limit;
+  cymg__conn_update_io(c);
+}
+
+int cymg_conn_set_watermarks(cymg_conn *c, size_t high, size_t low) {
+  if (c == NULL || high == 0 || low > high) return CYMG_EINVAL;
+  c->wm_high = high;
+  c->wm_low = low;
+  /* Settled again from the new marks: a connection paused under the old ones
+   * may read at once. */
+  c->flags &= ~CYMG__F_OUT_FULL;
+  cymg__conn_update_io(c);
+  return 0;
+}
+
+int cymg_conn_set_send_stall(cymg_conn *c, uint32_t ms) {
+  if (c == NULL) return CYMG_EINVAL;
+  c->stall_ms = ms;
+  /* Counted afresh from now with the new value. */
+  stall_disarm(c);
+  stall_sync(c);
+  return 0;
+}
+
+void cymg__conn_hold_read(cymg_conn *c, bool on) {
+  bool held = (c->flags & CYMG__F_READ_HELD) != 0;
+  if (on == held) return;
+  c->flags ^= CYMG__F_READ_HELD;
   cymg__conn_update_io(c);
 }
 

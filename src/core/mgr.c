@@ -11,6 +11,13 @@
 
 #define CYMG__DEFAULT_RECV_LIMIT (1u << 20)
 #define CYMG__DEFAULT_SEND_LIMIT (64u << 20)
+/* Output backpressure: a connection stops reading with more than 1 MiB unsent
+ * and resumes at 256 KiB. Above what the kernel buffers, 1 MiB keeps a fast
+ * link busy for a while; the gap between the marks keeps a connection from
+ * flipping its interest on every write. */
+#define CYMG__DEFAULT_WM_HIGH (1u << 20)
+#define CYMG__DEFAULT_WM_LOW (256u << 10)
+#define CYMG__DEFAULT_STALL_MS 60000u
 
 uint64_t cymg__millis(void) {
   struct timespec ts;
@@ -77,6 +84,9 @@ int cymg_mgr_new(cymg_mgr **out, int backend) {
   }
   mgr->recv_limit = CYMG__DEFAULT_RECV_LIMIT;
   mgr->send_limit = CYMG__DEFAULT_SEND_LIMIT;
+  mgr->wm_high = CYMG__DEFAULT_WM_HIGH;
+  mgr->wm_low = CYMG__DEFAULT_WM_LOW;
+  mgr->stall_ms = CYMG__DEFAULT_STALL_MS;
   mgr->wk.rfd = mgr->wk.wfd = -1;
   mgr->wk.limit = 64u << 20;
   pthread_mutex_init(&mgr->wk.lock, NULL);
@@ -89,6 +99,19 @@ int cymg_mgr_new(cymg_mgr **out, int backend) {
 void cymg_mgr_set_limits(cymg_mgr *mgr, size_t recv_limit, size_t send_limit) {
   if (recv_limit) mgr->recv_limit = recv_limit;
   if (send_limit) mgr->send_limit = send_limit;
+}
+
+int cymg_mgr_set_watermarks(cymg_mgr *mgr, size_t high, size_t low) {
+  if (mgr == NULL || high == 0 || low > high) return CYMG_EINVAL;
+  mgr->wm_high = high;
+  mgr->wm_low = low;
+  return 0;
+}
+
+int cymg_mgr_set_send_stall(cymg_mgr *mgr, uint32_t ms) {
+  if (mgr == NULL) return CYMG_EINVAL;
+  mgr->stall_ms = ms;
+  return 0;
 }
 
 void cymg_mgr_set_poll_events(cymg_mgr *mgr, bool on) { mgr->poll_events = on; }

@@ -85,6 +85,11 @@ cymg__http *cymg__http_of(const cymg_conn *c);
 int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd, uint64_t offset,
                           uint64_t len);
 
+/* For a reply that could not be queued (rc < 0 but EINVAL, ESTATE, ECLOSED:
+ * those changed nothing): fails the connection, ERROR (naming what) at the
+ * next dispatch then CLOSE, as its request is left unanswered. Returns rc. */
+int cymg__http_reply_failed(cymg_conn *c, int rc, const char *what);
+
 /* The method of the request being answered (empty when none). */
 cymg_str cymg__http_req_method(const cymg_conn *c);
 

@@ -114,6 +114,18 @@ static int send_head(cymg_conn *c, cymg__http *h, int status, const char *header
   return rc;
 }
 
+/* A reply, or part of one, that could not be queued (send limit, memory, a
+ * failed write) leaves its request unanswered or its body cut: the client
+ * would wait for good, and every later answer on the connection would be out
+ * of step. So the connection fails: ERROR with the reason at the next
+ * dispatch, then CLOSE, whether or not the caller looks at rc. A call refused
+ * for its arguments or state changed nothing and is only reported. */
+int cymg__http_reply_failed(cymg_conn *c, int rc, const char *what) {
+  if (rc < 0 && rc != CYMG_EINVAL && rc != CYMG_ESTATE && rc != CYMG_ECLOSED)
+    cymg__conn_fail_later(c, "HTTP %s could not be queued: %s", what, cymg_strerror(rc));
+  return rc;
+}
+
 static cymg__http *server_state(cymg_conn *c) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
   return (h && h->is_server && !h->is_listener) ? h : NULL;
@@ -132,7 +144,7 @@ static int send_reply(cymg_conn *c, cymg__http *h, int status, const char *heade
   bool no_body = h->req_head || status < 200 || status == 204 || status == 304;
   int rc = send_head(c, h, status, headers, (int64_t) len, body, no_body ? 0 : len);
   if (rc == 0) replied(c, h);
-  return rc;
+  return cymg__http_reply_failed(c, rc, "reply");
 }
 
 int cymg_http_reply_data(cymg_conn *c, int status, const char *headers, const void *body,
@@ -157,7 +169,7 @@ int cymg_http_reply(cymg_conn *c, int status, const char *headers, const char *f
   if (n < 0) return CYMG_EINVAL;
   if ((size_t) n < sizeof(small)) return cymg_http_reply_data(c, status, headers, small, (size_t) n);
   char *big = malloc((size_t) n + 1);
-  if (big == NULL) return CYMG_ENOMEM;
+  if (big == NULL) return cymg__http_reply_failed(c, CYMG_ENOMEM, "reply");
   va_start(ap, fmt);
   vsnprintf(big, (size_t) n + 1, fmt, ap);
   va_end(ap);
@@ -177,7 +189,7 @@ int cymg_http_reply_start(cymg_conn *c, int status, const char *headers) {
     h->resp_chunked = !h->req_head;
     if (h->req_head) replied(c, h);
   }
-  return rc;
+  return cymg__http_reply_failed(c, rc, "reply");
 }
 
 int cymg_http_chunk(cymg_conn *c, const void *data, size_t len) {
@@ -200,7 +212,13 @@ int cymg_http_chunk(cymg_conn *c, const void *data, size_t len) {
     h->resp_chunked = false;
     replied(c, h);
   }
-  return rc < 0 ? rc : 0;
+  return rc < 0 ? cymg__http_reply_failed(c, rc, "body chunk") : 0;
+}
+
+/* A chunk that could not even be formatted is a hole in a body under way. */
+static int chunk_unformatted(cymg_conn *c, int rc) {
+  cymg__http *h = server_state(c);
+  return h && h->resp_chunked ? cymg__http_reply_failed(c, rc, "body chunk") : rc;
 }
 
 int cymg_http_printf_chunk(cymg_conn *c, const char *fmt, ...) {
@@ -212,7 +230,11 @@ int cymg_http_printf_chunk(cymg_conn *c, const char *fmt, ...) {
   va_end(ap);
   /* An empty format would end the body by accident: only an explicit
    * cymg_http_chunk(c, NULL, 0) does that. */
-  if (rc > 0) rc = cymg_http_chunk(c, b.buf, b.len);
+  if (rc > 0) {
+    rc = cymg_http_chunk(c, b.buf, b.len);
+  } else if (rc < 0) {
+    rc = chunk_unformatted(c, rc);
+  }
   cymg_buf_free(&b);
   return rc < 0 ? rc : 0;
 }
@@ -232,7 +254,7 @@ int cymg_http_sse(cymg_conn *c, const char *event, const char *data) {
     if (*p) p++;
   } while (*p && rc >= 0);
   if (rc >= 0) rc = cymg_buf_append(&b, "\n", 1);
-  if (rc >= 0) rc = cymg_http_chunk(c, b.buf, b.len);
+  rc = rc >= 0 ? cymg_http_chunk(c, b.buf, b.len) : chunk_unformatted(c, rc);
   cymg_buf_free(&b);
   return rc < 0 ? rc : 0;
 }
@@ -267,6 +289,7 @@ static bool file_pump(cymg_conn *c) {
       }
       h->file_off += (uint64_t) n;
       h->file_left -= (uint64_t) n;
+      cymg__conn_progress(c);
       continue;
     }
 #endif
@@ -279,7 +302,11 @@ static bool file_pump(cymg_conn *c) {
       cymg_error(c, "read file: %s", n < 0 ? strerror(errno) : "file shrank while sent");
       return false;
     }
-    if (cymg__conn_send(c, buf, (size_t) n) < 0) return false;
+    int rc = cymg__conn_send(c, buf, (size_t) n);
+    if (rc < 0) {
+      cymg_error(c, "file body: %s", cymg_strerror(rc));
+      return false;
+    }
     h->file_off += (uint64_t) n;
     h->file_left -= (uint64_t) n;
     if (cymg_conn_send_len(c) > 0 && h->file_left > 0) return true; /* wait for the drain */
@@ -299,7 +326,7 @@ int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd,
   if (rc < 0 || h->req_head || len == 0) {
     close(fd);
     if (rc == 0) replied(c, h);
-    return rc;
+    return cymg__http_reply_failed(c, rc, "reply");
   }
   h->file_fd = fd;
   h->file_off = offset;

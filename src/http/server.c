@@ -213,7 +213,15 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
     return;
   }
   switch (kind) {
-    case DL_IDLE: cymg_close(c); break;
+    case DL_IDLE:
+      /* Not idle while the last answer is still going out to a slow reader:
+       * the send-stall timeout watches that. */
+      if (c->send.len > 0 || c->pump) {
+        cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+      } else {
+        cymg_close(c);
+      }
+      break;
     case DL_HEAD:
       if (h->is_server) {
         server_refuse(c, h, 408, "request not received in time");
@@ -307,7 +315,11 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
   if (h->is_server && (h->msg.flags & CYMG_HTTP_F_EXPECT_CONTINUE) &&
       h->body_kind != CYMG_HTTP_BODY_NONE && cymg_conn_recv_len(c) <= head_len) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    cymg_send(c, cont, sizeof(cont) - 1);
+    int rc = cymg_send(c, cont, sizeof(cont) - 1);
+    if (rc < 0) { /* the client may wait for it before sending the body */
+      cymg_error(c, "HTTP: 100 Continue could not be queued: %s", cymg_strerror(rc));
+      return false;
+    }
     h->sent_mark = c->sent_total; /* an interim response answers nothing */
   }
   if (h->streaming) {
@@ -522,13 +534,24 @@ static bool response_complete(const cymg_conn *c, const cymg__http *h) {
   return (h->replied || c->sent_total != h->sent_mark) && !h->resp_chunked && h->file_fd < 0;
 }
 
+/* How far a connection reads ahead of a request still being answered: enough
+ * for a burst of pipelined requests, not the whole receive limit (a client
+ * pipelining file requests without reading the files would otherwise fill it). */
+#define PIPELINE_AHEAD (64u << 10)
+
 /* Serves what is in the buffer: requests one after the other, each only once the
- * one before it has been answered, so pipelined replies keep their order. */
+ * one before it has been answered, so pipelined replies keep their order. The
+ * next request is not started either while the answers before it wait unread
+ * above the output high-water mark: it is, on WRITE, once they drain. */
 static void server_run(cymg_conn *c, cymg__http *h) {
   for (;;) {
     if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return;
     if (h->phase == HTTP_WAIT_REPLY) {
-      if (!response_complete(c, h)) return;
+      if (!response_complete(c, h)) {
+        cymg__conn_hold_read(c, cymg_conn_recv_len(c) >= PIPELINE_AHEAD);
+        return;
+      }
+      cymg__conn_hold_read(c, false);
       if (!h->req_keepalive || h->resp_close) {
         h->phase = HTTP_DEAD;
         cymg_drain(c);
@@ -537,6 +560,7 @@ static void server_run(cymg_conn *c, cymg__http *h) {
       h->phase = HTTP_HEAD;
       cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
     }
+    if (h->phase == HTTP_HEAD && cymg__conn_out_full(c)) return;
     if (h->phase == HTTP_DEAD || !cymg__http_read_message(c, h)) return;
     if (cymg__http_of(c) != h) return; /* upgraded to another protocol */
   }
@@ -552,7 +576,10 @@ static bool http_event(cymg_conn *c, int ev, void *ev_data) {
       return true;
     case CYMG_EV_WRITE:
     case CYMG__EV_RESUME:
-      if (h->phase == HTTP_WAIT_REPLY) server_run(c, h);
+      /* A reply may be complete now; or requests wait in the buffer, paused
+       * by backpressure (server_run checks the marks). */
+      if (h->phase == HTTP_WAIT_REPLY || (h->phase == HTTP_HEAD && cymg_conn_recv_len(c) > 0))
+        server_run(c, h);
       return ev == CYMG__EV_RESUME;
     default: return false;
   }

@@ -719,7 +719,8 @@ int cymg_http_serve_file(cymg_conn *c, const cymg_http_msg *msg, const char *pat
     if (src.fd >= 0) close(src.fd);
     return reply_text(c, o, 500, NULL);
   }
-  return src.fd >= 0 ? reply_source(c, msg, o, &src) : reply_404(c, o);
+  int rc = src.fd >= 0 ? reply_source(c, msg, o, &src) : reply_404(c, o);
+  return cymg__http_reply_failed(c, rc, "serve_file"); /* never a request left hanging */
 }
 
 /* ---------------------------------------------------------- serve_dir ---- */
@@ -975,5 +976,5 @@ int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
     root_free(&r);
   }
   free(npath);
-  return rc;
+  return cymg__http_reply_failed(c, rc, "serve_dir"); /* never a request left hanging */
 }

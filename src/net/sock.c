@@ -216,6 +216,9 @@ void cymg__accept(cymg_conn *lsn) {
     }
     c->recv_limit = lsn->recv_limit;
     c->send_limit = lsn->send_limit;
+    c->wm_high = lsn->wm_high;
+    c->wm_low = lsn->wm_low;
+    c->stall_ms = lsn->stall_ms;
     if (lsn->proto && lsn->proto->accept) {
       c->proto = lsn->proto;
       c->proto_state = lsn->proto->accept(c, lsn);

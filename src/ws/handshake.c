@@ -71,6 +71,8 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
   cymg_buf_free(&b);
   if (rc < 0) {
     cymg__ws_free(ws);
+    /* The request is left unanswered: the client would wait for good. */
+    cymg__conn_fail_later(c, "WebSocket upgrade: 101 could not be queued: %s", cymg_strerror(rc));
     return rc;
   }
   /* Swap the layers by hand: the HTTP state holds msg, which the caller may
@@ -81,6 +83,9 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
   ws->old_state = c->proto_state;
   c->proto = &cymg__ws_proto;
   c->proto_state = ws;
+  /* HTTP may have held reading for requests pipelined behind this one (an
+   * upgrade made later, from a timer): those bytes are frames now. */
+  cymg__conn_hold_read(c, false);
   cymg__conn_defer(c, CYMG__P_RESUME);
   cymg_call(c, CYMG_EV_WS_OPEN, (void *) msg);
   return 0;

@@ -101,7 +101,11 @@ static void keepalive(cymg_conn *c, cymg__ws *ws) {
     cymg__ws_timer(c, ws, (uint32_t) (ms - idle));
   } else if (!ws->ping_out) {
     ws->ping_out = true;
-    send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PING, NULL, 0);
+    int rc = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PING, NULL, 0);
+    if (rc < 0) {
+      cymg_error(c, "WebSocket: keepalive ping could not be queued: %s", cymg_strerror(rc));
+      return;
+    }
     cymg__ws_timer(c, ws, ms);
   } else {
     cymg_error(c, "WebSocket: no answer from the peer within %u ms of a ping", (unsigned) ms);
@@ -294,16 +298,22 @@ int cymg_ws_close(cymg_conn *c, int code, const char *reason) {
  * application, then TCP closes once the frame is out. */
 static void fail(cymg_conn *c, cymg__ws *ws, int code, const char *why) {
   ws->failed = true;
+  bool queued = true;
   if (!ws->close_sent && !(c->flags & CYMG__F_CLOSING)) {
     uint8_t p[2] = {(uint8_t) (code >> 8), (uint8_t) code};
-    send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, 2);
+    /* Not queued (send limit): TCP ends without it, at once. */
+    queued = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, 2) == 0;
     ws->close_sent = true;
   }
   char msg[160];
   snprintf(msg, sizeof(msg), "WebSocket: %s (closing with %d)", why, code);
   CYMG__DEBUG("conn %llu: %s", (unsigned long long) c->id, msg);
   cymg_call(c, CYMG_EV_ERROR, msg);
-  cymg_drain(c);
+  if (queued) {
+    cymg_drain(c);
+  } else {
+    cymg_close(c);
+  }
 }
 
 static const char *rule_text(int code, const cymg_ws_frame *f, bool server) {
@@ -375,7 +385,11 @@ static bool control(cymg_conn *c, cymg__ws *ws, unsigned op, const char *p, size
     if (c->flags & CYMG__F_CLOSING) return false;
     if (!ws->close_sent) {
       /* Echo the status code (§5.5.1); an empty close is answered empty. */
-      send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
+      int rc = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_CLOSE, p, n >= 2 ? 2 : 0);
+      if (rc < 0) {
+        cymg_error(c, "WebSocket: close frame could not be queued: %s", cymg_strerror(rc));
+        return false;
+      }
       ws->close_sent = true;
     }
     if (ws->is_server) {
@@ -385,15 +399,25 @@ static bool control(cymg_conn *c, cymg__ws *ws, unsigned op, const char *p, size
     }
     return false;
   }
-  if (op == CYMG_WS_OP_PING && !ws->close_sent)
-    send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PONG, p, n);
+  if (op == CYMG_WS_OP_PING && !ws->close_sent) {
+    /* A pong that cannot be queued leaves the peer's ping unanswered for good
+     * (with backpressure this only happens below a tiny send limit). */
+    int rc = send_frame(c, ws, CYMG_WS_FIN | CYMG_WS_OP_PONG, p, n);
+    if (rc < 0) {
+      cymg_error(c, "WebSocket: pong could not be queued: %s", cymg_strerror(rc));
+      return false;
+    }
+  }
   cymg_call(c, CYMG_EV_WS_CTL, &m);
   return !(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) && !ws->failed;
 }
 
+/* Frames already received are not processed while the peer leaves our output
+ * unread above the high-water mark: each (a ping's pong, an echo) would add to
+ * it. Reading resumes on WRITE, once the output drains. */
 void cymg__ws_read(cymg_conn *c, cymg__ws *ws) {
   while (!(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) && !ws->failed && !ws->close_rcvd &&
-         cymg__ws_of(c) == ws) {
+         cymg__ws_of(c) == ws && !cymg__conn_out_full(c)) {
     char *buf = cymg__iobuf_data(&c->recv);
     size_t len = c->recv.len;
     if (ws->raw >= len) break;
@@ -475,6 +499,10 @@ static bool ws_event(cymg_conn *c, int ev, void *ev_data) {
       }
       cymg__ws_read(c, ws);
       return true;
+    case CYMG_EV_WRITE:
+      /* Frames left unread by backpressure: on, if the output has drained. */
+      if (c->recv.len > ws->raw && !ws->close_rcvd && !cymg__conn_out_full(c)) cymg__ws_read(c, ws);
+      return false;
     default: return false;
   }
 }

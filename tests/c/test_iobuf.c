@@ -65,6 +65,32 @@ static void test_iobuf_cut(void **state) {
   cymg__iobuf_free(&b);
 }
 
+/* Past 256 KiB a buffer is mapped pages and grows by remapping: the bytes
+ * survive every step (heap to mapping, mapping to larger mapping), with data
+ * consumed from the front along the way. */
+static void test_iobuf_large(void **state) {
+  (void) state;
+  cymg__iobuf b = {0};
+  char chunk[1000];
+  uint64_t next_in = 0, next_out = 0;
+  while (b.size < (4u << 20)) {
+    for (size_t i = 0; i < sizeof(chunk); i++) chunk[i] = (char) ((next_in + i) * 7 % 251);
+    assert_int_equal(cymg__iobuf_append(&b, chunk, sizeof(chunk), 0), 0);
+    next_in += sizeof(chunk);
+    if (next_in % 64000 == 0) { /* take some from the front */
+      const char *d = cymg__iobuf_data(&b);
+      for (size_t i = 0; i < 3000; i++) assert_int_equal(d[i], (char) ((next_out + i) * 7 % 251));
+      cymg__iobuf_consume(&b, 3000);
+      next_out += 3000;
+    }
+  }
+  const char *d = cymg__iobuf_data(&b);
+  assert_int_equal(b.len, next_in - next_out);
+  for (size_t i = 0; i < b.len; i++) assert_int_equal(d[i], (char) ((next_out + i) * 7 % 251));
+  cymg__iobuf_free(&b);
+  assert_null(b.buf);
+}
+
 static void test_buf(void **state) {
   (void) state;
   cymg_buf b;
@@ -97,6 +123,7 @@ int main(void) {
       cmocka_unit_test(test_iobuf_grow_consume),
       cmocka_unit_test(test_iobuf_limit),
       cmocka_unit_test(test_iobuf_cut),
+      cmocka_unit_test(test_iobuf_large),
       cmocka_unit_test(test_buf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

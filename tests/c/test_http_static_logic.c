@@ -276,6 +276,25 @@ static void test_accept_encoding(void **state) {
   assert_false(gz("Accept-Encoding: br, deflate\r\n"));
   assert_false(gz("Accept-Encoding: gzipx, xgzip\r\n"));
   assert_false(gz("Accept-Encoding:\r\n"));
+  /* §5.6.1 list forms: empty elements, OWS. */
+  assert_true(gz("Accept-Encoding: ,gzip\r\n"));
+  assert_false(gz("Accept-Encoding: ,\r\n"));
+  assert_false(gz("Accept-Encoding: , ;q=0\r\n"));
+  assert_true(gz("Accept-Encoding: gzip,,\r\n"));
+  assert_true(gz("Accept-Encoding: ;q=1,gzip\r\n"));
+  assert_true(gz("Accept-Encoding: gzip\t;\tq=0.5\r\n"));
+  /* §12.4.2 weights: three decimals at most, 0..1; a malformed one refuses. */
+  assert_true(gz("Accept-Encoding: gzip;q=1.000\r\n"));
+  assert_true(gz("Accept-Encoding: gzip;q=0.001\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=1.5\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=1.001\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=0.0001\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=abc\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=\r\n"));
+  /* identity preferred over gzip wins; an equal weight keeps gzip. */
+  assert_false(gz("Accept-Encoding: gzip;q=0.5, identity\r\n"));
+  assert_true(gz("Accept-Encoding: gzip, identity\r\n"));
+  assert_true(gz("Accept-Encoding: identity;q=0, *\r\n"));
 }
 
 /* ================================================= over real sockets ==== */

@@ -30,8 +30,8 @@ typedef struct cymg__iobuf {
 void cymg__iobuf_free(cymg__iobuf *b);
 /* Guarantees `room` free bytes after the data; limit caps len+room (0 = none).
  * Returns 0, CYMG_ELIMIT or CYMG_ENOMEM. */
-int cymg__iobuf_reserve(cymg__iobuf *b, size_t room, size_t limit);
-int cymg__iobuf_append(cymg__iobuf *b, const void *p, size_t n, size_t limit);
+CYMG_NODISCARD int cymg__iobuf_reserve(cymg__iobuf *b, size_t room, size_t limit);
+CYMG_NODISCARD int cymg__iobuf_append(cymg__iobuf *b, const void *p, size_t n, size_t limit);
 void cymg__iobuf_consume(cymg__iobuf *b, size_t n);
 static inline char *cymg__iobuf_data(const cymg__iobuf *b) {
   return b->buf + b->head;
@@ -253,7 +253,7 @@ void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3)
  * localhost, hosts file. Returns 0, CYMG_EBADURL, or CYMG_ERESOLVE (then u and
  * addr->port are still set); writes the reason to the manager's errmsg. host gets
  * the bare host name. */
-int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
+CYMG_NODISCARD int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
                       char *host, size_t host_len);
 /* listen/connect for a URL. scheme NULL takes "tcp" or "udp" as the URL says;
  * otherwise the URL must carry that scheme, over TCP ("http", "ws", ...). */
@@ -261,7 +261,7 @@ int cymg__listen_url(cymg_mgr *mgr, const char *url, const char *scheme, bool re
                      cymg_event_fn fn, void *fn_data, cymg_conn **out);
 int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_event_fn fn,
                       void *fn_data, cymg_conn **out);
-int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
+CYMG_NODISCARD int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
 int cymg__listen_addr(cymg_mgr *mgr, const cymg_addr *addr, bool udp, bool reuseport,
                       cymg_event_fn fn, void *fn_data, cymg_conn **out);
 /* Starts a non-blocking connect on an existing client connection. */

@@ -62,7 +62,7 @@ enum { CYMG_BACKEND_AUTO = 0, CYMG_BACKEND_EPOLL, CYMG_BACKEND_KQUEUE, CYMG_BACK
  * and 0 is returned; on failure a negative code (CYMG_ENOMEM, CYMG_ENOTSUP for a
  * backend this OS lacks, CYMG_EINVAL, -errno) and *out is NULL. Free with
  * cymg_mgr_free(). */
-CYMG_API int cymg_mgr_new(cymg_mgr **out, int backend);
+CYMG_API CYMG_NODISCARD int cymg_mgr_new(cymg_mgr **out, int backend);
 
 /* Default buffer caps for connections created from now on (0 keeps the current
  * value). Defaults: receive 1 MiB, send 64 MiB. */
@@ -146,7 +146,9 @@ typedef struct cymg_addr {
 } cymg_addr;
 
 /* Formats "1.2.3.4:80" or "[::1]:80" (with_port) or the bare address into dst.
- * Returns the length written, or CYMG_ENOSPC if dst_len is too small. */
+ * Returns the length written, or CYMG_ENOSPC if dst_len is too small; dst then
+ * holds the text cut short, still NUL-terminated (when dst_len > 0), so a caller
+ * that only prints it (64 bytes always suffice) may drop the result. */
 CYMG_API int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len);
 
 /* Queues len bytes for sending (copied). The write is tried at once when nothing

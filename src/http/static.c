@@ -869,8 +869,9 @@ static int listing(int dfd, const char *npath, root *r, cymg_buf *b) {
       cymg_buf_printf(b, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n") < 0)
     goto nomem;
   for (size_t i = 0; i < n; i++) {
-    char date[30] = "";
-    cymg__http_format_date(ents[i].mtime, date);
+    char date[30];
+    /* A time outside years 0..9999 has no IMF-fixdate: the cell stays empty. */
+    if (cymg__http_format_date(ents[i].mtime, date) < 0) date[0] = '\0';
     /* Percent-encoding every reserved byte keeps a name such as "a:b" or
      * "#x" a relative link to itself. */
     if (cymg_buf_printf(b, "<tr><td><a href=\"") < 0 ||

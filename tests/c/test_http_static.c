@@ -265,7 +265,7 @@ static void test_get_and_head(void **state) {
   struct stat st;
   assert_int_equal(stat(f->file, &st), 0);
   char want[30];
-  cymg__http_format_date(st.st_mtim.tv_sec, want);
+  assert_int_equal(cymg__http_format_date(st.st_mtim.tv_sec, want), 29);
   assert_string_equal(lm, want);
   done(&r);
   get(f, REQ("HEAD", "/hello.txt", ""), &r);

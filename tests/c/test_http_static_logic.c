@@ -92,9 +92,9 @@ static void test_etag(void **state) {
   assert_int_equal(cymg__http_etag(a, sizeof(a), 5, 1000, 1), 9);
   assert_string_equal(a, "\"5-3e8-1\"");
   /* Any change of size or mtime (to the nanosecond) changes the tag. */
-  cymg__http_etag(b, sizeof(b), 6, 1000, 1);
+  assert_true(cymg__http_etag(b, sizeof(b), 6, 1000, 1) > 0);
   assert_string_not_equal(a, b);
-  cymg__http_etag(b, sizeof(b), 5, 1000, 2);
+  assert_true(cymg__http_etag(b, sizeof(b), 5, 1000, 2) > 0);
   assert_string_not_equal(a, b);
   assert_true(cymg__http_etag(a, sizeof(a), UINT64_MAX, INT64_MAX, 999999999) > 0);
   assert_int_equal(cymg__http_etag(a, 4, 5, 1000, 1), CYMG_ENOSPC);

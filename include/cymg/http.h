@@ -287,7 +287,10 @@ CYMG_API int cymg_http_stream_body(cymg_conn *c);
 /* ---- replies (server) ----
  * headers: extra header lines, each ending in "\r\n" (may be NULL or ""). Date,
  * Content-Length or Transfer-Encoding and, when the connection will close,
- * Connection: close are added. A reply to a HEAD request has no body. */
+ * Connection: close are added. A reply to a HEAD request has no body.
+ * status is a final status, 200..999: a 1xx (or anything outside) is refused
+ * with CYMG_EINVAL and nothing is sent. 100 Continue goes out by itself when a
+ * request expects it; 101 only through cymg_ws_upgrade(). */
 
 /* Replies with a printf-formatted body. Returns 0 or a negative code. */
 CYMG_API int cymg_http_reply(cymg_conn *c, int status, const char *headers, const char *fmt, ...)

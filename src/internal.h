@@ -144,6 +144,10 @@ struct cymg_conn {
    * empty (a file body, a large message); returns true while it has more. */
   bool (*pump)(cymg_conn *c);
   uint64_t sent_total; /* bytes ever accepted by cymg_send */
+  /* Closing, as cymg_wakeup() on another thread sees it: written under the
+   * wakeup lock once wakeup is initialised (c->flags is not: it changes all
+   * the time on the manager thread). */
+  bool wk_closed;
 };
 
 /* ---- timers ------------------------------------------------------------------ */
@@ -190,6 +194,13 @@ typedef struct cymg__wakeup {
 
 void cymg__wakeup_free(cymg_mgr *mgr);
 void cymg__wakeup_deliver(cymg_mgr *mgr);
+/* The manager thread changes what cymg_wakeup() reads from other threads (the
+ * id table, a connection's closing mark) between these two: they take the
+ * wakeup lock once wakeup is initialised, and cost one test before. */
+bool cymg__wakeup_lock(cymg_mgr *mgr);
+void cymg__wakeup_unlock(cymg_mgr *mgr, bool locked);
+/* Marks c closing for cymg_wakeup(): later calls for it are refused. */
+void cymg__wakeup_closing(cymg_conn *c);
 
 /* ---- manager ----------------------------------------------------------------- */
 struct cymg_mgr {

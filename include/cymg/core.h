@@ -251,10 +251,13 @@ CYMG_API int64_t cymg_wakeup_init(cymg_mgr *mgr);
 
 /* From any thread: copies len bytes and has CYMG_EV_WAKEUP with them delivered to
  * connection conn_id on the manager's thread, in call order per calling thread.
- * Returns 0 once queued; CYMG_ESTATE if wakeup is not initialised, CYMG_ENOMEM or
- * CYMG_ELIMIT (queue full) otherwise: a payload is queued or refused, never
- * silently lost. If the connection is gone by delivery time the payload is
- * discarded and counted in cymg_wakeup_orphans(). */
+ * Returns 0 once queued; CYMG_ESTATE if wakeup is not initialised; CYMG_ENOCONN
+ * when no connection has that id (never had, or already freed; the wakeup
+ * channel's own id is no connection); CYMG_ECLOSED when it is closing (closed,
+ * its CLOSE not yet delivered); CYMG_ENOMEM or CYMG_ELIMIT (queue full): a
+ * payload is queued or refused, never silently lost. If the connection closes
+ * between the call and delivery, the payload is discarded and counted in
+ * cymg_wakeup_orphans(). */
 CYMG_API int cymg_wakeup(cymg_mgr *mgr, uint64_t conn_id, const void *data, size_t len);
 /* Caps the bytes waiting in the wakeup queue (default 64 MiB); beyond it
  * cymg_wakeup() returns CYMG_ELIMIT. Manager thread. */

@@ -234,7 +234,9 @@ void cymg__mgr_link(cymg_mgr *mgr, cymg_conn *c) {
   c->next = mgr->conns;
   if (mgr->conns) mgr->conns->prev = c;
   mgr->conns = c;
+  bool locked = cymg__wakeup_lock(mgr); /* cymg_wakeup() reads the table */
   idtab_insert(mgr, c);
+  cymg__wakeup_unlock(mgr, locked);
   mgr->nconns++;
 }
 
@@ -242,7 +244,9 @@ void cymg__mgr_unlink(cymg_mgr *mgr, cymg_conn *c) {
   if (c->prev) c->prev->next = c->next;
   else mgr->conns = c->next;
   if (c->next) c->next->prev = c->prev;
+  bool locked = cymg__wakeup_lock(mgr);
   idtab_remove(mgr, c);
+  cymg__wakeup_unlock(mgr, locked);
   mgr->nconns--;
 }
 

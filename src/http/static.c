@@ -9,7 +9,8 @@
  * - Last-Modified: the mtime in seconds as an IMF-fixdate.
  * - Preconditions in the order of §13.2.2 (If-Match, If-Unmodified-Since,
  *   If-None-Match, If-Modified-Since); If-Modified-Since only without
- *   If-None-Match, and only for GET and HEAD. Range only for GET; one range
+ *   If-None-Match, only for GET and HEAD, and only when its date is not
+ *   later than the server's clock (§13.1.3: such a date is invalid). Range only for GET; one range
  *   gives 206, several give the whole file (200), none satisfiable 416.
  * - serve_dir answers GET and HEAD only (405 with Allow). serve_file answers
  *   any method with the file (a handler may send a page after a POST); Range
@@ -262,7 +263,7 @@ static bool date_field(const cymg_http_msg *msg, const char *name, int64_t *t) {
   return v != NULL && cymg__http_parse_date(*v, t) == 0;
 }
 
-int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime) {
+int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime, int64_t now) {
   bool get_head = method_is(msg, "GET") || method_is(msg, "HEAD");
   bool present;
   int64_t t;
@@ -277,7 +278,10 @@ int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mt
   match = etag_match(msg, "If-None-Match", etag, true, &present);
   if (present) {
     if (match) return get_head ? 304 : 412;
-  } else if (get_head && date_field(msg, "If-Modified-Since", &t) && mtime <= t) {
+  } else if (get_head && date_field(msg, "If-Modified-Since", &t) && t <= now && mtime <= t) {
+    /* §13.1.3: a date later than our clock is invalid, so it is ignored. A
+     * client that sent one (a skewed clock, a forged header) would otherwise
+     * keep a stale copy until that date. */
     return 304;
   }
   return 0;
@@ -514,7 +518,8 @@ static int reply_source(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
       (have_date && cymg_buf_printf(&h, "Last-Modified: %s\r\n", date) < 0) ||
       (src->vary && cymg_buf_printf(&h, "Vary: Accept-Encoding\r\n") < 0))
     goto out;
-  int pre = cymg__http_preconditions(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime);
+  int pre = cymg__http_preconditions(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime,
+                                     (int64_t)time(NULL));
   if (pre == 304) {
     const char *hdrs = finish_headers(&h, o);
     rc = hdrs ? cymg_http_reply_data(c, 304, hdrs, NULL, 0) : CYMG_ENOMEM;

@@ -33,9 +33,10 @@ CYMG_NODISCARD int cymg__http_format_date(int64_t epoch, char out[30]);
 CYMG_NODISCARD int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec, long mtime_nsec);
 
 /* Evaluates the preconditions of msg against a representation with this
- * entity-tag and Last-Modified time, in the order of RFC 9110 §13.2.2.
- * Returns 0 to answer normally, 304 (GET/HEAD: not modified) or 412. */
-int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime);
+ * entity-tag and Last-Modified time, in the order of RFC 9110 §13.2.2, at
+ * wall-clock time now (seconds since the epoch). Returns 0 to answer
+ * normally, 304 (GET/HEAD: not modified) or 412. */
+int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime, int64_t now);
 
 /* If-Range (§13.1.5): true when a Range header may be honoured: no If-Range, or
  * one whose entity-tag matches etag strongly or whose date equals mtime. */

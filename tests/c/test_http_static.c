@@ -313,6 +313,18 @@ static void test_conditional(void **state) {
   get(f, REQ("GET", "/hello.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n"), &r);
   assert_int_equal(r.status, 200);
   done(&r);
+  /* A date later than the server's clock is invalid and ignored (§13.1.3),
+   * though the file is older than it: the whole file, not 304. */
+  char future[30];
+  assert_int_equal(cymg__http_format_date((int64_t)time(NULL) + 86400, future), 29);
+  snprintf(req, sizeof(req), REQ("GET", "/hello.txt", "If-Modified-Since: %s\r\n"), future);
+  get(f, req, &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "Hello, world\n");
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n"), &r);
+  assert_int_equal(r.status, 200);
+  done(&r);
   /* If-None-Match decides alone when present (§13.2.2). */
   snprintf(req, sizeof(req),
            REQ("GET", "/hello.txt", "If-None-Match: \"other\"\r\nIf-Modified-Since: %s\r\n"), lm);

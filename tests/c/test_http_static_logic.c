@@ -103,9 +103,11 @@ static void test_etag(void **state) {
 #define ETAG "\"5-3e8-1\""
 #define MTIME 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
 
+#define NOW 784200000   /* Mon, 07 Nov 1994 09:20:00 GMT */
+
 static int pre(const char *method, const char *headers) {
   reqbuf r;
-  return cymg__http_preconditions(mkreq(&r, method, headers), cymg_str_c(ETAG), MTIME);
+  return cymg__http_preconditions(mkreq(&r, method, headers), cymg_str_c(ETAG), MTIME, NOW);
 }
 
 static void test_if_none_match(void **state) {
@@ -149,6 +151,10 @@ static void test_if_modified_since(void **state) {
   assert_int_equal(pre("GET", "If-None-Match: " ETAG "\r\n"
                               "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"),
                    304);
+  /* Later than the server's clock: invalid, ignored (§13.1.3); up to now is fine. */
+  assert_int_equal(pre("GET", "If-Modified-Since: Mon, 07 Nov 1994 09:20:01 GMT\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Modified-Since: Mon, 07 Nov 1994 09:20:00 GMT\r\n"), 304);
 }
 
 static void test_if_match(void **state) {

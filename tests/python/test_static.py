@@ -150,6 +150,35 @@ def test_serve_dir_accept_encoding_lists(site):
         assert (st, body, h.get(b"content-encoding")) == (200, b"0123456789", None), value
 
 
+def test_if_modified_since_in_the_future_is_ignored(site):
+    # RFC 9110 13.1.3: a date later than the server's clock is invalid, so it
+    # is ignored: the whole file, not 304.
+    import email.utils
+    import time
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.serve_dir(data, str(site))
+
+    m, port = http_server(handler)
+    tomorrow = email.utils.formatdate(time.time() + 86400, usegmt=True)
+
+    def client():
+        lm = request(port, "GET", "/a.txt")[1]["last-modified"]
+        return (request(port, "GET", "/a.txt", {"If-Modified-Since": lm}),
+                request(port, "GET", "/a.txt", {"If-Modified-Since": tomorrow}),
+                request(port, "GET", "/a.txt",
+                        {"If-Modified-Since": "Fri, 31 Dec 9999 23:59:59 GMT"}))
+
+    try:
+        same, future, far = in_thread(m, client)
+    finally:
+        m.close()
+    assert same[0] == 304
+    assert future[0] == 200 and future[2] == b"0123456789"
+    assert far[0] == 200 and far[2] == b"0123456789"
+
+
 def test_serve_dir_accepts_pathlike_and_keep_alive(site):
     def handler(conn, ev, data):
         if ev == MG_EV_HTTP_MSG:

@@ -230,7 +230,7 @@ struct cymg_mgr {
   char http_date[40]; /* "Date: ...\r\n" for this second, shared by HTTP replies */
   uint64_t http_date_sec;
   size_t trim_freed; /* connection bytes freed since the heap was last trimmed */
-  uint64_t trim_at;  /* mgr->now of the last trim (0: never) */
+  uint64_t trim_at;  /* cymg__millis() of the last trim (0: never) */
 };
 
 /* ---- giving memory back (trim.c) ----------------------------------------------
@@ -275,7 +275,7 @@ void cymg__conn_fail_later(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3)
  * addr->port are still set); writes the reason to the manager's errmsg. host gets
  * the bare host name. */
 CYMG_NODISCARD int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
-                      char *host, size_t host_len);
+                                     char *host, size_t host_len);
 /* listen/connect for a URL. scheme NULL takes "tcp" or "udp" as the URL says;
  * otherwise the URL must carry that scheme, over TCP ("http", "ws", ...). */
 int cymg__listen_url(cymg_mgr *mgr, const char *url, const char *scheme, bool reuseport,

@@ -29,7 +29,8 @@ CYMG_API CYMG_NODISCARD int cymg_buf_append(cymg_buf *b, const void *p, size_t n
 /* Appends printf-formatted text. Returns the number of bytes appended, or
  * CYMG_ENOMEM / CYMG_EINVAL (bad format) with the buffer unchanged. */
 CYMG_API CYMG_NODISCARD int cymg_buf_printf(cymg_buf *b, const char *fmt, ...) CYMG_PRINTF(2, 3);
-CYMG_API CYMG_NODISCARD int cymg_buf_vprintf(cymg_buf *b, const char *fmt, va_list ap) CYMG_PRINTF(2, 0);
+CYMG_API CYMG_NODISCARD int cymg_buf_vprintf(cymg_buf *b, const char *fmt, va_list ap)
+    CYMG_PRINTF(2, 0);
 /* Removes n bytes at offset off (clamped to the data). */
 CYMG_API void cymg_buf_del(cymg_buf *b, size_t off, size_t n);
 /* Gives the storage to the caller (free() it) and leaves the buffer empty.

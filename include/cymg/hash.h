@@ -30,7 +30,8 @@ CYMG_API CYMG_NODISCARD int cymg_sha256(cymg_str data, uint8_t out[CYMG_SHA256_L
 
 /* One-shot HMAC-SHA-256 (RFC 2104) of data under key (any length, also empty).
  * Returns 0 or a negative error as above. */
-CYMG_API CYMG_NODISCARD int cymg_hmac_sha256(cymg_str key, cymg_str data, uint8_t out[CYMG_SHA256_LEN]);
+CYMG_API CYMG_NODISCARD int cymg_hmac_sha256(cymg_str key, cymg_str data,
+                                             uint8_t out[CYMG_SHA256_LEN]);
 
 /* Digest length in bytes of a CYMG_HASH_* algorithm, or CYMG_EINVAL. */
 CYMG_API int cymg_hash_len(int algo);

@@ -85,7 +85,8 @@ CYMG_API CYMG_NODISCARD int cymg_json_get_b64(cymg_str json, const char *path, c
  * 0 when there are no more values (and keeps returning 0), CYMG_EPARSE when the
  * container is malformed at the point reached, CYMG_EINVAL for bad arguments.
  * Each step checks only the syntax it walks over. */
-CYMG_API CYMG_NODISCARD int cymg_json_next(cymg_str container, size_t *offset, cymg_str *key, cymg_str *value);
+CYMG_API CYMG_NODISCARD int cymg_json_next(cymg_str container, size_t *offset, cymg_str *key,
+                                           cymg_str *value);
 
 /* Whether the JSON string `json_str` (with or without its quotes, as
  * cymg_json_unescape takes it) equals `s` after unescaping. False for an invalid

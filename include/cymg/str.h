@@ -62,8 +62,9 @@ CYMG_API cymg_str cymg_str_find(cymg_str hay, cymg_str needle);
 
 /* Tokeniser: when *s is non-empty, stores in *part the bytes up to the first sep (or
  * all of *s), removes them and the sep from *s, and returns true; returns false
- * once *s is empty, and then sets *part to an empty view. So "a,,b" gives "a", "", "b"; a trailing separator does not give
- * a trailing empty part, and "" gives no parts. Typical use:
+ * once *s is empty, and then sets *part to an empty view. So "a,,b" gives "a",
+ * "", "b"; a trailing separator does not give a trailing empty part, and "" gives
+ * no parts. Typical use:
  *   cymg_str rest = input, tok; while (cymg_str_split(&rest, '&', &tok)) {...} */
 CYMG_API CYMG_NODISCARD bool cymg_str_split(cymg_str *s, char sep, cymg_str *part);
 

@@ -83,7 +83,8 @@ CYMG_API CYMG_NODISCARD int cymg_url_decode(cymg_str in, cymg_buf *out, bool plu
  * dst. Returns the decoded length; CYMG_ENOSPC when dst_len cannot hold it and the
  * NUL; CYMG_EPARSE for a bad escape; CYMG_ERANGE when the length exceeds INT_MAX;
  * CYMG_EINVAL for a NULL dst. On failure dst holds "" when dst_len > 0. */
-CYMG_API CYMG_NODISCARD int cymg_url_decode_to(cymg_str in, char *dst, size_t dst_len, bool plus_is_space);
+CYMG_API CYMG_NODISCARD int cymg_url_decode_to(cymg_str in, char *dst, size_t dst_len,
+                                               bool plus_is_space);
 
 /* Form and query variables: finds name in buf, which looks like "a=1&b=x%20y"
  * (a query string without its '?', or a form body), decodes the value ('+' is a
@@ -95,7 +96,8 @@ CYMG_API CYMG_NODISCARD int cymg_url_decode_to(cymg_str in, char *dst, size_t ds
  * (nothing is truncated silently); CYMG_EPARSE for a bad %-escape in the value;
  * CYMG_EINVAL for NULL name or dst. Whenever dst_len > 0, dst holds "" after a
  * failure. */
-CYMG_API CYMG_NODISCARD int cymg_http_var(cymg_str buf, const char *name, char *dst, size_t dst_len);
+CYMG_API CYMG_NODISCARD int cymg_http_var(cymg_str buf, const char *name, char *dst,
+                                          size_t dst_len);
 
 /* Like cymg_http_var() but appends the decoded value to out (growing it). Returns
  * the decoded length, or CYMG_ENOTFOUND / CYMG_EPARSE / CYMG_ENOMEM / CYMG_ERANGE

@@ -149,12 +149,14 @@ CYMG_API CYMG_NODISCARD int cymg_ws_accept_key(cymg_str key, char out[29]);
  * is base64 of 16 bytes, Sec-WebSocket-Version: 13. Returns 0, or CYMG_EPROTO
  * with *status set to the answer to give (400, or 426 for a version other than
  * 13) and *why to a static explanation. status/why may be NULL. */
-CYMG_API CYMG_NODISCARD int cymg_ws_check_request(const cymg_http_msg *msg, int *status, const char **why);
+CYMG_API CYMG_NODISCARD int cymg_ws_check_request(const cymg_http_msg *msg, int *status,
+                                                  const char **why);
 
 /* Validates a server's answer to an upgrade request sent with key: status 101,
  * Upgrade: websocket, Connection: upgrade, the matching Sec-WebSocket-Accept.
  * Returns 0 or CYMG_EPROTO with *why (static text). */
-CYMG_API CYMG_NODISCARD int cymg_ws_check_response(const cymg_http_msg *msg, cymg_str key, const char **why);
+CYMG_API CYMG_NODISCARD int cymg_ws_check_response(const cymg_http_msg *msg, cymg_str key,
+                                                   const char **why);
 
 /* Subprotocol selection for a server: the first protocol the client listed in
  * Sec-WebSocket-Protocol (in its order of preference) that also appears in
@@ -163,7 +165,7 @@ CYMG_API CYMG_NODISCARD int cymg_ws_check_response(const cymg_http_msg *msg, cym
  * the choice back in cymg_ws_upgrade()'s extra headers
  * ("Sec-WebSocket-Protocol: chat\r\n"). */
 CYMG_API CYMG_NODISCARD int cymg_ws_select_protocol(const cymg_http_msg *msg, const char *supported,
-                                     cymg_str *out);
+                                                    cymg_str *out);
 
 /* ------------------------------------------------------- connection layer --- */
 /* A WebSocket connection carries the WebSocket protocol layer. The handler gets

@@ -30,7 +30,8 @@ CYMG_NODISCARD int cymg__http_format_date(int64_t epoch, char out[30]);
 
 /* Writes the strong entity-tag (with its quotes) of a file of this size and
  * mtime. Returns its length, or CYMG_ENOSPC (48 bytes always suffice). */
-CYMG_NODISCARD int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec, long mtime_nsec);
+CYMG_NODISCARD int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec,
+                                   long mtime_nsec);
 
 /* Evaluates the preconditions of msg against a representation with this
  * entity-tag and Last-Modified time, in the order of RFC 9110 §13.2.2, at
@@ -51,7 +52,8 @@ enum {
 /* Parses a Range field value ("bytes=a-b", "bytes=a-", "bytes=-n"). A range set
  * with several ranges is served whole (allowed by §14.2), as is any range of
  * an empty representation. Returns a CYMG__RANGE_* value. */
-CYMG_NODISCARD int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_t *start, uint64_t *len);
+CYMG_NODISCARD int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_t *start,
+                                          uint64_t *len);
 
 /* True when the Accept-Encoding fields of msg accept gzip (gzip or x-gzip with
  * q > 0, or "*" with q > 0 when gzip is not listed). */

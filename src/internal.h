@@ -30,8 +30,8 @@ typedef struct cymg__iobuf {
 void cymg__iobuf_free(cymg__iobuf *b);
 /* Guarantees `room` free bytes after the data; limit caps len+room (0 = none).
  * Returns 0, CYMG_ELIMIT or CYMG_ENOMEM. */
-int cymg__iobuf_reserve(cymg__iobuf *b, size_t room, size_t limit);
-int cymg__iobuf_append(cymg__iobuf *b, const void *p, size_t n, size_t limit);
+CYMG_NODISCARD int cymg__iobuf_reserve(cymg__iobuf *b, size_t room, size_t limit);
+CYMG_NODISCARD int cymg__iobuf_append(cymg__iobuf *b, const void *p, size_t n, size_t limit);
 void cymg__iobuf_consume(cymg__iobuf *b, size_t n);
 /* Removes n bytes at offset ofs of the data (clamped to what is there): the bytes
  * after them move down, those before stay where they are, so pointers into the
@@ -160,6 +160,10 @@ struct cymg_conn {
   uint32_t stall_ms; /* 0: never */
   uint64_t stall_at, stall_timer_at;
   cymg_timer_id stall_timer;
+  /* Closing, as cymg_wakeup() on another thread sees it: written under the
+   * wakeup lock once wakeup is initialised (c->flags is not: it changes all
+   * the time on the manager thread). */
+  bool wk_closed;
 };
 
 /* ---- timers ------------------------------------------------------------------ */
@@ -206,6 +210,13 @@ typedef struct cymg__wakeup {
 
 void cymg__wakeup_free(cymg_mgr *mgr);
 void cymg__wakeup_deliver(cymg_mgr *mgr);
+/* The manager thread changes what cymg_wakeup() reads from other threads (the
+ * id table, a connection's closing mark) between these two: they take the
+ * wakeup lock once wakeup is initialised, and cost one test before. */
+bool cymg__wakeup_lock(cymg_mgr *mgr);
+void cymg__wakeup_unlock(cymg_mgr *mgr, bool locked);
+/* Marks c closing for cymg_wakeup(): later calls for it are refused. */
+void cymg__wakeup_closing(cymg_conn *c);
 
 /* ---- manager ----------------------------------------------------------------- */
 struct cymg_mgr {
@@ -236,7 +247,17 @@ struct cymg_mgr {
   char errmsg[256];
   char http_date[40]; /* "Date: ...\r\n" for this second, shared by HTTP replies */
   uint64_t http_date_sec;
+  size_t trim_freed; /* connection bytes freed since the heap was last trimmed */
+  uint64_t trim_at;  /* cymg__millis() of the last trim (0: never) */
 };
+
+/* ---- giving memory back (trim.c) ----------------------------------------------
+ * glibc keeps freed connection buffers in its heap: after a burst of 10,000
+ * connections the resident set stayed at its peak. The manager counts what
+ * connections free and, when a wait finds nothing to do, trims the heap, at
+ * most once a second. No-ops without glibc. */
+void cymg__trim_note_free(cymg_mgr *mgr, size_t bytes);
+void cymg__trim_idle(cymg_mgr *mgr);
 
 uint64_t cymg__millis(void);
 void cymg__mgr_errmsg(cymg_mgr *mgr, const char *fmt, ...) CYMG_PRINTF(2, 3);
@@ -283,15 +304,15 @@ static inline void cymg__conn_progress(cymg_conn *c) {
  * localhost, hosts file. Returns 0, CYMG_EBADURL, or CYMG_ERESOLVE (then u and
  * addr->port are still set); writes the reason to the manager's errmsg. host gets
  * the bare host name. */
-int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
-                      char *host, size_t host_len);
+CYMG_NODISCARD int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *addr,
+                                     char *host, size_t host_len);
 /* listen/connect for a URL. scheme NULL takes "tcp" or "udp" as the URL says;
  * otherwise the URL must carry that scheme, over TCP ("http", "ws", ...). */
 int cymg__listen_url(cymg_mgr *mgr, const char *url, const char *scheme, bool reuseport,
                      cymg_event_fn fn, void *fn_data, cymg_conn **out);
 int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_event_fn fn,
                       void *fn_data, cymg_conn **out);
-int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
+CYMG_NODISCARD int cymg__hosts_lookup(const char *path, const char *name, cymg_addr *addr);
 int cymg__listen_addr(cymg_mgr *mgr, const cymg_addr *addr, bool udp, bool reuseport,
                       cymg_event_fn fn, void *fn_data, cymg_conn **out);
 /* Starts a non-blocking connect on an existing client connection. */

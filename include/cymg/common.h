@@ -18,6 +18,16 @@
 #define CYMG_PRINTF(fmt_idx, arg_idx)
 #endif
 
+/* On a function that can fail: its result says whether the out-parameters
+ * were written, so a caller that drops it reads undefined data (an ignored
+ * split once crashed the static file server). GCC and clang then warn about a
+ * call whose result is dropped, even through a cast to void. */
+#if defined(__GNUC__)
+#define CYMG_NODISCARD __attribute__((warn_unused_result))
+#else
+#define CYMG_NODISCARD
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -62,7 +62,7 @@ enum { CYMG_BACKEND_AUTO = 0, CYMG_BACKEND_EPOLL, CYMG_BACKEND_KQUEUE, CYMG_BACK
  * and 0 is returned; on failure a negative code (CYMG_ENOMEM, CYMG_ENOTSUP for a
  * backend this OS lacks, CYMG_EINVAL, -errno) and *out is NULL. Free with
  * cymg_mgr_free(). */
-CYMG_API int cymg_mgr_new(cymg_mgr **out, int backend);
+CYMG_API CYMG_NODISCARD int cymg_mgr_new(cymg_mgr **out, int backend);
 
 /* Default buffer caps for connections created from now on (0 keeps the current
  * value). Defaults: receive 1 MiB, send 64 MiB. */
@@ -164,7 +164,9 @@ typedef struct cymg_addr {
 } cymg_addr;
 
 /* Formats "1.2.3.4:80" or "[::1]:80" (with_port) or the bare address into dst.
- * Returns the length written, or CYMG_ENOSPC if dst_len is too small. */
+ * Returns the length written, or CYMG_ENOSPC if dst_len is too small; dst then
+ * holds the text cut short, still NUL-terminated (when dst_len > 0), so a caller
+ * that only prints it (64 bytes always suffice) may drop the result. */
 CYMG_API int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len);
 
 /* Queues len bytes for sending (copied). The write is tried at once when nothing
@@ -277,10 +279,13 @@ CYMG_API int64_t cymg_wakeup_init(cymg_mgr *mgr);
 
 /* From any thread: copies len bytes and has CYMG_EV_WAKEUP with them delivered to
  * connection conn_id on the manager's thread, in call order per calling thread.
- * Returns 0 once queued; CYMG_ESTATE if wakeup is not initialised, CYMG_ENOMEM or
- * CYMG_ELIMIT (queue full) otherwise: a payload is queued or refused, never
- * silently lost. If the connection is gone by delivery time the payload is
- * discarded and counted in cymg_wakeup_orphans(). */
+ * Returns 0 once queued; CYMG_ESTATE if wakeup is not initialised; CYMG_ENOCONN
+ * when no connection has that id (never had, or already freed; the wakeup
+ * channel's own id is no connection); CYMG_ECLOSED when it is closing (closed,
+ * its CLOSE not yet delivered); CYMG_ENOMEM or CYMG_ELIMIT (queue full): a
+ * payload is queued or refused, never silently lost. If the connection closes
+ * between the call and delivery, the payload is discarded and counted in
+ * cymg_wakeup_orphans(). */
 CYMG_API int cymg_wakeup(cymg_mgr *mgr, uint64_t conn_id, const void *data, size_t len);
 /* Caps the bytes waiting in the wakeup queue (default 64 MiB); beyond it
  * cymg_wakeup() returns CYMG_ELIMIT. Manager thread. */

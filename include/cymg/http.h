@@ -137,21 +137,24 @@ enum cymg_http_err {
  * returns CYMG_EAGAIN or the same failure as the whole input, never success.
  * msg->headers = hdrs (caller-owned, max_hdrs entries); msg is fully (re)written
  * on success and may hold partial results otherwise. */
-CYMG_API int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg,
-                                     cymg_http_header *hdrs, size_t max_hdrs, int *reason);
+CYMG_API CYMG_NODISCARD int cymg_http_parse_request(const char *buf, size_t len, cymg_http_msg *msg,
+                                                    cymg_http_header *hdrs, size_t max_hdrs,
+                                                    int *reason);
 
 /* Parses a response head; same conventions as cymg_http_parse_request. method,
  * uri, query and target are empty; status and reason are set. */
-CYMG_API int cymg_http_parse_response(const char *buf, size_t len, cymg_http_msg *msg,
-                                      cymg_http_header *hdrs, size_t max_hdrs, int *reason);
+CYMG_API CYMG_NODISCARD int cymg_http_parse_response(const char *buf, size_t len,
+                                                     cymg_http_msg *msg, cymg_http_header *hdrs,
+                                                     size_t max_hdrs, int *reason);
 
 /* Parses a field section such as chunked trailers: field lines up to and including
  * the empty line. Same field rules and return conventions as the head parsers;
  * *num_hdrs gets the number of fields stored in hdrs (hdrs may be NULL when
  * max_hdrs is 0 and the caller only validates; then any field gives CYMG_ELIMIT,
  * so pass SIZE_MAX with NULL to count without storing). */
-CYMG_API int cymg_http_parse_fields(const char *buf, size_t len, cymg_http_header *hdrs,
-                                    size_t max_hdrs, size_t *num_hdrs, int *reason);
+CYMG_API CYMG_NODISCARD int cymg_http_parse_fields(const char *buf, size_t len,
+                                                   cymg_http_header *hdrs, size_t max_hdrs,
+                                                   size_t *num_hdrs, int *reason);
 
 /* Short English text for a CYMG_HTTP_ERR_* value (static, never NULL). */
 CYMG_API const char *cymg_http_err_text(int reason);
@@ -186,7 +189,8 @@ CYMG_API cymg_str *cymg_http_get_header(const cymg_http_msg *msg, const char *na
  * such as `Expires=Wed, 21 Oct 2015 ...` stay whole. An item without '=' matches
  * with an empty value. Returns 0 and sets *out (a view into header_value) when
  * found, CYMG_ENOTFOUND when absent, CYMG_EPARSE for an unterminated quote. */
-CYMG_API int cymg_http_header_var(cymg_str header_value, const char *var, cymg_str *out);
+CYMG_API CYMG_NODISCARD int cymg_http_header_var(cymg_str header_value, const char *var,
+                                                 cymg_str *out);
 
 /* The RFC 9110 reason phrase for a status code (plus 418, 429, 431, 451 and a few
  * other registered ones); "" for unknown codes. Static storage. */
@@ -232,8 +236,8 @@ typedef struct cymg_http_chunked {
 CYMG_API void cymg_http_chunked_init(cymg_http_chunked *st, uint64_t max_chunk_size);
 /* Decodes; see above. Returns bytes consumed (>= 0; at most INT_MAX per call, the
  * rest is simply left unconsumed), CYMG_EPARSE or CYMG_ELIMIT. */
-CYMG_API int cymg_http_chunked_decode(cymg_http_chunked *st, char *buf, size_t len,
-                                      size_t *data_len);
+CYMG_API CYMG_NODISCARD int cymg_http_chunked_decode(cymg_http_chunked *st, char *buf, size_t len,
+                                                     size_t *data_len);
 /* True once the last chunk and the trailer section have been consumed. */
 CYMG_API bool cymg_http_chunked_done(const cymg_http_chunked *st);
 /* True while the decoder waits for a complete trailer section. */
@@ -302,7 +306,10 @@ CYMG_API int cymg_http_stream_body(cymg_conn *c);
 /* ---- replies (server) ----
  * headers: extra header lines, each ending in "\r\n" (may be NULL or ""). Date,
  * Content-Length or Transfer-Encoding and, when the connection will close,
- * Connection: close are added. A reply to a HEAD request has no body. */
+ * Connection: close are added. A reply to a HEAD request has no body.
+ * status is a final status, 200..999: a 1xx (or anything outside) is refused
+ * with CYMG_EINVAL and nothing is sent. 100 Continue goes out by itself when a
+ * request expects it; 101 only through cymg_ws_upgrade(). */
 
 /* Replies with a printf-formatted body. Returns 0 or a negative code. */
 CYMG_API int cymg_http_reply(cymg_conn *c, int status, const char *headers, const char *fmt, ...)
@@ -344,11 +351,11 @@ CYMG_API int cymg_http_basic_auth(cymg_conn *c, const char *user, const char *pa
  * Authorization: Bearer (pass gets the token, user is empty), else user:pass in
  * an absolute-form target. Decoded into user/pass (NUL-terminated). Returns 0,
  * CYMG_ENOTFOUND, CYMG_EPARSE (bad base64), or CYMG_ENOSPC. */
-CYMG_API int cymg_http_creds(const cymg_http_msg *msg, char *user, size_t user_len, char *pass,
-                             size_t pass_len);
+CYMG_API CYMG_NODISCARD int cymg_http_creds(const cymg_http_msg *msg, char *user, size_t user_len,
+                                            char *pass, size_t pass_len);
 /* Decodes query variable `name` of a request into dst (see cymg_http_var). */
-CYMG_API int cymg_http_query_var(const cymg_http_msg *msg, const char *name, char *dst,
-                                 size_t dst_len);
+CYMG_API CYMG_NODISCARD int cymg_http_query_var(const cymg_http_msg *msg, const char *name,
+                                                char *dst, size_t dst_len);
 
 /* ---- static files ---- */
 
@@ -394,11 +401,11 @@ typedef struct cymg_http_part {
  * the offset of the next part (> 0) and fills *part, 0 when there are no more
  * parts, or CYMG_EPARSE for a malformed body. The boundary is taken from msg's
  * Content-Type. */
-CYMG_API int64_t cymg_http_next_multipart(const cymg_http_msg *msg, int64_t ofs,
-                                          cymg_http_part *part);
+CYMG_API CYMG_NODISCARD int64_t cymg_http_next_multipart(const cymg_http_msg *msg, int64_t ofs,
+                                                         cymg_http_part *part);
 /* Same, with the body and the boundary given directly. */
-CYMG_API int64_t cymg_http_multipart_next(cymg_str body, cymg_str boundary, int64_t ofs,
-                                          cymg_http_part *part);
+CYMG_API CYMG_NODISCARD int64_t cymg_http_multipart_next(cymg_str body, cymg_str boundary,
+                                                         int64_t ofs, cymg_http_part *part);
 
 /* Streams the file parts of a multipart/form-data request to files in folder
  * dir, without buffering the body. Call it from the handler's

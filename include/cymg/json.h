@@ -37,7 +37,7 @@ enum {
 
 /* Checks that `json` is one well-formed JSON document. Returns the type of the
  * top-level value, or CYMG_EPARSE. */
-CYMG_API int cymg_json_validate(cymg_str json);
+CYMG_API CYMG_NODISCARD int cymg_json_validate(cymg_str json);
 
 /* Finds the value at `path` in the document `json`. A path is "$" (the whole
  * value) followed by any sequence of ".key" (object member: a non-empty key that
@@ -50,7 +50,7 @@ CYMG_API int cymg_json_validate(cymg_str json);
  * in `json` (strings include their quotes); CYMG_ENOTFOUND when the path leads
  * nowhere (missing key, index out of range, or stepping into a value of another
  * kind); CYMG_EPARSE for an invalid document; CYMG_EINVAL for a malformed path. */
-CYMG_API int cymg_json_find(cymg_str json, const char *path, cymg_str *value);
+CYMG_API CYMG_NODISCARD int cymg_json_find(cymg_str json, const char *path, cymg_str *value);
 
 /* Getters: cymg_json_find() plus a conversion. Each returns >= 0 on success,
  * cymg_json_find()'s errors, or CYMG_ETYPE when the value has another type. On
@@ -59,22 +59,22 @@ CYMG_API int cymg_json_find(cymg_str json, const char *path, cymg_str *value);
 /* A number as the nearest double. Returns 0, or CYMG_ERANGE (with *out unchanged)
  * when the magnitude is too large for a double; tiny values become 0 or
  * subnormals without error. */
-CYMG_API int cymg_json_get_num(cymg_str json, const char *path, double *out);
+CYMG_API CYMG_NODISCARD int cymg_json_get_num(cymg_str json, const char *path, double *out);
 /* true or false. Returns 0. */
-CYMG_API int cymg_json_get_bool(cymg_str json, const char *path, bool *out);
+CYMG_API CYMG_NODISCARD int cymg_json_get_bool(cymg_str json, const char *path, bool *out);
 /* An integer literal only (no fraction, no exponent: "1.0" and "1e3" give
  * CYMG_ETYPE, so a value is never silently rounded). Returns 0, or CYMG_ERANGE
  * outside int64_t. */
-CYMG_API int cymg_json_get_int(cymg_str json, const char *path, int64_t *out);
+CYMG_API CYMG_NODISCARD int cymg_json_get_int(cymg_str json, const char *path, int64_t *out);
 /* Appends a string's unescaped UTF-8 bytes to `out`. Returns the number of bytes
  * appended (CYMG_ERANGE if that would exceed INT_MAX). */
-CYMG_API int cymg_json_get_str(cymg_str json, const char *path, cymg_buf *out);
+CYMG_API CYMG_NODISCARD int cymg_json_get_str(cymg_str json, const char *path, cymg_buf *out);
 /* Appends the bytes spelled by a string of hex digits (either case, even count).
  * Returns the number of bytes appended, or CYMG_EPARSE for other content. */
-CYMG_API int cymg_json_get_hex(cymg_str json, const char *path, cymg_buf *out);
+CYMG_API CYMG_NODISCARD int cymg_json_get_hex(cymg_str json, const char *path, cymg_buf *out);
 /* Appends the bytes of a string holding strict standard base64 (see
  * cymg_base64_decode). Returns the number of bytes appended, or CYMG_EPARSE. */
-CYMG_API int cymg_json_get_b64(cymg_str json, const char *path, cymg_buf *out);
+CYMG_API CYMG_NODISCARD int cymg_json_get_b64(cymg_str json, const char *path, cymg_buf *out);
 
 /* Iterates over the members of an object or the elements of an array. `container`
  * is the span of the object/array (as cymg_json_find gives it); *offset is an
@@ -85,7 +85,8 @@ CYMG_API int cymg_json_get_b64(cymg_str json, const char *path, cymg_buf *out);
  * 0 when there are no more values (and keeps returning 0), CYMG_EPARSE when the
  * container is malformed at the point reached, CYMG_EINVAL for bad arguments.
  * Each step checks only the syntax it walks over. */
-CYMG_API int cymg_json_next(cymg_str container, size_t *offset, cymg_str *key, cymg_str *value);
+CYMG_API CYMG_NODISCARD int cymg_json_next(cymg_str container, size_t *offset, cymg_str *key,
+                                           cymg_str *value);
 
 /* Whether the JSON string `json_str` (with or without its quotes, as
  * cymg_json_unescape takes it) equals `s` after unescaping. False for an invalid
@@ -96,13 +97,13 @@ CYMG_API bool cymg_json_str_eq(cymg_str json_str, cymg_str s);
  * quoted string ("...") or its raw content between the quotes; either way it is
  * checked as strictly as cymg_json_validate does. Returns the number of bytes
  * appended, or CYMG_EPARSE / CYMG_ENOMEM / CYMG_ERANGE with `out` unchanged. */
-CYMG_API int cymg_json_unescape(cymg_str quoted_or_raw, cymg_buf *out);
+CYMG_API CYMG_NODISCARD int cymg_json_unescape(cymg_str quoted_or_raw, cymg_buf *out);
 
 /* Appends `s` as a quoted JSON string to `out`: '"' and '\\' are escaped, control
  * characters use \b \f \n \r \t or \u00XX, valid UTF-8 passes through, and each
  * invalid UTF-8 sequence (maximal ill-formed subpart) becomes U+FFFD. Returns the
  * number of bytes appended, or CYMG_ENOMEM / CYMG_ERANGE with `out` unchanged. */
-CYMG_API int cymg_json_escape(cymg_buf *out, cymg_str s);
+CYMG_API CYMG_NODISCARD int cymg_json_escape(cymg_buf *out, cymg_str s);
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,7 @@ extern "C" {
  * bits: small tables live on the stack, larger ones are malloc()ed, and if that
  * allocation fails the function returns false and logs it at CYMG_LL_ERROR.
  * Thread-safe. */
-CYMG_API bool cymg_match(cymg_str s, cymg_str pattern, cymg_str *caps, size_t ncaps);
+CYMG_API CYMG_NODISCARD bool cymg_match(cymg_str s, cymg_str pattern, cymg_str *caps, size_t ncaps);
 
 #ifdef __cplusplus
 }

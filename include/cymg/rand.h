@@ -19,7 +19,7 @@ CYMG_API int cymg_random_bytes(void *buf, size_t len);
 /* Writes len random characters from [A-Za-z0-9] and a NUL to dst, which must hold
  * len + 1 bytes. Each character is uniformly distributed (rejection sampling, no
  * modulo bias). Returns 0 or a negative error from cymg_random_bytes(). */
-CYMG_API int cymg_random_str(char *dst, size_t len);
+CYMG_API CYMG_NODISCARD int cymg_random_str(char *dst, size_t len);
 
 /* Milliseconds from an arbitrary fixed point on a monotonic clock (does not jump
  * when the wall clock is set). For timeouts and intervals. */

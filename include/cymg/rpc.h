@@ -37,7 +37,7 @@ typedef struct cymg_rpc_req cymg_rpc_req;
 typedef void (*cymg_rpc_fn)(cymg_rpc_req *req);
 
 /* Creates an empty dispatcher in *out. Returns 0, CYMG_EINVAL or CYMG_ENOMEM. */
-CYMG_API int cymg_rpc_new(cymg_rpc **out);
+CYMG_API CYMG_NODISCARD int cymg_rpc_new(cymg_rpc **out);
 /* Frees a dispatcher and its method table (NULL is fine). Not from a handler. */
 CYMG_API void cymg_rpc_free(cymg_rpc *rpc);
 
@@ -64,7 +64,7 @@ CYMG_API const char *cymg_rpc_method(const cymg_rpc *rpc, size_t i);
  * synchronously, in batch order. Returns the number of bytes appended (capped at
  * INT_MAX), or CYMG_EINVAL / CYMG_ENOMEM with `out` unchanged. Handlers must not
  * call cymg_rpc_process() on the same `out`. */
-CYMG_API int cymg_rpc_process(cymg_rpc *rpc, cymg_str frame, cymg_buf *out);
+CYMG_API CYMG_NODISCARD int cymg_rpc_process(cymg_rpc *rpc, cymg_str frame, cymg_buf *out);
 
 /* The whole request object. */
 CYMG_API cymg_str cymg_rpc_req_frame(const cymg_rpc_req *req);

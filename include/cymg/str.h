@@ -38,14 +38,14 @@ CYMG_API cymg_str cymg_str_trim(cymg_str s);
  * No whitespace, no base prefixes. Returns 0 and stores *out; CYMG_EPARSE for
  * empty or malformed input; CYMG_ERANGE when the value does not fit in int64_t.
  * *out is written only on success. */
-CYMG_API int cymg_str_to_i64(cymg_str s, int64_t *out);
+CYMG_API CYMG_NODISCARD int cymg_str_to_i64(cymg_str s, int64_t *out);
 
 /* Parses the whole of s as an unsigned integer in base 10 or 16 (hex digits in
  * either case). Strict, because it reads Content-Length and chunk sizes: no sign,
  * no whitespace, no "0x" prefix, at least one digit. Returns 0; CYMG_EINVAL for
  * another base; CYMG_EPARSE for malformed input; CYMG_ERANGE on overflow. *out is
  * written only on success. */
-CYMG_API int cymg_str_to_u64(cymg_str s, int base, uint64_t *out);
+CYMG_API CYMG_NODISCARD int cymg_str_to_u64(cymg_str s, int base, uint64_t *out);
 
 /* Parses the whole of s as a decimal floating-point number: [sign] digits [.digits]
  * [e[sign]digits], where either side of the '.' may be empty but not both. The
@@ -54,7 +54,7 @@ CYMG_API int cymg_str_to_u64(cymg_str s, int base, uint64_t *out);
  * magnitude overflows a double, or is non-zero but underflows to zero (results in
  * the subnormal range are accepted); CYMG_ENOMEM when the locale object or a copy of
  * a very long input cannot be allocated. *out is written only on success. */
-CYMG_API int cymg_str_to_double(cymg_str s, double *out);
+CYMG_API CYMG_NODISCARD int cymg_str_to_double(cymg_str s, double *out);
 
 /* Finds the first occurrence of needle in hay. Returns the matching span of hay, or
  * {NULL, 0} when absent. An empty needle matches at the start of hay. */
@@ -62,14 +62,15 @@ CYMG_API cymg_str cymg_str_find(cymg_str hay, cymg_str needle);
 
 /* Tokeniser: when *s is non-empty, stores in *part the bytes up to the first sep (or
  * all of *s), removes them and the sep from *s, and returns true; returns false
- * once *s is empty. So "a,,b" gives "a", "", "b"; a trailing separator does not give
- * a trailing empty part, and "" gives no parts. Typical use:
+ * once *s is empty, and then sets *part to an empty view. So "a,,b" gives "a",
+ * "", "b"; a trailing separator does not give a trailing empty part, and "" gives
+ * no parts. Typical use:
  *   cymg_str rest = input, tok; while (cymg_str_split(&rest, '&', &tok)) {...} */
-CYMG_API bool cymg_str_split(cymg_str *s, char sep, cymg_str *part);
+CYMG_API CYMG_NODISCARD bool cymg_str_split(cymg_str *s, char sep, cymg_str *part);
 
 /* Returns a malloc'd NUL-terminated copy of s (embedded NULs are copied too), or
  * NULL when out of memory. The caller frees it with free(). */
-CYMG_API char *cymg_str_dup(cymg_str s);
+CYMG_API CYMG_NODISCARD char *cymg_str_dup(cymg_str s);
 
 #ifdef __cplusplus
 }

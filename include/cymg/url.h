@@ -46,7 +46,7 @@ typedef struct cymg_url {
  * UTF-8: use punycode). At most one '@'. The port is 0..65535 in decimal; an
  * empty port ("h:") means the default. Refused anywhere: bytes 0x00-0x20 and
  * 0x7f (controls and space), and malformed %XX escapes in userinfo and host. */
-CYMG_API int cymg_url_parse(cymg_str url, cymg_url *out);
+CYMG_API CYMG_NODISCARD int cymg_url_parse(cymg_str url, cymg_url *out);
 
 /* Default port of a scheme (ASCII case-insensitive): http 80, https 443, ws 80,
  * wss 443, mqtt 1883, mqtts 8883, sntp 123; 0 for any other (udp, tcp, ...). */
@@ -70,20 +70,21 @@ CYMG_API int cymg_url_split_zone(cymg_str host, cymg_str *addr, cymg_str *zone);
 
 /* Appends in to out percent-encoded: A-Z a-z 0-9 - . _ ~ are kept, every other byte
  * becomes %XX with uppercase hex. Returns 0, or CYMG_ENOMEM with out unchanged. */
-CYMG_API int cymg_url_encode(cymg_str in, cymg_buf *out);
+CYMG_API CYMG_NODISCARD int cymg_url_encode(cymg_str in, cymg_buf *out);
 
 /* Appends in to out with %XX escapes decoded (hex in either case) and, when
  * plus_is_space, '+' turned into a space (for form data; never for paths). A '%'
  * not followed by two hex digits ("%", "%1", "%G1") makes it return CYMG_EPARSE;
  * out is then unchanged. Decoded bytes may include NUL. Returns 0 or CYMG_EPARSE /
  * CYMG_ENOMEM. */
-CYMG_API int cymg_url_decode(cymg_str in, cymg_buf *out, bool plus_is_space);
+CYMG_API CYMG_NODISCARD int cymg_url_decode(cymg_str in, cymg_buf *out, bool plus_is_space);
 
 /* Like cymg_url_decode() into a fixed buffer: writes the decoded bytes and a NUL to
  * dst. Returns the decoded length; CYMG_ENOSPC when dst_len cannot hold it and the
  * NUL; CYMG_EPARSE for a bad escape; CYMG_ERANGE when the length exceeds INT_MAX;
  * CYMG_EINVAL for a NULL dst. On failure dst holds "" when dst_len > 0. */
-CYMG_API int cymg_url_decode_to(cymg_str in, char *dst, size_t dst_len, bool plus_is_space);
+CYMG_API CYMG_NODISCARD int cymg_url_decode_to(cymg_str in, char *dst, size_t dst_len,
+                                               bool plus_is_space);
 
 /* Form and query variables: finds name in buf, which looks like "a=1&b=x%20y"
  * (a query string without its '?', or a form body), decodes the value ('+' is a
@@ -95,12 +96,13 @@ CYMG_API int cymg_url_decode_to(cymg_str in, char *dst, size_t dst_len, bool plu
  * (nothing is truncated silently); CYMG_EPARSE for a bad %-escape in the value;
  * CYMG_EINVAL for NULL name or dst. Whenever dst_len > 0, dst holds "" after a
  * failure. */
-CYMG_API int cymg_http_var(cymg_str buf, const char *name, char *dst, size_t dst_len);
+CYMG_API CYMG_NODISCARD int cymg_http_var(cymg_str buf, const char *name, char *dst,
+                                          size_t dst_len);
 
 /* Like cymg_http_var() but appends the decoded value to out (growing it). Returns
  * the decoded length, or CYMG_ENOTFOUND / CYMG_EPARSE / CYMG_ENOMEM / CYMG_ERANGE
  * (value longer than INT_MAX) / CYMG_EINVAL, with out unchanged on failure. */
-CYMG_API int cymg_http_var_buf(cymg_str buf, const char *name, cymg_buf *out);
+CYMG_API CYMG_NODISCARD int cymg_http_var_buf(cymg_str buf, const char *name, cymg_buf *out);
 
 #ifdef __cplusplus
 }

@@ -122,7 +122,7 @@ CYMG_API void cymg_ws_reader_init(cymg_ws_reader *r, bool server, bool deflate, 
  * than 125 or fragmented, continuation without a message, new message inside
  * one) or 1009 (the message would exceed max_msg). After a data frame with FIN,
  * cymg_ws_reader_in_message() is false again. */
-CYMG_API int cymg_ws_reader_frame(cymg_ws_reader *r, const cymg_ws_frame *f);
+CYMG_API CYMG_NODISCARD int cymg_ws_reader_frame(cymg_ws_reader *r, const cymg_ws_frame *f);
 /* True while a fragmented message is in progress. */
 CYMG_API bool cymg_ws_reader_in_message(const cymg_ws_reader *r);
 
@@ -142,19 +142,21 @@ CYMG_API int cymg_ws_close_code(cymg_str payload);
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2): base64 of the
  * SHA-1 of key + the protocol GUID, 28 characters and a NUL. Returns 0 or a
  * negative code from the hash. */
-CYMG_API int cymg_ws_accept_key(cymg_str key, char out[29]);
+CYMG_API CYMG_NODISCARD int cymg_ws_accept_key(cymg_str key, char out[29]);
 
 /* Validates an upgrade request (RFC 6455 §4.2.1): GET, HTTP/1.1, Host, Upgrade:
  * websocket, Connection containing the token "upgrade", a Sec-WebSocket-Key that
  * is base64 of 16 bytes, Sec-WebSocket-Version: 13. Returns 0, or CYMG_EPROTO
  * with *status set to the answer to give (400, or 426 for a version other than
  * 13) and *why to a static explanation. status/why may be NULL. */
-CYMG_API int cymg_ws_check_request(const cymg_http_msg *msg, int *status, const char **why);
+CYMG_API CYMG_NODISCARD int cymg_ws_check_request(const cymg_http_msg *msg, int *status,
+                                                  const char **why);
 
 /* Validates a server's answer to an upgrade request sent with key: status 101,
  * Upgrade: websocket, Connection: upgrade, the matching Sec-WebSocket-Accept.
  * Returns 0 or CYMG_EPROTO with *why (static text). */
-CYMG_API int cymg_ws_check_response(const cymg_http_msg *msg, cymg_str key, const char **why);
+CYMG_API CYMG_NODISCARD int cymg_ws_check_response(const cymg_http_msg *msg, cymg_str key,
+                                                   const char **why);
 
 /* Subprotocol selection for a server: the first protocol the client listed in
  * Sec-WebSocket-Protocol (in its order of preference) that also appears in
@@ -162,8 +164,8 @@ CYMG_API int cymg_ws_check_response(const cymg_http_msg *msg, cymg_str key, cons
  * to a view into msg; CYMG_ENOTFOUND when there is no match or no header. Pass
  * the choice back in cymg_ws_upgrade()'s extra headers
  * ("Sec-WebSocket-Protocol: chat\r\n"). */
-CYMG_API int cymg_ws_select_protocol(const cymg_http_msg *msg, const char *supported,
-                                     cymg_str *out);
+CYMG_API CYMG_NODISCARD int cymg_ws_select_protocol(const cymg_http_msg *msg, const char *supported,
+                                                    cymg_str *out);
 
 /* ------------------------------------------------------- connection layer --- */
 /* A WebSocket connection carries the WebSocket protocol layer. The handler gets

@@ -446,8 +446,10 @@ class Manager:
     def wakeup(self, connection_id: int, data: BytesLike = b"") -> bool:
         """Thread-safe: have ``MG_EV_WAKEUP`` with ``data`` (bytes-like, copied)
         delivered to the connection on the poll thread. Returns True once queued,
-        False when it cannot be queued (wakeup not enabled, queue limit reached,
-        manager closing): a payload is never dropped silently. ``str`` data raises
+        False when it cannot be queued (wakeup not enabled, no connection with
+        that id, the connection closed, queue limit reached, manager closing): a
+        payload is never dropped silently (one queued for a connection that
+        closes before delivery is counted as an orphan). ``str`` data raises
         TypeError; a closed manager raises RuntimeError."""
     def timer_add(
         self,

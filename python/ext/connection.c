@@ -333,9 +333,11 @@ static int format_headers(PyObject *headers, cymg_buf *b, bool *has_ctype) {
   return rc;
 }
 
+/* A final status only: a 1xx sent as the reply would put every later reply on
+ * the connection out of step (100 Continue and 101 have their own paths). */
 static int status_arg(int status) {
-  if (status >= 100 && status <= 999) return 0;
-  PyErr_Format(PyExc_ValueError, "status_code must be 100..999, not %d", status);
+  if (status >= 200 && status <= 999) return 0;
+  PyErr_Format(PyExc_ValueError, "status_code must be a final status 200..999, not %d", status);
   return -1;
 }
 

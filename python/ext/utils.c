@@ -136,10 +136,12 @@ static PyObject *json_get_long(PyObject *mod, PyObject *args, PyObject *kwargs) 
   if (rc >= 0) {
     r = PyLong_FromLongLong(i);
   } else if (rc == CYMG_ERANGE) {
+    /* The number is there (it overflowed): read its digits as a Python int. */
     cymg_str v;
-    cymg_json_find(json, path, &v);
-    char *text = cymg_str_dup(v);
-    r = text ? PyLong_FromString(text, NULL, 10) : PyErr_NoMemory();
+    int found = cymg_json_find(json, path, &v);
+    char *text = found >= 0 ? cymg_str_dup(v) : NULL;
+    if (found < 0) r = dflt ? Py_NewRef(dflt) : PyLong_FromLong(0);
+    else r = text ? PyLong_FromString(text, NULL, 10) : PyErr_NoMemory();
     free(text);
   } else if (rc == CYMG_ETYPE && cymg_json_get_num(json, path, &d) >= 0 && isfinite(d)) {
     r = PyLong_FromDouble(trunc(d));

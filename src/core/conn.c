@@ -407,6 +407,7 @@ int cymg_printf(cymg_conn *c, const char *fmt, ...) {
 void cymg_close(cymg_conn *c) {
   if (c == NULL || (c->flags & CYMG__F_CLOSING)) return;
   c->flags |= CYMG__F_CLOSING;
+  cymg__wakeup_closing(c);
   /* Appended, so CLOSE events come in the order closes were asked for. */
   cymg_mgr *mgr = c->mgr;
   c->closing_next = NULL;

@@ -162,6 +162,7 @@ int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms) {
   int64_t next = cymg__timers_next(&mgr->timers, mgr->now);
   if (next >= 0 && (timeout_ms < 0 || next < timeout_ms)) timeout_ms = (int) next;
   int n = mgr->be->wait(mgr->be_state, mgr->ready, mgr->ready_cap, timeout_ms);
+  if (n == 0) cymg__trim_idle(mgr); /* nothing to do: a moment to give memory back */
   mgr->nready = n > 0 ? n : 0;
   mgr->waited = true;
   return n;
@@ -257,7 +258,9 @@ void cymg__mgr_link(cymg_mgr *mgr, cymg_conn *c) {
   c->next = mgr->conns;
   if (mgr->conns) mgr->conns->prev = c;
   mgr->conns = c;
+  bool locked = cymg__wakeup_lock(mgr); /* cymg_wakeup() reads the table */
   idtab_insert(mgr, c);
+  cymg__wakeup_unlock(mgr, locked);
   mgr->nconns++;
 }
 
@@ -265,8 +268,12 @@ void cymg__mgr_unlink(cymg_mgr *mgr, cymg_conn *c) {
   if (c->prev) c->prev->next = c->next;
   else mgr->conns = c->next;
   if (c->next) c->next->prev = c->prev;
+  bool locked = cymg__wakeup_lock(mgr);
   idtab_remove(mgr, c);
+  cymg__wakeup_unlock(mgr, locked);
   mgr->nconns--;
+  /* Unlinked only to be freed (cymg__conn_free), buffers included. */
+  cymg__trim_note_free(mgr, sizeof(*c) + c->recv.size + c->send.size);
 }
 
 /* ---- event names ---- */

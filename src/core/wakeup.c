@@ -53,6 +53,25 @@ void cymg_wakeup_set_limit(cymg_mgr *mgr, size_t bytes) {
 
 uint64_t cymg_wakeup_orphans(const cymg_mgr *mgr) { return mgr->wk.orphans; }
 
+/* Only the manager thread writes wk->ready, so it reads it without the lock.
+ * Before wakeup_init no other thread looks; wakeup_init publishes everything
+ * written so far by setting ready under the lock. */
+bool cymg__wakeup_lock(cymg_mgr *mgr) {
+  if (!mgr->wk.ready) return false;
+  pthread_mutex_lock(&mgr->wk.lock);
+  return true;
+}
+
+void cymg__wakeup_unlock(cymg_mgr *mgr, bool locked) {
+  if (locked) pthread_mutex_unlock(&mgr->wk.lock);
+}
+
+void cymg__wakeup_closing(cymg_conn *c) {
+  bool locked = cymg__wakeup_lock(c->mgr);
+  c->wk_closed = true;
+  cymg__wakeup_unlock(c->mgr, locked);
+}
+
 static void signal_fd(int fd) {
   uint64_t one = 1;
   /* EAGAIN means the descriptor is already readable: the poll will wake. */
@@ -72,8 +91,17 @@ int cymg_wakeup(cymg_mgr *mgr, uint64_t conn_id, const void *data, size_t len) {
   cymg__wakeup *wk = &mgr->wk;
   pthread_mutex_lock(&wk->lock);
   int rc = 0;
+  /* The id table and the closing marks change only under this lock (see
+   * cymg__wakeup_lock), so this lookup is safe from any thread. A payload for
+   * a connection that closes after this is still counted as an orphan when
+   * it is delivered. */
+  cymg_conn *c = wk->ready ? cymg_mgr_find(mgr, conn_id) : NULL;
   if (!wk->ready) {
     rc = CYMG_ESTATE;
+  } else if (c == NULL) {
+    rc = CYMG_ENOCONN;
+  } else if (c->wk_closed) {
+    rc = CYMG_ECLOSED;
   } else if (len > wk->limit || wk->queued > wk->limit - len) {
     rc = CYMG_ELIMIT;
   }

@@ -532,7 +532,10 @@ int cymg_http_upload(cymg_conn *c, const cymg_http_msg *msg, const char *dir, ui
     free(u);
     return CYMG_ENOMEM;
   }
-  int rc = cymg_http_stream_body(c);
+  /* Before the body is switched to streaming, so a refusal leaves c as it was
+   * (cymg__mp_boundary accepted the boundary: this is not expected to fail). */
+  int rc = cymg__mp_init(&u->mp, boundary, &upload_cb, u);
+  if (rc == 0) rc = cymg_http_stream_body(c);
   if (rc != 0) {
     free(u->dir);
     free(u);
@@ -543,7 +546,6 @@ int cymg_http_upload(cymg_conn *c, const cymg_http_msg *msg, const char *dir, ui
   u->max = max_size;
   u->fn = cymg_conn_handler(c);
   u->fn_data = cymg_conn_userdata(c);
-  cymg__mp_init(&u->mp, boundary, &upload_cb, u);
   cymg_conn_set_handler(c, upload_fn, u);
   return 0;
 }

@@ -64,7 +64,10 @@ static char *put_u64(char *p, uint64_t v) {
  * by hand in a stack buffer (no printf, no allocation) when it fits. */
 static int send_head(cymg_conn *c, cymg__http *h, int status, const char *headers,
                      int64_t content_length, const void *body, size_t len) {
-  if (status < 100 || status > 999) return CYMG_EINVAL;
+  /* A 1xx is never final: sent as the reply it would leave the real reply
+   * to answer the next request, and every later one out of step. 100
+   * Continue and 101 have their own paths (server.c, the WS upgrade). */
+  if (status < 200 || status > 999) return CYMG_EINVAL;
   bool close_said = says_close(headers);
   if (close_said) h->req_keepalive = false;
   h->last_status = status;

@@ -9,7 +9,8 @@
  * - Last-Modified: the mtime in seconds as an IMF-fixdate.
  * - Preconditions in the order of §13.2.2 (If-Match, If-Unmodified-Since,
  *   If-None-Match, If-Modified-Since); If-Modified-Since only without
- *   If-None-Match, and only for GET and HEAD. Range only for GET; one range
+ *   If-None-Match, only for GET and HEAD, and only when its date is not
+ *   later than the server's clock (§13.1.3: such a date is invalid). Range only for GET; one range
  *   gives 206, several give the whole file (200), none satisfiable 416.
  * - serve_dir answers GET and HEAD only (405 with Allow). serve_file answers
  *   any method with the file (a handler may send a page after a POST); Range
@@ -40,8 +41,12 @@
  *   names and escaping symlinks left out, HTML-escaped, percent-encoded in
  *   links, sizes in bytes, IMF-fixdate times, "../" except at the root).
  * - Precompressed files: when "<file>.gz" exists, Vary: Accept-Encoding goes on
- *   every answer for the file; clients that accept gzip (q > 0) get the .gz
- *   bytes with Content-Encoding: gzip and the original's Content-Type.
+ *   every answer for the file; clients that accept gzip (q > 0, named or by
+ *   "*", and not below an explicit identity weight) get the .gz bytes with
+ *   Content-Encoding: gzip and the original's Content-Type. Accept-Encoding
+ *   is read as a §5.6.1 list: empty elements and OWS are skipped; a weight
+ *   that is not a qvalue of §12.4.2 (more than three decimals, above 1,
+ *   not a number) makes its element not acceptable.
  * - Extra headers from the options go on every answer, errors included. */
 #define _FILE_OFFSET_BITS 64 /* files above 2 GiB on 32-bit systems */
 #include <dirent.h>
@@ -258,7 +263,7 @@ static bool date_field(const cymg_http_msg *msg, const char *name, int64_t *t) {
   return v != NULL && cymg__http_parse_date(*v, t) == 0;
 }
 
-int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime) {
+int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime, int64_t now) {
   bool get_head = method_is(msg, "GET") || method_is(msg, "HEAD");
   bool present;
   int64_t t;
@@ -273,7 +278,10 @@ int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mt
   match = etag_match(msg, "If-None-Match", etag, true, &present);
   if (present) {
     if (match) return get_head ? 304 : 412;
-  } else if (get_head && date_field(msg, "If-Modified-Since", &t) && mtime <= t) {
+  } else if (get_head && date_field(msg, "If-Modified-Since", &t) && t <= now && mtime <= t) {
+    /* §13.1.3: a date later than our clock is invalid, so it is ignored. A
+     * client that sent one (a skewed clock, a forged header) would otherwise
+     * keep a stale copy until that date. */
     return 304;
   }
   return 0;
@@ -351,42 +359,73 @@ int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_t *start, uint6
 
 /* ------------------------------------------------------ content coding ---- */
 
-/* Is a weight ("q" parameter value) zero? "0", "0.", "0.0" up to "0.000". */
-static bool qzero(cymg_str q) {
-  if (q.len == 0 || q.buf[0] != '0') return false;
-  if (q.len == 1) return true;
-  if (q.buf[1] != '.' || q.len > 5) return false;
-  for (size_t i = 2; i < q.len; i++) {
-    if (q.buf[i] != '0') return false;
+/* A weight (§12.4.2) in thousandths: qvalue = ( "0" [ "." 0*3DIGIT ] ) /
+ * ( "1" [ "." 0*3("0") ] ). Returns 0..1000, or -1 when q is not a qvalue
+ * ("1.5", "0.0001", "abc", "", ".5"). */
+static int qvalue(cymg_str q) {
+  if (q.len == 0 || (q.buf[0] != '0' && q.buf[0] != '1')) return -1;
+  if (q.len > 5 || (q.len > 1 && q.buf[1] != '.')) return -1;
+  int w = q.buf[0] == '1' ? 1000 : 0, scale = 100;
+  for (size_t i = 2; i < q.len; i++, scale /= 10) {
+    if (q.buf[i] < '0' || q.buf[i] > '9') return -1;
+    w += (q.buf[i] - '0') * scale;
   }
-  return true;
+  return w <= 1000 ? w : -1;
+}
+
+/* The weight of one Accept-Encoding element's parameters (what follows the
+ * coding): 1000 without a "q", else its qvalue. A malformed weight counts as
+ * 0: RFC 9110 gives no recovery for it, and reading "q=1.5" or "q=abc" as
+ * "not acceptable" never sends a coding the client did not validly ask for
+ * (the plain file is always a correct answer). */
+static int weight_of(cymg_str params) {
+  int w = 1000;
+  cymg_str param;
+  while (cymg_str_split(&params, ';', &param)) {
+    param = cymg_str_trim(param);
+    const char *eq = param.len ? memchr(param.buf, '=', param.len) : NULL;
+    if (eq == NULL) continue; /* empty or bare parameters: no weight */
+    cymg_str name = cymg_str_trim(cymg_str_n(param.buf, (size_t)(eq - param.buf)));
+    if (!cymg_str_case_eq(name, cymg_str_c("q"))) continue;
+    int q = qvalue(cymg_str_trim(cymg_str_n(eq + 1, param.len - (size_t)(eq - param.buf) - 1)));
+    w = q < 0 ? 0 : q;
+  }
+  return w;
 }
 
 bool cymg__http_accepts_gzip(const cymg_http_msg *msg) {
-  int gzip = -1, star = -1; /* -1 not listed, 0 refused (q=0), 1 accepted */
+  /* Weights in thousandths, -1 while the coding is not listed. A coding
+   * listed twice keeps its best weight. */
+  int gzip = -1, star = -1, identity = -1;
   for (size_t i = 0; i < msg->num_headers; i++) {
     if (!cymg_str_case_eq(msg->headers[i].name, cymg_str_c("Accept-Encoding"))) continue;
     cymg_str rest = msg->headers[i].value, item;
     while (cymg_str_split(&rest, ',', &item)) {
-      cymg_str params = item, coding;
-      cymg_str_split(&params, ';', &coding);
+      /* §5.6.1.2: empty elements (",gzip", "gzip,,", ", ;q=0") are skipped,
+       * and so is an element with parameters but no coding. */
+      cymg_str params = cymg_str_trim(item), coding;
+      if (!cymg_str_split(&params, ';', &coding)) continue;
       coding = cymg_str_trim(coding);
-      int ok = 1;
-      cymg_str param;
-      while (cymg_str_split(&params, ';', &param)) {
-        param = cymg_str_trim(param);
-        if (param.len >= 2 && (param.buf[0] == 'q' || param.buf[0] == 'Q') && param.buf[1] == '=')
-          ok = !qzero(cymg_str_trim(cymg_str_n(param.buf + 2, param.len - 2)));
-      }
+      if (coding.len == 0) continue;
+      int w = weight_of(params);
+      int *slot = NULL;
       if (cymg_str_case_eq(coding, cymg_str_c("gzip")) ||
           cymg_str_case_eq(coding, cymg_str_c("x-gzip"))) {
-        gzip = gzip == 1 ? 1 : ok;
+        slot = &gzip; /* x-gzip: the same coding, §8.4.1.3 */
       } else if (cymg_str_eq(coding, cymg_str_c("*"))) {
-        star = ok;
+        slot = &star;
+      } else if (cymg_str_case_eq(coding, cymg_str_c("identity"))) {
+        slot = &identity;
       }
+      if (slot != NULL && w > *slot) *slot = w;
     }
   }
-  return gzip == 1 || (gzip == -1 && star == 1);
+  /* "*" stands for gzip only when gzip is not named (§12.5.3). Without the
+   * header, or with gzip not covered, the plain file goes out. An identity
+   * the client explicitly prefers wins over gzip; an equal weight keeps the
+   * smaller gzip bytes. */
+  int g = gzip >= 0 ? gzip : star;
+  return g > 0 && g >= identity;
 }
 
 /* ----------------------------------------------------------- replies ---- */
@@ -479,7 +518,8 @@ static int reply_source(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
       (have_date && cymg_buf_printf(&h, "Last-Modified: %s\r\n", date) < 0) ||
       (src->vary && cymg_buf_printf(&h, "Vary: Accept-Encoding\r\n") < 0))
     goto out;
-  int pre = cymg__http_preconditions(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime);
+  int pre = cymg__http_preconditions(msg, cymg_str_n(etag, el > 0 ? (size_t)el : 0), mtime,
+                                     (int64_t)time(NULL));
   if (pre == 304) {
     const char *hdrs = finish_headers(&h, o);
     rc = hdrs ? cymg_http_reply_data(c, 304, hdrs, NULL, 0) : CYMG_ENOMEM;
@@ -835,8 +875,9 @@ static int listing(int dfd, const char *npath, root *r, cymg_buf *b) {
       cymg_buf_printf(b, "<tr><td><a href=\"../\">../</a></td><td>-</td><td></td></tr>\n") < 0)
     goto nomem;
   for (size_t i = 0; i < n; i++) {
-    char date[30] = "";
-    cymg__http_format_date(ents[i].mtime, date);
+    char date[30];
+    /* A time outside years 0..9999 has no IMF-fixdate: the cell stays empty. */
+    if (cymg__http_format_date(ents[i].mtime, date) < 0) date[0] = '\0';
     /* Percent-encoding every reserved byte keeps a name such as "a:b" or
      * "#x" a relative link to itself. */
     if (cymg_buf_printf(b, "<tr><td><a href=\"") < 0 ||

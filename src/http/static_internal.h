@@ -16,26 +16,28 @@
  * system: a decoded NUL or other control byte, DEL, a backslash (raw or
  * encoded), an encoded '/', or a ".." above the root; CYMG_ENOSPC when out is
  * too small (uri.len + 1 bytes always suffice). On failure out holds "". */
-int cymg__http_normalize_path(cymg_str uri, char *out, size_t out_len);
+CYMG_NODISCARD int cymg__http_normalize_path(cymg_str uri, char *out, size_t out_len);
 
 /* ---- validators, conditionals, ranges (RFC 9110 §8.8, §13, §14) ---- */
 
 /* Parses an HTTP-date in any of the three forms of RFC 9110 §5.6.7 (IMF-fixdate,
  * obsolete RFC 850 with a two-digit year read as 1970..2069, asctime) into
  * seconds since the epoch. Returns 0 or CYMG_EPARSE. */
-int cymg__http_parse_date(cymg_str s, int64_t *epoch);
+CYMG_NODISCARD int cymg__http_parse_date(cymg_str s, int64_t *epoch);
 /* Formats an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", 29 characters and a
  * NUL). Returns 29, or CYMG_ERANGE for a time outside years 0..9999. */
-int cymg__http_format_date(int64_t epoch, char out[30]);
+CYMG_NODISCARD int cymg__http_format_date(int64_t epoch, char out[30]);
 
 /* Writes the strong entity-tag (with its quotes) of a file of this size and
  * mtime. Returns its length, or CYMG_ENOSPC (48 bytes always suffice). */
-int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec, long mtime_nsec);
+CYMG_NODISCARD int cymg__http_etag(char *out, size_t out_len, uint64_t size, int64_t mtime_sec,
+                                   long mtime_nsec);
 
 /* Evaluates the preconditions of msg against a representation with this
- * entity-tag and Last-Modified time, in the order of RFC 9110 §13.2.2.
- * Returns 0 to answer normally, 304 (GET/HEAD: not modified) or 412. */
-int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime);
+ * entity-tag and Last-Modified time, in the order of RFC 9110 §13.2.2, at
+ * wall-clock time now (seconds since the epoch). Returns 0 to answer
+ * normally, 304 (GET/HEAD: not modified) or 412. */
+int cymg__http_preconditions(const cymg_http_msg *msg, cymg_str etag, int64_t mtime, int64_t now);
 
 /* If-Range (§13.1.5): true when a Range header may be honoured: no If-Range, or
  * one whose entity-tag matches etag strongly or whose date equals mtime. */
@@ -50,7 +52,8 @@ enum {
 /* Parses a Range field value ("bytes=a-b", "bytes=a-", "bytes=-n"). A range set
  * with several ranges is served whole (allowed by §14.2), as is any range of
  * an empty representation. Returns a CYMG__RANGE_* value. */
-int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_t *start, uint64_t *len);
+CYMG_NODISCARD int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_t *start,
+                                          uint64_t *len);
 
 /* True when the Accept-Encoding fields of msg accept gzip (gzip or x-gzip with
  * q > 0, or "*" with q > 0 when gzip is not listed). */
@@ -67,11 +70,11 @@ bool cymg__http_accepts_gzip(const cymg_http_msg *msg);
 
 /* Checks a boundary: 1..70 bchars (RFC 2046 §5.1.1), not ending in a space.
  * Returns 0 or CYMG_EPARSE. */
-int cymg__mp_check_boundary(cymg_str boundary);
+CYMG_NODISCARD int cymg__mp_check_boundary(cymg_str boundary);
 
 /* Takes the boundary from a Content-Type value: "multipart/<any>; boundary=...".
  * Returns 0, or CYMG_EPARSE (not multipart, no or invalid boundary). */
-int cymg__mp_boundary(cymg_str content_type, cymg_str *boundary);
+CYMG_NODISCARD int cymg__mp_boundary(cymg_str content_type, cymg_str *boundary);
 
 /* What the incremental parser reports. Each returns 0 to go on, or a negative
  * code that stops the parser (the code becomes its sticky error). */
@@ -102,12 +105,12 @@ typedef struct cymg__mp {
 } cymg__mp;
 
 /* Returns 0, or CYMG_EPARSE for an invalid boundary. */
-int cymg__mp_init(cymg__mp *mp, cymg_str boundary, const cymg__mp_cb *cb, void *ctx);
+CYMG_NODISCARD int cymg__mp_init(cymg__mp *mp, cymg_str boundary, const cymg__mp_cb *cb, void *ctx);
 /* Feeds n bytes. Returns 0, CYMG_EPARSE, or a callback's code; errors stick. */
-int cymg__mp_feed(cymg__mp *mp, const char *p, size_t n);
+CYMG_NODISCARD int cymg__mp_feed(cymg__mp *mp, const char *p, size_t n);
 /* The body has ended: 0 when the closing delimiter was seen, else CYMG_EPARSE
  * (or the sticky error). Bytes after the closing delimiter are ignored. */
-int cymg__mp_finish(cymg__mp *mp);
+CYMG_NODISCARD int cymg__mp_finish(cymg__mp *mp);
 /* True while a part's body is being delivered (begin seen, end not yet). */
 bool cymg__mp_in_part(const cymg__mp *mp);
 

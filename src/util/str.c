@@ -177,7 +177,12 @@ cymg_str cymg_str_find(cymg_str hay, cymg_str needle) {
 }
 
 bool cymg_str_split(cymg_str *s, char sep, cymg_str *part) {
-  if (s->len == 0) return false;
+  if (s->len == 0) {
+    /* Never leave *part unset: a caller that reads it anyway sees an empty
+     * view at the end of the input, not stack garbage. */
+    *part = cymg_str_n(s->buf, 0);
+    return false;
+  }
   const char *p = memchr(s->buf, sep, s->len);
   if (p == NULL) {
     *part = *s;

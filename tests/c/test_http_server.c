@@ -60,6 +60,20 @@ static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
       assert_int_equal(cymg_http_reply(c, 204, NULL, "ignored"), 0);
       return;
     }
+    if (cymg_str_eq(m->uri, cymg_str_c("/interim"))) {
+      /* No 1xx (nor anything outside 200..999) is a final reply, through any
+       * entry point: refused, nothing sent. */
+      static const int bad[] = {100, 101, 103, 199, 99, 0, -200, 1000};
+      for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(cymg_http_reply(c, bad[i], NULL, "interim"), CYMG_EINVAL);
+        assert_int_equal(cymg_http_reply_data(c, bad[i], NULL, "x", 1), CYMG_EINVAL);
+        assert_int_equal(cymg_http_reply_start(c, bad[i], NULL), CYMG_EINVAL);
+        assert_int_equal(cymg_http_reply_status(c), 0);
+      }
+      assert_int_equal(cymg_conn_send_len(c), 0);
+      assert_int_equal(cymg_http_reply(c, 200, NULL, "final"), 0);
+      return;
+    }
     if (cymg_str_eq(m->uri, cymg_str_c("/raw"))) { /* answered by hand */
       cymg_printf(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nraw");
       return;
@@ -389,6 +403,28 @@ static void test_no_content(void **state) {
   close(fd);
 }
 
+/* A 1xx refused as a final reply leaves the connection in step: one final
+ * response per request, in order. */
+static void test_interim_refused(void **state) {
+  fixture *f = *state;
+  bool closed;
+  int fd = raw_connect(f->port);
+  const char *req = "GET /interim HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(f->mgr, fd, req, strlen(req));
+  size_t n = raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 2, &closed);
+  rbuf[n] = '\0';
+  assert_false(closed);
+  assert_true(strncmp(rbuf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  assert_null(strstr(rbuf, "HTTP/1.1 1"));
+  assert_null(strstr(rbuf, "interim"));
+  char *a = strstr(rbuf, "\r\n\r\nfinal"), *b = strstr(rbuf, "GET /after 0");
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_true(a < b);
+  assert_int_equal(f->s.msgs, 2);
+  close(fd);
+}
+
 static void test_sse(void **state) {
   fixture *f = *state;
   bool closed;
@@ -438,6 +474,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stream_body, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_interim_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_content, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_keepalive_clients, setup, teardown),
   };

@@ -265,7 +265,7 @@ static void test_get_and_head(void **state) {
   struct stat st;
   assert_int_equal(stat(f->file, &st), 0);
   char want[30];
-  cymg__http_format_date(st.st_mtim.tv_sec, want);
+  assert_int_equal(cymg__http_format_date(st.st_mtim.tv_sec, want), 29);
   assert_string_equal(lm, want);
   done(&r);
   get(f, REQ("HEAD", "/hello.txt", ""), &r);
@@ -311,6 +311,18 @@ static void test_conditional(void **state) {
   assert_int_equal(r.status, 304);
   done(&r);
   get(f, REQ("GET", "/hello.txt", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n"), &r);
+  assert_int_equal(r.status, 200);
+  done(&r);
+  /* A date later than the server's clock is invalid and ignored (§13.1.3),
+   * though the file is older than it: the whole file, not 304. */
+  char future[30];
+  assert_int_equal(cymg__http_format_date((int64_t)time(NULL) + 86400, future), 29);
+  snprintf(req, sizeof(req), REQ("GET", "/hello.txt", "If-Modified-Since: %s\r\n"), future);
+  get(f, req, &r);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "Hello, world\n");
+  done(&r);
+  get(f, REQ("GET", "/hello.txt", "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n"), &r);
   assert_int_equal(r.status, 200);
   done(&r);
   /* If-None-Match decides alone when present (§13.2.2). */
@@ -671,6 +683,84 @@ static void test_gzip(void **state) {
   done(&r);
 }
 
+/* Accept-Encoding in the list forms of RFC 9110 §5.6.1 and the weights of
+ * §12.4.2, through the server: empty elements once read an unset slice and
+ * crashed it (",gzip"). Each value goes to a file with a .gz sibling, one
+ * without (the sibling probe reads the header too) and serve_file. */
+static void test_accept_encoding_lists(void **state) {
+  fixture *f = *state;
+  static const struct {
+    const char *value;
+    bool gzip;
+  } cases[] = {
+      /* Empty elements and OWS. */
+      {",gzip", true},
+      {",", false},
+      {", ;q=0", false},
+      {"gzip,,", true},
+      {" , , gzip , ", true},
+      {";q=1, gzip", true}, /* an element with no coding is skipped */
+      {",;,", false},
+      {"", false},
+      {" \t ", false},
+      {"gzip ; q=0.5", true},
+      {"gzip\t;\tq=1", true},
+      {"br ;q=1 , gzip ;q=0.8", true},
+      {"gzip;;q=1", true},
+      /* Weights: at most three decimals, 0..1. */
+      {"gzip;q=0", false},
+      {"gzip;q=0.000", false},
+      {"gzip;q=0.001", true},
+      {"gzip;q=1", true},
+      {"gzip;q=1.000", true},
+      {"gzip;q=0.", false},
+      {"gzip;Q=0.5", true},
+      /* Malformed weights make their element not acceptable. */
+      {"gzip;q=1.5", false},
+      {"gzip;q=1.001", false},
+      {"gzip;q=0.0001", false},
+      {"gzip;q=abc", false},
+      {"gzip;q=", false},
+      {"gzip;q=-1", false},
+      {"*;q=2", false},
+      {"gzip;q=abc, gzip;q=0.5", true}, /* listed twice: the best weight */
+      /* Coding names are case-insensitive; x-gzip is gzip. */
+      {"GZip", true},
+      {"X-GZIP", true},
+      {"gzipx", false},
+      /* "*" and identity. */
+      {"*", true},
+      {"*;q=0", false},
+      {"gzip;q=0, *", false},
+      {"identity", false},
+      {"identity;q=0, gzip", true},
+      {"gzip;q=0.5, identity", false}, /* identity preferred */
+      {"gzip, identity;q=0.5", true},
+      {"IDENTITY;q=0.000, *", true},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *targets[] = {"/app.js", "/hello.txt", "/file"};
+    for (size_t t = 0; t < 3; t++) {
+      char req[512];
+      snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nAccept-Encoding:%s\r\n\r\n",
+               targets[t], cases[i].value);
+      resp r;
+      get(f, req, &r);
+      if (r.status != 200) fail_msg("'%s' %s: status %d", cases[i].value, targets[t], r.status);
+      bool gz = t == 0 && cases[i].gzip;
+      expect_hdr(&r, "Content-Encoding", gz ? "gzip" : NULL);
+      if (t == 0)
+        assert_string_equal(r.body, gz ? "\x1f\x8b\x08 fake gzip bytes" : "console.log('plain');\n");
+      done(&r);
+    }
+  }
+  /* The same values as repeated fields of one request: the lists join. */
+  resp r;
+  get(f, REQ("GET", "/app.js", "Accept-Encoding: ,\r\nAccept-Encoding: , gzip;q=0.1\r\n"), &r);
+  expect_hdr(&r, "Content-Encoding", "gzip");
+  done(&r);
+}
+
 static void test_options(void **state) {
   fixture *f = *state;
   resp r;
@@ -796,6 +886,7 @@ static const struct CMUnitTest file_tests[] = {
     cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
     cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
     cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_accept_encoding_lists, setup, teardown),
     cmocka_unit_test_setup_teardown(test_options, setup, teardown),
     cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
 };
@@ -847,6 +938,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_symlink_swap, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_accept_encoding_lists, setup, teardown),
       cmocka_unit_test_setup_teardown(test_options, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_curl, setup, teardown),

@@ -92,9 +92,9 @@ static void test_etag(void **state) {
   assert_int_equal(cymg__http_etag(a, sizeof(a), 5, 1000, 1), 9);
   assert_string_equal(a, "\"5-3e8-1\"");
   /* Any change of size or mtime (to the nanosecond) changes the tag. */
-  cymg__http_etag(b, sizeof(b), 6, 1000, 1);
+  assert_true(cymg__http_etag(b, sizeof(b), 6, 1000, 1) > 0);
   assert_string_not_equal(a, b);
-  cymg__http_etag(b, sizeof(b), 5, 1000, 2);
+  assert_true(cymg__http_etag(b, sizeof(b), 5, 1000, 2) > 0);
   assert_string_not_equal(a, b);
   assert_true(cymg__http_etag(a, sizeof(a), UINT64_MAX, INT64_MAX, 999999999) > 0);
   assert_int_equal(cymg__http_etag(a, 4, 5, 1000, 1), CYMG_ENOSPC);
@@ -103,9 +103,11 @@ static void test_etag(void **state) {
 #define ETAG "\"5-3e8-1\""
 #define MTIME 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
 
+#define NOW 784200000   /* Mon, 07 Nov 1994 09:20:00 GMT */
+
 static int pre(const char *method, const char *headers) {
   reqbuf r;
-  return cymg__http_preconditions(mkreq(&r, method, headers), cymg_str_c(ETAG), MTIME);
+  return cymg__http_preconditions(mkreq(&r, method, headers), cymg_str_c(ETAG), MTIME, NOW);
 }
 
 static void test_if_none_match(void **state) {
@@ -149,6 +151,10 @@ static void test_if_modified_since(void **state) {
   assert_int_equal(pre("GET", "If-None-Match: " ETAG "\r\n"
                               "If-Modified-Since: Sun, 06 Nov 1994 08:49:36 GMT\r\n"),
                    304);
+  /* Later than the server's clock: invalid, ignored (§13.1.3); up to now is fine. */
+  assert_int_equal(pre("GET", "If-Modified-Since: Mon, 07 Nov 1994 09:20:01 GMT\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Modified-Since: Fri, 31 Dec 9999 23:59:59 GMT\r\n"), 0);
+  assert_int_equal(pre("GET", "If-Modified-Since: Mon, 07 Nov 1994 09:20:00 GMT\r\n"), 304);
 }
 
 static void test_if_match(void **state) {
@@ -276,6 +282,25 @@ static void test_accept_encoding(void **state) {
   assert_false(gz("Accept-Encoding: br, deflate\r\n"));
   assert_false(gz("Accept-Encoding: gzipx, xgzip\r\n"));
   assert_false(gz("Accept-Encoding:\r\n"));
+  /* §5.6.1 list forms: empty elements, OWS. */
+  assert_true(gz("Accept-Encoding: ,gzip\r\n"));
+  assert_false(gz("Accept-Encoding: ,\r\n"));
+  assert_false(gz("Accept-Encoding: , ;q=0\r\n"));
+  assert_true(gz("Accept-Encoding: gzip,,\r\n"));
+  assert_true(gz("Accept-Encoding: ;q=1,gzip\r\n"));
+  assert_true(gz("Accept-Encoding: gzip\t;\tq=0.5\r\n"));
+  /* §12.4.2 weights: three decimals at most, 0..1; a malformed one refuses. */
+  assert_true(gz("Accept-Encoding: gzip;q=1.000\r\n"));
+  assert_true(gz("Accept-Encoding: gzip;q=0.001\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=1.5\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=1.001\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=0.0001\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=abc\r\n"));
+  assert_false(gz("Accept-Encoding: gzip;q=\r\n"));
+  /* identity preferred over gzip wins; an equal weight keeps gzip. */
+  assert_false(gz("Accept-Encoding: gzip;q=0.5, identity\r\n"));
+  assert_true(gz("Accept-Encoding: gzip, identity\r\n"));
+  assert_true(gz("Accept-Encoding: identity;q=0, *\r\n"));
 }
 
 /* ================================================= over real sockets ==== */

@@ -81,7 +81,7 @@ static void glob(cymg_rpc_req *req) {
   note(req);
   const cymg_str *c = cymg_rpc_req_captures(req);
   cymg_buf b = {NULL, 0, 0};
-  cymg_json_escape(&b, c[0]);
+  assert_true(cymg_json_escape(&b, c[0]) > 0);
   cymg_rpc_ok(req, "%s", b.buf);
   cymg_buf_free(&b);
 }

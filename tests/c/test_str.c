@@ -227,6 +227,14 @@ static void test_split(void **state) {
   assert_int_equal(tok.len, 0);
   assert_true(cymg_str_split(&rest, ',', &tok));
   assert_true(cymg_str_eq(tok, cymg_str_c("x")));
+  /* On false the part is still set: an empty view, never left as it was. */
+  tok = cymg_str_c("stale");
+  assert_false(cymg_str_split(&rest, ',', &tok));
+  assert_int_equal(tok.len, 0);
+  rest = cymg_str_n(NULL, 0);
+  tok = cymg_str_c("stale");
+  assert_false(cymg_str_split(&rest, ',', &tok));
+  assert_int_equal(tok.len, 0);
 }
 
 static void test_dup(void **state) {

@@ -38,7 +38,7 @@ static void caps(cymg_rpc_req *req) {
   for (int i = 0; c[i].buf != NULL; i++) {
     CHECK(i < CYMG_RPC_MAX_CAPS);
     CHECK(c[i].buf >= m.buf && c[i].buf + c[i].len <= m.buf + m.len);
-    cymg_json_escape(&b, c[i]);
+    if (cymg_json_escape(&b, c[i]) < 0) break; /* out of memory: fewer captures */
   }
   /* A raw, possibly broken result: rejected results must leave no trace. */
   if (cymg_rpc_ok(req, "[%s]", b.buf ? b.buf : "") < 0) cymg_rpc_ok(req, "%.*s", (int) m.len, m.buf);

@@ -267,6 +267,37 @@ def test_reply_argument_errors():
     assert len(errors) == 9 and st == 200 and body == b"fine"
 
 
+def test_interim_status_is_not_a_final_reply():
+    # A 1xx sent as the reply would leave the real one answering the next
+    # request: refused with ValueError, nothing queued, the connection in step.
+    refused = []
+
+    def handler(conn, ev, data):
+        if ev != MG_EV_HTTP_MSG:
+            return
+        if data.uri == "/interim":
+            for status in (100, 101, 103, 199, 99, 0, 1000):
+                for call in (lambda: conn.reply(status, b"interim"),
+                             lambda: conn.reply_json({"a": 1}, status_code=status)):
+                    try:
+                        call()
+                    except ValueError:
+                        refused.append(status)
+        conn.reply(200, data.uri)
+
+    m, port = http_server(handler)
+    reqs = (b"GET /interim HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    try:
+        got = in_thread(m, lambda: raw_exchange(port, reqs))
+    finally:
+        m.close()
+    assert refused == [s for s in (100, 101, 103, 199, 99, 0, 1000) for _ in range(2)]
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert got.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 1" not in got and b"\r\n\r\ninterim" not in got
+    assert got.index(b"\r\n\r\n/interim") < got.index(b"\r\n\r\n/after")
+
+
 def test_reply_needs_http_connection(mgr):
     lsn = mgr.listen("tcp://127.0.0.1:0")
     with pytest.raises(RuntimeError, match="HTTP server"):

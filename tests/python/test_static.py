@@ -82,6 +82,103 @@ def test_serve_dir(site):
     assert r["missing"][2] == b"<p>custom not found</p>"
 
 
+# Accept-Encoding values in the list forms of RFC 9110 5.6.1 and weights of
+# 12.4.2 -> whether the .gz sibling is sent. Empty list elements once crashed
+# the server (",gzip"). A malformed weight makes its element not acceptable.
+ACCEPT_ENCODING_CASES = [
+    (b",gzip", True), (b",", False), (b", ;q=0", False), (b"gzip,,", True),
+    (b" , gzip , ", True), (b";q=1, gzip", True), (b"", False),
+    (b"gzip ; q=0.5", True), (b"gzip\t;\tq=1", True),
+    (b"gzip;q=0", False), (b"gzip;q=0.000", False), (b"gzip;q=0.001", True),
+    (b"gzip;q=1", True), (b"gzip;q=1.000", True),
+    (b"gzip;q=1.5", False), (b"gzip;q=0.0001", False), (b"gzip;q=abc", False),
+    (b"GZIP", True), (b"X-Gzip", True), (b"*", True), (b"*;q=0", False),
+    (b"gzip;q=0, *", False), (b"identity", False), (b"identity;q=0, gzip", True),
+    (b"gzip;q=0.5, identity", False),
+]
+
+
+def raw_get(port, path, accept_encoding):
+    """One GET with the exact Accept-Encoding bytes; returns (status, headers, body)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                  b"Accept-Encoding:" + accept_encoding + b"\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 "), data
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_serve_dir_accept_encoding_lists(site):
+    (site / "app.js").write_bytes(b"plain js")
+    (site / "app.js.gz").write_bytes(b"\x1f\x8b fake gzip")
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.serve_dir(data, str(site))
+
+    m, port = http_server(handler)
+
+    def client():
+        out = []
+        for value, _ in ACCEPT_ENCODING_CASES:
+            out.append((raw_get(port, b"/app.js", value), raw_get(port, b"/a.txt", value)))
+        return out
+
+    try:
+        results = in_thread(m, client)
+    finally:
+        m.close()
+    for (value, gzip), (gz_file, plain_file) in zip(ACCEPT_ENCODING_CASES, results):
+        st, h, body = gz_file
+        assert st == 200, value
+        assert h.get(b"content-encoding") == (b"gzip" if gzip else None), value
+        assert body == (b"\x1f\x8b fake gzip" if gzip else b"plain js"), value
+        st, h, body = plain_file
+        assert (st, body, h.get(b"content-encoding")) == (200, b"0123456789", None), value
+
+
+def test_if_modified_since_in_the_future_is_ignored(site):
+    # RFC 9110 13.1.3: a date later than the server's clock is invalid, so it
+    # is ignored: the whole file, not 304.
+    import email.utils
+    import time
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            conn.serve_dir(data, str(site))
+
+    m, port = http_server(handler)
+    tomorrow = email.utils.formatdate(time.time() + 86400, usegmt=True)
+
+    def client():
+        lm = request(port, "GET", "/a.txt")[1]["last-modified"]
+        return (request(port, "GET", "/a.txt", {"If-Modified-Since": lm}),
+                request(port, "GET", "/a.txt", {"If-Modified-Since": tomorrow}),
+                request(port, "GET", "/a.txt",
+                        {"If-Modified-Since": "Fri, 31 Dec 9999 23:59:59 GMT"}))
+
+    try:
+        same, future, far = in_thread(m, client)
+    finally:
+        m.close()
+    assert same[0] == 304
+    assert future[0] == 200 and future[2] == b"0123456789"
+    assert far[0] == 200 and far[2] == b"0123456789"
+
+
 def test_serve_dir_accepts_pathlike_and_keep_alive(site):
     def handler(conn, ev, data):
         if ev == MG_EV_HTTP_MSG:

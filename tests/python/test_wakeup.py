@@ -50,6 +50,34 @@ def test_wakeup_not_enabled_returns_false():
         assert m.wakeup(c.id, b"x") is False
 
 
+def test_wakeup_to_missing_or_closed_connection_returns_false():
+    # Refused at the call (False), not queued and dropped later: an id never
+    # used, the wakeup channel's own, a connection closed but not yet freed
+    # (its MG_EV_CLOSE still to come), and one already freed.
+    got = []
+
+    def h(conn, ev, data):
+        if ev == MG_EV_WAKEUP:
+            got.append((conn.id, data))
+
+    with Manager(h, enable_wakeup=True) as m:
+        a = m.listen("tcp://127.0.0.1:0")
+        b = m.listen("tcp://127.0.0.1:0")
+        assert m.wakeup(b.id + 1000, b"x") is False
+        assert m.wakeup(0, b"x") is False
+        assert m.wakeup(m.wakeup_id, b"x") is False
+        a_id = a.id
+        a.close()
+        assert a_id in [c.id for c in m.connections]  # closing, not yet freed
+        assert m.wakeup(a_id, b"x") is False
+        assert m.wakeup(b.id, b"for b") is True
+        poll_until(m, lambda: got == [(b.id, b"for b")])
+        assert a_id not in [c.id for c in m.connections]
+        assert m.wakeup(a_id, b"x") is False
+        m.poll(0)
+        assert got == [(b.id, b"for b")]
+
+
 def test_wakeup_on_closed_manager_raises():
     m = Manager(enable_wakeup=True)
     m.close()

@@ -26,6 +26,7 @@ typedef struct {
   PyTypeObject *ws_message_type;
   PyTypeObject *rpc_type;
   PyTypeObject *rpc_req_type;
+  PyTypeObject *tls_opts_type;
 } cymgpy_state;
 
 /* What the thread running poll() is doing. Only WAITING runs C code without the
@@ -111,6 +112,7 @@ extern PyType_Spec cymgpy_http_message_spec;
 extern PyType_Spec cymgpy_ws_message_spec;
 extern PyType_Spec cymgpy_rpc_spec;
 extern PyType_Spec cymgpy_rpc_req_spec;
+extern PyType_Spec cymgpy_tls_opts_spec;
 /* utils.c: the module-level utility functions, added by module.c. */
 extern PyMethodDef cymgpy_util_methods[];
 

@@ -38,7 +38,7 @@ def test_good_body_still_parses():
     assert parts_of(GOOD) == [("a", "", b"one"), ("f", "x.txt", b"two\r\nlines")]
 
 
-@pytest.mark.parametrize("body", [
+@pytest.mark.parametrize("body", ids=lambda b: "%d-bytes-%s" % (len(b), b[:12].hex()), argvalues=[
     b"",
     b"\r\n",
     b"--",

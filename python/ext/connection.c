@@ -316,7 +316,7 @@ static PyObject *do_reply(cymgpy_conn *w, int status, const Py_buffer *body, PyO
   cymg_buf h;
   cymg_buf_init(&h);
   const char *hdrs = ctype_line;
-  if (PyList_GET_SIZE(checked) > 0) {
+  if (checked != NULL && PyList_GET_SIZE(checked) > 0) {
     bool has_ctype = false;
     if (format_headers(checked, &h, &has_ctype) < 0) goto out;
     if (!has_ctype && cymg_buf_append(&h, ctype_line, strlen(ctype_line)) < 0) {
@@ -351,9 +351,10 @@ static PyObject *conn_reply(PyObject *self, PyObject *args, PyObject *kwargs) {
                                    &headers))
     return NULL;
   /* Headers first, whatever the connection's state, so that a handler given
-   * bad headers can still answer (e.g. 400) afterwards. */
-  PyObject *checked = cymgpy_headers_check(headers, "headers");
-  if (checked == NULL) return NULL;
+   * bad headers can still answer (e.g. 400) afterwards. None costs nothing. */
+  PyObject *checked = NULL;
+  if (headers != Py_None && (checked = cymgpy_headers_check(headers, "headers")) == NULL)
+    return NULL;
   Py_buffer body = {0};
   PyObject *r = NULL;
   if (body_obj == NULL || cymgpy_get_bytes(body_obj, &body, "body") == 0) {
@@ -361,7 +362,7 @@ static PyObject *conn_reply(PyObject *self, PyObject *args, PyObject *kwargs) {
                  "reply");
     if (body_obj != NULL) PyBuffer_Release(&body);
   }
-  Py_DECREF(checked);
+  Py_XDECREF(checked);
   return r;
 }
 
@@ -372,8 +373,9 @@ static PyObject *conn_reply_json(PyObject *self, PyObject *args, PyObject *kwarg
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|iO:reply_json", kwlist, &data, &status,
                                    &headers))
     return NULL;
-  PyObject *checked = cymgpy_headers_check(headers, "headers"); /* first, as in reply() */
-  if (checked == NULL) return NULL;
+  PyObject *checked = NULL; /* first, as in reply() */
+  if (headers != Py_None && (checked = cymgpy_headers_check(headers, "headers")) == NULL)
+    return NULL;
   PyObject *json = PyImport_ImportModule("json");
   PyObject *text = json ? PyObject_CallMethod(json, "dumps", "O", data) : NULL;
   Py_XDECREF(json);
@@ -385,7 +387,7 @@ static PyObject *conn_reply_json(PyObject *self, PyObject *args, PyObject *kwarg
     PyBuffer_Release(&body);
   }
   Py_XDECREF(text);
-  Py_DECREF(checked);
+  Py_XDECREF(checked);
   return r;
 }
 

@@ -155,7 +155,7 @@ int cymgpy_get_bytes(PyObject *obj, Py_buffer *view, const char *what);
 PyObject *cymgpy_str(const char *buf, size_t len);
 
 /* ---- checks.c ---- */
-/* Validates a reply()/ws_upgrade() headers mapping (None: no headers) before
+/* Validates a reply()/ws_upgrade() headers mapping (None: an empty list) before
  * anything is sent: names and values are converted with str(), names must be
  * tokens and neither may hold CR, LF or NUL (ValueError with the contract's
  * wording). Returns a new list of (name, value) str tuples, or NULL. */

@@ -433,9 +433,11 @@ static int scheme_is(const char *url, size_t slen, const char *name) {
  * '<url>': <reason>") or "Failed to connect to '<url>': <reason>". The reason
  * drops libcymg's own "'<url>': " prefix so the URL is not shown twice. */
 static PyObject *open_failed(int is_listen, const char *url, const char *why) {
-  size_t n = strlen(url);
-  if (why[0] == '\'' && strncmp(why + 1, url, n) == 0 && strncmp(why + 1 + n, "': ", 3) == 0) {
-    why += n + 4;
+  /* "'<url>': reason" (the URL libcymg saw may be the tcp:// form of http=False;
+   * a URL never holds a space, so "': " ends it). */
+  const char *end = why[0] == '\'' ? strstr(why, "': ") : NULL;
+  if (end != NULL && memchr(why, ' ', (size_t) (end - why)) == NULL) {
+    why = end + 3;
   } else if (strncmp(why, "listen ", 7) == 0 || strncmp(why, "connect ", 8) == 0) {
     /* "listen tcp://1.2.3.4:80: bind: ...": the address is in our prefix already. */
     const char *sp = strchr(why, ' '), *colon = strstr(sp, ": ");

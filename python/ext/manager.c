@@ -466,7 +466,8 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
                                    kwlist, &url, &handler, &http))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
-  if (m->mgr == NULL) return open_failed(is_listen, url, "the manager is closed");
+  if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
+    return open_failed(is_listen, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
   int want_http = -1;
   if (http != Py_None && (want_http = PyObject_IsTrue(http)) < 0) return NULL;
@@ -558,7 +559,8 @@ static PyObject *manager_ws_connect(PyObject *self, PyObject *args, PyObject *kw
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:ws_connect", kwlist, &url, &handler))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
-  if (m->mgr == NULL) return open_failed(0, url, "the manager is closed");
+  if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
+    return open_failed(0, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
   const char *sep = strstr(url, "://");
   size_t slen = sep ? (size_t) (sep - url) : 0;

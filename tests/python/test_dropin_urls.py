@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cymongoose import MG_EV_CONNECT, MG_EV_READ, Manager
+from cymongoose import MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_READ, Manager
 
 from conftest import poll_until
 
@@ -128,3 +128,19 @@ def test_mqtt_default_port_is_1883(mgr):
     c = mgr.connect("mqtt://127.0.0.1")
     c.send(b"x")
     poll_until(mgr, lambda: accepted)
+
+
+def test_listen_from_a_handler_while_the_manager_closes():
+    out = []
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_CLOSE:
+            try:
+                m.listen("tcp://127.0.0.1:0")
+            except RuntimeError as e:
+                out.append(str(e))
+
+    m = Manager(handler)
+    m.listen("tcp://127.0.0.1:0")
+    m.close()
+    assert out == ["Failed to listen on 'tcp://127.0.0.1:0': the manager is closing"]

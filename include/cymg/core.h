@@ -133,8 +133,11 @@ CYMG_API void *cymg_mgr_userdata(const cymg_mgr *mgr);
 /* ---- Listening and connecting ---------------------------------------------- */
 
 /* Listens on url: "tcp://HOST:PORT" or "udp://HOST:PORT" with an IPv4 or [IPv6]
- * literal, "localhost", or a name from the hosts file; port 0 lets the OS choose
- * (read it back with cymg_conn_local()). fn/fn_data become the listener's handler
+ * literal, "localhost", or a name from the hosts file. Other schemes of the URL
+ * table (cymg_url_scheme_flags) use their transport and default port with no
+ * protocol layer (mqtt:// is plain TCP on 1883, sntp:// UDP); TLS schemes fail
+ * with CYMG_ENOTSUP until TLS exists, unknown ones with CYMG_ESCHEME. Port 0
+ * lets the OS choose (read it back with cymg_conn_local()). fn/fn_data become the listener's handler
  * and are inherited by accepted connections. OPEN fires before the call returns.
  * Returns 0 and sets *out (may be NULL) on success; on failure a negative code, a
  * reason in cymg_mgr_errmsg(), and no connection is left behind. */
@@ -146,7 +149,8 @@ CYMG_API int cymg_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void 
 CYMG_API int cymg_listen_reuseport(cymg_mgr *mgr, const char *url, cymg_event_fn fn,
                                    void *fn_data, cymg_conn **out);
 
-/* Opens an outbound connection to url ("tcp://" or "udp://"). Returns at once: a
+/* Opens an outbound connection to url ("tcp://", "udp://" or another scheme as
+ * for cymg_listen). Returns at once: a
  * malformed URL or unknown scheme fails here (negative code, reason in
  * cymg_mgr_errmsg()); everything later (name not found, refused, unreachable)
  * arrives as ERROR with a message, then CLOSE. On success CONNECT follows (for UDP

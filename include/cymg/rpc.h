@@ -53,11 +53,24 @@ CYMG_API size_t cymg_rpc_count(const cymg_rpc *rpc);
  * out of range. Owned by the dispatcher; valid until it is freed. */
 CYMG_API const char *cymg_rpc_method(const cymg_rpc *rpc, size_t i);
 
+/* Flags for cymg_rpc_set_flags(). */
+enum {
+  /* Accept request objects that have no "jsonrpc" member, as JSON-RPC 1.0 style
+   * clients send them (one that is present must still be "2.0"). Responses
+   * always carry "jsonrpc":"2.0". Off by default: the dispatcher is strict. */
+  CYMG_RPC_LENIENT = 1
+};
+
+/* Sets the dispatcher's CYMG_RPC_* flags (replacing the previous ones). Returns
+ * 0, or CYMG_EINVAL for a NULL rpc or an unknown flag. Not from a handler. */
+CYMG_API int cymg_rpc_set_flags(cymg_rpc *rpc, unsigned flags);
+
 /* Answers one frame: a request object or a batch array. Appends the response
  * text to `out`: a response object, an array of them for a batch, or nothing when
  * there is nothing to answer (a notification, or a batch of notifications).
  * Errors are answered as the spec says: -32700 for malformed JSON (id null),
- * -32600 for a request that is not an object, whose "jsonrpc" is not "2.0",
+ * -32600 for a request that is not an object, whose "jsonrpc" is not "2.0"
+ * (or absent, unless CYMG_RPC_LENIENT is set),
  * whose "method" is not a string, whose "id" is not a string, number or null, or
  * whose "params" is not an array or object (id null unless a valid id was read),
  * and for an empty batch; -32601 for an unknown method. Handlers run

@@ -52,8 +52,21 @@ CYMG_API CYMG_NODISCARD int cymg_url_parse(cymg_str url, cymg_url *out);
  * wss 443, mqtt 1883, mqtts 8883, sntp 123; 0 for any other (udp, tcp, ...). */
 CYMG_API uint16_t cymg_url_default_port(cymg_str scheme);
 
-/* True for schemes that imply TLS: https, wss, mqtts (ASCII case-insensitive). */
+/* True for schemes that imply TLS: https, wss, mqtts, tls (ASCII case-insensitive). */
 CYMG_API bool cymg_url_is_tls(cymg_str scheme);
+
+/* Bits of cymg_url_scheme_flags(). */
+enum {
+  CYMG_URL_KNOWN = 1, /* a scheme of libcymg's table */
+  CYMG_URL_UDP = 2,   /* carried over UDP (udp, sntp); otherwise TCP */
+  CYMG_URL_TLS = 4    /* implies TLS (https, wss, mqtts, tls) */
+};
+
+/* What libcymg knows of a scheme (ASCII case-insensitive): CYMG_URL_KNOWN, with
+ * CYMG_URL_UDP and CYMG_URL_TLS as they apply, for tcp, udp, http, https, ws,
+ * wss, mqtt, mqtts, sntp and tls; 0 for any other scheme or an empty one. The
+ * same table gives cymg_url_default_port(). Thread-safe. */
+CYMG_API unsigned cymg_url_scheme_flags(cymg_str scheme);
 
 /* The request-target part of url: everything from the first '/', '?' or '#' after
  * the authority, e.g. "/a?b#c" of "http://h:1/a?b#c". Returns "/" (static storage)

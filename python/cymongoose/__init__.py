@@ -8,7 +8,7 @@ The types and constants live in the C extension ``cymongoose._cymg``.
 """
 
 from ._cymg import *  # noqa: F401,F403
-from ._cymg import Connection, Manager, Timer, __version__  # noqa: F401
+from ._cymg import Connection, Manager, Timer, TlsOpts, __version__  # noqa: F401
 from . import _cymg as _ext
 
 __all__ = sorted(name for name in dir(_ext) if not name.startswith("_"))

@@ -95,18 +95,22 @@ class RpcReq:
     def id(self) -> Optional[str]:
         """Raw JSON of ``id``, or None for a notification."""
     def ok(self, result_json: Data) -> None:
-        """Answer with this JSON text as ``result`` (ValueError if not valid JSON;
-        RuntimeError if already answered)."""
+        """Answer with this JSON text as ``result`` (ValueError if not valid JSON).
+        Only the first answer counts: a second ``ok()``/``err()`` raises
+        RuntimeError("response already sent ..."). A notification answered with
+        ``ok()`` gets no response (``process()`` gives "")."""
     def err(self, code: int, message: Data) -> None:
-        """Answer with ``{"code": code, "message": message}``."""
+        """Answer with ``{"code": code, "message": message}`` (same rules as ok())."""
     def __bool__(self) -> bool: ...
 
 class Rpc:
-    """A JSON-RPC 2.0 dispatcher. A handler that raises gets error -32603
-    ("Internal error") answered; the exception goes to ``error_handler(exc)``
-    (default: the traceback is printed). A handler that does not answer a
-    request with an id gets -32603 too. Unknown methods get -32601, malformed
-    frames -32700/-32600."""
+    """A JSON-RPC 2.0 dispatcher. Request objects without a ``"jsonrpc"`` member
+    are accepted (one that is present must be "2.0"); ``id`` is echoed as written
+    and responses carry ``"jsonrpc": "2.0"``. A handler that raises gets error
+    -32603 with ``str(exc)`` as the message; the exception also goes to
+    ``error_handler(exc)`` (default: the traceback is printed). A handler that
+    does not answer a request with an id gets -32603 too. Unknown methods get
+    -32601, malformed frames -32700/-32600. Batches are answered as arrays."""
 
     def __init__(self, *, error_handler: Optional[Callable[[Exception], Any]] = None) -> None: ...
     def add(self, method: str, fn: Callable[[RpcReq], Any]) -> None:
@@ -129,7 +133,7 @@ def url_pass(url: str) -> str: ...
 def url_uri(url: str) -> str:
     """The request target (path, query, fragment), "/" when none."""
 def url_is_ssl(url: str) -> bool:
-    """True for https, wss and mqtts."""
+    """True for https, wss, mqtts and tls."""
 def url_encode(s: Data) -> str:
     """Percent-encode every byte but ``A-Z a-z 0-9 - . _ ~``."""
 def http_var(buf: Data, name: str) -> Optional[str]:
@@ -141,7 +145,9 @@ def http_parse_multipart(
     """One part of a multipart/form-data body (the boundary is read from its
     first delimiter line): ``(next_offset, {"name": str, "filename": str,
     "body": bytes})``, or ``(0, None)`` after the last part. Loop by passing
-    ``next_offset`` back. ValueError for a malformed body."""
+    ``next_offset`` back. Never raises over the content: an empty, non-multipart,
+    malformed or truncated body, and an offset at or past the end (or negative),
+    give ``(0, None)``. TypeError for a body that is not str or bytes-like."""
 def match(s: Data, pattern: Data) -> Tuple[bool, List[str]]:
     """Glob match of the whole of ``s``: ``?`` one char, ``*`` anything but ``/``,
     ``#`` anything. Captures are the spans taken by the wildcards."""
@@ -163,11 +169,37 @@ def random_bytes(n: int) -> bytes:
 def random_str(n: int) -> str:
     """``n`` random characters from ``[A-Za-z0-9]``."""
 
+class TlsOpts:
+    """TLS settings for :meth:`Connection.tls_init` (which arrives with TLS): PEM
+    contents, not paths, and ``name``, the SNI / expected peer host name. Plain
+    data for now. ``ca``, ``cert``, ``key`` and ``name`` are stored as bytes
+    (``str`` encoded as UTF-8, None as b""), on construction and on assignment;
+    anything not bytes-like, str or None raises TypeError."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+    name: bytes
+    skip_verification: bool
+    """Clients verify the peer by default; True turns that off."""
+
+    def __init__(
+        self,
+        ca: Optional[Data] = None,
+        cert: Optional[Data] = None,
+        key: Optional[Data] = None,
+        name: Optional[Data] = None,
+        skip_verification: bool = False,
+    ) -> None: ...
+
 class HttpMessage:
     """The HTTP message of an ``MG_EV_HTTP_HDRS``/``MG_EV_HTTP_MSG`` event.
 
-    Valid only while the handler runs: afterwards ``bool(msg)`` is False and
-    every accessor raises RuntimeError (the bytes it pointed to are reused).
+    Valid only while the handler runs (the bytes it points to are reused):
+    afterwards ``bool(msg)`` is False and, without raising, the accessors give
+    "" (method, uri, query, proto, body_text), b"" (body_bytes), the default
+    (header), [] (headers) and None (query_var, status, header_var). Passing a
+    stale message to serve_dir/serve_file/ws_upgrade raises ValueError.
     Accessors copy out, so what they return can be kept. Text is UTF-8 with
     invalid bytes replaced."""
 
@@ -194,7 +226,7 @@ class HttpMessage:
     def query_var(self, name: str) -> Optional[str]:
         """A query variable, %-decoded ("+" is a space), or None."""
     def status(self) -> Optional[int]:
-        """The status code of a response; None for a request."""
+        """The status code of a response; 0 for a request; None once stale."""
     def header_var(self, header_name: str, var_name: str) -> Optional[str]:
         """A parameter inside a header value: ``header_var("Content-Type",
         "charset")`` gives "utf-8" for ``text/html; charset=utf-8``."""
@@ -204,8 +236,8 @@ class WsMessage:
     """The WebSocket message of ``MG_EV_WS_MSG`` (a whole message, fragments
     reassembled, decompressed) or the control frame of ``MG_EV_WS_CTL``.
 
-    Valid only while the handler runs: afterwards ``bool(msg)`` is False and
-    every accessor raises RuntimeError. Accessors copy out."""
+    Valid only while the handler runs: afterwards ``bool(msg)`` is False and the
+    accessors give b"", "" and 0. Accessors copy out."""
 
     @property
     def data(self) -> bytes:
@@ -228,9 +260,11 @@ class Connection:
     Connections are made by :meth:`Manager.listen`, :meth:`Manager.connect` and by
     accepting; they cannot be instantiated directly. The same object is passed to
     every event of its connection. After ``MG_EV_CLOSE`` has been delivered the
-    object is detached: methods raise ``RuntimeError("connection is closed")``,
-    ``is_closing`` is True, the other flags are False, sizes are 0 and addresses
-    are None.
+    object is detached: ``id`` is unchanged, ``recv_data()``/``send_data()`` give
+    b"", sizes are 0, ``close()``, ``drain()`` and ``set_handler()`` do nothing,
+    ``is_closing`` is True, ``is_client``/``is_udp``/``is_listening`` keep their
+    last value, the other flags are False, addresses are None, and the other
+    methods raise ``RuntimeError("connection is closed")``.
 
     Reading: in ``MG_EV_READ`` (``data`` = number of bytes just received) call
     :meth:`recv_data` to get what is buffered. On a plain TCP/UDP connection the
@@ -309,8 +343,12 @@ class Connection:
         ``headers`` has one; Date, Content-Length and, when the connection will
         close, ``Connection: close`` are added by the library. A reply to HEAD
         has no body. RuntimeError on a connection that is not an HTTP server
-        connection or is closing; ValueError for a status outside 100..999 or a
-        header name/value that would break the head."""
+        connection or is closing; ValueError for a status outside 100..999.
+        Headers are checked first, whatever the connection's state and before
+        anything is queued (names and values go through ``str()``): a CR, LF or
+        NUL raises ``ValueError("Header name contains illegal character (CR, LF,
+        or NUL): 'NAME'")`` (``Header value ...`` for a value; the text is the
+        repr()); another name that is not a token uses the same wording."""
     def reply_json(self, data: Any, status_code: int = 200,
                    headers: Optional[Mapping[str, Any]] = None) -> None:
         """``reply()`` with ``json.dumps(data)`` and ``Content-Type: application/json``."""
@@ -423,13 +461,20 @@ class Manager:
         (requests arrive as MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG; a WebSocket server
         calls ``conn.ws_upgrade(data)`` in MG_EV_HTTP_MSG, on either scheme);
         ``http=False`` uses the address for raw TCP; ``http=True`` on ``tcp://``
-        attaches HTTP. ``https://`` and ``wss://`` raise NotImplementedError (a
-        RuntimeError) until TLS arrives."""
+        attaches HTTP. Other schemes libcymg knows are plain TCP with their
+        default port (``mqtt://`` 1883) until their protocol layer exists;
+        ``sntp://`` is UDP. Every failure raises
+        ``RuntimeError("Failed to listen on '<url>': <reason>")``: an unknown
+        scheme (``invalid://``), a malformed URL, a busy port, and TLS schemes
+        (``https://``, ``wss://``, ``mqtts://``, ``tls://``: "TLS is not
+        supported yet")."""
     def connect(
         self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
     ) -> Connection:
         """Start an outbound ``http://``, ``tcp://`` or ``udp://`` connection and
-        return at once (``ws://`` is the same as :meth:`ws_connect`). A malformed URL raises RuntimeError; failures later
+        return at once (``ws://`` is the same as :meth:`ws_connect`). Failures here
+        raise ``RuntimeError("Failed to connect to '<url>': <reason>")`` (schemes
+        as for listen()); failures later
         (refused, unreachable) arrive as ``MG_EV_ERROR`` then ``MG_EV_CLOSE``.
         ``http`` as for listen(): on an HTTP connection, write the request with
         ``send()`` (at MG_EV_CONNECT or at once) and the response arrives as
@@ -441,8 +486,8 @@ class Manager:
         response as an HttpMessage), then MG_EV_WS_MSG / MG_EV_WS_CTL. A refused
         or malformed handshake arrives as ``MG_EV_ERROR`` (saying what was wrong),
         then ``MG_EV_CLOSE``. ``ws_send()`` before MG_EV_WS_OPEN is held until it.
-        ``wss://`` raises NotImplementedError until TLS arrives; another scheme
-        is a ValueError, a malformed URL a RuntimeError."""
+        Failures here raise ``RuntimeError("Failed to connect to '<url>': ...")``:
+        another scheme, a malformed URL, ``wss://`` until TLS arrives."""
     def wakeup(self, connection_id: int, data: BytesLike = b"") -> bool:
         """Thread-safe: have ``MG_EV_WAKEUP`` with ``data`` (bytes-like, copied)
         delivered to the connection on the poll thread. Returns True once queued,

@@ -62,6 +62,7 @@ static void views_done(cymgpy_state *st, PyObject *data) {
 /* Drops the reference the C connection held; c is freed right after. */
 static void unbind(cymg_conn *c, cymgpy_conn *w) {
   cymg_conn_set_userdata(c, NULL); /* before the DECREF: a GC pass must not see it */
+  cymgpy_conn_remember(w, c);
   w->conn = NULL;
   w->state = CYMGPY_CLOSED;
   Py_CLEAR(w->ws_queue); /* a handshake that never completed: nothing to send them on */
@@ -199,8 +200,8 @@ static PyObject *peek(PyObject *self, PyObject *args, PyObject *kwargs, int recv
   if (length < -1) {
     return PyErr_Format(PyExc_ValueError, "length must be >= 0, or -1 for all, not %zd", length);
   }
-  cymg_conn *c = live((cymgpy_conn *) self);
-  if (c == NULL) return NULL;
+  cymg_conn *c = ((cymgpy_conn *) self)->conn;
+  if (c == NULL) return PyBytes_FromStringAndSize("", 0); /* closed: the buffers are gone */
   cymg_str s = recv ? cymg_conn_recv_data(c) : cymg_conn_send_data(c);
   size_t n = s.len;
   if (length >= 0 && (size_t) length < n) n = (size_t) length;
@@ -233,6 +234,7 @@ static PyObject *conn_error(PyObject *self, PyObject *arg) {
 
 static PyObject *conn_close(PyObject *self, PyObject *unused) {
   (void) unused;
+  if (((cymgpy_conn *) self)->conn == NULL) Py_RETURN_NONE; /* already closed: nothing to do */
   cymg_conn *c = live_mut((cymgpy_conn *) self);
   if (c == NULL) return NULL;
   cymg_close(c);
@@ -241,6 +243,7 @@ static PyObject *conn_close(PyObject *self, PyObject *unused) {
 
 static PyObject *conn_drain(PyObject *self, PyObject *unused) {
   (void) unused;
+  if (((cymgpy_conn *) self)->conn == NULL) Py_RETURN_NONE; /* already closed: nothing to do */
   cymg_conn *c = live_mut((cymgpy_conn *) self);
   if (c == NULL) return NULL;
   cymg_drain(c);
@@ -253,7 +256,8 @@ static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
     return PyErr_Format(PyExc_TypeError, "handler must be callable or None, not %.100s",
                         Py_TYPE(fn)->tp_name);
   }
-  if (live(w) == NULL) return NULL;
+  /* On a closed connection this is a no-op: no event will reach it again. */
+  if (w->conn == NULL) Py_RETURN_NONE;
   Py_XSETREF(w->handler, fn == Py_None ? NULL : Py_NewRef(fn));
   Py_RETURN_NONE;
 }
@@ -277,60 +281,24 @@ static PyObject *http_rc(const char *what, int rc) {
   return cymgpy_raise_rc(what, rc);
 }
 
-/* A header name is an RFC 9110 token; a value must not break the line. */
-static bool is_token(const char *s, size_t n) {
-  if (n == 0) return false;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char) s[i];
-    if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL) return false;
-  }
-  return true;
-}
-
-/* Appends "Name: value\r\n" for each item of the headers mapping. Sets
- * *has_ctype when a Content-Type is among them. Returns 0 or -1. */
-static int format_headers(PyObject *headers, cymg_buf *b, bool *has_ctype) {
-  if (headers == NULL || headers == Py_None) return 0;
-  if (!PyMapping_Check(headers) || PyUnicode_Check(headers) || PyBytes_Check(headers)) {
-    PyErr_Format(PyExc_TypeError, "headers must be a dict of str to str, not %.100s",
-                 Py_TYPE(headers)->tp_name);
-    return -1;
-  }
-  PyObject *items = PyMapping_Items(headers);
-  if (items == NULL) return -1;
-  int rc = 0;
-  for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(items); i++) {
-    PyObject *kv = PyList_GET_ITEM(items, i);
-    PyObject *k = PyTuple_GET_ITEM(kv, 0), *v = PyTuple_GET_ITEM(kv, 1);
-    if (!PyUnicode_Check(k)) {
-      PyErr_Format(PyExc_TypeError, "header names must be str, not %.100s", Py_TYPE(k)->tp_name);
-      rc = -1;
-      break;
-    }
-    PyObject *vs = PyUnicode_Check(v) ? Py_NewRef(v) : PyObject_Str(v);
+/* Appends "Name: value\r\n" for each (name, value) pair that
+ * cymgpy_headers_check() returned. Sets *has_ctype when a Content-Type is among
+ * them. Returns 0 or -1 (MemoryError). */
+static int format_headers(PyObject *checked, cymg_buf *b, bool *has_ctype) {
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(checked); i++) {
+    PyObject *kv = PyList_GET_ITEM(checked, i);
     Py_ssize_t kn, vn;
-    const char *ks = PyUnicode_AsUTF8AndSize(k, &kn);
-    const char *vstr = (vs && ks) ? PyUnicode_AsUTF8AndSize(vs, &vn) : NULL;
-    if (vstr == NULL) {
-      rc = -1;
-    } else if (!is_token(ks, (size_t) kn)) {
-      PyErr_Format(PyExc_ValueError, "invalid header name %R", k);
-      rc = -1;
-    } else if (strcspn(vstr, "\r\n") != (size_t) vn) {
-      PyErr_Format(PyExc_ValueError, "header %R: the value must not contain CR, LF or NUL", k);
-      rc = -1;
-    } else {
-      if (kn == 12 && PyOS_strnicmp(ks, "Content-Type", 12) == 0) *has_ctype = true;
-      if (cymg_buf_append(b, ks, (size_t) kn) < 0 || cymg_buf_append(b, ": ", 2) < 0 ||
-          cymg_buf_append(b, vstr, (size_t) vn) < 0 || cymg_buf_append(b, "\r\n", 2) < 0) {
-        PyErr_NoMemory();
-        rc = -1;
-      }
+    const char *ks = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(kv, 0), &kn);
+    const char *vs = ks ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(kv, 1), &vn) : NULL;
+    if (vs == NULL) return -1;
+    if (kn == 12 && PyOS_strnicmp(ks, "Content-Type", 12) == 0) *has_ctype = true;
+    if (cymg_buf_append(b, ks, (size_t) kn) < 0 || cymg_buf_append(b, ": ", 2) < 0 ||
+        cymg_buf_append(b, vs, (size_t) vn) < 0 || cymg_buf_append(b, "\r\n", 2) < 0) {
+      PyErr_NoMemory();
+      return -1;
     }
-    Py_XDECREF(vs);
   }
-  Py_DECREF(items);
-  return rc;
+  return 0;
 }
 
 /* A final status only: a 1xx sent as the reply would put every later reply on
@@ -344,15 +312,15 @@ static int status_arg(int status) {
 /* reply() and reply_json(): one complete response. ctype_line is the whole
  * default "Content-Type: ...\r\n" line: without headers it goes out as it is,
  * so the common reply formats nothing. */
-static PyObject *do_reply(cymgpy_conn *w, int status, const Py_buffer *body, PyObject *headers,
+static PyObject *do_reply(cymgpy_conn *w, int status, const Py_buffer *body, PyObject *checked,
                           const char *ctype_line, const char *what) {
   if (status_arg(status) < 0) return NULL;
   cymg_buf h;
   cymg_buf_init(&h);
   const char *hdrs = ctype_line;
-  if (headers != NULL && headers != Py_None) {
+  if (checked != NULL && PyList_GET_SIZE(checked) > 0) {
     bool has_ctype = false;
-    if (format_headers(headers, &h, &has_ctype) < 0) goto out;
+    if (format_headers(checked, &h, &has_ctype) < 0) goto out;
     if (!has_ctype && cymg_buf_append(&h, ctype_line, strlen(ctype_line)) < 0) {
       PyErr_NoMemory();
       goto out;
@@ -384,11 +352,19 @@ static PyObject *conn_reply(PyObject *self, PyObject *args, PyObject *kwargs) {
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OO:reply", kwlist, &status, &body_obj,
                                    &headers))
     return NULL;
+  /* Headers first, whatever the connection's state, so that a handler given
+   * bad headers can still answer (e.g. 400) afterwards. None costs nothing. */
+  PyObject *checked = NULL;
+  if (headers != Py_None && (checked = cymgpy_headers_check(headers, "headers")) == NULL)
+    return NULL;
   Py_buffer body = {0};
-  if (body_obj != NULL && cymgpy_get_bytes(body_obj, &body, "body") < 0) return NULL;
-  PyObject *r = do_reply((cymgpy_conn *) self, status, &body, headers,
-                         "Content-Type: text/plain\r\n", "reply");
-  if (body_obj != NULL) PyBuffer_Release(&body);
+  PyObject *r = NULL;
+  if (body_obj == NULL || cymgpy_get_bytes(body_obj, &body, "body") == 0) {
+    r = do_reply((cymgpy_conn *) self, status, &body, checked, "Content-Type: text/plain\r\n",
+                 "reply");
+    if (body_obj != NULL) PyBuffer_Release(&body);
+  }
+  Py_XDECREF(checked);
   return r;
 }
 
@@ -399,18 +375,21 @@ static PyObject *conn_reply_json(PyObject *self, PyObject *args, PyObject *kwarg
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|iO:reply_json", kwlist, &data, &status,
                                    &headers))
     return NULL;
+  PyObject *checked = NULL; /* first, as in reply() */
+  if (headers != Py_None && (checked = cymgpy_headers_check(headers, "headers")) == NULL)
+    return NULL;
   PyObject *json = PyImport_ImportModule("json");
   PyObject *text = json ? PyObject_CallMethod(json, "dumps", "O", data) : NULL;
   Py_XDECREF(json);
-  if (text == NULL) return NULL;
   Py_buffer body;
   PyObject *r = NULL;
-  if (cymgpy_get_bytes(text, &body, "JSON text") == 0) {
-    r = do_reply((cymgpy_conn *) self, status, &body, headers,
+  if (text != NULL && cymgpy_get_bytes(text, &body, "JSON text") == 0) {
+    r = do_reply((cymgpy_conn *) self, status, &body, checked,
                  "Content-Type: application/json\r\n", "reply_json");
     PyBuffer_Release(&body);
   }
-  Py_DECREF(text);
+  Py_XDECREF(text);
+  Py_XDECREF(checked);
   return r;
 }
 
@@ -561,7 +540,7 @@ static PyObject *serve(cymgpy_conn *w, PyObject *message, PyObject *path_obj,
   cymg_conn *c = live_mut(w);
   if (c == NULL) return NULL;
   const cymg_http_msg *msg = cymgpy_http_message_get(cymgpy_manager_of(c)->st, message);
-  if (msg == NULL) return NULL;
+  if (msg == NULL) return NULL; /* a stale view is a ValueError */
   PyObject *path_bytes = NULL;
   if (path_obj != NULL && !PyUnicode_FSConverter(path_obj, &path_bytes)) return NULL;
   char *owned = NULL;
@@ -736,11 +715,19 @@ static PyObject *conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwarg
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:ws_upgrade", kwlist, &message, &headers))
     return NULL;
   cymgpy_conn *w = (cymgpy_conn *) self;
+  /* The headers (when a dict) are checked before anything else, whatever the
+   * connection's state, so that the handler can still answer 400. */
+  PyObject *checked = NULL;
+  if (headers != Py_None && !PyUnicode_Check(headers) &&
+      (checked = cymgpy_headers_check(headers, "extra_headers")) == NULL)
+    return NULL;
   cymg_conn *c = live_mut(w);
-  if (c == NULL) return NULL;
-  cymgpy_manager *m = cymgpy_manager_of(c);
-  const cymg_http_msg *msg = cymgpy_http_message_get(m->st, message);
-  if (msg == NULL) return NULL;
+  cymgpy_manager *m = c ? cymgpy_manager_of(c) : NULL;
+  const cymg_http_msg *msg = m ? cymgpy_http_message_get(m->st, message) : NULL;
+  if (msg == NULL) { /* closed, or a stale view (ValueError) or another type */
+    Py_XDECREF(checked);
+    return NULL;
+  }
   cymg_buf h;
   cymg_buf_init(&h);
   const char *extra = NULL;
@@ -755,14 +742,11 @@ static PyObject *conn_ws_upgrade(PyObject *self, PyObject *args, PyObject *kwarg
     }
     extra = header_lines(s, &owned);
     if (extra == NULL && n > 0) return PyErr_NoMemory();
-  } else if (headers != Py_None) {
+  } else if (checked != NULL) {
     bool has_ctype = false;
-    if (!PyDict_Check(headers) && (PyBytes_Check(headers) || !PyMapping_Check(headers))) {
-      return PyErr_Format(PyExc_TypeError,
-                          "extra_headers must be a dict of str to str, a str or None, not %.100s",
-                          Py_TYPE(headers)->tp_name);
-    }
-    if (format_headers(headers, &h, &has_ctype) < 0) {
+    int frc = format_headers(checked, &h, &has_ctype);
+    Py_DECREF(checked);
+    if (frc < 0) {
       cymg_buf_free(&h);
       return NULL;
     }
@@ -813,11 +797,18 @@ static int set_userdata(PyObject *self, PyObject *value, void *closure) {
 typedef bool (*flag_fn)(const cymg_conn *);
 
 /* One getter for every boolean: the closure names the accessor. A closed
- * connection reports is_closing and nothing else. */
+ * connection reports is_closing, and keeps what it was (client, UDP,
+ * listener); every other flag is False. */
 static PyObject *get_flag(PyObject *self, void *closure) {
   cymgpy_conn *w = (cymgpy_conn *) self;
   flag_fn fn = *(flag_fn *) closure;
-  if (w->conn == NULL) return PyBool_FromLong(fn == cymg_conn_is_closing);
+  if (w->conn == NULL) {
+    unsigned was = w->last_flags;
+    return PyBool_FromLong(fn == cymg_conn_is_closing ||
+                           (fn == cymg_conn_is_client && (was & CYMGPY_WAS_CLIENT)) ||
+                           (fn == cymg_conn_is_udp && (was & CYMGPY_WAS_UDP)) ||
+                           (fn == cymg_conn_is_listening && (was & CYMGPY_WAS_LISTENING)));
+  }
   return PyBool_FromLong(fn(w->conn));
 }
 

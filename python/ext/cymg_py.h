@@ -26,6 +26,7 @@ typedef struct {
   PyTypeObject *ws_message_type;
   PyTypeObject *rpc_type;
   PyTypeObject *rpc_req_type;
+  PyTypeObject *tls_opts_type;
 } cymgpy_state;
 
 /* What the thread running poll() is doing. Only WAITING runs C code without the
@@ -74,7 +75,11 @@ typedef struct {
   int state;
   unsigned http_sent; /* CYMGPY_SENT_* */
   int ws_open;        /* MG_EV_WS_OPEN has been delivered */
+  unsigned last_flags; /* CYMGPY_WAS_*: what a closed connection still reports */
 } cymgpy_conn;
+
+/* Flags a wrapper keeps from its C connection after MG_EV_CLOSE (checks.c). */
+enum { CYMGPY_WAS_CLIENT = 1, CYMGPY_WAS_UDP = 2, CYMGPY_WAS_LISTENING = 4 };
 
 typedef struct {
   PyObject_HEAD
@@ -107,6 +112,7 @@ extern PyType_Spec cymgpy_http_message_spec;
 extern PyType_Spec cymgpy_ws_message_spec;
 extern PyType_Spec cymgpy_rpc_spec;
 extern PyType_Spec cymgpy_rpc_req_spec;
+extern PyType_Spec cymgpy_tls_opts_spec;
 /* utils.c: the module-level utility functions, added by module.c. */
 extern PyMethodDef cymgpy_util_methods[];
 
@@ -147,6 +153,15 @@ void cymgpy_ws_message_done(PyObject *view);
 int cymgpy_get_bytes(PyObject *obj, Py_buffer *view, const char *what);
 /* A str from len bytes of UTF-8, invalid sequences replaced. */
 PyObject *cymgpy_str(const char *buf, size_t len);
+
+/* ---- checks.c ---- */
+/* Validates a reply()/ws_upgrade() headers mapping (None: an empty list) before
+ * anything is sent: names and values are converted with str(), names must be
+ * tokens and neither may hold CR, LF or NUL (ValueError with the contract's
+ * wording). Returns a new list of (name, value) str tuples, or NULL. */
+PyObject *cymgpy_headers_check(PyObject *headers, const char *what);
+/* Records the flags a closed wrapper keeps reporting; call before detaching. */
+void cymgpy_conn_remember(cymgpy_conn *w, const cymg_conn *c);
 
 /* ---- timer.c ---- */
 PyObject *cymgpy_timer_add(cymgpy_manager *m, PyObject *args, PyObject *kwargs);

@@ -445,29 +445,46 @@ static int scheme_is(const char *url, size_t slen, const char *name) {
   return strlen(name) == slen && PyOS_strnicmp(url, name, slen) == 0;
 }
 
-static PyObject *tls_missing(const char *verb, const char *url) {
-  return PyErr_Format(PyExc_NotImplementedError,
-                      "%s('%s'): TLS is not available in this build yet "
-                      "(http://, ws://, tcp:// and udp:// are)", verb, url);
+/* Every failure of listen()/connect()/ws_connect() is raised the same way, as
+ * programs written for the package match it: RuntimeError("Failed to listen on
+ * '<url>': <reason>") or "Failed to connect to '<url>': <reason>". The reason
+ * drops libcymg's own "'<url>': " prefix so the URL is not shown twice. */
+static PyObject *open_failed(int is_listen, const char *url, const char *why) {
+  /* "'<url>': reason" (the URL libcymg saw may be the tcp:// form of http=False;
+   * a URL never holds a space, so "': " ends it). */
+  const char *end = why[0] == '\'' ? strstr(why, "': ") : NULL;
+  if (end != NULL && memchr(why, ' ', (size_t) (end - why)) == NULL) {
+    why = end + 3;
+  } else if (strncmp(why, "listen ", 7) == 0 || strncmp(why, "connect ", 8) == 0) {
+    /* "listen tcp://1.2.3.4:80: bind: ...": the address is in our prefix already. */
+    const char *sp = strchr(why, ' '), *colon = strstr(sp, ": ");
+    if (colon != NULL && memchr(sp + 1, ' ', (size_t) (colon - sp - 1)) == NULL) why = colon + 2;
+  }
+  return PyErr_Format(PyExc_RuntimeError, is_listen ? "Failed to listen on '%s': %s"
+                                                    : "Failed to connect to '%s': %s",
+                      url, why);
 }
 
-static PyObject *open_with(cymgpy_manager *m, const char *verb, const char *url,
-                           PyObject *handler, open_fn fn, bool attach, int is_listen,
-                           PyObject *rewritten);
+static PyObject *open_with(cymgpy_manager *m, int is_listen, const char *shown, const char *url,
+                           PyObject *handler, open_fn fn, bool attach, PyObject *rewritten);
 
 /* listen() and connect(). The scheme picks the protocol: http:// gets the HTTP
  * layer, ws:// too on a listener (the handler upgrades in MG_EV_HTTP_MSG) and the
  * WebSocket client on connect; http=False uses either address for raw TCP;
- * tcp:// with http=True gets HTTP attached. TLS is not there yet. */
+ * tcp:// with http=True gets HTTP attached. Every other scheme goes to
+ * cymg_listen()/cymg_connect() as written: udp:// and sntp:// are UDP, the
+ * schemes libcymg knows (mqtt://, ...) plain TCP with their default port, TLS
+ * ones and unknown ones fail there with the reason. */
 static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, int is_listen) {
   static char *kwlist[] = {"url", "handler", "http", NULL};
-  const char *verb = is_listen ? "listen" : "connect";
   const char *url;
   PyObject *handler = Py_None, *http = Py_None;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, is_listen ? "s|O$O:listen" : "s|O$O:connect",
                                    kwlist, &url, &handler, &http))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
+  if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
+    return open_failed(is_listen, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
   int want_http = -1;
   if (http != Py_None && (want_http = PyObject_IsTrue(http)) < 0) return NULL;
@@ -476,38 +493,37 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   PyObject *rewritten = NULL;
   open_fn fn = is_listen ? cymg_listen : cymg_connect;
   bool attach = false;
-  if (sep && (scheme_is(url, slen, "https") || scheme_is(url, slen, "wss")))
-    return tls_missing(verb, url);
   bool is_http = sep && scheme_is(url, slen, "http");
   bool is_ws = sep && scheme_is(url, slen, "ws");
-  if (is_ws && want_http != 0) {
+  if (sep && cymg_url_is_tls(cymg_str_n(url, slen))) {
+    /* https://, wss://, ...: cymg_listen/connect refuse them with the reason. */
+  } else if (is_ws && want_http != 0) {
     fn = is_listen ? cymg_ws_listen : cymg_ws_connect;
   } else if ((is_http || is_ws) && want_http == 0) {
     /* http=False: the address is used for plain TCP. */
     rewritten = PyUnicode_FromFormat("tcp%s", sep);
     if (rewritten == NULL) return NULL;
-    url = PyUnicode_AsUTF8(rewritten);
-    if (url == NULL) {
+    const char *tcp = PyUnicode_AsUTF8(rewritten);
+    if (tcp == NULL) {
       Py_DECREF(rewritten);
       return NULL;
     }
+    return open_with(m, is_listen, url, tcp, handler, fn, false, rewritten);
   } else if (is_http) {
     fn = is_listen ? cymg_http_listen : cymg_http_connect;
   } else if (want_http == 1) {
-    if (!sep || !scheme_is(url, slen, "tcp")) {
-      return PyErr_Format(PyExc_ValueError, "%s('%s', http=True): HTTP runs over tcp:// or "
-                          "http:// only", verb, url);
-    }
+    if (!sep || !scheme_is(url, slen, "tcp"))
+      return open_failed(is_listen, url, "http=True needs a tcp:// or http:// URL");
     attach = true;
   }
-  return open_with(m, verb, url, handler, fn, attach, is_listen, rewritten);
+  return open_with(m, is_listen, url, url, handler, fn, attach, NULL);
 }
 
-/* Makes the wrapper and the C connection. Takes the reference to rewritten (the
- * buffer url may point into), if any. */
-static PyObject *open_with(cymgpy_manager *m, const char *verb, const char *url,
-                           PyObject *handler, open_fn fn, bool attach, int is_listen,
-                           PyObject *rewritten) {
+/* Makes the wrapper and the C connection on url; failures name `shown` (the
+ * URL as the caller wrote it). Takes the reference to rewritten (the buffer url
+ * may point into), if any. */
+static PyObject *open_with(cymgpy_manager *m, int is_listen, const char *shown, const char *url,
+                           PyObject *handler, open_fn fn, bool attach, PyObject *rewritten) {
   cymgpy_conn *w = cymgpy_conn_new(m->st, handler == Py_None ? NULL : handler);
   if (w == NULL) {
     Py_XDECREF(rewritten);
@@ -519,8 +535,7 @@ static PyObject *open_with(cymgpy_manager *m, const char *verb, const char *url,
   if (rc < 0) {
     Py_DECREF(w); /* no connection was left behind, so no event holds it */
     const char *why = cymg_mgr_errmsg(m->mgr);
-    PyObject *r = PyErr_Format(PyExc_RuntimeError, "%s %s: %s", verb, url,
-                               why[0] ? why : cymg_strerror(rc));
+    PyObject *r = open_failed(is_listen, shown, why[0] ? why : cymg_strerror(rc));
     Py_XDECREF(rewritten);
     Py_DECREF(w);
     return r;
@@ -534,7 +549,9 @@ static PyObject *open_with(cymgpy_manager *m, const char *verb, const char *url,
   if (attach && c != NULL && (rc = cymg_http_attach(c, is_listen)) < 0) {
     cymg_close(c); /* CLOSE at the next poll releases the wrapper's C reference */
     Py_DECREF(w);
-    return cymgpy_raise_rc("cannot attach HTTP", rc);
+    char why[128];
+    snprintf(why, sizeof(why), "cannot attach HTTP: %s", cymg_strerror(rc));
+    return open_failed(is_listen, shown, why);
   }
   if (cymgpy_raise_pending(m) < 0) {
     Py_DECREF(w);
@@ -559,14 +576,15 @@ static PyObject *manager_ws_connect(PyObject *self, PyObject *args, PyObject *kw
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:ws_connect", kwlist, &url, &handler))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
+  if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
+    return open_failed(0, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
   const char *sep = strstr(url, "://");
   size_t slen = sep ? (size_t) (sep - url) : 0;
-  if (sep && scheme_is(url, slen, "wss")) return tls_missing("ws_connect", url);
-  if (!sep || !scheme_is(url, slen, "ws")) {
-    return PyErr_Format(PyExc_ValueError, "ws_connect('%s'): a ws:// URL is needed", url);
-  }
-  return open_with(m, "ws_connect", url, handler, cymg_ws_connect, false, 0, NULL);
+  /* wss:// goes on to be refused by the C layer with its reason (TLS). */
+  if (!sep || !(scheme_is(url, slen, "ws") || cymg_url_is_tls(cymg_str_n(url, slen))))
+    return open_failed(0, url, "ws_connect needs a ws:// URL");
+  return open_with(m, 0, url, url, handler, cymg_ws_connect, false, NULL);
 }
 
 /* ---- wakeup, timers, properties ---- */

@@ -4,10 +4,14 @@
  *
  * The C message points into the connection's receive buffer, which is reused as
  * soon as the handler returns. So the view holds a bare pointer only while the
- * handler runs: the event function makes it stale right after the call, and
- * every accessor of a stale view raises RuntimeError. Accessors copy out (str or
- * bytes), so what they return stays valid. Text is decoded as UTF-8 with invalid
- * bytes replaced: a peer's bytes never make an accessor raise. */
+ * handler runs: the event function makes it stale right after the call. A stale
+ * view is falsy and its accessors give empty values ("", b"", [], 0, None or
+ * the default), never an error: programs written for the package keep views in
+ * lists and read them later (spec "Stale views"). Only the calls that would act
+ * on the message (serve_dir, serve_file, ws_upgrade) refuse it, with ValueError.
+ * Accessors copy out (str or bytes), so what they return stays valid. Text is
+ * decoded as UTF-8 with invalid bytes replaced: a peer's bytes never make an
+ * accessor raise. */
 #include "cymg_py.h"
 
 #include <string.h>
@@ -24,14 +28,9 @@ void cymgpy_http_message_done(PyObject *view) {
   ((cymgpy_http_message *) view)->msg = NULL;
 }
 
+/* The message behind a view, NULL once stale (no exception: see above). */
 static const cymg_http_msg *live(PyObject *self) {
-  const cymg_http_msg *m = ((cymgpy_http_message *) self)->msg;
-  if (m == NULL) {
-    PyErr_SetString(PyExc_RuntimeError,
-                    "HttpMessage used after its handler returned: the message is only valid "
-                    "during the event; copy what you need (e.g. msg.body_bytes) inside it");
-  }
-  return m;
+  return ((cymgpy_http_message *) self)->msg;
 }
 
 const cymg_http_msg *cymgpy_http_message_get(cymgpy_state *st, PyObject *obj) {
@@ -40,7 +39,13 @@ const cymg_http_msg *cymgpy_http_message_get(cymgpy_state *st, PyObject *obj) {
                  Py_TYPE(obj)->tp_name);
     return NULL;
   }
-  return live(obj);
+  const cymg_http_msg *m = live(obj);
+  if (m == NULL) {
+    PyErr_SetString(PyExc_ValueError,
+                    "HttpMessage used after its handler returned: pass the message of the "
+                    "current event");
+  }
+  return m;
 }
 
 /* A NUL-terminated copy of a str argument in a name, or NULL with TypeError.
@@ -60,7 +65,7 @@ static const char *name_arg(PyObject *obj, const char *what, int *nul) {
 
 static PyObject *str_field(PyObject *self, size_t offset) {
   const cymg_http_msg *m = live(self);
-  if (m == NULL) return NULL;
+  if (m == NULL) return PyUnicode_FromStringAndSize("", 0);
   const cymg_str *s = (const cymg_str *) ((const char *) m + offset);
   return cymgpy_str(s->buf, s->len);
 }
@@ -93,7 +98,7 @@ static PyObject *get_body_text(PyObject *self, void *closure) {
 static PyObject *get_body_bytes(PyObject *self, void *closure) {
   (void) closure;
   const cymg_http_msg *m = live(self);
-  if (m == NULL) return NULL;
+  if (m == NULL) return PyBytes_FromStringAndSize("", 0);
   return PyBytes_FromStringAndSize(m->body.len ? m->body.buf : "", (Py_ssize_t) m->body.len);
 }
 
@@ -108,8 +113,7 @@ static PyObject *msg_header(PyObject *self, PyObject *args, PyObject *kwargs) {
   const char *name = name_arg(name_obj, "header name", &nul);
   if (name == NULL) return NULL;
   const cymg_http_msg *m = live(self);
-  if (m == NULL) return NULL;
-  const cymg_str *v = nul ? NULL : cymg_http_get_header(m, name);
+  const cymg_str *v = (nul || m == NULL) ? NULL : cymg_http_get_header(m, name);
   if (v == NULL) return Py_NewRef(dflt);
   return cymgpy_str(v->buf, v->len);
 }
@@ -117,7 +121,7 @@ static PyObject *msg_header(PyObject *self, PyObject *args, PyObject *kwargs) {
 static PyObject *msg_headers(PyObject *self, PyObject *unused) {
   (void) unused;
   const cymg_http_msg *m = live(self);
-  if (m == NULL) return NULL;
+  if (m == NULL) return PyList_New(0);
   PyObject *list = PyList_New((Py_ssize_t) m->num_headers);
   if (list == NULL) return NULL;
   for (size_t i = 0; i < m->num_headers; i++) {
@@ -141,8 +145,7 @@ static PyObject *msg_query_var(PyObject *self, PyObject *name_obj) {
   const char *name = name_arg(name_obj, "variable name", &nul);
   if (name == NULL) return NULL;
   const cymg_http_msg *m = live(self);
-  if (m == NULL) return NULL;
-  if (nul) Py_RETURN_NONE;
+  if (m == NULL || nul) Py_RETURN_NONE;
   cymg_buf out;
   cymg_buf_init(&out);
   int rc = cymg_http_var_buf(m->query, name, &out);
@@ -162,9 +165,8 @@ static PyObject *msg_query_var(PyObject *self, PyObject *name_obj) {
 static PyObject *msg_status(PyObject *self, PyObject *unused) {
   (void) unused;
   const cymg_http_msg *m = live(self);
-  if (m == NULL) return NULL;
-  if (m->status == 0) Py_RETURN_NONE;
-  return PyLong_FromLong(m->status);
+  if (m == NULL) Py_RETURN_NONE;
+  return PyLong_FromLong(m->status); /* 0 for a request */
 }
 
 static PyObject *msg_header_var(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -178,8 +180,7 @@ static PyObject *msg_header_var(PyObject *self, PyObject *args, PyObject *kwargs
   const char *vname = hname ? name_arg(vname_obj, "var_name", &nul2) : NULL;
   if (vname == NULL) return NULL;
   const cymg_http_msg *m = live(self);
-  if (m == NULL) return NULL;
-  const cymg_str *v = (nul1 || nul2) ? NULL : cymg_http_get_header(m, hname);
+  const cymg_str *v = (m == NULL || nul1 || nul2) ? NULL : cymg_http_get_header(m, hname);
   cymg_str out;
   if (v == NULL || cymg_http_header_var(*v, vname, &out) < 0) Py_RETURN_NONE;
   return cymgpy_str(out.buf, out.len);
@@ -219,7 +220,8 @@ static PyMethodDef msg_methods[] = {
     {"headers", msg_headers, METH_NOARGS, "headers() -> list of (name, value), in order."},
     {"query_var", msg_query_var, METH_O,
      "query_var(name) -> str or None: a query-string variable, %-decoded."},
-    {"status", msg_status, METH_NOARGS, "status() -> int, or None for a request."},
+    {"status", msg_status, METH_NOARGS,
+     "status() -> int: the response status, 0 for a request (None once stale)."},
     {"header_var", (PyCFunction) (void (*)(void)) msg_header_var, METH_VARARGS | METH_KEYWORDS,
      "header_var(header_name, var_name) -> str or None: e.g. charset of Content-Type."},
     {NULL, NULL, 0, NULL},
@@ -237,8 +239,8 @@ static PyGetSetDef msg_getset[] = {
 
 static PyType_Slot msg_slots[] = {
     {Py_tp_doc, "The HTTP message of an MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG event. Valid only "
-                "while the handler runs; afterwards bool(msg) is False and using it raises "
-                "RuntimeError."},
+                "while the handler runs; afterwards bool(msg) is False and its accessors give "
+                "empty values."},
     {Py_tp_dealloc, msg_dealloc},
     {Py_tp_repr, msg_repr},
     {Py_nb_bool, msg_bool},
@@ -266,34 +268,26 @@ PyObject *cymgpy_ws_message_new(cymgpy_state *st, const cymg_ws_msg *msg) {
 
 void cymgpy_ws_message_done(PyObject *view) { ((cymgpy_ws_message *) view)->msg = NULL; }
 
-static const cymg_ws_msg *ws_live(PyObject *self) {
-  const cymg_ws_msg *m = ((cymgpy_ws_message *) self)->msg;
-  if (m == NULL) {
-    PyErr_SetString(PyExc_RuntimeError,
-                    "WsMessage used after its handler returned: the message is only valid "
-                    "during the event; copy what you need (e.g. msg.data) inside it");
-  }
-  return m;
-}
+static const cymg_ws_msg *ws_live(PyObject *self) { return ((cymgpy_ws_message *) self)->msg; }
 
 static PyObject *ws_get_data(PyObject *self, void *closure) {
   (void) closure;
   const cymg_ws_msg *m = ws_live(self);
-  if (m == NULL) return NULL;
+  if (m == NULL) return PyBytes_FromStringAndSize("", 0);
   return PyBytes_FromStringAndSize(m->data.len ? m->data.buf : "", (Py_ssize_t) m->data.len);
 }
 
 static PyObject *ws_get_text(PyObject *self, void *closure) {
   (void) closure;
   const cymg_ws_msg *m = ws_live(self);
-  if (m == NULL) return NULL;
+  if (m == NULL) return PyUnicode_FromStringAndSize("", 0);
   return cymgpy_str(m->data.buf, m->data.len);
 }
 
 static PyObject *ws_get_flags(PyObject *self, void *closure) {
   (void) closure;
   const cymg_ws_msg *m = ws_live(self);
-  if (m == NULL) return NULL;
+  if (m == NULL) return PyLong_FromLong(0);
   return PyLong_FromLong(m->flags);
 }
 
@@ -321,7 +315,7 @@ static PyGetSetDef ws_getset[] = {
 static PyType_Slot ws_slots[] = {
     {Py_tp_doc, "The WebSocket message (MG_EV_WS_MSG) or control frame (MG_EV_WS_CTL) of an "
                 "event. Valid only while the handler runs; afterwards bool(msg) is False and "
-                "using it raises RuntimeError."},
+                "its accessors give b'', '' and 0."},
     {Py_tp_dealloc, msg_dealloc},
     {Py_tp_repr, ws_repr},
     {Py_nb_bool, ws_bool},

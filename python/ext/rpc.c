@@ -5,7 +5,12 @@
  * both the handler and its Rpc. Adding a name again swaps the entry's handler.
  * process() runs the handlers synchronously, each with an RpcReq view that is
  * valid only during its call (like HttpMessage). The method table must not
- * change while a frame is being processed, so add() raises then. */
+ * change while a frame is being processed, so add() raises then.
+ *
+ * What programs written for the package rely on (spec "Rpc"): requests without
+ * "jsonrpc" are accepted (the C dispatcher's CYMG_RPC_LENIENT), a handler that
+ * raises is answered -32603 with str(exc) as the message, and a second answer
+ * raises RuntimeError("... already sent ..."), the first one standing. */
 #include "cymg_py.h"
 
 #include <string.h>
@@ -84,7 +89,8 @@ static PyObject *req_get_id(PyObject *self, void *closure) {
 
 static PyObject *answer_rc(int rc) {
   if (rc == CYMG_ESTATE) {
-    PyErr_SetString(PyExc_RuntimeError, "this request has already been answered");
+    PyErr_SetString(PyExc_RuntimeError,
+                    "response already sent: only the first ok()/err() of a request counts");
     return NULL;
   }
   if (rc == CYMG_EINVAL) {
@@ -212,8 +218,26 @@ static void trampoline(cymg_rpc_req *req) {
   v->req = NULL;
   Py_DECREF(v);
   if (r == NULL) {
+    /* The peer gets str(exc) as the message, as the package always did; the
+     * exception itself still goes to error_handler (or is printed). */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    Py_ssize_t n = 0;
+    const char *s = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    if (s == NULL) PyErr_Clear(); /* a broken __str__: the generic text below */
+    PyErr_Restore(type, value, tb);
     report(self);
-    cymg_rpc_err(req, CYMG_RPC_INTERNAL_ERROR, "Internal error"); /* ignored if answered */
+    /* CYMG_ESTATE when the handler had answered before raising: that answer
+     * stands. On CYMG_ENOMEM the dispatcher's own -32603 "no response" follows.
+     * Either way there is nothing more to do with rc. */
+    int rc = s != NULL
+                 ? cymg_rpc_err(req, CYMG_RPC_INTERNAL_ERROR, "%.*s",
+                                (int) (n > INT32_MAX ? INT32_MAX : n), s)
+                 : cymg_rpc_err(req, CYMG_RPC_INTERNAL_ERROR, "Internal error");
+    (void) rc;
+    Py_XDECREF(text);
   }
   Py_XDECREF(r);
 }
@@ -229,6 +253,8 @@ static PyObject *rpc_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
   cymgpy_rpc *self = (cymgpy_rpc *) type->tp_alloc(type, 0);
   if (self == NULL) return NULL;
   int rc = cymg_rpc_new(&self->rpc);
+  /* Clients of the package send requests without "jsonrpc": accept them. */
+  if (rc == 0) rc = cymg_rpc_set_flags(self->rpc, CYMG_RPC_LENIENT);
   if (rc < 0) {
     Py_DECREF(self);
     return cymgpy_raise_rc("Rpc", rc);
@@ -373,8 +399,9 @@ static PyMemberDef rpc_members[] = {
 };
 
 static PyType_Slot rpc_slots[] = {
-    {Py_tp_doc, "Rpc(*, error_handler=None)\n\nA JSON-RPC 2.0 dispatcher. A handler that "
-                "raises gets error -32603 answered; the exception goes to error_handler(exc) "
+    {Py_tp_doc, "Rpc(*, error_handler=None)\n\nA JSON-RPC 2.0 dispatcher (requests without "
+                "\"jsonrpc\" are accepted). A handler that raises gets error -32603 with "
+                "str(exc) as the message; the exception goes to error_handler(exc) "
                 "(default: the traceback is printed)."},
     {Py_tp_new, rpc_new},
     {Py_tp_dealloc, rpc_dealloc},

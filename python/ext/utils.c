@@ -302,6 +302,9 @@ static bool body_boundary(cymg_str body, cymg_str *out) {
   return false;
 }
 
+/* Never raises over the content (spec "Multipart"): programs loop `while ofs`
+ * and expect an empty, malformed or truncated body, or an offset outside it,
+ * to end the loop as (0, None). Only a wrong argument type raises. */
 static PyObject *http_parse_multipart(PyObject *mod, PyObject *args, PyObject *kwargs) {
   (void) mod;
   static char *kwlist[] = {"body", "offset", NULL};
@@ -310,14 +313,13 @@ static PyObject *http_parse_multipart(PyObject *mod, PyObject *args, PyObject *k
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|n:http_parse_multipart", kwlist, &body_obj,
                                    &offset))
     return NULL;
-  if (offset < 0) return PyErr_Format(PyExc_ValueError, "offset must be >= 0, not %zd", offset);
   Py_buffer v;
   if (cymgpy_get_bytes(body_obj, &v, "body") < 0) return NULL;
   cymg_str body = view_str(&v), boundary;
   PyObject *r = NULL;
   cymg_http_part part;
   int64_t next = -1;
-  if ((size_t) offset <= body.len && body_boundary(body, &boundary)) {
+  if (offset >= 0 && (size_t) offset < body.len && body_boundary(body, &boundary)) {
     next = cymg_http_multipart_next(body, boundary, (int64_t) offset, &part);
     /* A body with no parts is just the closing "--boundary--". */
     if (next < 0 && boundary.len > 2 && memcmp(boundary.buf + boundary.len - 2, "--", 2) == 0) {
@@ -325,11 +327,9 @@ static PyObject *http_parse_multipart(PyObject *mod, PyObject *args, PyObject *k
       next = cymg_http_multipart_next(body, boundary, (int64_t) offset, &part);
     }
   }
-  if (next < 0) {
-    PyErr_SetString(PyExc_ValueError,
-                    (size_t) offset > body.len ? "offset is past the end of the body"
-                                               : "malformed multipart body");
-  } else if (next == 0) {
+  if (next == CYMG_ENOMEM) {
+    PyErr_NoMemory();
+  } else if (next <= 0) { /* the end, or nothing more that can be read as a part */
     r = Py_BuildValue("(iO)", 0, Py_None);
   } else {
     PyObject *name = cymgpy_str(part.name.buf, part.name.len);

@@ -85,22 +85,27 @@ int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *ad
   return CYMG_ERESOLVE;
 }
 
-/* Resolves url for listen/connect. scheme NULL: "tcp" or "udp", as the URL says;
- * otherwise the URL must have that scheme (a protocol over TCP: "http", ...). */
+/* Resolves url for listen/connect. scheme NULL: any scheme of the URL table
+ * (cymg_url_scheme_flags) on its own transport: udp:// and sntp:// over UDP,
+ * the rest (tcp, http, ws, mqtt) as plain TCP with the scheme's default port
+ * until a protocol layer is asked for; otherwise the URL must have that scheme
+ * (a protocol entry point: "http", ...). TLS schemes are refused until TLS
+ * exists, unknown ones always. */
 static int sock_url(cymg_mgr *mgr, const char *url, const char *scheme, bool *udp,
                     cymg_addr *addr, char *host, size_t host_len) {
   cymg_url u;
   int rc = cymg__resolve_url(mgr, url, &u, addr, host, host_len);
   if (rc == CYMG_EBADURL) return rc;
+  unsigned flags = cymg_url_scheme_flags(u.scheme);
+  *udp = (flags & CYMG_URL_UDP) != 0;
+  if (flags & CYMG_URL_TLS) {
+    cymg__mgr_errmsg(mgr, "'%s': TLS is not supported yet (%.*s://)", url, (int) u.scheme.len,
+                     u.scheme.buf);
+    return CYMG_ENOTSUP;
+  }
+  if (scheme ? cymg_str_case_eq(u.scheme, cymg_str_c(scheme)) : (flags & CYMG_URL_KNOWN) != 0)
+    return rc;
   *udp = false;
-  if (scheme ? cymg_str_case_eq(u.scheme, cymg_str_c(scheme))
-             : cymg_str_case_eq(u.scheme, cymg_str_c("tcp"))) {
-    return rc;
-  }
-  if (scheme == NULL && cymg_str_case_eq(u.scheme, cymg_str_c("udp"))) {
-    *udp = true;
-    return rc;
-  }
   cymg__mgr_errmsg(mgr, "'%s': unsupported scheme '%.*s'%s%s", url, (int) u.scheme.len,
                    u.scheme.buf, scheme ? ", expected " : "", scheme ? scheme : "");
   return CYMG_ESCHEME;

@@ -20,6 +20,7 @@ typedef struct method {
 struct cymg_rpc {
   method *methods;
   size_t n, cap;
+  unsigned flags; /* CYMG_RPC_* */
 };
 
 struct cymg_rpc_req {
@@ -74,6 +75,12 @@ int cymg_rpc_add(cymg_rpc *rpc, const char *name, cymg_rpc_fn fn, void *fn_data)
   m->glob = strpbrk(name, "?*#") != NULL;
   m->fn = fn;
   m->fn_data = fn_data;
+  return 0;
+}
+
+int cymg_rpc_set_flags(cymg_rpc *rpc, unsigned flags) {
+  if (rpc == NULL || (flags & ~(unsigned) CYMG_RPC_LENIENT) != 0) return CYMG_EINVAL;
+  rpc->flags = flags;
   return 0;
 }
 
@@ -220,7 +227,9 @@ static int process_one(cymg_rpc *rpc, cymg_str v, int type, cymg_buf *out, const
   }
   if (t < 0) return t; /* cannot happen: the frame was validated */
   bool id_ok = it == CYMG_JSON_STRING || it == CYMG_JSON_NUMBER || it == CYMG_JSON_NULL;
-  if ((it != 0 && !id_ok) || vt != CYMG_JSON_STRING || !cymg_json_str_eq(version, cymg_str_c("2.0")) ||
+  bool version_ok = (vt == CYMG_JSON_STRING && cymg_json_str_eq(version, cymg_str_c("2.0"))) ||
+                    (vt == 0 && (rpc->flags & CYMG_RPC_LENIENT));
+  if ((it != 0 && !id_ok) || !version_ok ||
       nt != CYMG_JSON_STRING || (pt != 0 && pt != CYMG_JSON_ARRAY && pt != CYMG_JSON_OBJECT)) {
     int rc = put_error(out, sep, id_ok ? id : none, CYMG_RPC_INVALID_REQUEST, invalid);
     return rc < 0 ? rc : 1;

@@ -198,20 +198,38 @@ int cymg_url_parse(cymg_str url, cymg_url *out) {
   return 0;
 }
 
+/* The one table of the schemes libcymg knows: default port, transport, TLS.
+ * cymg_url_default_port(), cymg_url_is_tls() and the listen/connect code all
+ * read it, so a scheme is added in one place. */
+static const struct {
+  const char *name;
+  uint16_t port;
+  unsigned flags; /* CYMG_URL_UDP, CYMG_URL_TLS */
+} schemes[] = {
+    {"tcp", 0, 0},      {"udp", 0, CYMG_URL_UDP},        {"http", 80, 0},
+    {"https", 443, CYMG_URL_TLS}, {"ws", 80, 0},         {"wss", 443, CYMG_URL_TLS},
+    {"mqtt", 1883, 0},  {"mqtts", 8883, CYMG_URL_TLS},   {"sntp", 123, CYMG_URL_UDP},
+    {"tls", 0, CYMG_URL_TLS},
+};
+
+static int scheme_index(cymg_str scheme) {
+  for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+    if (cymg_str_case_eq(scheme, cymg_str_c(schemes[i].name))) return (int) i;
+  return -1;
+}
+
+unsigned cymg_url_scheme_flags(cymg_str scheme) {
+  int i = scheme_index(scheme);
+  return i < 0 ? 0 : CYMG_URL_KNOWN | schemes[i].flags;
+}
+
 uint16_t cymg_url_default_port(cymg_str scheme) {
-  static const struct {
-    const char *name;
-    uint16_t port;
-  } table[] = {{"http", 80},    {"https", 443},  {"ws", 80},    {"wss", 443},
-               {"mqtt", 1883},  {"mqtts", 8883}, {"sntp", 123}};
-  for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-    if (cymg_str_case_eq(scheme, cymg_str_c(table[i].name))) return table[i].port;
-  return 0;
+  int i = scheme_index(scheme);
+  return i < 0 ? 0 : schemes[i].port;
 }
 
 bool cymg_url_is_tls(cymg_str scheme) {
-  return cymg_str_case_eq(scheme, cymg_str_c("https")) || cymg_str_case_eq(scheme, cymg_str_c("wss")) ||
-         cymg_str_case_eq(scheme, cymg_str_c("mqtts"));
+  return (cymg_url_scheme_flags(scheme) & CYMG_URL_TLS) != 0;
 }
 
 cymg_str cymg_url_uri(cymg_str url) {

@@ -319,6 +319,30 @@ static void test_appends(void **state) {
   cymg_buf_free(&out);
 }
 
+/* CYMG_RPC_LENIENT: a missing "jsonrpc" is accepted, a wrong one still is not;
+ * strict is the default. */
+static void test_lenient(void **state) {
+  (void) state;
+  const char *no_version = "{\"method\":\"sum\",\"params\":[1,2],\"id\":\"a\"}";
+  expect(no_version,
+         "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"error\":{\"code\":-32600,\"message\":"
+         "\"Invalid Request\"}}");
+  assert_int_equal(cymg_rpc_set_flags(R, 99), CYMG_EINVAL);
+  assert_int_equal(cymg_rpc_set_flags(NULL, CYMG_RPC_LENIENT), CYMG_EINVAL);
+  assert_int_equal(cymg_rpc_set_flags(R, CYMG_RPC_LENIENT), 0);
+  expect(no_version, "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":3}");
+  expect("{\"method\":\"sum\",\"params\":[1,2],\"id\":1.50}",
+         "{\"jsonrpc\":\"2.0\",\"id\":1.50,\"result\":3}"); /* id verbatim */
+  expect("{\"method\":\"sum\",\"params\":[1,2]}", ""); /* a notification */
+  expect("{\"jsonrpc\":\"1.0\",\"method\":\"sum\",\"id\":3}",
+         "{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32600,\"message\":"
+         "\"Invalid Request\"}}");
+  assert_int_equal(cymg_rpc_set_flags(R, 0), 0);
+  expect(no_version,
+         "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"error\":{\"code\":-32600,\"message\":"
+         "\"Invalid Request\"}}");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_results, setup, teardown),
@@ -330,6 +354,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
       cmocka_unit_test_setup_teardown(test_globs_and_listing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_appends, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lenient, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -177,6 +177,38 @@ static void test_bad_urls(void **state) {
   cymg_mgr_free(mgr);
 }
 
+/* Schemes of the URL table listen and connect on their own transport (plain
+ * TCP until a protocol layer is asked for, UDP for sntp); TLS ones are refused
+ * with a clear reason until TLS exists. */
+static void test_scheme_table(void **state) {
+  (void) state;
+  cymg_mgr *mgr = new_mgr();
+  cymg_conn *c = NULL;
+  assert_int_equal(cymg_listen(mgr, "mqtt://127.0.0.1:0", NULL, NULL, &c), 0);
+  assert_true(cymg_conn_is_listening(c) && !cymg_conn_is_udp(c));
+  assert_int_not_equal(cymg_conn_local(c)->port, 0);
+  assert_int_equal(cymg_listen(mgr, "http://127.0.0.1:0", NULL, NULL, &c), 0);
+  assert_null(cymg_conn_proto(c)); /* raw TCP: cymg_http_listen() adds HTTP */
+  assert_int_equal(cymg_listen(mgr, "SNTP://127.0.0.1:0", NULL, NULL, &c), 0);
+  assert_true(cymg_conn_is_udp(c));
+  static const char *tls[] = {"https://127.0.0.1:0", "wss://127.0.0.1:0", "mqtts://127.0.0.1:0",
+                              "tls://127.0.0.1:0"};
+  for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++) {
+    assert_int_equal(cymg_listen(mgr, tls[i], NULL, NULL, NULL), CYMG_ENOTSUP);
+    assert_non_null(strstr(cymg_mgr_errmsg(mgr), "TLS is not supported yet"));
+    assert_int_equal(cymg_connect(mgr, tls[i], NULL, NULL, NULL), CYMG_ENOTSUP);
+  }
+  assert_int_equal(cymg_http_listen(mgr, "https://127.0.0.1:0", NULL, NULL, NULL), CYMG_ENOTSUP);
+  assert_int_equal(cymg_listen(mgr, "invalid://127.0.0.1:0", NULL, NULL, NULL), CYMG_ESCHEME);
+  assert_non_null(strstr(cymg_mgr_errmsg(mgr), "unsupported scheme 'invalid'"));
+  /* mqtt:// without a port connects to 1883; here only the table is checked. */
+  cymg_url u;
+  assert_int_equal(cymg_url_parse(cymg_str_c("mqtt://127.0.0.1"), &u), 0);
+  assert_int_equal(u.port_num, 1883);
+  assert_int_equal(cymg_mgr_count(mgr), 3);
+  close_all_and_free(mgr);
+}
+
 static void test_address_in_use(void **state) {
   (void) state;
   cymg_mgr *mgr = new_mgr();
@@ -481,6 +513,7 @@ int main(void) {
       cmocka_unit_test(test_ipv6_loopback),
       cmocka_unit_test(test_refused),
       cmocka_unit_test(test_bad_urls),
+      cmocka_unit_test(test_scheme_table),
       cmocka_unit_test(test_address_in_use),
       cmocka_unit_test(test_unresolvable_is_async),
       cmocka_unit_test(test_hosts_file),

@@ -162,6 +162,16 @@ static void test_default_ports(void **state) {
   assert_false(cymg_url_is_tls(cymg_str_c("http")));
   assert_false(cymg_url_is_tls(cymg_str_c("mqtt")));
   assert_false(cymg_url_is_tls(cymg_str_n(NULL, 0)));
+  assert_true(cymg_url_is_tls(cymg_str_c("TLS")));
+  /* One table: the flags agree with the ports and TLS answers above. */
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_c("tcp")), CYMG_URL_KNOWN);
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_c("Mqtt")), CYMG_URL_KNOWN);
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_c("udp")), CYMG_URL_KNOWN | CYMG_URL_UDP);
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_c("sntp")), CYMG_URL_KNOWN | CYMG_URL_UDP);
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_c("wss")), CYMG_URL_KNOWN | CYMG_URL_TLS);
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_c("mqtts")), CYMG_URL_KNOWN | CYMG_URL_TLS);
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_c("gopher")), 0);
+  assert_int_equal(cymg_url_scheme_flags(cymg_str_n(NULL, 0)), 0);
 }
 
 static void test_bad_ports(void **state) {

@@ -106,27 +106,41 @@ def test_a_call_from_another_thread_ends_the_wait():
     m.close()
 
 
-def test_reply_from_a_worker_thread():
+def test_reply_from_another_thread_while_polling():
+    held = []
+
     def handler(conn, ev, data):
         if ev == MG_EV_HTTP_MSG:
-            threading.Thread(target=conn.reply, args=(200, b"from worker")).start()
+            held.append(conn)
 
     m = Manager(handler)
     port = m.listen("http://127.0.0.1:0").local_addr[1]
     cli = socket.create_connection(("127.0.0.1", port))
     cli.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    cli.setblocking(False)
-    got = b""
-    deadline = time.monotonic() + 10
-    while not got.endswith(b"from worker") and time.monotonic() < deadline:
-        m.poll(200)
-        try:
-            got += cli.recv(4096)
-        except BlockingIOError:
-            pass
-    assert got.startswith(b"HTTP/1.1 200 OK") and got.endswith(b"from worker")
-    cli.close()
-    m.close()
+    poll_until(m, lambda: held)
+    stop = threading.Event()
+
+    def poller():
+        while not stop.is_set():
+            m.poll(1000)
+
+    t = threading.Thread(target=poller)
+    t.start()
+    try:
+        time.sleep(0.05)  # most likely inside its wait now; either way must work
+        held[0].reply(200, b"from another thread")
+        cli.settimeout(10)
+        got = b""
+        while not got.endswith(b"from another thread"):
+            chunk = cli.recv(4096)
+            assert chunk
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200 OK")
+    finally:
+        stop.set()
+        t.join()
+        cli.close()
+        m.close()
 
 
 def test_poll_is_not_reentrant_from_a_handler():

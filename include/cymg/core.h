@@ -224,7 +224,8 @@ CYMG_API bool cymg_conn_is_tls(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_connecting(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_closing(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_draining(const cymg_conn *c);
-/* The socket was readable / writable at the last poll. */
+/* The socket was readable / writable at the last poll (writable: or took all
+ * of the last write). */
 CYMG_API bool cymg_conn_is_readable(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_writable(const cymg_conn *c);
 /* The receive buffer is at its limit: reading pauses until data is consumed. */

@@ -239,6 +239,9 @@ static void flush_output(cymg_conn *c, bool quiet) {
       return;
     }
   }
+  /* The socket took everything: it is writable, so a pump may go on now
+   * rather than after a writable report asked for with two epoll_ctl. */
+  if (written && c->send.len == 0) c->flags |= CYMG__F_WRITABLE;
   if (written && quiet) {
     c->pending_written += written;
     cymg__conn_defer(c, CYMG__P_WRITE);

@@ -95,8 +95,34 @@ static cymgpy_conn *wrapper_for(cymgpy_manager *m, cymg_conn *c) {
   return nw;
 }
 
+/* MG_EV_POLL comes to every connection at every poll: the shortest path, for a
+ * connection whose wrapper is bound. Nothing is allocated (the event number is
+ * a cached small int, the data None) and the handler is called with the
+ * arguments on the stack. */
+static void poll_event(cymgpy_manager *m, cymgpy_conn *w) {
+  PyObject *handler = w->handler ? w->handler : m->handler;
+  if (handler == NULL || m->quiet) return;
+  Py_INCREF(w);
+  Py_INCREF(handler);
+  PyObject *evo = PyLong_FromLong(CYMG_EV_POLL); /* small int: no allocation */
+  PyObject *argv[3] = {(PyObject *) w, evo, Py_None};
+  PyObject *r = PyObject_Vectorcall(handler, argv, 3, NULL);
+  if (r == NULL) cymgpy_report_exception(m);
+  Py_XDECREF(r);
+  Py_DECREF(evo);
+  Py_DECREF(handler);
+  Py_DECREF(w);
+}
+
 void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
   cymgpy_manager *m = cymgpy_manager_of(c);
+  if (ev == CYMG_EV_POLL) {
+    cymgpy_conn *pw = cymg_conn_userdata(c);
+    if (pw != NULL && pw->conn == c) {
+      poll_event(m, pw);
+      return;
+    }
+  }
   /* Bytes a plain connection has received are the handler's to read during READ;
    * nothing in the Python API consumes them, so the binding does it afterwards
    * (a protocol layer, when present, consumes for itself). */

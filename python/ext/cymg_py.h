@@ -30,8 +30,10 @@ typedef struct {
   PyTypeObject *rpc_req_type;
 } cymgpy_state;
 
-/* What the thread running poll() is doing. Only WAITING runs C code without the
- * GIL, so it is the state in which other threads must not touch the manager. */
+/* What the thread running poll() is doing. In WAITING it blocks in the OS
+ * without the GIL and without the call lock, and calls from other threads run;
+ * in DISPATCHING it runs handlers holding both (the prepare step counts as
+ * DISPATCHING too). */
 enum { CYMGPY_IDLE = 0, CYMGPY_WAITING, CYMGPY_DISPATCHING, CYMGPY_CLOSING };
 
 typedef struct {
@@ -131,10 +133,13 @@ int cymgpy_raise_pending(cymgpy_manager *m);
  * runs), and unlocking interrupts that wait so the change is acted on now. */
 void cymgpy_lock(cymgpy_manager *m);
 void cymgpy_unlock(cymgpy_manager *m);
+/* Unlocks without interrupting the wait: for calls that only read. */
+void cymgpy_unlock_quiet(cymgpy_manager *m);
 /* For Connection methods: the connection's manager, referenced and locked, or
- * NULL (nothing to lock, no error) when it is closed. */
+ * NULL (nothing to lock, no error) when it is closed. changed: the call may have
+ * changed C state (then a wait in progress is interrupted). */
 cymgpy_manager *cymgpy_lock_conn(PyObject *conn);
-void cymgpy_unlock_conn(cymgpy_manager *m);
+void cymgpy_unlock_conn(cymgpy_manager *m, int changed);
 
 /* Method wrappers running fn (a METH_O, METH_NOARGS or METH_VARARGS|KEYWORDS
  * implementation) under the call lock; named fn##_locked. */
@@ -142,16 +147,19 @@ void cymgpy_unlock_conn(cymgpy_manager *m);
   static PyObject *fn##_locked(PyObject *self, PyObject *arg) {        \
     cymgpy_manager *m_ = cymgpy_lock_conn(self);                       \
     PyObject *r_ = fn(self, arg);                                      \
-    cymgpy_unlock_conn(m_);                                            \
+    cymgpy_unlock_conn(m_, 1);                                         \
     return r_;                                                         \
   }
-#define CYMGPY_LOCKED_KW(fn)                                                   \
+#define CYMGPY_LOCKED_KW_(fn, changed)                                         \
   static PyObject *fn##_locked(PyObject *self, PyObject *args, PyObject *kw) { \
     cymgpy_manager *m_ = cymgpy_lock_conn(self);                               \
     PyObject *r_ = fn(self, args, kw);                                         \
-    cymgpy_unlock_conn(m_);                                                    \
+    cymgpy_unlock_conn(m_, changed);                                           \
     return r_;                                                                 \
   }
+#define CYMGPY_LOCKED_KW(fn) CYMGPY_LOCKED_KW_(fn, 1)
+/* For methods that only read C state (recv_data, send_data). */
+#define CYMGPY_LOCKED_KW_READ(fn) CYMGPY_LOCKED_KW_(fn, 0)
 /* Raises RuntimeError (MemoryError for ENOMEM) describing rc. Returns NULL. */
 PyObject *cymgpy_raise_rc(const char *what, int rc);
 

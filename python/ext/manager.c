@@ -43,6 +43,15 @@ void cymgpy_lock(cymgpy_manager *m) {
   m->lock_depth = 1;
 }
 
+static void release(cymgpy_manager *m) {
+  m->lock_owner = 0;
+  PyThread_release_lock(m->lock);
+}
+
+void cymgpy_unlock_quiet(cymgpy_manager *m) {
+  if (--m->lock_depth == 0) release(m);
+}
+
 void cymgpy_unlock(cymgpy_manager *m) {
   if (--m->lock_depth > 0) return;
   /* A change made while the poll thread blocks takes effect in its next prepare
@@ -51,8 +60,7 @@ void cymgpy_unlock(cymgpy_manager *m) {
     m->kicked = 1;
     (void) cymg_mgr_interrupt(m->mgr); /* the channel exists from __init__ on */
   }
-  m->lock_owner = 0;
-  PyThread_release_lock(m->lock);
+  release(m);
 }
 
 /* A Connection method's manager, locked and referenced; NULL (no error) when
@@ -67,9 +75,13 @@ cymgpy_manager *cymgpy_lock_conn(PyObject *conn) {
   return m;
 }
 
-void cymgpy_unlock_conn(cymgpy_manager *m) {
+void cymgpy_unlock_conn(cymgpy_manager *m, int changed) {
   if (m == NULL) return;
-  cymgpy_unlock(m);
+  if (changed) {
+    cymgpy_unlock(m);
+  } else {
+    cymgpy_unlock_quiet(m);
+  }
   Py_DECREF(m);
 }
 
@@ -356,8 +368,7 @@ static PyObject *poll_once(cymgpy_manager *m, int timeout_ms) {
   m->state = CYMGPY_WAITING;
   m->kicked = 0;
   m->lock_depth = 0;
-  m->lock_owner = 0;
-  PyThread_release_lock(m->lock);
+  release(m);
   int rc;
   Py_BEGIN_ALLOW_THREADS
   rc = cymg_mgr_block(mgr, wait_ms);
@@ -365,6 +376,8 @@ static PyObject *poll_once(cymgpy_manager *m, int timeout_ms) {
   m->state = CYMGPY_DISPATCHING;
   cymgpy_lock(m); /* waits for a call another thread is making */
   cymgpy_timers_apply_cancels(m);
+  /* mgr cannot have been freed meanwhile: close() refuses while the state
+   * is not idle, and it was not from before the first lock. */
   cymg_mgr_dispatch(mgr);
   m->state = CYMGPY_IDLE;
   cymgpy_unlock(m);

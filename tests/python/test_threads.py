@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cymongoose import MG_EV_HTTP_MSG, MG_EV_READ, Manager
+from cymongoose import MG_EV_ACCEPT, MG_EV_HTTP_MSG, MG_EV_READ, Manager
 
 from conftest import poll_until
 
@@ -186,3 +186,28 @@ def test_poll_is_not_reentrant_from_another_thread():
     t.join()
     s.close()
     m.close()
+
+
+def test_listen_and_timer_add_from_another_thread_while_polling():
+    m = Manager()
+    fired, accepted = threading.Event(), threading.Event()
+    stop = threading.Event()
+
+    def poller():
+        while not stop.is_set():
+            m.poll(1000)
+
+    t = threading.Thread(target=poller)
+    t.start()
+    try:
+        time.sleep(0.05)  # most likely inside its wait now; either way must work
+        m.timer_add(10, fired.set)
+        lsn = m.listen("tcp://127.0.0.1:0",
+                       lambda conn, ev, data: ev == MG_EV_ACCEPT and accepted.set())
+        with socket.create_connection(("127.0.0.1", lsn.local_addr[1])):
+            assert accepted.wait(10)  # registered with the backend by the poll thread
+        assert fired.wait(10)
+    finally:
+        stop.set()
+        t.join()
+        m.close()

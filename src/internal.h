@@ -106,10 +106,12 @@ enum {
   CYMG__F_WANT_POLL = 1u << 9,
   CYMG__F_REGISTERED = 1u << 10, /* fd is known to the backend */
   CYMG__F_PENDING = 1u << 11,    /* on the manager's pending list */
-  CYMG__F_CORKED = 1u << 12,     /* in a READ event: sends queue, flushed after it */
+  CYMG__F_CORKED = 1u << 12,     /* in a READ event; its output is flushed right after it */
   CYMG__F_OUT_FULL = 1u << 13,   /* unsent output passed the high-water mark, not yet
                                     back under the low one: no reading */
   CYMG__F_READ_HELD = 1u << 14,  /* the protocol asked for no reading (cymg__conn_hold_read) */
+  CYMG__F_DIRTY = 1u << 15,      /* on the manager's dirty list (work for the prepare step) */
+  CYMG__F_UNFLUSHED = 1u << 16,  /* output queued since the last write attempt */
 };
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
@@ -130,6 +132,7 @@ struct cymg_conn {
   cymg_conn *id_next;      /* id hash chain */
   cymg_conn *closing_next; /* the manager's list of connections to free */
   cymg_conn *pending_next; /* the manager's list of deferred work */
+  cymg_conn *dirty_next, *dirty_prev; /* the manager's dirty list */
   cymg_mgr *mgr;
   uint64_t id;
   int fd;
@@ -227,6 +230,9 @@ struct cymg_mgr {
   cymg_conn *closing; /* singly linked via closing_next, in close order */
   cymg_conn *closing_tail;
   cymg_conn *pending; /* singly linked via pending_next */
+  /* Connections with output to flush or interest to settle in the next prepare
+   * step (CYMG__F_DIRTY), doubly linked via dirty_next/dirty_prev. */
+  cymg_conn *dirty;
   size_t npoll;       /* connections with CYMG__F_WANT_POLL */
   uint64_t next_id;
   uint64_t now;
@@ -241,6 +247,7 @@ struct cymg_mgr {
   size_t wm_high, wm_low; /* defaults for new connections */
   uint32_t stall_ms;
   bool poll_events;
+  bool read_events; /* READ reaches the user's function after a protocol's handling */
   char *hosts_file;
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
@@ -272,15 +279,23 @@ cymg_conn *cymg__conn_new(cymg_mgr *mgr, int fd, unsigned flags, cymg_event_fn f
                           void *fn_data);
 /* Unlinks, closes and frees; CLOSE must already have been delivered. */
 void cymg__conn_free(cymg_conn *c);
-/* Registers or updates the connection's interest with the backend. */
+/* Notes that the connection's interest may have changed; the backend learns it
+ * in the next prepare step (cymg__conns_prepare). */
 void cymg__conn_update_io(cymg_conn *c);
+/* Takes the connection off the manager's dirty list (it is being freed). */
+void cymg__conn_undirty(cymg_conn *c);
+/* The prepare step's work on connections: one write attempt for each with
+ * queued output, then their interest applied to the backend. Runs no event
+ * function (what it causes is reported at the next dispatch). */
+void cymg__conns_prepare(cymg_mgr *mgr);
 /* Queues deferred work for the next dispatch. */
 void cymg__conn_defer(cymg_conn *c, unsigned what);
 /* Runs the I/O a ready descriptor calls for. */
 void cymg__conn_io(cymg_conn *c, unsigned events);
 void cymg__conn_run_pending(cymg_conn *c);
 /* cymg_send without the draining check: for a protocol finishing output it had
- * started before the drain (a file body through the pump). */
+ * started before the drain (a file body through the pump). Queues only; see
+ * cymg_send. */
 int cymg__conn_send(cymg_conn *c, const void *data, size_t len);
 /* Installs (or with NULL removes) the output pump; see struct cymg_conn. */
 void cymg__conn_set_pump(cymg_conn *c, bool (*pump)(cymg_conn *c));

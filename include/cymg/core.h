@@ -2,8 +2,11 @@
  *
  * A manager (cymg_mgr) owns many non-blocking connections and drives them from one
  * thread with cymg_mgr_poll(). Everything a connection does is reported to its
- * event function as (connection, event, event data). Only cymg_wakeup() may be
- * called from other threads. */
+ * event function as (connection, event, event data). cymg_wakeup() and
+ * cymg_mgr_interrupt() may be called from any thread at any time; any other call
+ * from another thread needs the caller's own lock serialising it with the
+ * manager's thread, and is then allowed while that thread is inside
+ * cymg_mgr_block() (see there). */
 #ifndef CYMG_CORE_H
 #define CYMG_CORE_H
 
@@ -87,6 +90,11 @@ CYMG_API int cymg_mgr_set_watermarks(cymg_mgr *mgr, size_t high, size_t low);
 CYMG_API int cymg_mgr_set_send_stall(cymg_mgr *mgr, uint32_t ms);
 /* Whether connections created from now on get CYMG_EV_POLL on every poll. */
 CYMG_API void cymg_mgr_set_poll_events(cymg_mgr *mgr, bool on);
+/* Whether the event function sees CYMG_EV_READ (bytes read from the socket) also
+ * on connections whose protocol layer handled it (HTTP, WebSocket): it then
+ * comes after the protocol's own events for those bytes, and the receive buffer
+ * holds what the protocol left. Default off. Takes effect at once. */
+CYMG_API void cymg_mgr_set_read_events(cymg_mgr *mgr, bool on);
 /* The hosts file used to resolve names (NULL = /etc/hosts). The string is copied.
  * Returns 0 or CYMG_ENOMEM. */
 CYMG_API int cymg_mgr_set_hosts_file(cymg_mgr *mgr, const char *path);
@@ -95,17 +103,43 @@ CYMG_API int cymg_mgr_set_hosts_file(cymg_mgr *mgr, const char *path);
  * Not from inside an event function or timer of the same manager. NULL is a no-op. */
 CYMG_API void cymg_mgr_free(cymg_mgr *mgr);
 
-/* Waits up to timeout_ms (0 = don't wait, < 0 = until something happens) for I/O or
- * the next timer, then runs event functions and timers. Never sleeps past the next
- * timer deadline. Returns the number of ready descriptors, or a negative code.
- * Equivalent to cymg_mgr_wait() followed by cymg_mgr_dispatch(). */
+/* Writes what was queued, waits up to timeout_ms (0 = don't wait, < 0 = until
+ * something happens) for I/O or the next timer, then runs event functions and
+ * timers. Never sleeps past the next timer deadline. Returns the number of ready
+ * descriptors, or a negative code. Equivalent to cymg_mgr_wait() followed by
+ * cymg_mgr_dispatch(). */
 CYMG_API int cymg_mgr_poll(cymg_mgr *mgr, int timeout_ms);
 
-/* The two halves of cymg_mgr_poll(). wait only blocks in the OS and runs no user
- * code, so a language binding can release its interpreter lock around it; dispatch
- * runs the callbacks. Call them strictly alternately from the manager's thread. */
+/* The halves of cymg_mgr_poll(): wait, then dispatch, strictly alternately from
+ * the manager's thread. wait is prepare followed by block; dispatch runs the
+ * event functions and timers. */
 CYMG_API int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms);
 CYMG_API void cymg_mgr_dispatch(cymg_mgr *mgr);
+
+/* The first half of cymg_mgr_wait(): writes the output queued on every
+ * connection that has some (one write attempt each, however many sends queued
+ * it; only connections with queued output are visited), applies every interest
+ * change made since the last poll to the backend (registering connections opened
+ * meanwhile), and returns how long the blocking wait may last: timeout_ms capped
+ * by the next timer, 0 when deferred events or closes are due (< 0: no limit).
+ * Runs no event function: WRITE and failures from these writes, and the close
+ * of a connection that finished draining, come at the next dispatch. Manager's
+ * thread (or under the lock other threads use for this manager). NULL: 0. */
+CYMG_API int cymg_mgr_prepare(cymg_mgr *mgr, int timeout_ms);
+/* The second half: blocks in the OS up to timeout_ms for readiness. It touches
+ * only the backend's wait and the manager's ready list: no connection, timer or
+ * backend registration. A binding may therefore drop its lock around it and let
+ * other threads, holding that lock, make any call on this manager and its
+ * connections meanwhile except cymg_mgr_free(), cymg_mgr_prepare(),
+ * cymg_mgr_block() and cymg_mgr_dispatch(). Their effects wait for the next
+ * prepare step; cymg_mgr_interrupt() makes this wait end promptly so that it
+ * comes soon. Returns the number of ready descriptors, or a negative code. */
+CYMG_API int cymg_mgr_block(cymg_mgr *mgr, int timeout_ms);
+/* From any thread, at any time (no lock needed): makes a cymg_mgr_block() in
+ * progress, or the next one, return promptly, with no event of its own. Needs
+ * the wakeup channel (cymg_wakeup_init()). Returns 0, CYMG_ESTATE without the
+ * channel, CYMG_EINVAL for NULL. */
+CYMG_API int cymg_mgr_interrupt(cymg_mgr *mgr);
 
 /* Name of the backend in use: "epoll", "kqueue" or "poll". */
 CYMG_API const char *cymg_mgr_backend(const cymg_mgr *mgr);
@@ -173,14 +207,18 @@ typedef struct cymg_addr {
  * that only prints it (64 bytes always suffice) may drop the result. */
 CYMG_API int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len);
 
-/* Queues len bytes for sending (copied). The write is tried at once when nothing
- * else is queued, so a small reply costs one system call; WRITE is reported from
- * the loop, never from inside this call. Inside a READ event the bytes are queued
- * and leave, with everything else the handler sent for that read, in one write
- * right after the event. Returns 0, CYMG_ECLOSED on a closing or draining
+/* Appends len bytes (copied) to the connection's send buffer and returns: no
+ * system call is made here. Until they are written cymg_conn_send_len() counts
+ * them and cymg_conn_send_data() shows them. They are written at the next flush
+ * point: right after the READ (or CONNECT) event being handled, if the call is
+ * made inside one, else in the prepare step at the start of the next
+ * cymg_mgr_wait()/cymg_mgr_poll(). Each flush point makes one write of all that
+ * is queued, however many calls queued it; writability is asked of the backend
+ * only when such a write comes up short. WRITE is reported from the loop, never
+ * from inside this call. Returns 0, CYMG_ECLOSED on a closing or draining
  * connection, or CYMG_ELIMIT when the send buffer would pass its limit (nothing
- * is queued then). On UDP, each call is one datagram, sent to the connected peer
- * or, on a listener, to the sender of the last datagram read. */
+ * is queued then). On UDP, each call is one datagram, sent at once to the
+ * connected peer or, on a listener, to the sender of the last datagram read. */
 CYMG_API int cymg_send(cymg_conn *c, const void *data, size_t len);
 /* printf into the send buffer. Returns bytes queued or a negative code. */
 CYMG_API int cymg_printf(cymg_conn *c, const char *fmt, ...) CYMG_PRINTF(2, 3);
@@ -210,7 +248,8 @@ CYMG_API bool cymg_conn_is_tls(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_connecting(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_closing(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_draining(const cymg_conn *c);
-/* The socket was readable / writable at the last poll. */
+/* The socket was readable / writable at the last poll (writable: or took all
+ * of the last write). */
 CYMG_API bool cymg_conn_is_readable(const cymg_conn *c);
 CYMG_API bool cymg_conn_is_writable(const cymg_conn *c);
 /* The receive buffer is at its limit: reading pauses until data is consumed. */
@@ -274,7 +313,7 @@ CYMG_API void *cymg_conn_proto_state(const cymg_conn *c);
 /* Raises event ev on c: protocol layer first, then the user's function. */
 CYMG_API void cymg_call(cymg_conn *c, int ev, void *ev_data);
 
-/* ---- Wakeup: the one thread-safe entry point --------------------------------- */
+/* ---- Wakeup: thread-safe entry points (with cymg_mgr_interrupt()) ------------- */
 
 /* Prepares the manager to receive wakeups (an eventfd or a pipe). Call on the
  * manager's thread before other threads call cymg_wakeup(). Returns a positive

@@ -16,12 +16,12 @@ __version__: str
 # ---- events (handler's ``ev``); beside each, the ``data`` it carries ----
 MG_EV_ERROR: int  # str: what went wrong; MG_EV_CLOSE follows
 MG_EV_OPEN: int  # None: connection created (inside listen()/connect() or on accept)
-MG_EV_POLL: int  # None
+MG_EV_POLL: int  # None: at every poll(), to every connection with a handler
 MG_EV_RESOLVE: int  # None: host name resolved, connecting
 MG_EV_CONNECT: int  # None: outbound connection established
 MG_EV_ACCEPT: int  # None: inbound connection accepted (after MG_EV_OPEN)
 MG_EV_TLS_HS: int  # None
-MG_EV_READ: int  # int: number of bytes just received (see Connection.recv_data)
+MG_EV_READ: int  # int: bytes just received (see Connection.recv_data); HTTP/WebSocket too
 MG_EV_WRITE: int  # None
 MG_EV_CLOSE: int  # None: the last event of a connection
 MG_EV_HTTP_HDRS: int  # HttpMessage: head complete, body not read yet (body_bytes == b"")
@@ -272,9 +272,17 @@ class Connection:
     ``MG_EV_READ`` shows only data not seen before. For UDP, each ``MG_EV_READ`` is
     one datagram, and ``send()`` on a UDP listener replies to its sender.
 
-    Thread safety: use a connection only on the thread that runs ``poll()``
-    (normally from a handler). From other threads, pass ``conn.id`` and use
-    :meth:`Manager.wakeup`.
+    Sending is buffered: ``send``, ``reply``, ``reply_json``, ``http_chunk``,
+    ``http_sse``, ``ws_send`` and ``http_basic_auth`` append to the send buffer
+    (``send_len``/``send_data()`` show it until the next poll); the next poll
+    writes it, one write per connection (a reply made in a handler leaves in
+    that same poll, right after the read that brought the request). UDP
+    ``send()`` is one datagram, sent at once.
+
+    Thread safety: every method may be called from any thread. Called while
+    another thread polls, it runs while that thread waits (never during a
+    dispatch), takes effect at the next poll and ends the wait so that this
+    comes at once.
     """
 
     @property
@@ -322,8 +330,8 @@ class Connection:
     @property
     def send_size(self) -> int: ...
     def send(self, data: Union[BytesLike, str]) -> None:
-        """Queue data for sending (copied; ``str`` is encoded as UTF-8). A small
-        write usually leaves at once. Raises RuntimeError if the connection is
+        """Queue data for sending (copied; ``str`` is encoded as UTF-8); it is
+        written at the next poll (or right after the current read event). Raises RuntimeError if the connection is
         closing or the send buffer limit would be passed, TypeError for other types."""
     def recv_data(self, length: int = -1) -> bytes:
         """The first ``length`` bytes of the receive buffer (all with -1), not consumed."""
@@ -439,17 +447,21 @@ class Manager:
         error_handler: Optional[Callable[[Exception], Any]] = None,
         *,
         send_stall_ms: Optional[int] = None,
+        poll_events: bool = True,
     ) -> None:
         """``send_stall_ms``: a connection whose peer takes none of its pending
         output for that long gets MG_EV_ERROR ("send stalled for N ms") and is
-        closed; None keeps the default of 60000, 0 disables it."""
+        closed; None keeps the default of 60000, 0 disables it.
+        ``poll_events=False`` turns ``MG_EV_POLL`` off (it otherwise reaches
+        every connection's handler at every poll, listeners included)."""
     def __enter__(self) -> "Manager": ...
     def __exit__(self, *exc: Any) -> bool: ...
     def poll(self, timeout_ms: int = 0) -> None:
-        """Wait up to ``timeout_ms`` for I/O or the next timer (the GIL is released
-        while waiting), then run the handlers (with the GIL). Raises RuntimeError if
-        the manager is closed, if called from a handler, or if another thread is
-        already polling."""
+        """Write what was queued, wait up to ``timeout_ms`` for I/O or the next
+        timer (the GIL is released while waiting; calls from other threads then
+        run and end the wait), then run the handlers (with the GIL). Raises
+        RuntimeError if the manager is closed, and RuntimeError containing "not
+        reentrant" if called from a handler or while another thread polls."""
     def listen(
         self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
     ) -> Connection:
@@ -505,7 +517,7 @@ class Manager:
         run_now: bool = False,
     ) -> Timer:
         """Call ``callback()`` after ``milliseconds`` (every ``milliseconds`` with
-        ``repeat``; also at the next poll with ``run_now``). Poll thread only."""
+        ``repeat``; also at the next poll with ``run_now``). Any thread."""
     def run(self, poll_ms: int = 100) -> None:
         """Poll until SIGINT or SIGTERM, then ``close()``. Installs its own signal
         handlers with the ``signal`` module and restores the previous ones, so it

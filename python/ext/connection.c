@@ -96,8 +96,34 @@ static cymgpy_conn *wrapper_for(cymgpy_manager *m, cymg_conn *c) {
   return nw;
 }
 
+/* MG_EV_POLL comes to every connection at every poll: the shortest path, for a
+ * connection whose wrapper is bound. Nothing is allocated (the event number is
+ * a cached small int, the data None) and the handler is called with the
+ * arguments on the stack. */
+static void poll_event(cymgpy_manager *m, cymgpy_conn *w) {
+  PyObject *handler = w->handler ? w->handler : m->handler;
+  if (handler == NULL || m->quiet) return;
+  Py_INCREF(w);
+  Py_INCREF(handler);
+  PyObject *evo = PyLong_FromLong(CYMG_EV_POLL); /* small int: no allocation */
+  PyObject *argv[3] = {(PyObject *) w, evo, Py_None};
+  PyObject *r = PyObject_Vectorcall(handler, argv, 3, NULL);
+  if (r == NULL) cymgpy_report_exception(m);
+  Py_XDECREF(r);
+  Py_DECREF(evo);
+  Py_DECREF(handler);
+  Py_DECREF(w);
+}
+
 void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
   cymgpy_manager *m = cymgpy_manager_of(c);
+  if (ev == CYMG_EV_POLL) {
+    cymgpy_conn *pw = cymg_conn_userdata(c);
+    if (pw != NULL && pw->conn == c) {
+      poll_event(m, pw);
+      return;
+    }
+  }
   /* Bytes a plain connection has received are the handler's to read during READ;
    * nothing in the Python API consumes them, so the binding does it afterwards
    * (a protocol layer, when present, consumes for itself). */
@@ -114,6 +140,9 @@ void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
     return;
   }
   Py_INCREF(w);
+  /* MG_EV_POLL costs nothing on a connection no handler would see it on. */
+  if (ev == CYMG_EV_OPEN && m->poll_events && w->handler == NULL && m->handler == NULL)
+    cymg_conn_set_poll(c, false);
   if (ev == CYMG_EV_HTTP_HDRS) w->http_sent = 0; /* a new message begins */
   if (ev == CYMG_EV_WS_OPEN) {
     w->ws_open = 1;
@@ -155,14 +184,9 @@ static cymg_conn *live(cymgpy_conn *w) {
   return w->conn;
 }
 
-/* For calls that change C state: also refused while poll() waits elsewhere. */
-static cymg_conn *live_mut(cymgpy_conn *w) {
-  cymg_conn *c = live(w);
-  if (c == NULL) return NULL;
-  cymgpy_manager *m = cymgpy_manager_of(c);
-  if (m != NULL && cymgpy_check_thread(m) < 0) return NULL;
-  return c;
-}
+/* For calls that change C state; they run under the call lock (the method
+ * table points at their *_locked wrappers), from any thread. */
+static cymg_conn *live_mut(cymgpy_conn *w) { return live(w); }
 
 /* ---- methods ---- */
 
@@ -258,7 +282,11 @@ static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
   }
   /* On a closed connection this is a no-op: no event will reach it again. */
   if (w->conn == NULL) Py_RETURN_NONE;
+  cymg_conn *c = live(w);
+  if (c == NULL) return NULL;
   Py_XSETREF(w->handler, fn == Py_None ? NULL : Py_NewRef(fn));
+  cymgpy_manager *m = cymgpy_manager_of(c);
+  if (m->poll_events) cymg_conn_set_poll(c, w->handler != NULL || m->handler != NULL);
   Py_RETURN_NONE;
 }
 
@@ -892,36 +920,54 @@ static void conn_dealloc(PyObject *self) {
   Py_DECREF(tp);
 }
 
+/* Every method that reads or changes C state runs under the call lock. */
+CYMGPY_LOCKED_O(conn_send)
+CYMGPY_LOCKED_O(conn_error)
+CYMGPY_LOCKED_O(conn_close)
+CYMGPY_LOCKED_O(conn_drain)
+CYMGPY_LOCKED_O(conn_set_handler)
+CYMGPY_LOCKED_O(conn_http_chunk)
+CYMGPY_LOCKED_KW_READ(conn_recv_data)
+CYMGPY_LOCKED_KW_READ(conn_send_data)
+CYMGPY_LOCKED_KW(conn_reply)
+CYMGPY_LOCKED_KW(conn_reply_json)
+CYMGPY_LOCKED_KW(conn_serve_dir)
+CYMGPY_LOCKED_KW(conn_serve_file)
+CYMGPY_LOCKED_KW(conn_http_sse)
+CYMGPY_LOCKED_KW(conn_http_basic_auth)
+CYMGPY_LOCKED_KW(conn_ws_upgrade)
+CYMGPY_LOCKED_KW(conn_ws_send)
+
 static PyMethodDef conn_methods[] = {
-    {"send", conn_send, METH_O, "send(data): queue bytes-like data (str is sent as UTF-8)."},
-    {"recv_data", (PyCFunction) (void (*)(void)) conn_recv_data, METH_VARARGS | METH_KEYWORDS,
+    {"send", conn_send_locked, METH_O, "send(data): queue bytes-like data (str is sent as UTF-8)."},
+    {"recv_data", (PyCFunction) (void (*)(void)) conn_recv_data_locked, METH_VARARGS | METH_KEYWORDS,
      "recv_data(length=-1) -> bytes: peek at the receive buffer."},
-    {"send_data", (PyCFunction) (void (*)(void)) conn_send_data, METH_VARARGS | METH_KEYWORDS,
+    {"send_data", (PyCFunction) (void (*)(void)) conn_send_data_locked, METH_VARARGS | METH_KEYWORDS,
      "send_data(length=-1) -> bytes: peek at the send buffer."},
-    {"error", conn_error, METH_O, "error(message): deliver MG_EV_ERROR, then close."},
-    {"close", conn_close, METH_NOARGS, "close(): close at the end of this poll, unsent data lost."},
-    {"drain", conn_drain, METH_NOARGS, "drain(): stop reading, flush what is queued, then close."},
-    {"set_handler", conn_set_handler, METH_O, "set_handler(fn): this connection's handler."},
-    {"reply", (PyCFunction) (void (*)(void)) conn_reply, METH_VARARGS | METH_KEYWORDS,
+    {"error", conn_error_locked, METH_O, "error(message): deliver MG_EV_ERROR, then close."},
+    {"close", conn_close_locked, METH_NOARGS, "close(): close at the end of this poll, unsent data lost."},
+    {"drain", conn_drain_locked, METH_NOARGS, "drain(): stop reading, flush what is queued, then close."},
+    {"set_handler", conn_set_handler_locked, METH_O, "set_handler(fn): this connection's handler."},
+    {"reply", (PyCFunction) (void (*)(void)) conn_reply_locked, METH_VARARGS | METH_KEYWORDS,
      "reply(status_code, body=b'', headers=None): a complete HTTP response."},
-    {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json, METH_VARARGS | METH_KEYWORDS,
+    {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json_locked, METH_VARARGS | METH_KEYWORDS,
      "reply_json(data, status_code=200, headers=None): json.dumps(data) as the response."},
-    {"serve_dir", (PyCFunction) (void (*)(void)) conn_serve_dir, METH_VARARGS | METH_KEYWORDS,
+    {"serve_dir", (PyCFunction) (void (*)(void)) conn_serve_dir_locked, METH_VARARGS | METH_KEYWORDS,
      "serve_dir(message, root_dir, extra_headers='', mime_types='', page404=''): answer from "
      "files under root_dir."},
-    {"serve_file", (PyCFunction) (void (*)(void)) conn_serve_file, METH_VARARGS | METH_KEYWORDS,
+    {"serve_file", (PyCFunction) (void (*)(void)) conn_serve_file_locked, METH_VARARGS | METH_KEYWORDS,
      "serve_file(message, path, extra_headers='', mime_types=''): answer with one file."},
-    {"http_chunk", conn_http_chunk, METH_O,
+    {"http_chunk", conn_http_chunk_locked, METH_O,
      "http_chunk(data): one piece of a chunked response; b'' ends it."},
-    {"http_sse", (PyCFunction) (void (*)(void)) conn_http_sse, METH_VARARGS | METH_KEYWORDS,
+    {"http_sse", (PyCFunction) (void (*)(void)) conn_http_sse_locked, METH_VARARGS | METH_KEYWORDS,
      "http_sse(event_type, data): one Server-Sent Event."},
-    {"http_basic_auth", (PyCFunction) (void (*)(void)) conn_http_basic_auth,
+    {"http_basic_auth", (PyCFunction) (void (*)(void)) conn_http_basic_auth_locked,
      METH_VARARGS | METH_KEYWORDS,
      "http_basic_auth(username, password): write an Authorization: Basic header line."},
-    {"ws_upgrade", (PyCFunction) (void (*)(void)) conn_ws_upgrade, METH_VARARGS | METH_KEYWORDS,
+    {"ws_upgrade", (PyCFunction) (void (*)(void)) conn_ws_upgrade_locked, METH_VARARGS | METH_KEYWORDS,
      "ws_upgrade(message, extra_headers=None) -> bool: in MG_EV_HTTP_MSG, switch this "
      "connection to WebSocket (False: the request was refused with 400/426)."},
-    {"ws_send", (PyCFunction) (void (*)(void)) conn_ws_send, METH_VARARGS | METH_KEYWORDS,
+    {"ws_send", (PyCFunction) (void (*)(void)) conn_ws_send_locked, METH_VARARGS | METH_KEYWORDS,
      "ws_send(data, op=WEBSOCKET_OP_TEXT) -> bool: send one WebSocket message or control "
      "frame (False: the WebSocket is closing)."},
     {NULL, NULL, 0, NULL},

@@ -18,6 +18,8 @@
 
 #include <cymg/cymg.h>
 
+#include "pythread.h"
+
 typedef struct {
   PyTypeObject *manager_type;
   PyTypeObject *connection_type;
@@ -29,8 +31,10 @@ typedef struct {
   PyTypeObject *tls_opts_type;
 } cymgpy_state;
 
-/* What the thread running poll() is doing. Only WAITING runs C code without the
- * GIL, so it is the state in which other threads must not touch the manager. */
+/* What the thread running poll() is doing. In WAITING it blocks in the OS
+ * without the GIL and without the call lock, and calls from other threads run;
+ * in DISPATCHING it runs handlers holding both (the prepare step counts as
+ * DISPATCHING too). */
 enum { CYMGPY_IDLE = 0, CYMGPY_WAITING, CYMGPY_DISPATCHING, CYMGPY_CLOSING };
 
 typedef struct {
@@ -45,6 +49,11 @@ typedef struct {
   PyObject *weakreflist;
   int64_t wakeup_id;
   unsigned long poll_thread;
+  PyThread_type_lock lock;    /* the call lock, see cymgpy_lock() */
+  unsigned long lock_owner;   /* its holder (with the GIL: only read under it) */
+  int lock_depth;             /* recursion of the holder, 0 when free */
+  int kicked;                 /* this wait was already interrupted */
+  int poll_events;            /* MG_EV_POLL on (Manager(poll_events=...)) */
   int state;
   int quiet; /* tearing down for the GC: release references, run no callbacks */
   int stop;  /* run(): set by its signal handlers */
@@ -124,9 +133,39 @@ cymgpy_manager *cymgpy_manager_of(cymg_conn *c);
 void cymgpy_report_exception(cymgpy_manager *m);
 /* Raises the stashed BaseException, if any. Returns -1 if it did, else 0. */
 int cymgpy_raise_pending(cymgpy_manager *m);
-/* 0 when the calling thread may use the manager's C state now; else -1 with
- * RuntimeError (poll() is waiting on another thread without the GIL). */
-int cymgpy_check_thread(cymgpy_manager *m);
+/* The call lock, taken around every method that changes C state (recursive for
+ * its holder; waiting for it releases the GIL). Such a method from another
+ * thread thus runs only while the poll thread blocks in its wait (or no poll
+ * runs), and unlocking interrupts that wait so the change is acted on now. */
+void cymgpy_lock(cymgpy_manager *m);
+void cymgpy_unlock(cymgpy_manager *m);
+/* Unlocks without interrupting the wait: for calls that only read. */
+void cymgpy_unlock_quiet(cymgpy_manager *m);
+/* For Connection methods: the connection's manager, referenced and locked, or
+ * NULL (nothing to lock, no error) when it is closed. changed: the call may have
+ * changed C state (then a wait in progress is interrupted). */
+cymgpy_manager *cymgpy_lock_conn(PyObject *conn);
+void cymgpy_unlock_conn(cymgpy_manager *m, int changed);
+
+/* Method wrappers running fn (a METH_O, METH_NOARGS or METH_VARARGS|KEYWORDS
+ * implementation) under the call lock; named fn##_locked. */
+#define CYMGPY_LOCKED_O(fn)                                            \
+  static PyObject *fn##_locked(PyObject *self, PyObject *arg) {        \
+    cymgpy_manager *m_ = cymgpy_lock_conn(self);                       \
+    PyObject *r_ = fn(self, arg);                                      \
+    cymgpy_unlock_conn(m_, 1);                                         \
+    return r_;                                                         \
+  }
+#define CYMGPY_LOCKED_KW_(fn, changed)                                         \
+  static PyObject *fn##_locked(PyObject *self, PyObject *args, PyObject *kw) { \
+    cymgpy_manager *m_ = cymgpy_lock_conn(self);                               \
+    PyObject *r_ = fn(self, args, kw);                                         \
+    cymgpy_unlock_conn(m_, changed);                                           \
+    return r_;                                                                 \
+  }
+#define CYMGPY_LOCKED_KW(fn) CYMGPY_LOCKED_KW_(fn, 1)
+/* For methods that only read C state (recv_data, send_data). */
+#define CYMGPY_LOCKED_KW_READ(fn) CYMGPY_LOCKED_KW_(fn, 0)
 /* Raises RuntimeError (MemoryError for ENOMEM) describing rc. Returns NULL. */
 PyObject *cymgpy_raise_rc(const char *what, int rc);
 

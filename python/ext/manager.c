@@ -21,13 +21,68 @@ PyObject *cymgpy_raise_rc(const char *what, int rc) {
   return PyErr_Format(PyExc_RuntimeError, "%s: %s", what, cymg_strerror(rc));
 }
 
-int cymgpy_check_thread(cymgpy_manager *m) {
-  if (m->state != CYMGPY_WAITING) return 0;
-  /* Holding the GIL while the manager waits means we are not the poll thread. */
-  PyErr_SetString(PyExc_RuntimeError,
-                  "the manager is polling on another thread: call this from the poll "
-                  "thread (e.g. from a handler) and use Manager.wakeup() to reach it");
-  return -1;
+/* The call lock: taken by every method that changes C state and by poll()
+ * outside its blocking wait, so a call from another thread runs only while the
+ * poll thread blocks (or no poll runs), never in the middle of a dispatch even
+ * when a handler lets the GIL go, and a dispatch never runs while another
+ * thread is inside a C call that may itself run handlers (OPEN from connect()).
+ * Recursive for its owner, so handlers call methods freely. Waiting for it
+ * releases the GIL. */
+void cymgpy_lock(cymgpy_manager *m) {
+  unsigned long me = PyThread_get_thread_ident();
+  if (m->lock_depth > 0 && m->lock_owner == me) {
+    m->lock_depth++;
+    return;
+  }
+  if (!PyThread_acquire_lock(m->lock, NOWAIT_LOCK)) {
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(m->lock, WAIT_LOCK);
+    Py_END_ALLOW_THREADS
+  }
+  m->lock_owner = me;
+  m->lock_depth = 1;
+}
+
+static void release(cymgpy_manager *m) {
+  m->lock_owner = 0;
+  PyThread_release_lock(m->lock);
+}
+
+void cymgpy_unlock_quiet(cymgpy_manager *m) {
+  if (--m->lock_depth == 0) release(m);
+}
+
+void cymgpy_unlock(cymgpy_manager *m) {
+  if (--m->lock_depth > 0) return;
+  /* A change made while the poll thread blocks takes effect in its next prepare
+   * step: end the wait so that this comes now. One interrupt per wait. */
+  if (m->state == CYMGPY_WAITING && !m->kicked && m->mgr != NULL) {
+    m->kicked = 1;
+    (void) cymg_mgr_interrupt(m->mgr); /* the channel exists from __init__ on */
+  }
+  release(m);
+}
+
+/* A Connection method's manager, locked and referenced; NULL (no error) when
+ * the connection is closed, so the method reports that itself. */
+cymgpy_manager *cymgpy_lock_conn(PyObject *conn) {
+  cymg_conn *c = ((cymgpy_conn *) conn)->conn;
+  if (c == NULL) return NULL;
+  cymgpy_manager *m = cymgpy_manager_of(c);
+  if (m == NULL) return NULL;
+  Py_INCREF(m);
+  cymgpy_lock(m);
+  return m;
+}
+
+void cymgpy_unlock_conn(cymgpy_manager *m, int changed) {
+  if (m == NULL) return;
+  if (changed) {
+    cymgpy_unlock(m);
+  } else {
+    cymgpy_unlock_quiet(m);
+  }
+  Py_DECREF(m);
 }
 
 static void print_exception(PyObject *type, PyObject *value, PyObject *tb) {
@@ -128,16 +183,23 @@ static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
   (void) args;
   (void) kwargs;
   cymgpy_manager *m = (cymgpy_manager *) type->tp_alloc(type, 0);
+  if (m == NULL) return NULL;
+  m->lock = PyThread_allocate_lock();
+  if (m->lock == NULL) {
+    Py_DECREF(m);
+    return PyErr_NoMemory();
+  }
   return (PyObject *) m;
 }
 
 static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
   cymgpy_manager *m = (cymgpy_manager *) self;
-  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", "send_stall_ms", NULL};
+  static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", "send_stall_ms",
+                           "poll_events", NULL};
   PyObject *handler = Py_None, *error_handler = Py_None, *stall = Py_None;
-  int enable_wakeup = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OpO$O:Manager", kwlist, &handler,
-                                   &enable_wakeup, &error_handler, &stall))
+  int enable_wakeup = 0, poll_events = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OpO$Op:Manager", kwlist, &handler,
+                                   &enable_wakeup, &error_handler, &stall, &poll_events))
     return -1;
   /* Optional: the send-stall timeout of its connections (None: the library's
    * 60000 ms; 0: never). */
@@ -174,16 +236,22 @@ static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
     PyErr_SetString(PyExc_ValueError, "send_stall_ms refused");
     return -1;
   }
-  if (enable_wakeup) {
-    int64_t id = cymg_wakeup_init(m->mgr);
-    if (id < 0) {
-      cymg_mgr_free(m->mgr);
-      m->mgr = NULL;
-      cymgpy_raise_rc("cannot enable wakeup", (int) id);
-      return -1;
-    }
-    m->wakeup_id = id;
+  /* As the original: MG_EV_POLL to every connection with a handler at every
+   * poll, MG_EV_READ to HTTP and WebSocket connections too. */
+  m->poll_events = poll_events;
+  cymg_mgr_set_poll_events(m->mgr, poll_events != 0);
+  cymg_mgr_set_read_events(m->mgr, true);
+  /* The wakeup channel is always made: calls from other threads interrupt the
+   * wait through it. wakeup() itself stays off unless enabled. */
+  int64_t id = cymg_wakeup_init(m->mgr);
+  if (id < 0) {
+    cymg_mgr_free(m->mgr);
+    m->mgr = NULL;
+    cymgpy_raise_rc(enable_wakeup ? "cannot enable wakeup" : "cannot create the event loop",
+                    (int) id);
+    return -1;
   }
+  if (enable_wakeup) m->wakeup_id = id;
   if (handler != Py_None) m->handler = Py_NewRef(handler);
   if (error_handler != Py_None) m->error_handler = Py_NewRef(error_handler);
   return 0;
@@ -201,25 +269,37 @@ static void free_c_manager(cymgpy_manager *m, int quiet) {
   cymgpy_timers_release_all(m);
 }
 
+static PyObject *close_refused(cymgpy_manager *m, int in_handler) {
+  if (m->state == CYMGPY_CLOSING) {
+    PyErr_SetString(PyExc_RuntimeError, "close() called while the manager is closing");
+  } else if (!in_handler && m->poll_thread != PyThread_get_thread_ident()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "close() called while poll() is running on another thread; stop "
+                    "polling first (e.g. signal the poll thread via wakeup())");
+  } else {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "close() cannot be called from inside an event handler or timer "
+                    "callback; end the poll loop and close afterwards");
+  }
+  return NULL;
+}
+
 static PyObject *manager_close(PyObject *self, PyObject *unused) {
   (void) unused;
   cymgpy_manager *m = (cymgpy_manager *) self;
   if (m->mgr == NULL) Py_RETURN_NONE;
-  if (m->state != CYMGPY_IDLE) {
-    if (m->state == CYMGPY_CLOSING) {
-      PyErr_SetString(PyExc_RuntimeError, "close() called while the manager is closing");
-    } else if (m->poll_thread != PyThread_get_thread_ident()) {
-      PyErr_SetString(PyExc_RuntimeError,
-                      "close() called while poll() is running on another thread; stop "
-                      "polling first (e.g. signal the poll thread via wakeup())");
-    } else {
-      PyErr_SetString(PyExc_RuntimeError,
-                      "close() cannot be called from inside an event handler or timer "
-                      "callback; end the poll loop and close afterwards");
-    }
-    return NULL;
+  if (m->state != CYMGPY_IDLE) return close_refused(m, 0);
+  /* Waits for a call another thread is making (its handlers may be running on C
+   * frames of this manager), then looks again. */
+  cymgpy_lock(m);
+  int in_handler = m->lock_depth > 1; /* inside a handler of a call made here */
+  if (m->state != CYMGPY_IDLE || in_handler || m->mgr == NULL) {
+    cymgpy_unlock(m);
+    if (m->mgr == NULL) Py_RETURN_NONE;
+    return close_refused(m, in_handler);
   }
   free_c_manager(m, 0);
+  cymgpy_unlock(m);
   if (cymgpy_raise_pending(m) < 0) return NULL;
   Py_RETURN_NONE;
 }
@@ -273,6 +353,7 @@ static void manager_dealloc(PyObject *self) {
   PyObject_GC_UnTrack(self);
   if (m->weakreflist != NULL) PyObject_ClearWeakRefs(self);
   manager_clear(self);
+  if (m->lock != NULL) PyThread_free_lock(m->lock);
   tp->tp_free(self);
   Py_DECREF(tp);
 }
@@ -282,27 +363,42 @@ static void manager_dealloc(PyObject *self) {
 static PyObject *poll_once(cymgpy_manager *m, int timeout_ms) {
   if (check_open(m) < 0) return NULL;
   unsigned long me = PyThread_get_thread_ident();
-  if (m->state != CYMGPY_IDLE) {
-    if (m->poll_thread == me) {
-      PyErr_SetString(PyExc_RuntimeError,
-                      "poll() cannot be called from inside an event handler or timer callback");
+  if (m->state != CYMGPY_IDLE || (m->lock_depth > 0 && m->lock_owner == me)) {
+    if (m->state != CYMGPY_IDLE && m->poll_thread != me) {
+      PyErr_SetString(PyExc_RuntimeError, "poll() is not reentrant: it is already running on "
+                                          "another thread");
     } else {
-      PyErr_SetString(PyExc_RuntimeError, "poll() is already running on another thread");
+      PyErr_SetString(PyExc_RuntimeError, "poll() is not reentrant: it cannot be called from "
+                                          "inside an event handler or timer callback");
     }
     return NULL;
   }
   m->poll_thread = me;
-  m->state = CYMGPY_WAITING;
-  cymgpy_timers_apply_cancels(m);
+  m->state = CYMGPY_DISPATCHING; /* claimed: a second poll() or close() is refused */
+  cymgpy_lock(m);
   cymg_mgr *mgr = m->mgr;
+  cymgpy_timers_apply_cancels(m);
+  /* Output queued since the last poll (from here or other threads) leaves,
+   * interest changes reach the backend; no handler runs in this step. */
+  int wait_ms = cymg_mgr_prepare(mgr, timeout_ms);
+  /* Blocking: other threads may now take the lock and call in. Released by
+   * hand: unlocking as a caller would interrupts a wait in progress. */
+  m->state = CYMGPY_WAITING;
+  m->kicked = 0;
+  m->lock_depth = 0;
+  release(m);
   int rc;
   Py_BEGIN_ALLOW_THREADS
-  rc = cymg_mgr_wait(mgr, timeout_ms);
+  rc = cymg_mgr_block(mgr, wait_ms);
   Py_END_ALLOW_THREADS
   m->state = CYMGPY_DISPATCHING;
+  cymgpy_lock(m); /* waits for a call another thread is making */
   cymgpy_timers_apply_cancels(m);
+  /* mgr cannot have been freed meanwhile: close() refuses while the state
+   * is not idle, and it was not from before the first lock. */
   cymg_mgr_dispatch(mgr);
   m->state = CYMGPY_IDLE;
+  cymgpy_unlock(m);
   if (cymgpy_raise_pending(m) < 0) return NULL;
   if (rc < 0) return cymgpy_raise_rc("poll", rc);
   /* A signal that arrived during the wait runs its Python handler now. */
@@ -485,7 +581,7 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   if (check_callable("handler", handler) < 0) return NULL;
   if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
     return open_failed(is_listen, url, m->mgr ? "the manager is closing" : "the manager is closed");
-  if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
+  if (check_open(m) < 0) return NULL;
   int want_http = -1;
   if (http != Py_None && (want_http = PyObject_IsTrue(http)) < 0) return NULL;
   const char *sep = strstr(url, "://");
@@ -560,15 +656,31 @@ static PyObject *open_with(cymgpy_manager *m, int is_listen, const char *shown, 
   return (PyObject *) w;
 }
 
+/* Under the call lock (see cymgpy_lock), like every method that changes C state. */
 static PyObject *manager_listen(PyObject *self, PyObject *args, PyObject *kwargs) {
-  return open_conn((cymgpy_manager *) self, args, kwargs, 1);
+  cymgpy_lock((cymgpy_manager *) self);
+  PyObject *r = open_conn((cymgpy_manager *) self, args, kwargs, 1);
+  cymgpy_unlock((cymgpy_manager *) self);
+  return r;
 }
 
 static PyObject *manager_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
-  return open_conn((cymgpy_manager *) self, args, kwargs, 0);
+  cymgpy_lock((cymgpy_manager *) self);
+  PyObject *r = open_conn((cymgpy_manager *) self, args, kwargs, 0);
+  cymgpy_unlock((cymgpy_manager *) self);
+  return r;
 }
 
+static PyObject *ws_connect(PyObject *self, PyObject *args, PyObject *kwargs);
+
 static PyObject *manager_ws_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_lock((cymgpy_manager *) self);
+  PyObject *r = ws_connect(self, args, kwargs);
+  cymgpy_unlock((cymgpy_manager *) self);
+  return r;
+}
+
+static PyObject *ws_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
   cymgpy_manager *m = (cymgpy_manager *) self;
   static char *kwlist[] = {"url", "handler", NULL};
   const char *url;
@@ -578,7 +690,7 @@ static PyObject *manager_ws_connect(PyObject *self, PyObject *args, PyObject *kw
   if (check_callable("handler", handler) < 0) return NULL;
   if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
     return open_failed(0, url, m->mgr ? "the manager is closing" : "the manager is closed");
-  if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
+  if (check_open(m) < 0) return NULL;
   const char *sep = strstr(url, "://");
   size_t slen = sep ? (size_t) (sep - url) : 0;
   /* wss:// goes on to be refused by the C layer with its reason (TLS). */
@@ -630,8 +742,10 @@ static PyObject *manager_wakeup(PyObject *self, PyObject *args, PyObject *kwargs
 
 static PyObject *manager_timer_add(PyObject *self, PyObject *args, PyObject *kwargs) {
   cymgpy_manager *m = (cymgpy_manager *) self;
-  if (check_open(m) < 0 || cymgpy_check_thread(m) < 0) return NULL;
-  return cymgpy_timer_add(m, args, kwargs);
+  cymgpy_lock(m);
+  PyObject *r = check_open(m) < 0 ? NULL : cymgpy_timer_add(m, args, kwargs);
+  cymgpy_unlock(m);
+  return r;
 }
 
 static PyObject *manager_enter(PyObject *self, PyObject *unused) {
@@ -717,7 +831,8 @@ static PyMemberDef manager_members[] = {
 };
 
 static PyType_Slot manager_slots[] = {
-    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None)\n\n"
+    {Py_tp_doc, "Manager(handler=None, enable_wakeup=False, error_handler=None, *, "
+                "poll_events=True)\n\n"
                 "The event loop: owns connections and timers, driven by poll()."},
     {Py_tp_new, manager_new},
     {Py_tp_init, manager_init},

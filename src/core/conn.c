@@ -41,6 +41,7 @@ void cymg__conn_free(cymg_conn *c) {
   }
   cymg__mgr_unlink(mgr, c);
   if (c->stall_timer) cymg_timer_cancel(mgr, c->stall_timer);
+  cymg__conn_undirty(c);
   if (c->flags & CYMG__F_WANT_POLL) mgr->npoll--;
   if (c->flags & CYMG__F_REGISTERED) mgr->be->del(mgr->be_state, c->fd);
   if (c->fd >= 0) c->tp->close(c);
@@ -53,6 +54,11 @@ void cymg__conn_free(cymg_conn *c) {
 
 void cymg_call(cymg_conn *c, int ev, void *ev_data) {
   bool handled = c->proto && c->proto->on_event && c->proto->on_event(c, ev, ev_data);
+  /* READ after the protocol's own handling when the manager asks for it (the
+   * Python API reports every read, whatever the protocol made of it), unless
+   * that handling ended the connection: ERROR is then its last word. */
+  if (handled && ev == CYMG_EV_READ && c->mgr->read_events && !(c->flags & CYMG__F_CLOSING))
+    handled = false;
   if ((!handled || ev == CYMG_EV_CLOSE) && c->fn) c->fn(c, ev, ev_data);
 }
 
@@ -80,7 +86,9 @@ static unsigned want_io(cymg_conn *c) {
   if (c->flags & CYMG__F_CONNECTING) return CYMG__IO_W;
   unsigned want = 0;
   if (may_read(c)) want |= CYMG__IO_R;
-  if (c->send.len > 0 || c->pump) want |= CYMG__IO_W;
+  /* Output not yet tried is written at the next flush point without asking;
+   * writability is asked for only once a write came up short. */
+  if ((c->send.len > 0 && !(c->flags & CYMG__F_UNFLUSHED)) || c->pump) want |= CYMG__IO_W;
   return want;
 }
 
@@ -144,16 +152,34 @@ static void stall_timer_fn(void *arg) {
   cymg_error(c, "send stalled for %u ms", (unsigned) c->stall_ms);
 }
 
-/* A descriptor with no interest is taken out of the backend altogether: epoll and
- * poll report hang-ups even with an empty interest set, which would spin the loop
- * for a connection that is full and waiting on its handler. */
-void cymg__conn_update_io(cymg_conn *c) {
-  /* Inside a READ event the interest is settled once, after the event's flush
-   * (cymg__conn_io ends with this call): a reply, a drain, a file pump set up
-   * by the handler would otherwise raise interest only to drop it again, two
-   * epoll_ctl for nothing. */
-  if (c->flags & CYMG__F_CORKED) return;
-  stall_sync(c);
+/* The manager's list of connections with work for the next prepare step
+ * (cymg_mgr_prepare): output to flush, interest to settle. Doubly linked so a
+ * connection freed meanwhile leaves it in O(1). */
+static void dirty_link(cymg_conn *c) {
+  if (c->flags & CYMG__F_DIRTY) return;
+  cymg_mgr *mgr = c->mgr;
+  c->flags |= CYMG__F_DIRTY;
+  c->dirty_prev = NULL;
+  c->dirty_next = mgr->dirty;
+  if (mgr->dirty) mgr->dirty->dirty_prev = c;
+  mgr->dirty = c;
+}
+
+void cymg__conn_undirty(cymg_conn *c) {
+  if (!(c->flags & CYMG__F_DIRTY)) return;
+  c->flags &= ~CYMG__F_DIRTY;
+  if (c->dirty_prev) c->dirty_prev->dirty_next = c->dirty_next;
+  else c->mgr->dirty = c->dirty_next;
+  if (c->dirty_next) c->dirty_next->dirty_prev = c->dirty_prev;
+  c->dirty_next = c->dirty_prev = NULL;
+}
+
+/* Tells the backend what the connection wants now. A descriptor with no
+ * interest is taken out of the backend altogether: epoll and poll report
+ * hang-ups even with an empty interest set, which would spin the loop for a
+ * connection that is full and waiting on its handler. Runs only in the prepare
+ * step, so a failure is reported at the next dispatch, not here. */
+static void apply_io(cymg_conn *c) {
   unsigned want = want_io(c);
   bool reg = (c->flags & CYMG__F_REGISTERED) != 0;
   if (want == c->interest && (reg || want == 0)) return;
@@ -169,7 +195,19 @@ void cymg__conn_update_io(cymg_conn *c) {
     if (rc == 0) c->flags |= CYMG__F_REGISTERED;
   }
   c->interest = want;
-  if (rc < 0) cymg_error(c, "%s: %s", mgr->be->name, cymg_strerror(rc));
+  if (rc < 0) cymg__conn_fail_later(c, "%s: %s", mgr->be->name, cymg_strerror(rc));
+}
+
+/* Interest changes are never made here but noted, and applied once per poll in
+ * the prepare step: the blocking wait may then run while other threads (under
+ * a binding's interpreter lock) call into connections, since nothing but the
+ * prepare step touches the backend's registrations; and several changes within
+ * one poll (a reply, a drain, a pump) cost one system call at most. */
+void cymg__conn_update_io(cymg_conn *c) {
+  stall_sync(c);
+  unsigned want = want_io(c);
+  if (want == c->interest && ((c->flags & CYMG__F_REGISTERED) || want == 0)) return;
+  dirty_link(c);
 }
 
 void cymg__conn_defer(cymg_conn *c, unsigned what) {
@@ -268,7 +306,12 @@ static void do_read(cymg_conn *c, bool force) {
   }
 }
 
-static void do_flush(cymg_conn *c) {
+/* One write attempt of the queued output (a short write stops it). quiet: from
+ * the prepare step, where no event function may run: WRITE and a failure are
+ * reported at the next dispatch, and the pump waits for the socket's next
+ * writable report. */
+static void flush_output(cymg_conn *c, bool quiet) {
+  c->flags &= ~CYMG__F_UNFLUSHED;
   size_t written = 0;
   while (c->send.len > 0) {
     ptrdiff_t n = c->tp->send(c, cymg__iobuf_data(&c->send), c->send.len);
@@ -279,17 +322,49 @@ static void do_flush(cymg_conn *c) {
     } else if (n == CYMG_EAGAIN || n == 0) {
       c->flags &= ~CYMG__F_WRITABLE;
       break;
+    } else if (quiet) {
+      cymg__conn_fail_later(c, "send: %s", cymg_strerror((int) n));
+      return;
     } else {
       cymg_error(c, "send: %s", cymg_strerror((int) n));
       return;
     }
   }
-  if (written) cymg_call(c, CYMG_EV_WRITE, &written);
+  /* The socket took everything: it is writable, so a pump may go on now
+   * rather than after a writable report asked for with two epoll_ctl. */
+  if (written && c->send.len == 0) c->flags |= CYMG__F_WRITABLE;
+  if (written && quiet) {
+    c->pending_written += written;
+    cymg__conn_defer(c, CYMG__P_WRITE);
+  } else if (written) {
+    cymg_call(c, CYMG_EV_WRITE, &written);
+  }
   /* The queue is empty and the socket took all of it: let the pump refill. */
-  if (c->pump && c->send.len == 0 && (c->flags & CYMG__F_WRITABLE) &&
+  if (!quiet && c->pump && c->send.len == 0 && (c->flags & CYMG__F_WRITABLE) &&
       !(c->flags & CYMG__F_CLOSING) && !c->pump(c))
     c->pump = NULL;
   if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0 && !c->pump) cymg_close(c);
+}
+
+static void do_flush(cymg_conn *c) { flush_output(c, false); }
+
+void cymg__conns_prepare(cymg_mgr *mgr) {
+  /* Taken one at a time from the head: whatever the work re-adds (a drained
+   * connection's close) is settled in this same pass. */
+  while (mgr->dirty) {
+    cymg_conn *c = mgr->dirty;
+    cymg__conn_undirty(c);
+    if (c->flags & CYMG__F_UNFLUSHED) {
+      /* Not connected yet: finish_connect flushes it. */
+      if (c->fd >= 0 && !(c->flags & (CYMG__F_CLOSING | CYMG__F_CONNECTING))) {
+        flush_output(c, true);
+        cymg__conn_undirty(c); /* settled just below */
+      } else {
+        c->flags &= ~CYMG__F_UNFLUSHED;
+      }
+    }
+    apply_io(c);
+  }
 }
 
 void cymg__conn_set_pump(cymg_conn *c, bool (*pump)(cymg_conn *c)) {
@@ -346,26 +421,15 @@ int cymg__conn_send(cymg_conn *c, const void *data, size_t len) {
   if (c->flags & CYMG__F_LISTENING) return CYMG_ESTATE;
   if (len == 0) return 0;
   if (len > c->send_limit || c->send.len > c->send_limit - len) return CYMG_ELIMIT;
+  /* Only queued: the write is made at the next flush point (after the READ or
+   * CONNECT event being handled, else in the next poll's prepare step), one
+   * write for everything queued by then. */
+  int rc = cymg__iobuf_append(&c->send, data, len, 0);
+  if (rc < 0) return rc;
   c->sent_total += len;
-  size_t sent = 0;
-  if (c->send.len == 0 && c->fd >= 0 && !(c->flags & (CYMG__F_CONNECTING | CYMG__F_CORKED))) {
-    ptrdiff_t n = c->tp->send(c, data, len);
-    if (n > 0) {
-      sent = (size_t) n;
-      c->pending_written += sent;
-      cymg__conn_defer(c, CYMG__P_WRITE);
-    } else if (n != CYMG_EAGAIN && n != 0) {
-      cymg__conn_fail_later(c, "send: %s", cymg_strerror((int) n));
-      return (int) n;
-    }
-  }
-  if (sent < len) {
-    int rc = cymg__iobuf_append(&c->send, (const char *) data + sent, len - sent, 0);
-    if (rc < 0) {
-      if (sent) cymg__conn_fail_later(c, "send buffer: %s", cymg_strerror(rc));
-      return rc;
-    }
-    cymg__conn_update_io(c);
+  if (!(c->flags & CYMG__F_UNFLUSHED)) {
+    c->flags |= CYMG__F_UNFLUSHED;
+    dirty_link(c);
   }
   return 0;
 }

@@ -116,6 +116,8 @@ int cymg_mgr_set_send_stall(cymg_mgr *mgr, uint32_t ms) {
 
 void cymg_mgr_set_poll_events(cymg_mgr *mgr, bool on) { mgr->poll_events = on; }
 
+void cymg_mgr_set_read_events(cymg_mgr *mgr, bool on) { mgr->read_events = on; }
+
 int cymg_mgr_set_hosts_file(cymg_mgr *mgr, const char *path) {
   char *copy = NULL;
   if (path && (copy = strdup(path)) == NULL) return CYMG_ENOMEM;
@@ -154,18 +156,33 @@ void cymg_mgr_free(cymg_mgr *mgr) {
   free(mgr);
 }
 
-int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms) {
-  if (mgr == NULL) return CYMG_EINVAL;
+int cymg_mgr_prepare(cymg_mgr *mgr, int timeout_ms) {
+  if (mgr == NULL) return 0;
   mgr->now = cymg__millis();
+  /* Queued output leaves now, and the backend learns every interest change
+   * made since the last poll, connections opened meanwhile included. */
+  cymg__conns_prepare(mgr);
   /* Deferred work and closes are due now: don't sleep on them. */
   if (mgr->pending || mgr->closing) timeout_ms = 0;
   int64_t next = cymg__timers_next(&mgr->timers, mgr->now);
   if (next >= 0 && (timeout_ms < 0 || next < timeout_ms)) timeout_ms = (int) next;
+  return timeout_ms;
+}
+
+int cymg_mgr_block(cymg_mgr *mgr, int timeout_ms) {
+  if (mgr == NULL) return CYMG_EINVAL;
+  /* Only the backend's wait and the ready list: nothing a call made meanwhile
+   * from another thread (under the caller's lock) may touch. */
   int n = mgr->be->wait(mgr->be_state, mgr->ready, mgr->ready_cap, timeout_ms);
   if (n == 0) cymg__trim_idle(mgr); /* nothing to do: a moment to give memory back */
   mgr->nready = n > 0 ? n : 0;
   mgr->waited = true;
   return n;
+}
+
+int cymg_mgr_wait(cymg_mgr *mgr, int timeout_ms) {
+  if (mgr == NULL) return CYMG_EINVAL;
+  return cymg_mgr_block(mgr, cymg_mgr_prepare(mgr, timeout_ms));
 }
 
 void cymg_mgr_dispatch(cymg_mgr *mgr) {

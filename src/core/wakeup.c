@@ -165,3 +165,15 @@ void cymg__wakeup_free(cymg_mgr *mgr) {
   wk->rfd = wk->wfd = -1;
   wk->ready = false;
 }
+
+int cymg_mgr_interrupt(cymg_mgr *mgr) {
+  if (mgr == NULL) return CYMG_EINVAL;
+  cymg__wakeup *wk = &mgr->wk;
+  pthread_mutex_lock(&wk->lock);
+  int fd = wk->ready ? wk->wfd : -1;
+  pthread_mutex_unlock(&wk->lock);
+  if (fd < 0) return CYMG_ESTATE;
+  /* The descriptor wakes the wait; delivery finds no payload and moves on. */
+  signal_fd(fd);
+  return 0;
+}

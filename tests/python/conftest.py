@@ -25,14 +25,18 @@ def free_port(kind=socket.SOCK_STREAM):
 
 
 class Recorder:
-    """An event handler that records (conn_id, ev, data) and can echo."""
+    """An event handler that records (conn_id, ev, data) and can echo.
+    MG_EV_POLL, which comes at every poll, is left out unless polls=True."""
 
-    def __init__(self, echo=False):
+    def __init__(self, echo=False, polls=False):
         self.events = []
         self.echo = echo
+        self.polls = polls
         self.received = {}
 
     def __call__(self, conn, ev, data):
+        if ev == cymongoose.MG_EV_POLL and not self.polls:
+            return
         self.events.append((conn.id, ev, data))
         if ev == cymongoose.MG_EV_READ:
             chunk = conn.recv_data()

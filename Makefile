@@ -31,7 +31,7 @@ fuzz-long:
 # SOAK_SECONDS (default 3600); fails when memory, descriptors or connections
 # keep growing: bench/README.md.
 soak:
-	@bench/soak/run.sh
+	@bench/soak/soak.sh
 
 install-check: build
 	@scripts/test-install.sh $(BUILD)

@@ -51,7 +51,8 @@ for name in "${targets[@]}"; do
   out=$crashes/$name
   log=$root/logs/$name.log
   mkdir -p "$corpus" "$out" "$scratch/$name"
-  before=$(find "$out" -type f | wc -l)
+  before=$(find "$out" -type f ! -name '*.txt' | wc -l)
+  touch "$log.start"
   dict=()
   [ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
   # -fork=1: one child at a time (one core); -ignore_*: keep going after a
@@ -65,13 +66,20 @@ for name in "${targets[@]}"; do
   cov=$(sed -E 's/.* cov: ([0-9]+).*/\1/' <<<"$last")
   ft=$(sed -E 's/.* ft: ([0-9]+).*/\1/' <<<"$last")
   execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
-  found=$(( $(find "$out" -type f | wc -l) - before ))
+  found=$(( $(find "$out" -type f ! -name '*.txt' | wc -l) - before ))
   printf '%-24s %8s %8s %8s %12s %7s\n' "$name" "$secs" "${cov:-?}" "${ft:-?}" "${execs:-?}" "$found"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$name" "$secs" "${cov:-}" "${ft:-}" \
     "${execs:-}" "$found" >>"$root/results.tsv"
   if [ "$found" -gt 0 ]; then
     failed=1
     echo "fuzz-long: $name: $found new finding(s) in $out (log: $log)"
+    # Fork mode logs only the first line of a child's report: run each new
+    # finding once more for the whole sanitizer report, kept beside it.
+    find "$out" -type f ! -name '*.txt' -newer "$log.start" | while read -r f; do
+      mkdir -p "$scratch/$name"
+      TMPDIR=$scratch/$name timeout 60 "$bin" "$f" >"$f.txt" 2>&1 || true
+      rm -rf "${scratch:?}/$name"
+    done
   fi
 done
 

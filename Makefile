@@ -4,7 +4,7 @@
 JOBS ?= 2
 BUILD ?= build
 
-.PHONY: all build run test bench fuzz install-check clean
+.PHONY: all build run test bench fuzz fuzz-long soak install-check clean
 
 all: build
 
@@ -21,6 +21,17 @@ test:
 
 fuzz:
 	@scripts/fuzz.sh $(or $(SECONDS),5)
+
+# Not in CI. Each fuzz target for FUZZ_SECONDS (default 3600) on one core,
+# corpora in FUZZ_CORPUS_DIR (default ~/.cache/cymg-fuzz): docs/fuzzing.md.
+fuzz-long:
+	@scripts/fuzz-long.sh
+
+# Not in CI. Mixed load against `cymg serve` and a WebSocket echo server for
+# SOAK_SECONDS (default 3600); fails when memory, descriptors or connections
+# keep growing: bench/README.md.
+soak:
+	@bench/soak/soak.sh
 
 install-check: build
 	@scripts/test-install.sh $(BUILD)

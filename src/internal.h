@@ -333,6 +333,11 @@ int cymg__listen_addr(cymg_mgr *mgr, const cymg_addr *addr, bool udp, bool reuse
 /* Starts a non-blocking connect on an existing client connection. */
 void cymg__connect_addr(cymg_conn *c, const cymg_addr *addr);
 void cymg__accept(cymg_conn *lsn);
+/* Makes a connection of listener lsn around fd, a connected non-blocking
+ * stream socket, exactly as if it had just been accepted (protocol state, limits,
+ * OPEN and ACCEPT). The fuzz harnesses feed a socketpair through it. Returns the
+ * connection, or NULL on ENOMEM (fd is then left to the caller). */
+cymg_conn *cymg__conn_adopt(cymg_conn *lsn, int fd, const cymg_addr *rem);
 /* Reads one datagram on a UDP connection into recv (as a READ). */
 void cymg__udp_read(cymg_conn *c);
 int cymg__udp_send(cymg_conn *c, const void *data, size_t len);

@@ -176,7 +176,6 @@ static bool shed_connection(cymg_conn *lsn) {
 }
 
 void cymg__accept(cymg_conn *lsn) {
-  cymg_mgr *mgr = lsn->mgr;
   while (!(lsn->flags & CYMG__F_CLOSING)) {
     sockaddr_any u;
     socklen_t sl = sizeof(u);
@@ -202,32 +201,38 @@ void cymg__accept(cymg_conn *lsn) {
       lsn->flags &= ~CYMG__F_READABLE;
       return;
     }
-    cymg_conn *c = cymg__conn_new(mgr, fd, 0, lsn->fn, lsn->fn_data);
-    if (c == NULL) {
+    cymg_addr rem;
+    cymg__sockaddr_to_addr(&u, &rem);
+    if (cymg__conn_adopt(lsn, fd, &rem) == NULL) {
       close(fd);
       CYMG__ERR("accept: out of memory, dropped a connection");
-      continue;
     }
-    cymg__sockaddr_to_addr(&u, &c->rem);
-    if (memcmp(lsn->loc.ip, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16) == 0) {
-      cymg__sock_local(c); /* wildcard listener: ask which address was used */
-    } else {
-      c->loc = lsn->loc;
-    }
-    c->recv_limit = lsn->recv_limit;
-    c->send_limit = lsn->send_limit;
-    c->wm_high = lsn->wm_high;
-    c->wm_low = lsn->wm_low;
-    c->stall_ms = lsn->stall_ms;
-    if (lsn->proto && lsn->proto->accept) {
-      c->proto = lsn->proto;
-      c->proto_state = lsn->proto->accept(c, lsn);
-    }
-    if (lsn->flags & CYMG__F_WANT_POLL) cymg_conn_set_poll(c, true);
-    cymg__conn_update_io(c);
-    cymg_call(c, CYMG_EV_OPEN, NULL);
-    if (!(c->flags & CYMG__F_CLOSING)) cymg_call(c, CYMG_EV_ACCEPT, NULL);
   }
+}
+
+cymg_conn *cymg__conn_adopt(cymg_conn *lsn, int fd, const cymg_addr *rem) {
+  cymg_conn *c = cymg__conn_new(lsn->mgr, fd, 0, lsn->fn, lsn->fn_data);
+  if (c == NULL) return NULL;
+  c->rem = *rem;
+  if (memcmp(lsn->loc.ip, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16) == 0) {
+    cymg__sock_local(c); /* wildcard listener: ask which address was used */
+  } else {
+    c->loc = lsn->loc;
+  }
+  c->recv_limit = lsn->recv_limit;
+  c->send_limit = lsn->send_limit;
+  c->wm_high = lsn->wm_high;
+  c->wm_low = lsn->wm_low;
+  c->stall_ms = lsn->stall_ms;
+  if (lsn->proto && lsn->proto->accept) {
+    c->proto = lsn->proto;
+    c->proto_state = lsn->proto->accept(c, lsn);
+  }
+  if (lsn->flags & CYMG__F_WANT_POLL) cymg_conn_set_poll(c, true);
+  cymg__conn_update_io(c);
+  cymg_call(c, CYMG_EV_OPEN, NULL);
+  if (!(c->flags & CYMG__F_CLOSING)) cymg_call(c, CYMG_EV_ACCEPT, NULL);
+  return c;
 }
 
 /* ---- UDP: one datagram per READ; queued datagrams keep their boundaries ---- */

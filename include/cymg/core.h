@@ -64,7 +64,9 @@ enum { CYMG_BACKEND_AUTO = 0, CYMG_BACKEND_EPOLL, CYMG_BACKEND_KQUEUE, CYMG_BACK
  * Options are set afterwards with the cymg_mgr_set_* calls. On success *out is set
  * and 0 is returned; on failure a negative code (CYMG_ENOMEM, CYMG_ENOTSUP for a
  * backend this OS lacks, CYMG_EINVAL, -errno) and *out is NULL. Free with
- * cymg_mgr_free(). */
+ * cymg_mgr_free(). Process-wide effect: when SIGPIPE is at its default action it
+ * is set to SIG_IGN (sendfile(2) to a vanished peer would otherwise end the
+ * process); a disposition the program chose itself is left alone. */
 CYMG_API CYMG_NODISCARD int cymg_mgr_new(cymg_mgr **out, int backend);
 
 /* Default buffer caps for connections created from now on (0 keeps the current

@@ -1,6 +1,8 @@
 /* The manager: backend choice, the poll loop (wait, then dispatch), the connection
  * list and the id table. */
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,23 @@ static const cymg__backend *pick_backend(int which) {
   }
 }
 
+/* sendfile(2) has no MSG_NOSIGNAL: on a socket whose peer is gone it raises
+ * SIGPIPE, whose default action ends the process, so one client closing in the
+ * middle of a download would kill every program serving files. A program that
+ * chose its own disposition (a handler, or SIG_IGN) keeps it; only the default
+ * is replaced, once, as servers such as nginx do for the same reason. */
+static void ignore_default_sigpipe(void) {
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+      !(old.sa_flags & SA_SIGINFO)) {
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGPIPE, &ign, NULL) != 0) CYMG__ERR("cannot ignore SIGPIPE: %s", strerror(errno));
+  }
+}
+
 int cymg_mgr_new(cymg_mgr **out, int backend) {
   if (out == NULL) return CYMG_EINVAL;
   *out = NULL;
@@ -92,6 +111,7 @@ int cymg_mgr_new(cymg_mgr **out, int backend) {
   pthread_mutex_init(&mgr->wk.lock, NULL);
   mgr->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   mgr->now = cymg__millis();
+  ignore_default_sigpipe();
   *out = mgr;
   return 0;
 }

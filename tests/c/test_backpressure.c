@@ -7,6 +7,7 @@
  * along. Also: a reply that cannot be queued fails the connection instead of
  * leaving the request unanswered. CYMG_TEST_BACKENDS: runs once per backend. */
 #include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "http_test.h"
@@ -565,6 +566,77 @@ static void test_slow_reader_not_idle(void **state) {
   remove_tree();
 }
 
+/* A client that goes away in the middle of a file body: the pump's sendfile(2)
+ * then meets a dead socket, and sendfile has no MSG_NOSIGNAL. With SIGPIPE at
+ * its default action (as in any C program that did not change it) the signal
+ * would end this whole process; the manager must keep it alive, fail only that
+ * connection, and go on serving. */
+static void test_peer_gone_mid_file(void **state) {
+  (void) state;
+  struct sigaction dfl = {0};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  assert_int_equal(sigaction(SIGPIPE, &dfl, NULL), 0);
+  make_tree();
+  char path[160];
+  snprintf(path, sizeof(path), "%s/huge.bin", tmpdir);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  static char block[65536];
+  memset(block, 'h', sizeof(block));
+  for (int i = 0; i < 128; i++) assert_int_equal(fwrite(block, 1, sizeof(block), f), sizeof(block));
+  assert_int_equal(fclose(f), 0);
+  cymg_mgr *mgr;
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
+  srv_state s = {.opts = {.root_dir = tmpdir}};
+  cymg_conn *lsn;
+  assert_int_equal(cymg_http_listen(mgr, "http://127.0.0.1:0", srv_fn, &s, &lsn), 0);
+  for (int round = 0; round < 3; round++) {
+    uint16_t me;
+    int fd = small_client(cymg_conn_local(lsn)->port, &me);
+    static const char req[] = "GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n";
+    raw_send(mgr, fd, req, sizeof(req) - 1);
+    char buf[4096];
+    ssize_t got = 0;
+    uint64_t t0 = cymg_mgr_now(mgr);
+    while (got <= 0) { /* the body has started */
+      cymg_mgr_poll(mgr, 2);
+      got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (cymg_mgr_now(mgr) - t0 > CYMG_TEST_WAIT_MS) fail_msg("no answer");
+    }
+    /* A half-close first puts the server's socket in CLOSE_WAIT; the reset
+     * that close() then sends over the unread bytes makes the kernel fail the
+     * next sendfile with EPIPE, the case that raises SIGPIPE. */
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    close(fd);
+    POLL_UNTIL(mgr, cymg_mgr_count(mgr) == 1);
+  }
+  /* Still serving. */
+  uint16_t me;
+  int fd = small_client(cymg_conn_local(lsn)->port, &me);
+  static const char req[] = "GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  raw_send(mgr, fd, req, sizeof(req) - 1);
+  size_t total = 0;
+  uint64_t t0 = cymg_mgr_now(mgr);
+  for (;;) {
+    cymg_mgr_poll(mgr, 2);
+    char buf[16384];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) total += (size_t) n;
+    if (n == 0) break;
+    if (cymg_mgr_now(mgr) - t0 > CYMG_TEST_WAIT_MS) fail_msg("stuck at %zu bytes", total);
+  }
+  assert_true(total > FILE_LEN);
+  close(fd);
+  POLL_UNTIL(mgr, cymg_mgr_count(mgr) == 1);
+  cymg_close(lsn);
+  cymg_mgr_poll(mgr, 0);
+  ASSERT_MGR_CLEAN(mgr);
+  cymg_mgr_free(mgr);
+  unlink(path);
+  remove_tree();
+}
+
 static void test_setters(void **state) {
   (void) state;
   cymg_mgr *mgr;
@@ -594,6 +666,7 @@ int main(void) {
       cmocka_unit_test(test_unqueued_reply_fails_connection),
       cmocka_unit_test(test_pause_resume_loses_nothing),
       cmocka_unit_test(test_slow_reader_not_idle),
+      cmocka_unit_test(test_peer_gone_mid_file),
       cmocka_unit_test(test_nonreaders_bounded_and_closed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

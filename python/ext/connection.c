@@ -250,6 +250,24 @@ static PyObject *conn_drain(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+/* sntp_request(): one more request on an sntp_connect() connection. */
+static PyObject *conn_sntp_request(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  int rc = cymg_sntp_request(c);
+  if (rc == CYMG_ESTATE) {
+    PyErr_SetString(PyExc_RuntimeError, "sntp_request: not an SNTP connection (sntp_connect)");
+    return NULL;
+  }
+  if (rc == CYMG_ECLOSED) {
+    PyErr_SetString(PyExc_RuntimeError, "connection is closed");
+    return NULL;
+  }
+  if (rc < 0) return cymgpy_raise_rc("sntp_request", rc);
+  Py_RETURN_NONE;
+}
+
 static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
   cymgpy_conn *w = (cymgpy_conn *) self;
   if (fn != Py_None && !PyCallable_Check(fn)) {
@@ -900,6 +918,8 @@ static PyMethodDef conn_methods[] = {
     {"close", conn_close, METH_NOARGS, "close(): close at the end of this poll, unsent data lost."},
     {"drain", conn_drain, METH_NOARGS, "drain(): stop reading, flush what is queued, then close."},
     {"set_handler", conn_set_handler, METH_O, "set_handler(fn): this connection's handler."},
+    {"sntp_request", conn_sntp_request, METH_NOARGS,
+     "sntp_request(): send another SNTP request (MG_EV_SNTP_TIME answers it)."},
     {"reply", (PyCFunction) (void (*)(void)) conn_reply, METH_VARARGS | METH_KEYWORDS,
      "reply(status_code, body=b'', headers=None): a complete HTTP response."},
     {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json, METH_VARARGS | METH_KEYWORDS,

@@ -273,3 +273,38 @@ def test_timeout(mgr, mode):
     assert r.of(MG_EV_SNTP_TIME) == []
     assert r.of(MG_EV_ERROR) == ["SNTP timeout"]
     assert r.ended()
+
+
+def cymg_tool():
+    build = os.path.dirname(os.path.dirname(os.path.dirname(cymongoose.__file__)))
+    path = os.path.join(build, "tools", "cymg")
+    if not os.access(path, os.X_OK):
+        pytest.skip("the cymg tool is not in this build tree")
+    return path
+
+
+def test_cymg_sntp_tool(chrony):
+    tool = cymg_tool()
+    out = subprocess.run([tool, "sntp", f"127.0.0.1:{chrony}"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(None, 1) for line in out.stdout.splitlines())
+    when = time.strptime(lines["time"][:19], "%Y-%m-%dT%H:%M:%S")
+    assert lines["time"].endswith("Z") and len(lines["time"]) == 24  # ...:SS.mmmZ
+    import calendar
+
+    assert abs(calendar.timegm(when) - time.time()) < 5
+    assert lines["offset"].endswith(" ms") and lines["delay"].endswith(" ms")
+
+
+def test_cymg_sntp_tool_failures():
+    tool = cymg_tool()
+    rs = Responder("silent")
+    try:
+        out = subprocess.run([tool, "sntp", f"udp://127.0.0.1:{rs.port}"], capture_output=True,
+                             text=True, timeout=30)
+    finally:
+        rs.close()
+    assert out.returncode == 1 and "SNTP timeout" in out.stderr
+    out = subprocess.run([tool, "sntp", "a", "b"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "usage" in out.stderr

@@ -73,8 +73,8 @@ CYMG_API int cymg_sntp_parse_reply(const void *buf, size_t len, uint64_t origin,
  * received by the server, t3 reply sent by the server, t4 reply received (our
  * clock): offset = ((t2 - t1) + (t3 - t4)) / 2, delay = (t4 - t1) - (t3 - t2).
  * Either pointer may be NULL. Thread-safe. */
-CYMG_API void cymg_sntp_compute(int64_t t1, int64_t t2, int64_t t3, int64_t t4,
-                                int64_t *offset_ns, int64_t *delay_ns);
+CYMG_API void cymg_sntp_compute(int64_t t1, int64_t t2, int64_t t3, int64_t t4, int64_t *offset_ns,
+                                int64_t *delay_ns);
 
 /* ------------------------------------------------------------ connection --- */
 

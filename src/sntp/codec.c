@@ -18,7 +18,7 @@ static uint64_t get64(const uint8_t *p) {
 
 static void put64(uint8_t *p, uint64_t v) {
   for (int i = 7; i >= 0; i--) {
-    p[i] = (uint8_t) v;
+    p[i] = (uint8_t)v;
     v >>= 8;
   }
 }
@@ -29,25 +29,25 @@ uint64_t cymg_sntp_ts_from_unix_ns(int64_t unix_ns) {
     rem += NS_PER_S;
     sec--;
   }
-  uint32_t ntp_sec = (uint32_t) (uint64_t) (sec + CYMG_SNTP_UNIX_OFFSET);
-  uint64_t frac = ((uint64_t) rem << 32) / (uint64_t) NS_PER_S;
-  return ((uint64_t) ntp_sec << 32) | frac;
+  uint32_t ntp_sec = (uint32_t)(uint64_t)(sec + CYMG_SNTP_UNIX_OFFSET);
+  uint64_t frac = ((uint64_t)rem << 32) / (uint64_t)NS_PER_S;
+  return ((uint64_t)ntp_sec << 32) | frac;
 }
 
 int64_t cymg_sntp_ts_to_unix_ns(uint64_t ts) {
-  uint32_t sec = (uint32_t) (ts >> 32);
+  uint32_t sec = (uint32_t)(ts >> 32);
   uint64_t frac = ts & 0xffffffffu;
   /* RFC 4330 section 3: top bit clear means era 1, from 2036-02-07. */
-  int64_t unix_sec = (sec & 0x80000000u) ? (int64_t) sec - CYMG_SNTP_UNIX_OFFSET
-                                         : (int64_t) sec + 4294967296LL - CYMG_SNTP_UNIX_OFFSET;
-  return unix_sec * NS_PER_S + (int64_t) ((frac * (uint64_t) NS_PER_S) >> 32);
+  int64_t unix_sec = (sec & 0x80000000u) ? (int64_t)sec - CYMG_SNTP_UNIX_OFFSET
+                                         : (int64_t)sec + 4294967296LL - CYMG_SNTP_UNIX_OFFSET;
+  return unix_sec * NS_PER_S + (int64_t)((frac * (uint64_t)NS_PER_S) >> 32);
 }
 
 uint64_t cymg_sntp_build_request(uint8_t *out, int64_t now_unix_ns, uint32_t random) {
   memset(out, 0, CYMG_SNTP_PACKET_LEN);
   out[0] = (0u << 6) | (4u << 3) | 3u; /* LI 0, version 4, mode 3 (client) */
   uint64_t ts = cymg_sntp_ts_from_unix_ns(now_unix_ns);
-  ts = (ts & ~(uint64_t) RANDOM_MASK) | (random & RANDOM_MASK);
+  ts = (ts & ~(uint64_t)RANDOM_MASK) | (random & RANDOM_MASK);
   if (ts == 0) ts = 1; /* 0 means "no origin" to a server */
   put64(out + 40, ts);
   return ts;
@@ -81,7 +81,7 @@ int cymg_sntp_parse_reply(const void *buf, size_t len, uint64_t origin, cymg_snt
   if (r->stratum == 0) {
     for (int i = 0; i < 4; i++) {
       uint8_t ch = p[12 + i];
-      r->kiss[i] = (ch >= 0x20 && ch < 0x7f) ? (char) ch : (ch == 0 ? '\0' : '?');
+      r->kiss[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : (ch == 0 ? '\0' : '?');
     }
     r->kiss[4] = '\0';
     return fail(why, "kiss-of-death", CYMG_EPROTO);

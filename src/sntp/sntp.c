@@ -10,9 +10,9 @@
 typedef struct {
   cymg_mgr *mgr;
   cymg_conn *c;
-  uint64_t origin;     /* transmit timestamp of the request awaiting a reply; 0: none */
-  int64_t t1_ns;       /* wall clock when it was sent */
-  int64_t t1_mono_ns;  /* monotonic clock when it was sent */
+  uint64_t origin;    /* transmit timestamp of the request awaiting a reply; 0: none */
+  int64_t t1_ns;      /* wall clock when it was sent */
+  int64_t t1_mono_ns; /* monotonic clock when it was sent */
   uint32_t timeout_ms;
   cymg_timer_id timer; /* the reply timeout; 0 when not armed */
   bool ready;          /* CONNECT seen: requests go out at once */
@@ -28,7 +28,7 @@ static sntp_state *sntp_of(const cymg_conn *c) {
 static int64_t clock_ns(clockid_t id) {
   struct timespec ts;
   clock_gettime(id, &ts);
-  return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* Floor division, so times before a millisecond boundary round down. */
@@ -44,7 +44,7 @@ static void timeout_fn(void *arg) {
 }
 
 static void disarm(sntp_state *s) {
-  if (s->timer) (void) cymg_timer_cancel(s->mgr, s->timer);
+  if (s->timer) (void)cymg_timer_cancel(s->mgr, s->timer);
   s->timer = 0;
 }
 
@@ -81,7 +81,7 @@ static void on_reply(cymg_conn *c, sntp_state *s, const void *buf, size_t len) {
     return;
   }
   if (rc < 0) {
-    CYMG__DEBUG("conn %llu: SNTP reply ignored: %s", (unsigned long long) c->id, why);
+    CYMG__DEBUG("conn %llu: SNTP reply ignored: %s", (unsigned long long)c->id, why);
     return;
   }
   s->origin = 0;
@@ -98,7 +98,7 @@ static void on_reply(cymg_conn *c, sntp_state *s, const void *buf, size_t len) {
 
 static bool sntp_event(cymg_conn *c, int ev, void *ev_data) {
   sntp_state *s = sntp_of(c);
-  (void) ev_data;
+  (void)ev_data;
   if (s == NULL) return false;
   if (ev == CYMG_EV_CONNECT) {
     s->ready = true; /* also answers any cymg_sntp_request() made before */

@@ -7,7 +7,7 @@
 #define ERA1_UNIX 2085978496LL
 
 static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t) v;
+  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
 }
 
 /* A well-formed reply to `origin`: version 4, mode 4, stratum 2. */
@@ -22,21 +22,21 @@ static void make_reply(uint8_t *p, uint64_t origin) {
 }
 
 static void test_era_boundary(void **state) {
-  (void) state;
+  (void)state;
   /* The last second of era 0 and the first of era 1. */
   assert_int_equal(cymg_sntp_ts_to_unix_ns(0xffffffffull << 32), (ERA1_UNIX - 1) * NS);
   assert_int_equal(cymg_sntp_ts_to_unix_ns(0), ERA1_UNIX * NS);
   assert_int_equal(cymg_sntp_ts_from_unix_ns(ERA1_UNIX * NS), 0);
   assert_int_equal(cymg_sntp_ts_from_unix_ns((ERA1_UNIX - 1) * NS), 0xffffffffull << 32);
   /* The Unix epoch is NTP second 2208988800 of era 0. */
-  assert_int_equal(cymg_sntp_ts_from_unix_ns(0), (uint64_t) CYMG_SNTP_UNIX_OFFSET << 32);
-  assert_int_equal(cymg_sntp_ts_to_unix_ns((uint64_t) CYMG_SNTP_UNIX_OFFSET << 32), 0);
+  assert_int_equal(cymg_sntp_ts_from_unix_ns(0), (uint64_t)CYMG_SNTP_UNIX_OFFSET << 32);
+  assert_int_equal(cymg_sntp_ts_to_unix_ns((uint64_t)CYMG_SNTP_UNIX_OFFSET << 32), 0);
 }
 
 static void test_era_round_trip(void **state) {
-  (void) state;
+  (void)state;
   /* 2001, 2026, a second before and after the rollover, 2040, 2100. */
-  const int64_t secs[] = {1000000000LL, 1795000000LL, ERA1_UNIX - 1, ERA1_UNIX,
+  const int64_t secs[] = {1000000000LL,  1795000000LL, ERA1_UNIX - 1, ERA1_UNIX,
                           ERA1_UNIX + 1, 2208988800LL, 4102444800LL};
   for (size_t i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
     int64_t ns = secs[i] * NS + 123456789;
@@ -51,7 +51,7 @@ static void test_era_round_trip(void **state) {
 }
 
 static void test_build_request(void **state) {
-  (void) state;
+  (void)state;
   uint8_t p[CYMG_SNTP_PACKET_LEN];
   int64_t now = 1795000000LL * NS + 250000000;
   uint64_t ts = cymg_sntp_build_request(p, now, 0xabcd1234u);
@@ -67,7 +67,7 @@ static void test_build_request(void **state) {
 }
 
 static void test_parse_good(void **state) {
-  (void) state;
+  (void)state;
   uint8_t p[CYMG_SNTP_PACKET_LEN];
   uint64_t origin = cymg_sntp_ts_from_unix_ns(1795000000LL * NS);
   make_reply(p, origin);
@@ -97,9 +97,15 @@ static int parse_with(void (*mutate)(uint8_t *), const char **why, cymg_sntp_rep
   return cymg_sntp_parse_reply(p, sizeof(p), origin, r, why);
 }
 
-static void m_mode3(uint8_t *p) { p[0] = (4 << 3) | 3; }
-static void m_version2(uint8_t *p) { p[0] = (2 << 3) | 4; }
-static void m_origin(uint8_t *p) { p[31] ^= 1; }
+static void m_mode3(uint8_t *p) {
+  p[0] = (4 << 3) | 3;
+}
+static void m_version2(uint8_t *p) {
+  p[0] = (2 << 3) | 4;
+}
+static void m_origin(uint8_t *p) {
+  p[31] ^= 1;
+}
 static void m_kiss(uint8_t *p) {
   p[0] = (3 << 6) | (4 << 3) | 4;
   p[1] = 0;
@@ -113,11 +119,15 @@ static void m_kiss_binary(uint8_t *p) {
   p[1] = 0;
   memcpy(p + 12, "R\x01T\0", 4);
 }
-static void m_leap3(uint8_t *p) { p[0] = (3 << 6) | (4 << 3) | 4; }
-static void m_tx0(uint8_t *p) { memset(p + 40, 0, 8); }
+static void m_leap3(uint8_t *p) {
+  p[0] = (3 << 6) | (4 << 3) | 4;
+}
+static void m_tx0(uint8_t *p) {
+  memset(p + 40, 0, 8);
+}
 
 static void test_parse_refusals(void **state) {
-  (void) state;
+  (void)state;
   const char *why;
   cymg_sntp_reply r;
   assert_int_equal(parse_with(m_mode3, &why, &r), CYMG_EPARSE);
@@ -142,7 +152,7 @@ static void test_parse_refusals(void **state) {
 }
 
 static void test_parse_short(void **state) {
-  (void) state;
+  (void)state;
   /* The packet ends right before unmapped memory under ASan: any read past
    * len is caught. */
   uint64_t origin = 0xe000000012345678ull;
@@ -161,10 +171,9 @@ static void test_parse_short(void **state) {
 }
 
 static void test_compute(void **state) {
-  (void) state;
+  (void)state;
   /* Server 10 s ahead, 20 ms each way, 1 ms in the server. */
-  int64_t t1 = 1000 * NS, t2 = t1 + 10 * NS + 20000000, t3 = t2 + 1000000,
-          t4 = t1 + 41000000;
+  int64_t t1 = 1000 * NS, t2 = t1 + 10 * NS + 20000000, t3 = t2 + 1000000, t4 = t1 + 41000000;
   int64_t off, del;
   cymg_sntp_compute(t1, t2, t3, t4, &off, &del);
   assert_int_equal(off, 10 * NS);

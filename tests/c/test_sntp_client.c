@@ -23,8 +23,8 @@ static int free_udp_port(void) {
   assert_true(fd >= 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t sl = sizeof(sa);
-  assert_int_equal(bind(fd, (struct sockaddr *) &sa, sl), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sl), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
   close(fd);
   return ntohs(sa.sin_port);
 }
@@ -43,18 +43,19 @@ static bool chrony_answers(void) {
   assert_true(fd >= 0);
   struct timeval tv = {0, 200000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) chrony_port),
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)chrony_port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   uint8_t p[CYMG_SNTP_PACKET_LEN], r[128];
   cymg_sntp_build_request(p, cymg_wall_millis() * 1000000, 1);
-  bool ok = sendto(fd, p, sizeof(p), 0, (struct sockaddr *) &sa, sizeof(sa)) == sizeof(p) &&
+  bool ok = sendto(fd, p, sizeof(p), 0, (struct sockaddr *)&sa, sizeof(sa)) == sizeof(p) &&
             recv(fd, r, sizeof(r), 0) >= CYMG_SNTP_PACKET_LEN;
   close(fd);
   return ok;
 }
 
 static int start_chronyd(void **state) {
-  (void) state;
+  (void)state;
   const char *bin = find_chronyd();
   if (bin == NULL) {
     /* make test installs chrony (scripts/deps.sh): only a bare build lacks it. */
@@ -79,9 +80,9 @@ static int start_chronyd(void **state) {
   if (chrony_pid == 0) {
     /* -x: serve time without touching the clock; -U: allowed as non-root. */
     if (getuid() == 0) {
-      execl(bin, "chronyd", "-x", "-d", "-f", conf, (char *) NULL);
+      execl(bin, "chronyd", "-x", "-d", "-f", conf, (char *)NULL);
     } else {
-      execl(bin, "chronyd", "-x", "-d", "-U", "-f", conf, (char *) NULL);
+      execl(bin, "chronyd", "-x", "-d", "-U", "-f", conf, (char *)NULL);
     }
     _exit(127);
   }
@@ -93,7 +94,7 @@ static int start_chronyd(void **state) {
 }
 
 static int stop_chronyd(void **state) {
-  (void) state;
+  (void)state;
   if (chrony_pid > 0) {
     kill(chrony_pid, SIGTERM);
     int st;
@@ -117,10 +118,10 @@ static void client_fn(cymg_conn *c, int ev, void *ev_data) {
   rec *r = cymg_conn_userdata(c);
   if (ev == CYMG_EV_SNTP_TIME) {
     r->times++;
-    r->last_ms = *(const int64_t *) ev_data;
+    r->last_ms = *(const int64_t *)ev_data;
   } else if (ev == CYMG_EV_ERROR) {
     r->errors++;
-    snprintf(r->err, sizeof(r->err), "%s", (const char *) ev_data);
+    snprintf(r->err, sizeof(r->err), "%s", (const char *)ev_data);
   } else if (ev == CYMG_EV_CONNECT) {
     r->connects++;
   } else if (ev == CYMG_EV_CLOSE) {
@@ -129,10 +130,12 @@ static void client_fn(cymg_conn *c, int ev, void *ev_data) {
   assert_true(ev != CYMG_EV_READ); /* the SNTP layer keeps raw datagrams */
 }
 
-static int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+static int64_t abs64(int64_t v) {
+  return v < 0 ? -v : v;
+}
 
 static void test_chrony_time(void **state) {
-  (void) state;
+  (void)state;
   if (chrony_pid <= 0) skip();
   cymg_mgr *mgr;
   assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
@@ -160,7 +163,7 @@ static void test_chrony_time(void **state) {
 }
 
 static void test_chrony_sntp_scheme_and_early_request(void **state) {
-  (void) state;
+  (void)state;
   if (chrony_pid <= 0) skip();
   cymg_mgr *mgr;
   assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
@@ -181,7 +184,7 @@ static void test_chrony_sntp_scheme_and_early_request(void **state) {
 }
 
 static void test_urls(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr;
   assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
   cymg_conn *c = NULL;
@@ -220,7 +223,7 @@ typedef struct {
 } responder;
 
 static void put64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t) v;
+  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
 }
 
 static void make_reply(responder *rs, const uint8_t *req, uint8_t *p) {
@@ -239,15 +242,15 @@ static void late_fn(void *arg) {
 }
 
 static void responder_fn(cymg_conn *c, int ev, void *ev_data) {
-  (void) ev_data;
+  (void)ev_data;
   if (ev != CYMG_EV_READ) return;
   responder *rs = cymg_conn_userdata(c);
   cymg_str d = cymg_conn_recv_data(c);
   assert_int_equal(d.len, CYMG_SNTP_PACKET_LEN);
-  assert_int_equal((uint8_t) d.buf[0], 0x23); /* a v4 client request */
+  assert_int_equal((uint8_t)d.buf[0], 0x23); /* a v4 client request */
   rs->requests++;
   uint8_t p[CYMG_SNTP_PACKET_LEN];
-  make_reply(rs, (const uint8_t *) d.buf, p);
+  make_reply(rs, (const uint8_t *)d.buf, p);
   cymg_conn_consume(c, d.len);
   switch (rs->mode) {
     case R_MODE3: p[0] = (4 << 3) | 3; break;
@@ -285,7 +288,7 @@ static rec run_responder(int mode, uint32_t timeout_ms, int64_t *server_ms) {
   responder rs = {.mode = mode, .mgr = mgr, .server_ms = 2200000000000LL + 123};
   assert_int_equal(cymg_listen(mgr, "udp://127.0.0.1:0", responder_fn, &rs, &rs.lsn), 0);
   char url[64];
-  snprintf(url, sizeof(url), "udp://127.0.0.1:%u", (unsigned) cymg_conn_local(rs.lsn)->port);
+  snprintf(url, sizeof(url), "udp://127.0.0.1:%u", (unsigned)cymg_conn_local(rs.lsn)->port);
   rec r = {0};
   cymg_conn *c;
   assert_int_equal(cymg_sntp_connect(mgr, url, client_fn, &r, &c), 0);
@@ -304,7 +307,7 @@ static rec run_responder(int mode, uint32_t timeout_ms, int64_t *server_ms) {
 }
 
 static void test_reply_good(void **state) {
-  (void) state;
+  (void)state;
   int64_t server_ms;
   rec r = run_responder(R_GOOD, 0, &server_ms);
   assert_int_equal(r.times, 1);
@@ -314,7 +317,7 @@ static void test_reply_good(void **state) {
 }
 
 static void test_reply_late_within_timeout(void **state) {
-  (void) state;
+  (void)state;
   int64_t server_ms;
   rec r = run_responder(R_LATE, 5000, &server_ms);
   assert_int_equal(r.times, 1);
@@ -324,7 +327,7 @@ static void test_reply_late_within_timeout(void **state) {
 }
 
 static void test_reply_ignored_then_good(void **state) {
-  (void) state;
+  (void)state;
   rec r = run_responder(R_BAD_THEN_GOOD, 0, NULL);
   assert_int_equal(r.times, 1);
   assert_int_equal(r.errors, 0);
@@ -339,27 +342,27 @@ static void expect_timeout(int mode) {
 }
 
 static void test_reply_wrong_mode(void **state) {
-  (void) state;
+  (void)state;
   expect_timeout(R_MODE3);
 }
 
 static void test_reply_wrong_origin(void **state) {
-  (void) state;
+  (void)state;
   expect_timeout(R_ORIGIN);
 }
 
 static void test_reply_too_short(void **state) {
-  (void) state;
+  (void)state;
   expect_timeout(R_SHORT);
 }
 
 static void test_no_reply(void **state) {
-  (void) state;
+  (void)state;
   expect_timeout(R_SILENT);
 }
 
 static void test_kiss_of_death(void **state) {
-  (void) state;
+  (void)state;
   rec r = run_responder(R_KISS, 0, NULL);
   assert_int_equal(r.times, 0);
   assert_int_equal(r.errors, 1);
@@ -369,12 +372,12 @@ static void test_kiss_of_death(void **state) {
 
 /* A reply from the server's address but another port never reaches us. */
 static void other_port_fn(cymg_conn *c, int ev, void *ev_data) {
-  (void) ev_data;
+  (void)ev_data;
   if (ev != CYMG_EV_READ) return;
   responder *rs = cymg_conn_userdata(c);
   cymg_str d = cymg_conn_recv_data(c);
   uint8_t p[CYMG_SNTP_PACKET_LEN];
-  make_reply(rs, (const uint8_t *) d.buf, p);
+  make_reply(rs, (const uint8_t *)d.buf, p);
   rs->requests++;
   cymg_conn_consume(c, d.len);
   /* Sent from a second socket to the client's address. */
@@ -388,13 +391,13 @@ static void other_port_fn(cymg_conn *c, int ev, void *ev_data) {
 }
 
 static void test_reply_from_other_port(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr;
   assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
   responder rs = {.mgr = mgr, .server_ms = 2200000000000LL};
   assert_int_equal(cymg_listen(mgr, "udp://127.0.0.1:0", other_port_fn, &rs, &rs.lsn), 0);
   char url[64];
-  snprintf(url, sizeof(url), "udp://127.0.0.1:%u", (unsigned) cymg_conn_local(rs.lsn)->port);
+  snprintf(url, sizeof(url), "udp://127.0.0.1:%u", (unsigned)cymg_conn_local(rs.lsn)->port);
   rec r = {0};
   cymg_conn *c;
   assert_int_equal(cymg_sntp_connect(mgr, url, client_fn, &r, &c), 0);

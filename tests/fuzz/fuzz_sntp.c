@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK((back >> 32) == (ts >> 32));
     CHECK((ts & 0xffffffffu) - (back & 0xffffffffu) <= 5);
     uint8_t req[CYMG_SNTP_PACKET_LEN];
-    uint64_t sent = cymg_sntp_build_request(req, ns, (uint32_t) ts);
+    uint64_t sent = cymg_sntp_build_request(req, ns, (uint32_t)ts);
     CHECK(sent != 0 && req[0] == 0x23);
   }
   free(pkt);

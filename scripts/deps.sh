@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev)
 case "$what" in
   build) ;;
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest
-              python3-websocket python3-pip python3-setuptools) ;; # websocket: a test peer
+              python3-websocket python3-pip python3-setuptools chrony) ;; # websocket, chrony: test peers
   bench) pkgs+=(libcmocka-dev wrk strace curl nginx-light python3-dev python3-aiohttp python3-uvicorn
               python3-httptools gunicorn) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
@@ -28,3 +28,13 @@ sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 "${sudo_cmd[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The tests start their own chronyd on a loopback port; the package's system
+# service would take port 123 and steer this machine's clock: keep it off.
+if [[ " ${missing[*]} " == *" chrony "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    "${sudo_cmd[@]}" systemctl disable --now chrony >/dev/null 2>&1 || true
+  elif command -v invoke-rc.d >/dev/null; then
+    "${sudo_cmd[@]}" invoke-rc.d chrony stop >/dev/null 2>&1 || true
+    "${sudo_cmd[@]}" update-rc.d chrony disable >/dev/null 2>&1 || true
+  fi
+fi

@@ -2,6 +2,7 @@
  *   cymg serve [DIR] [--listen URL]    static file server with directory listing
  *   cymg get [-i] URL                  fetch a URL, print the body (-i: and the head)
  *   cymg ws URL                        WebSocket client: stdin lines out, messages to stdout
+ *   cymg sntp [SERVER]                 ask an SNTP server the time
  *   cymg --help | --version */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -30,6 +31,9 @@ static void usage(FILE *out) {
           "  ws URL                      WebSocket client: each line of stdin is sent as a\n"
           "                              text message, each message received is printed;\n"
           "                              end of input closes the connection (code 1000)\n"
+          "  sntp [SERVER]               ask SERVER (sntp://HOST, udp://HOST:PORT, HOST or\n"
+          "                              HOST:PORT; default pool.ntp.org) the time: prints\n"
+          "                              it (ISO 8601 UTC), the clock offset and the delay\n"
           "  --help                      this text\n"
           "  --version                   the libcymg version\n");
 }
@@ -278,6 +282,76 @@ static int cmd_ws(int argc, char **argv) {
   _exit(stop_signal ? 130 : (ctx.status || !ctx.open) ? 1 : 0);
 }
 
+/* ---- sntp ---- */
+
+typedef struct {
+  int64_t ms;
+  bool done, ok;
+} sntp_ctx;
+
+static void sntp_fn(cymg_conn *c, int ev, void *ev_data) {
+  sntp_ctx *ctx = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_SNTP_TIME) {
+    ctx->ms = *(const int64_t *) ev_data;
+    ctx->ok = ctx->done = true;
+    char when[40];
+    time_t sec = (time_t) (ctx->ms >= 0 ? ctx->ms / 1000 : (ctx->ms - 999) / 1000);
+    struct tm tm;
+    if (gmtime_r(&sec, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+      snprintf(when, sizeof(when), "?");
+    printf("time   %s.%03dZ\n", when, (int) (ctx->ms - (int64_t) sec * 1000));
+    printf("offset %lld ms\n", (long long) cymg_sntp_offset_ms(c));
+    printf("delay  %lld ms\n", (long long) cymg_sntp_delay_ms(c));
+    cymg_close(c);
+  } else if (ev == CYMG_EV_ERROR) {
+    fprintf(stderr, "cymg sntp: %s\n", (const char *) ev_data);
+  } else if (ev == CYMG_EV_CLOSE) {
+    ctx->done = true;
+  }
+}
+
+static int cmd_sntp(int argc, char **argv) {
+  if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+    usage(stdout);
+    return 0;
+  }
+  if (argc > 1 || (argc == 1 && argv[0][0] == '-')) {
+    fprintf(stderr, "usage: cymg sntp [SERVER]\n");
+    return 2;
+  }
+  const char *server = argc == 1 ? argv[0] : "pool.ntp.org";
+  char url[512];
+  int n = snprintf(url, sizeof(url), "%s%s", strstr(server, "://") ? "" : "sntp://", server);
+  if (n < 0 || (size_t) n >= sizeof(url)) {
+    fprintf(stderr, "cymg sntp: server name too long\n");
+    return 2;
+  }
+  cymg_mgr *mgr;
+  int rc = cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO);
+  if (rc < 0) {
+    fprintf(stderr, "cymg sntp: %s\n", cymg_strerror(rc));
+    return 1;
+  }
+  sntp_ctx ctx = {0};
+  rc = cymg_sntp_connect(mgr, url, sntp_fn, &ctx, NULL);
+  if (rc < 0) {
+    const char *why = cymg_mgr_errmsg(mgr);
+    fprintf(stderr, "cymg sntp: %s\n", why[0] ? why : cymg_strerror(rc));
+    cymg_mgr_free(mgr);
+    return strstr(server, "://") && rc == CYMG_ESCHEME ? 2 : 1;
+  }
+  /* The connection ends with the answer, an error or the SNTP timeout. */
+  while (!ctx.done) {
+    rc = cymg_mgr_poll(mgr, 1000);
+    if (rc < 0) {
+      fprintf(stderr, "cymg sntp: poll: %s\n", cymg_strerror(rc));
+      break;
+    }
+  }
+  cymg_mgr_free(mgr);
+  return ctx.ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
@@ -290,6 +364,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "serve") == 0) return cmd_serve(argc - 2, argv + 2);
   if (strcmp(argv[1], "get") == 0) return cmd_get(argc - 2, argv + 2);
   if (strcmp(argv[1], "ws") == 0) return cmd_ws(argc - 2, argv + 2);
+  if (strcmp(argv[1], "sntp") == 0) return cmd_sntp(argc - 2, argv + 2);
   fprintf(stderr, "cymg: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

@@ -292,6 +292,12 @@ class Connection:
         """This connection's own handler (None: the manager's default is used).
         Accepted connections start with their listener's handler."""
     def set_handler(self, fn: Optional[EventHandler]) -> None: ...
+    def sntp_request(self) -> None:
+        """Send another SNTP request on a connection from
+        :meth:`Manager.sntp_connect`; the answer arrives as ``MG_EV_SNTP_TIME``
+        (``data``: int epoch milliseconds). Made before the connection is ready,
+        it is answered by the request sent then (not dropped). Raises
+        RuntimeError on a closed connection or one that is not SNTP."""
     userdata: Any
     """Any object you want to attach to the connection."""
     @property
@@ -500,6 +506,17 @@ class Manager:
         then ``MG_EV_CLOSE``. ``ws_send()`` before MG_EV_WS_OPEN is held until it.
         Failures here raise ``RuntimeError("Failed to connect to '<url>': ...")``:
         another scheme, a malformed URL, ``wss://`` until TLS arrives."""
+    def sntp_connect(self, url: str, handler: Optional[EventHandler] = None) -> Connection:
+        """Start an SNTP client on ``sntp://HOST`` (UDP port 123 unless given) or
+        ``udp://HOST:PORT`` and return a UDP Connection (``is_udp`` True at once).
+        The first request goes out by itself when the connection is ready; each
+        checked reply gives ``MG_EV_SNTP_TIME`` with ``data`` an int of epoch
+        milliseconds (the server's time plus half the round trip). Replies that
+        fail the checks (mode, version, origin, length) are ignored; a
+        kiss-of-death gives ``MG_EV_ERROR`` "SNTP kiss-of-death: CODE", no reply
+        within 3 s ``MG_EV_ERROR`` "SNTP timeout", then ``MG_EV_CLOSE``. The
+        connection stays open for :meth:`Connection.sntp_request`. Another scheme
+        or a malformed URL raises ``RuntimeError("Failed to connect to ...")``."""
     def wakeup(self, connection_id: int, data: BytesLike = b"") -> bool:
         """Thread-safe: have ``MG_EV_WAKEUP`` with ``data`` (bytes-like, copied)
         delivered to the connection on the poll thread. Returns True once queued,

@@ -274,6 +274,24 @@ static PyObject *conn_drain(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+/* sntp_request(): one more request on an sntp_connect() connection. */
+static PyObject *conn_sntp_request(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  int rc = cymg_sntp_request(c);
+  if (rc == CYMG_ESTATE) {
+    PyErr_SetString(PyExc_RuntimeError, "sntp_request: not an SNTP connection (sntp_connect)");
+    return NULL;
+  }
+  if (rc == CYMG_ECLOSED) {
+    PyErr_SetString(PyExc_RuntimeError, "connection is closed");
+    return NULL;
+  }
+  if (rc < 0) return cymgpy_raise_rc("sntp_request", rc);
+  Py_RETURN_NONE;
+}
+
 static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
   cymgpy_conn *w = (cymgpy_conn *) self;
   if (fn != Py_None && !PyCallable_Check(fn)) {
@@ -927,6 +945,7 @@ CYMGPY_LOCKED_O(conn_close)
 CYMGPY_LOCKED_O(conn_drain)
 CYMGPY_LOCKED_O(conn_set_handler)
 CYMGPY_LOCKED_O(conn_http_chunk)
+CYMGPY_LOCKED_O(conn_sntp_request)
 CYMGPY_LOCKED_KW_READ(conn_recv_data)
 CYMGPY_LOCKED_KW_READ(conn_send_data)
 CYMGPY_LOCKED_KW(conn_reply)
@@ -948,6 +967,8 @@ static PyMethodDef conn_methods[] = {
     {"close", conn_close_locked, METH_NOARGS, "close(): close at the end of this poll, unsent data lost."},
     {"drain", conn_drain_locked, METH_NOARGS, "drain(): stop reading, flush what is queued, then close."},
     {"set_handler", conn_set_handler_locked, METH_O, "set_handler(fn): this connection's handler."},
+    {"sntp_request", conn_sntp_request_locked, METH_NOARGS,
+     "sntp_request(): send another SNTP request (MG_EV_SNTP_TIME answers it)."},
     {"reply", (PyCFunction) (void (*)(void)) conn_reply_locked, METH_VARARGS | METH_KEYWORDS,
      "reply(status_code, body=b'', headers=None): a complete HTTP response."},
     {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json_locked, METH_VARARGS | METH_KEYWORDS,

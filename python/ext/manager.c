@@ -699,6 +699,30 @@ static PyObject *ws_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
   return open_with(m, 0, url, url, handler, cymg_ws_connect, false, NULL);
 }
 
+/* sntp_connect(): sntp://HOST (UDP port 123) or udp://HOST:PORT, the SNTP
+ * client layer attached; the first request goes out by itself at CONNECT. */
+static PyObject *sntp_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  static char *kwlist[] = {"url", "handler", NULL};
+  const char *url;
+  PyObject *handler = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:sntp_connect", kwlist, &url, &handler))
+    return NULL;
+  if (check_callable("handler", handler) < 0) return NULL;
+  if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
+    return open_failed(0, url, m->mgr ? "the manager is closing" : "the manager is closed");
+  if (check_open(m) < 0) return NULL;
+  return open_with(m, 0, url, url, handler, cymg_sntp_connect, false, NULL);
+}
+
+/* Under the call lock, like listen() and connect(). */
+static PyObject *manager_sntp_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_lock((cymgpy_manager *) self);
+  PyObject *r = sntp_connect(self, args, kwargs);
+  cymgpy_unlock((cymgpy_manager *) self);
+  return r;
+}
+
 /* ---- wakeup, timers, properties ---- */
 
 static PyObject *manager_wakeup(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -807,6 +831,9 @@ static PyMethodDef manager_methods[] = {
      "connect(url, handler=None, *, http=None) -> Connection"},
     {"ws_connect", (PyCFunction) (void (*)(void)) manager_ws_connect, METH_VARARGS | METH_KEYWORDS,
      "ws_connect(url, handler=None) -> Connection: a WebSocket client (ws://)."},
+    {"sntp_connect", (PyCFunction) (void (*)(void)) manager_sntp_connect,
+     METH_VARARGS | METH_KEYWORDS,
+     "sntp_connect(url, handler=None) -> Connection: an SNTP client (sntp://HOST or udp://)."},
     {"wakeup", (PyCFunction) (void (*)(void)) manager_wakeup, METH_VARARGS | METH_KEYWORDS,
      "wakeup(connection_id, data=b'') -> bool: thread-safe; MG_EV_WAKEUP with data."},
     {"timer_add", (PyCFunction) (void (*)(void)) manager_timer_add, METH_VARARGS | METH_KEYWORDS,

@@ -33,6 +33,10 @@ void cymg__iobuf_free(cymg__iobuf *b);
 int cymg__iobuf_reserve(cymg__iobuf *b, size_t room, size_t limit);
 int cymg__iobuf_append(cymg__iobuf *b, const void *p, size_t n, size_t limit);
 void cymg__iobuf_consume(cymg__iobuf *b, size_t n);
+/* Removes n bytes at offset ofs of the data (clamped to what is there): the bytes
+ * after them move down, those before stay where they are, so pointers into the
+ * front part remain valid. Costs one move of the bytes after the cut. */
+void cymg__iobuf_cut(cymg__iobuf *b, size_t ofs, size_t n);
 static inline char *cymg__iobuf_data(const cymg__iobuf *b) {
   return b->buf + b->head;
 }

@@ -273,9 +273,24 @@ CYMG_API int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_head
 /* Timeouts in ms (0 keeps the current value; UINT32_MAX disables). head_ms: from
  * the first byte of a request to its complete head (408; slowloris), default
  * 30000. idle_ms: a keep-alive connection with no request in progress is closed,
- * default 60000. On a client, head_ms bounds the wait for a response (ERROR
- * "timeout", then close). */
+ * default 60000. On a client, head_ms bounds the wait from a request to the
+ * head of its response (ERROR "no response within N ms", then close); the body
+ * is under cymg_http_set_body_timeouts(). On a listener, the values go to the
+ * connections accepted afterwards. Returns 0, or CYMG_ESTATE when c carries no
+ * HTTP layer. Not thread-safe: call from the manager's thread. */
 CYMG_API int cymg_http_set_timeouts(cymg_conn *c, uint32_t head_ms, uint32_t idle_ms);
+/* Timeouts of a message body in ms (0 keeps the current value; UINT32_MAX
+ * disables), counted from the moment its head is complete, for buffered and
+ * streamed bodies alike. gap_ms: the longest wait for more bytes of the body
+ * (chunk framing counts as bytes of it); every read that brings some starts
+ * the wait again; default 60000. total_ms: the longest the whole body may take,
+ * however steadily it arrives; default UINT32_MAX (no limit). A server answers
+ * 408 and closes; a client gets ERROR ("response body stalled" / "not complete
+ * within N ms") and closes. On a listener, the values go to the connections
+ * accepted afterwards; during a body, they apply to it from now on. Returns 0,
+ * or CYMG_ESTATE when c carries no HTTP layer. Not thread-safe: call from the
+ * manager's thread. */
+CYMG_API int cymg_http_set_body_timeouts(cymg_conn *c, uint32_t gap_ms, uint32_t total_ms);
 
 /* Called during CYMG_EV_HTTP_HDRS: the body is not buffered but handed over as it
  * arrives, as CYMG_EV_READ events whose data (const size_t *) counts the decoded

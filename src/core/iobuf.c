@@ -48,3 +48,13 @@ void cymg__iobuf_consume(cymg__iobuf *b, size_t n) {
     b->len -= n;
   }
 }
+
+void cymg__iobuf_cut(cymg__iobuf *b, size_t ofs, size_t n) {
+  if (ofs >= b->len || n == 0) return;
+  if (n > b->len - ofs) n = b->len - ofs;
+  char *at = b->buf + b->head + ofs;
+  size_t after = b->len - ofs - n;
+  if (after) memmove(at, at + n, after);
+  b->len -= n;
+  if (b->len == 0) b->head = 0;
+}

@@ -11,13 +11,18 @@ typedef struct cymg__http_conf {
   size_t max_head, max_headers;
   uint64_t max_body;
   uint32_t head_ms, idle_ms;
+  /* A body: the longest pause between reads that bring bytes of it, and the
+   * longest the whole body may take (UINT32_MAX: no bound). */
+  uint32_t body_gap_ms, body_total_ms;
   /* WebSocket settings for a later upgrade: set on a listener, they reach the
    * accepted connections with the rest of this struct. */
   cymg__ws_conf ws;
 } cymg__http_conf;
 
 enum { HTTP_HEAD, HTTP_BODY, HTTP_WAIT_REPLY, HTTP_DEAD };
-enum { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_RESPONSE };
+/* DL_BODY: the gap timeout of a body; DL_BODY_TOTAL: its total limit, once that
+ * comes before the next gap deadline could. */
+enum { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_BODY_TOTAL, DL_RESPONSE };
 
 /* The state of one HTTP connection (or the settings of a listener). */
 typedef struct cymg__http {
@@ -31,8 +36,10 @@ typedef struct cymg__http {
   const char *parsed_at; /* receive buffer address msg's views point into */
   size_t head_len;       /* bytes of head (with skipped empty lines) */
   int body_kind;
-  uint64_t body_have;    /* body bytes collected (decoded) behind the head */
-  size_t raw_ofs;        /* chunked: where undecoded bytes start */
+  uint64_t body_have;    /* body bytes collected (decoded) behind the head; for a
+                          * sized buffered body, the bytes there so far */
+  uint64_t body_start;   /* cymg__millis() when the head was complete */
+  bool in_hdrs;          /* the HTTP_HDRS callback is running */
   cymg_http_chunked chunked;
   bool streaming;
   char *head_copy;       /* streaming: the head, kept for the final HTTP_MSG */

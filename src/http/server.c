@@ -13,6 +13,8 @@
 #define DEFAULT_MAX_BODY (8u << 20)
 #define DEFAULT_HEAD_MS 30000
 #define DEFAULT_IDLE_MS 60000
+#define DEFAULT_BODY_GAP_MS 60000
+#define DEFAULT_BODY_TOTAL_MS UINT32_MAX /* off */
 
 cymg__http *cymg__http_of(const cymg_conn *c) {
   return cymg_conn_proto(c) == &cymg__http_proto ? cymg_conn_proto_state(c) : NULL;
@@ -70,8 +72,13 @@ static void *http_accept(cymg_conn *child, cymg_conn *lsn) {
 int cymg_http_attach(cymg_conn *c, bool is_server) {
   if (c == NULL) return CYMG_EINVAL;
   if (cymg__http_of(c)) return 0;
-  cymg__http_conf conf = {DEFAULT_MAX_HEAD, DEFAULT_MAX_HEADERS, DEFAULT_MAX_BODY,
-                          DEFAULT_HEAD_MS, DEFAULT_IDLE_MS, {0}};
+  cymg__http_conf conf = {.max_head = DEFAULT_MAX_HEAD,
+                          .max_headers = DEFAULT_MAX_HEADERS,
+                          .max_body = DEFAULT_MAX_BODY,
+                          .head_ms = DEFAULT_HEAD_MS,
+                          .idle_ms = DEFAULT_IDLE_MS,
+                          .body_gap_ms = DEFAULT_BODY_GAP_MS,
+                          .body_total_ms = DEFAULT_BODY_TOTAL_MS};
   cymg__http *h = http_new(c, &conf, is_server);
   if (h == NULL) return CYMG_ENOMEM;
   cymg_conn_set_proto(c, &cymg__http_proto, h);
@@ -103,6 +110,17 @@ int cymg_http_set_timeouts(cymg_conn *c, uint32_t head_ms, uint32_t idle_ms) {
   if (head_ms) h->conf.head_ms = head_ms;
   if (idle_ms) h->conf.idle_ms = idle_ms;
   if (h->deadline_kind == DL_IDLE) cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+  return 0;
+}
+
+static void body_deadline(cymg_conn *c, cymg__http *h);
+
+int cymg_http_set_body_timeouts(cymg_conn *c, uint32_t gap_ms, uint32_t total_ms) {
+  cymg__http *h = c ? cymg__http_of(c) : NULL;
+  if (h == NULL) return CYMG_ESTATE;
+  if (gap_ms) h->conf.body_gap_ms = gap_ms;
+  if (total_ms) h->conf.body_total_ms = total_ms;
+  if (h->deadline_kind == DL_BODY || h->deadline_kind == DL_BODY_TOTAL) body_deadline(c, h);
   return 0;
 }
 
@@ -145,6 +163,26 @@ void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms) {
     h->timer_at = h->deadline;
 }
 
+/* A body is under way: its deadline is the gap timeout from now, or the end of
+ * its total time if that comes first. Bytes of the body arriving move it. */
+static void body_deadline(cymg_conn *c, cymg__http *h) {
+  uint32_t gap = h->conf.body_gap_ms, total = h->conf.body_total_ms;
+  if (total != UINT32_MAX) {
+    uint64_t now = cymg__millis(), end = h->body_start + total;
+    if (gap == UINT32_MAX || end <= now + gap) {
+      cymg__http_deadline(c, h, DL_BODY_TOTAL, end > now ? (uint32_t) (end - now) : 0);
+      return;
+    }
+  }
+  cymg__http_deadline(c, h, gap == UINT32_MAX ? DL_NONE : DL_BODY, gap);
+}
+
+/* Bytes of the body arrived. Once the total limit is the nearer bound the
+ * deadline no longer moves, so this is a field compare per read then. */
+static void body_progress(cymg_conn *c, cymg__http *h) {
+  if (h->deadline_kind != DL_BODY_TOTAL) body_deadline(c, h);
+}
+
 /* ---- failures ---- */
 
 /* A request that cannot be served: answer with its status, then close. */
@@ -168,14 +206,34 @@ static void fail(cymg_conn *c, cymg__http *h, int reason) {
 }
 
 static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
+  if (h->phase == HTTP_DEAD) {
+    /* Already answered (a refusal, a reply from the head) and draining: a
+     * second answer would only trail the first. The peer had its time. */
+    cymg_close(c);
+    return;
+  }
   switch (kind) {
     case DL_IDLE: cymg_close(c); break;
     case DL_HEAD:
-    case DL_BODY:
       if (h->is_server) {
         server_refuse(c, h, 408, "request not received in time");
       } else {
         cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf.head_ms);
+      }
+      break;
+    case DL_BODY:
+      if (h->is_server) {
+        server_refuse(c, h, 408, "request body stalled");
+      } else {
+        cymg_error(c, "HTTP: response body stalled for %u ms", (unsigned) h->conf.body_gap_ms);
+      }
+      break;
+    case DL_BODY_TOTAL:
+      if (h->is_server) {
+        server_refuse(c, h, 408, "request body not received in time");
+      } else {
+        cymg_error(c, "HTTP: response body not complete within %u ms",
+                   (unsigned) h->conf.body_total_ms);
       }
       break;
     case DL_RESPONSE:
@@ -204,7 +262,6 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
   h->head_len = head_len;
   h->body_kind = cymg_http_body_kind(&h->msg, !h->is_server, client_method(h));
   h->body_have = 0;
-  h->raw_ofs = head_len;
   h->streaming = false;
   if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) cymg_http_chunked_init(&h->chunked, 0);
   h->phase = HTTP_BODY;
@@ -214,10 +271,18 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
     h->req_http10 = (h->msg.flags & CYMG_HTTP_F_HTTP10) != 0;
     h->replied = false;
     h->sent_mark = c->sent_total;
-    cymg__http_deadline(c, h, h->body_kind == CYMG_HTTP_BODY_NONE ? DL_NONE : DL_BODY,
-                        h->conf.idle_ms);
+    if (h->body_kind == CYMG_HTTP_BODY_NONE) cymg__http_deadline(c, h, DL_NONE, 0);
   }
+  if (h->body_kind != CYMG_HTTP_BODY_NONE) {
+    /* From here the body's timeouts bound the wait (on a client, they take over
+     * from the wait for the response). */
+    h->body_start = cymg__millis();
+    body_deadline(c, h);
+  }
+  h->in_hdrs = true;
   if (c->fn) c->fn(c, CYMG_EV_HTTP_HDRS, &h->msg);
+  if (cymg__http_of(c) != h) return false; /* the handler switched protocols */
+  h->in_hdrs = false;
   if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return false;
   if (h->is_server && (h->replied || c->sent_total != h->sent_mark)) {
     /* Answered from the head alone (401, 413...): the body, if any, is not
@@ -253,7 +318,6 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
     }
     memcpy(h->head_copy, cymg__iobuf_data(&c->recv), head_len);
     cymg_conn_consume(c, head_len);
-    h->raw_ofs = 0;
   }
   return true;
 }
@@ -270,6 +334,9 @@ void cymg__http_refresh_views(cymg__http *h, const char *buf) {
 static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
   if (h->is_server) {
     h->phase = HTTP_WAIT_REPLY;
+    /* The request is in: no timeout runs while the handler answers (a late
+     * answer from a timer or a worker is fine), as for a request without body. */
+    cymg__http_deadline(c, h, DL_NONE, 0);
   } else {
     h->phase = HTTP_HEAD;
     if (h->mq_len) {
@@ -309,6 +376,7 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
     } else {
       done = true;
     }
+    if (used > 0 && !done) body_progress(c, h);
     if (piece > 0 && c->fn) {
       size_t n = piece;
       c->fn(c, CYMG_EV_READ, &n);
@@ -365,37 +433,71 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
   char *buf = (char *) d.buf;
   size_t body_len = 0, consumed = h->head_len;
   switch (h->body_kind) {
-    case CYMG_HTTP_BODY_LENGTH:
-      if (d.len - h->head_len < (uint64_t) h->msg.content_length) return false;
+    case CYMG_HTTP_BODY_LENGTH: {
+      uint64_t have = d.len - h->head_len;
+      if (have < (uint64_t) h->msg.content_length) {
+        if (have > h->body_have) {
+          h->body_have = have;
+          body_progress(c, h);
+        }
+        return false;
+      }
       body_len = (size_t) h->msg.content_length;
       consumed += body_len;
       break;
+    }
     case CYMG_HTTP_BODY_CHUNKED: {
-      size_t dlen;
-      int n = cymg_http_chunked_decode(&h->chunked, buf + h->raw_ofs, d.len - h->raw_ofs, &dlen);
+      /* Decoded bytes are kept right behind the head and the framing is cut out
+       * of the buffer as it is parsed, so the buffer holds head + body + what
+       * is not decoded yet (a partial size line or trailer): the limits count
+       * body bytes, however small the chunks. Everything that arrived is decoded
+       * at once and the rest moved down once, so each byte is touched a bounded
+       * number of times. */
+      size_t at = h->head_len + (size_t) h->body_have, dlen;
+      int n = cymg_http_chunked_decode(&h->chunked, buf + at, d.len - at, &dlen);
       if (n < 0) {
         fail(c, h, cymg_http_chunked_reason(&h->chunked));
         return false;
       }
-      /* Decoded bytes join those before them, right behind the head. */
-      memmove(buf + h->head_len + h->body_have, buf + h->raw_ofs, dlen);
       h->body_have += dlen;
-      h->raw_ofs += (size_t) n;
       if (h->body_have > h->conf.max_body) {
         if (h->is_server) {
           server_refuse(c, h, 413, "body larger than the server accepts");
         } else {
+          h->phase = HTTP_DEAD;
           cymg_error(c, "HTTP response: body exceeds the limit");
         }
         return false;
       }
-      if (!cymg_http_chunked_done(&h->chunked)) return false;
+      if (!cymg_http_chunked_done(&h->chunked)) {
+        if (n > 0) body_progress(c, h);
+        /* Not done: the decoder took every byte but a partial trailer section,
+         * so what moves down is at most that. Done, nothing is cut: the bytes
+         * behind the message (a pipelined request) are consumed with it. */
+        if ((size_t) n > dlen) {
+          bool was_full = c->recv.len >= c->recv_limit;
+          cymg__iobuf_cut(&c->recv, at + dlen, (size_t) n - dlen);
+          if (was_full) cymg__conn_update_io(c);
+        }
+        return false;
+      }
       body_len = (size_t) h->body_have;
-      consumed = h->raw_ofs;
+      consumed = at + (size_t) n;
       break;
     }
-    case CYMG_HTTP_BODY_CLOSE:
+    case CYMG_HTTP_BODY_CLOSE: {
+      uint64_t have = d.len - h->head_len;
+      if (have > h->conf.max_body) { /* else it would stall at the receive limit */
+        h->phase = HTTP_DEAD;
+        cymg_error(c, "HTTP response: body exceeds the limit");
+        return false;
+      }
+      if (have > h->body_have) {
+        h->body_have = have;
+        body_progress(c, h);
+      }
       return false; /* complete at end of stream: see the CLOSE event */
+    }
     default: break;
   }
   cymg__http_refresh_views(h, buf);
@@ -407,7 +509,9 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
 
 int cymg_http_stream_body(cymg_conn *c) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
-  if (h == NULL || h->phase != HTTP_BODY || h->body_have > 0) return CYMG_ESTATE;
+  /* Only while the head is being handed over: later, body bytes may already sit
+   * behind the head in the buffer. */
+  if (h == NULL || h->phase != HTTP_BODY || !h->in_hdrs) return CYMG_ESTATE;
   h->streaming = true;
   return 0;
 }

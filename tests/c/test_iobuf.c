@@ -36,6 +36,35 @@ static void test_iobuf_limit(void **state) {
   cymg__iobuf_free(&b);
 }
 
+/* Cutting out of the middle: the front stays put, the rest closes the gap. */
+static void test_iobuf_cut(void **state) {
+  (void) state;
+  cymg__iobuf b = {0};
+  assert_int_equal(cymg__iobuf_append(&b, "xxhead[gap]tail", 15, 0), 0);
+  cymg__iobuf_consume(&b, 2); /* a head offset that is not 0 */
+  const char *front = cymg__iobuf_data(&b);
+  cymg__iobuf_cut(&b, 4, 5);
+  assert_int_equal(b.len, 8);
+  assert_ptr_equal(cymg__iobuf_data(&b), front);
+  assert_memory_equal(cymg__iobuf_data(&b), "headtail", 8);
+  cymg__iobuf_cut(&b, 4, 0); /* nothing */
+  cymg__iobuf_cut(&b, 8, 3); /* at the end: nothing there */
+  cymg__iobuf_cut(&b, 100, 3);
+  assert_int_equal(b.len, 8);
+  cymg__iobuf_cut(&b, 6, 100); /* clamped to the end */
+  assert_int_equal(b.len, 6);
+  assert_memory_equal(cymg__iobuf_data(&b), "headta", 6);
+  cymg__iobuf_cut(&b, 0, 6); /* all of it */
+  assert_int_equal(b.len, 0);
+  assert_int_equal(b.head, 0);
+  /* Appending after a cut goes right behind what is left. */
+  assert_int_equal(cymg__iobuf_append(&b, "abc", 3, 0), 0);
+  cymg__iobuf_cut(&b, 1, 1);
+  assert_int_equal(cymg__iobuf_append(&b, "d", 1, 0), 0);
+  assert_memory_equal(cymg__iobuf_data(&b), "acd", 3);
+  cymg__iobuf_free(&b);
+}
+
 static void test_buf(void **state) {
   (void) state;
   cymg_buf b;
@@ -67,6 +96,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_iobuf_grow_consume),
       cmocka_unit_test(test_iobuf_limit),
+      cmocka_unit_test(test_iobuf_cut),
       cmocka_unit_test(test_buf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

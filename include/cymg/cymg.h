@@ -12,6 +12,7 @@
 #include "util.h"
 #include "http.h"
 #include "ws.h"
+#include "dns.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -36,6 +36,7 @@ void cymg__conn_free(cymg_conn *c) {
     while (*pp && *pp != c) pp = &(*pp)->pending_next;
     if (*pp) *pp = c->pending_next;
   }
+  cymg__dns_conn_gone(c);
   cymg__mgr_unlink(mgr, c);
   if (c->flags & CYMG__F_WANT_POLL) mgr->npoll--;
   if (c->flags & CYMG__F_REGISTERED) mgr->be->del(mgr->be_state, c->fd);
@@ -233,6 +234,7 @@ void cymg__conn_io(cymg_conn *c, unsigned events) {
 
 static void finish_connect(cymg_conn *c) {
   int err = cymg__sock_error(c->fd);
+  if (err != 0 && cymg__dns_connect_failed(c)) return;
   if (err != 0) {
     char a[64];
     cymg_addr_str(&c->rem, true, a, sizeof(a));

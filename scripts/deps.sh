@@ -7,7 +7,8 @@ pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev)
 case "$what" in
   build) ;;
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest
-              python3-websocket python3-pip python3-setuptools) ;; # websocket: a test peer
+              python3-websocket python3-pip python3-setuptools
+              dnsmasq-base python3-dnslib) ;; # websocket: a test peer; dnsmasq-base (no system service): the DNS tests
   bench) pkgs+=(libcmocka-dev wrk strace curl nginx-light python3-dev python3-aiohttp python3-uvicorn
               python3-httptools gunicorn) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;

@@ -107,8 +107,11 @@ typedef struct {
 /* Reads count records from *pos; keeps up to MAX_RRS of class IN in refs. */
 static int read_rrs(const uint8_t *msg, size_t len, size_t *pos, unsigned count, rr_ref *refs,
                     size_t *nrefs) {
+  char owner[CYMG_DNS_NAME_MAX];
   for (unsigned i = 0; i < count; i++) {
-    int n = skip_name(msg, len, *pos);
+    /* Decoded, not just skipped: an owner name that loops or leaves the
+     * message makes the whole answer malformed. */
+    int n = cymg_dns_decode_name(msg, len, *pos, owner, sizeof(owner));
     if (n < 0) return n;
     size_t p = *pos + (size_t) n;
     if (p + 10 > len) return CYMG_EPARSE;

@@ -40,7 +40,7 @@ struct lookup;
 typedef struct sub {
   struct lookup *lk;
   uint16_t qtype;
-  bool done, tcp, from_cache;
+  bool done, tcp, from_cache, servfail_seen;
   int state;        /* S_* once done */
   uint8_t rcode;
   size_t cand;      /* index into lk->cands */
@@ -289,6 +289,16 @@ static void sub_next_attempt(sub *s, int why) {
   servers(s->lk->d, &ns);
   s->tries++;
   if (s->tries >= attempts(s->lk->d) * (unsigned) ns) {
+    /* Every server failed this name (SERVFAIL, REFUSED): like res_search, the
+     * next name of the search list still gets its chance; a timeout ends it. */
+    if (why == S_SERVFAIL && s->cand + 1 < s->lk->ncands) {
+      s->servfail_seen = true;
+      s->cand++;
+      s->tries = 0;
+      s->tcp = false;
+      sub_send(s);
+      return;
+    }
     sub_finish(s, why);
     return;
   }
@@ -531,6 +541,8 @@ static void lookup_finish(lookup *lk) {
         cn = (const char(*)[CYMG_DNS_NAME_MAX]) s->ans->cnames;
         ncn = s->ans->ncnames;
       }
+    } else if (s->state == S_NXDOMAIN || worst == S_NXDOMAIN) {
+      worst = S_NXDOMAIN; /* the name does not exist: whatever the other type got */
     } else if (s->state > worst) {
       worst = s->state;
     }

@@ -7,6 +7,8 @@
 
 #include "cymg/dns.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t *copy = malloc(size ? size : 1);
   if (copy == NULL) return 0;

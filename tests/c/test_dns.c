@@ -49,6 +49,9 @@ static bool udp_answers(unsigned port) {
 static int setup(void **state) {
   (void) state;
   signal(SIGPIPE, SIG_IGN);
+  /* dnsmasq may lose the free port to another test between our probe and its
+   * bind: it then exits, and we try another port. */
+  for (int round = 0; round < 5; round++) {
   dnsmasq_port = free_udp_port();
   char port_arg[32];
   snprintf(port_arg, sizeof(port_arg), "--port=%u", dnsmasq_port);
@@ -62,6 +65,18 @@ static int setup(void **state) {
            "--cname=mid.test,one.test", "--address=/nx.test/", (char *) NULL);
     _exit(127);
   }
+  bool up = false;
+  for (int i = 0; i < 100 && !up; i++) {
+    up = udp_answers(dnsmasq_port);
+    if (!up && waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) break; /* it exited */
+    if (!up) usleep(100000);
+  }
+  if (up) break;
+  kill(dnsmasq_pid, SIGTERM);
+  waitpid(dnsmasq_pid, NULL, 0);
+  dnsmasq_pid = -1;
+  }
+  if (dnsmasq_pid < 0) return -1;
   int in[2], out[2];
   if (pipe(in) != 0 || pipe(out) != 0) return -1;
   resp_pid = fork();

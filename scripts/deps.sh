@@ -7,7 +7,8 @@ pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev)
 case "$what" in
   build) ;;
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest
-              python3-websocket python3-pip python3-setuptools chrony) ;; # websocket, chrony: test peers
+              python3-websocket python3-pip python3-setuptools chrony
+              dnsmasq-base python3-dnslib) ;; # test peers: websocket, chronyd (SNTP), dnsmasq (no system service: DNS)
   bench) pkgs+=(libcmocka-dev wrk strace curl nginx-light python3-dev python3-aiohttp python3-uvicorn
               python3-httptools gunicorn) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;

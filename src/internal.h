@@ -249,6 +249,7 @@ struct cymg_mgr {
   bool poll_events;
   bool read_events; /* READ reaches the user's function after a protocol's handling */
   char *hosts_file;
+  struct cymg__dns *dns; /* the resolver (src/dns/), created on first use */
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
   char errmsg[256];
@@ -271,6 +272,11 @@ void cymg__mgr_errmsg(cymg_mgr *mgr, const char *fmt, ...) CYMG_PRINTF(2, 3);
 uint64_t cymg__mgr_next_id(cymg_mgr *mgr);
 /* Adds to / removes from the connection list and the id table. */
 void cymg__mgr_link(cymg_mgr *mgr, cymg_conn *c);
+/* Resolver hooks (src/dns/resolver.c): manager teardown, a connection freed,
+ * a connect by name failed (true: the next address is being tried). */
+void cymg__dns_free(cymg_mgr *mgr);
+void cymg__dns_conn_gone(cymg_conn *c);
+bool cymg__dns_connect_failed(cymg_conn *c);
 void cymg__mgr_unlink(cymg_mgr *mgr, cymg_conn *c);
 
 /* Creates a connection around fd (which may be -1), links it into the manager.

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "ws.h"
 #include "sntp.h"
+#include "dns.h"
 
 #ifdef __cplusplus
 extern "C" {

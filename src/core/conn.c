@@ -39,6 +39,7 @@ void cymg__conn_free(cymg_conn *c) {
     while (*pp && *pp != c) pp = &(*pp)->pending_next;
     if (*pp) *pp = c->pending_next;
   }
+  cymg__dns_conn_gone(c);
   cymg__mgr_unlink(mgr, c);
   if (c->stall_timer) cymg_timer_cancel(mgr, c->stall_timer);
   cymg__conn_undirty(c);
@@ -401,6 +402,7 @@ void cymg__conn_io(cymg_conn *c, unsigned events) {
 
 static void finish_connect(cymg_conn *c) {
   int err = cymg__sock_error(c->fd);
+  if (err != 0 && cymg__dns_connect_failed(c)) return;
   if (err != 0) {
     char a[64];
     cymg_addr_str(&c->rem, true, a, sizeof(a));

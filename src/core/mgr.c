@@ -158,6 +158,7 @@ static void reap_closing(cymg_mgr *mgr) {
 
 void cymg_mgr_free(cymg_mgr *mgr) {
   if (mgr == NULL) return;
+  cymg__dns_free(mgr);
   for (cymg_conn *c = mgr->conns; c; c = c->next) cymg_close(c);
   reap_closing(mgr);
   /* Connections opened by CLOSE handlers during teardown are closed too. */

@@ -8,7 +8,7 @@
 
 #include "cymg/str.h"
 #include "cymg/url.h"
-#include "internal.h"
+#include "dns/dns_internal.h"
 
 int cymg_addr_str(const cymg_addr *a, bool with_port, char *dst, size_t dst_len) {
   char ip[INET6_ADDRSTRLEN];
@@ -160,9 +160,10 @@ int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_e
   cymg_call(c, CYMG_EV_OPEN, NULL);
   if (c->flags & CYMG__F_CLOSING) return 0;
   if (rc == CYMG_ERESOLVE) {
-    /* Reported from the loop, as a DNS failure will be once names go to DNS. */
-    cymg__conn_fail_later(c, "connect '%s': cannot resolve host '%s'", url, host);
+    /* Not a literal, localhost or in the hosts file: ask DNS (src/dns/). RESOLVE
+     * and the connect follow from the loop; a failure is ERROR then CLOSE. */
     mgr->errmsg[0] = '\0';
+    cymg__dns_connect(c, host, addr.port);
     return 0;
   }
   cymg_call(c, CYMG_EV_RESOLVE, NULL);

@@ -155,7 +155,7 @@ void cymg__connect_addr(cymg_conn *c, const cymg_addr *addr) {
   } else if (errno == EINPROGRESS) {
     c->flags |= CYMG__F_CONNECTING;
     cymg__conn_update_io(c);
-  } else {
+  } else if (!cymg__dns_connect_failed(c)) {
     cymg__conn_fail_later(c, "connect to %s: %s", a, strerror(errno));
   }
 }

@@ -35,4 +35,26 @@
     assert_int_equal(cymg_timer_count(mgr), 0);                                 \
   } while (0)
 
+/* A manager on the backend the test runs with (CYMG_BACKEND). */
+static inline cymg_mgr *new_mgr(void) {
+  cymg_mgr *mgr = NULL;
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
+  return mgr;
+}
+
+/* "tcp://ADDR:PORT" of a listener, to connect to it. */
+static inline void url_of(const cymg_conn *lsn, char *url, size_t len) {
+  char a[64];
+  assert_true(cymg_addr_str(cymg_conn_local(lsn), true, a, sizeof(a)) > 0);
+  snprintf(url, len, "tcp://%s", a);
+}
+
+/* Closes everything, lets CLOSE run, asserts nothing is left, frees. */
+static inline void close_all_and_free(cymg_mgr *mgr) {
+  for (cymg_conn *c = cymg_mgr_first(mgr); c; c = cymg_conn_next(c)) cymg_close(c);
+  cymg_mgr_poll(mgr, 0);
+  ASSERT_MGR_CLEAN(mgr);
+  cymg_mgr_free(mgr);
+}
+
 #endif

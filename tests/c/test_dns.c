@@ -115,7 +115,7 @@ static int teardown(void **state) {
   return 0;
 }
 
-static cymg_mgr *new_mgr(unsigned port) {
+static cymg_mgr *dns_mgr(unsigned port) {
   cymg_mgr *mgr;
   assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
   char url[64];
@@ -176,7 +176,7 @@ static void assert_ip4(const cymg_addr *a, const char *want) {
 
 static void test_dnsmasq_answers(void **state) {
   (void) state;
-  cymg_mgr *mgr = new_mgr(dnsmasq_port);
+  cymg_mgr *mgr = dns_mgr(dnsmasq_port);
   res_t r = lookup(mgr, "alias.test", CYMG_DNS_IPV4);
   assert_int_equal(r.status, 0);
   assert_int_equal(r.naddrs, 1);
@@ -206,7 +206,7 @@ static void test_dnsmasq_answers(void **state) {
 static void test_invalid_and_literals(void **state) {
   (void) state;
   /* A server port nothing listens on: .invalid and literals never ask it. */
-  cymg_mgr *mgr = new_mgr(free_udp_port());
+  cymg_mgr *mgr = dns_mgr(free_udp_port());
   res_t r = lookup(mgr, "example.invalid", CYMG_DNS_ANY);
   assert_int_equal(r.status, CYMG_ENOTFOUND);
   assert_string_equal(r.error, "example.invalid: name not found");
@@ -223,7 +223,7 @@ static void test_invalid_and_literals(void **state) {
 
 static void test_responder_cases(void **state) {
   (void) state;
-  cymg_mgr *mgr = new_mgr(resp_port);
+  cymg_mgr *mgr = dns_mgr(resp_port);
   res_t r = lookup(mgr, "tc.test", CYMG_DNS_IPV4); /* truncated: asked again over TCP */
   assert_int_equal(r.status, 0);
   assert_ip4(&r.addrs[0], "192.0.2.7");
@@ -255,7 +255,7 @@ static void test_responder_cases(void **state) {
 
 static void test_shared_and_cached(void **state) {
   (void) state;
-  cymg_mgr *mgr = new_mgr(resp_port);
+  cymg_mgr *mgr = dns_mgr(resp_port);
   res_t a = {0}, b = {0};
   assert_int_equal(cymg_dns_lookup(mgr, "count.test", CYMG_DNS_IPV4, on_res, &a, NULL), 0);
   assert_int_equal(cymg_dns_lookup(mgr, "count.test", CYMG_DNS_IPV4, on_res, &b, NULL), 0);
@@ -282,7 +282,7 @@ static void test_shared_and_cached(void **state) {
 
 static void test_failover(void **state) {
   (void) state;
-  cymg_mgr *mgr = new_mgr(resp_port);
+  cymg_mgr *mgr = dns_mgr(resp_port);
   /* A first server that never answers (a socket nobody reads), then dnsmasq. */
   int mute = socket(AF_INET, SOCK_DGRAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -317,7 +317,7 @@ static void test_files(void **state) {
   snprintf(conf, sizeof(conf), "%s/resolv.conf", dir);
   write_file(hosts, "192.0.2.55 myhost.example # first\n");
   write_file(conf, "search nowhere.example test\noptions ndots:2 attempts:1\n");
-  cymg_mgr *mgr = new_mgr(dnsmasq_port);
+  cymg_mgr *mgr = dns_mgr(dnsmasq_port);
   assert_int_equal(cymg_mgr_set_hosts_file(mgr, hosts), 0);
   assert_int_equal(cymg_mgr_set_resolv_conf(mgr, conf), 0);
   res_t r = lookup(mgr, "myhost.example", CYMG_DNS_ANY);
@@ -366,7 +366,7 @@ static void on_ev(cymg_conn *c, int ev, void *ev_data) {
 
 static void test_connect_by_name(void **state) {
   (void) state;
-  cymg_mgr *mgr = new_mgr(dnsmasq_port);
+  cymg_mgr *mgr = dns_mgr(dnsmasq_port);
   cymg_conn *lsn;
   assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", NULL, NULL, &lsn), 0);
   unsigned port = cymg_conn_local(lsn)->port;
@@ -412,7 +412,7 @@ static void test_connect_by_name(void **state) {
 
 static void test_conn_resolve(void **state) {
   (void) state;
-  cymg_mgr *mgr = new_mgr(dnsmasq_port);
+  cymg_mgr *mgr = dns_mgr(dnsmasq_port);
   evlog l = {0};
   cymg_conn *lsn;
   assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", on_ev, &l, &lsn), 0);

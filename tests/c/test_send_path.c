@@ -10,25 +10,6 @@
 #include "cymg_test.h"
 #include "internal.h"
 
-static cymg_mgr *new_mgr(void) {
-  cymg_mgr *mgr = NULL;
-  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
-  return mgr;
-}
-
-static void url_of(const cymg_conn *lsn, char *url, size_t len) {
-  char a[64];
-  assert_true(cymg_addr_str(cymg_conn_local(lsn), true, a, sizeof(a)) > 0);
-  snprintf(url, len, "tcp://%s", a);
-}
-
-static void close_all_and_free(cymg_mgr *mgr) {
-  for (cymg_conn *c = cymg_mgr_first(mgr); c; c = cymg_conn_next(c)) cymg_close(c);
-  cymg_mgr_poll(mgr, 0);
-  ASSERT_MGR_CLEAN(mgr);
-  cymg_mgr_free(mgr);
-}
-
 /* ---- a transport that counts the writes made through it ---- */
 
 static int writes;

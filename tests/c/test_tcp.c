@@ -54,25 +54,6 @@ static void echo_fn(cymg_conn *c, int ev, void *ev_data) {
   }
 }
 
-static cymg_mgr *new_mgr(void) {
-  cymg_mgr *mgr = NULL;
-  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
-  return mgr;
-}
-
-static void url_of(const cymg_conn *lsn, char *url, size_t len) {
-  char a[64];
-  assert_true(cymg_addr_str(cymg_conn_local(lsn), true, a, sizeof(a)) > 0);
-  snprintf(url, len, "tcp://%s", a);
-}
-
-static void close_all_and_free(cymg_mgr *mgr) {
-  for (cymg_conn *c = cymg_mgr_first(mgr); c; c = cymg_conn_next(c)) cymg_close(c);
-  cymg_mgr_poll(mgr, 0);
-  ASSERT_MGR_CLEAN(mgr);
-  cymg_mgr_free(mgr);
-}
-
 /* ---- tests ---- */
 
 static void test_echo_1mb(void **state) {

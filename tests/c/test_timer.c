@@ -25,12 +25,6 @@ static void self_cancel_fn(void *arg) {
   if (t->fired == 3) assert_int_equal(cymg_timer_cancel(t->mgr, t->self), 0);
 }
 
-static cymg_mgr *new_mgr(void) {
-  cymg_mgr *mgr;
-  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
-  return mgr;
-}
-
 static void test_one_shot(void **state) {
   (void) state;
   cymg_mgr *mgr = new_mgr();

@@ -9,7 +9,7 @@ case "$what" in
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest
               python3-websocket python3-pip python3-setuptools chrony
               dnsmasq-base python3-dnslib) ;; # test peers: websocket, chronyd (SNTP), dnsmasq (no system service: DNS)
-  bench) pkgs+=(libcmocka-dev wrk strace libc-ares-dev dnsmasq curl nginx-light python3-dev python3-aiohttp python3-uvicorn
+  bench) pkgs+=(libcmocka-dev wrk strace libc-ares-dev dnsmasq-base curl nginx-light python3-dev python3-aiohttp python3-uvicorn
               python3-httptools gunicorn) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

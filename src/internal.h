@@ -106,7 +106,6 @@ enum {
   CYMG__F_WANT_POLL = 1u << 9,
   CYMG__F_REGISTERED = 1u << 10, /* fd is known to the backend */
   CYMG__F_PENDING = 1u << 11,    /* on the manager's pending list */
-  CYMG__F_CORKED = 1u << 12,     /* in a READ event; its output is flushed right after it */
   CYMG__F_OUT_FULL = 1u << 13,   /* unsent output passed the high-water mark, not yet
                                     back under the low one: no reading */
   CYMG__F_READ_HELD = 1u << 14,  /* the protocol asked for no reading (cymg__conn_hold_read) */

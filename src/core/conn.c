@@ -289,9 +289,7 @@ static void do_read(cymg_conn *c, bool force) {
       c->recv.len += got;
       /* Replies to everything this read brought (pipelined requests, a burst
        * of WebSocket messages) leave together, in one send after the event. */
-      c->flags |= CYMG__F_CORKED;
       cymg_call(c, CYMG_EV_READ, &got);
-      c->flags &= ~CYMG__F_CORKED;
       if (c->send.len > 0 && !(c->flags & CYMG__F_CLOSING)) do_flush(c);
       if (got < room) return; /* the socket is drained */
     } else if (n == 0) {

@@ -8,7 +8,11 @@ case "$what" in
   build) ;;
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest
               python3-websocket python3-pip python3-setuptools chrony
-              dnsmasq-base python3-dnslib) ;; # test peers: websocket, chronyd (SNTP), dnsmasq (no system service: DNS)
+              dnsmasq-base python3-dnslib openssl
+              python3-flask python3-bottle python3-django python3-starlette python3-fastapi
+              python3-pytest-asyncio python3-httpx) ;;
+              # test peers: websocket, chronyd (SNTP), dnsmasq (no system service: DNS), openssl
+              # (certificates, s_client/s_server: TLS), the WSGI/ASGI frameworks (python adapters)
   bench) pkgs+=(libcmocka-dev wrk strace libc-ares-dev dnsmasq-base curl nginx-light python3-dev python3-aiohttp python3-uvicorn
               python3-httptools gunicorn) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;

@@ -14,6 +14,7 @@
 #include "ws.h"
 #include "sntp.h"
 #include "dns.h"
+#include "tls.h"
 
 #ifdef __cplusplus
 extern "C" {

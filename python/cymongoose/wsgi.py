@@ -400,6 +400,11 @@ class WSGIServer:
 
     def _event(self, conn, ev, data, where):
         if ev == MG_EV_HTTP_MSG:
+            if self._closed:
+                # Shutting down: a keep-alive client must not keep close() waiting.
+                conn.http_respond(503, [("Content-Type", "text/plain"), ("Connection", "close")],
+                                  b"Service Unavailable: the server is stopping\n")
+                return
             environ = _build_environ(data, conn, where[0], where[1])
             with self._idle:
                 self._busy += 1

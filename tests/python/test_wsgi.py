@@ -622,19 +622,30 @@ def test_close_waits_for_running_workers():
     entered, release = threading.Event(), threading.Event()
 
     def app(environ, start_response):
-        entered.set()
-        release.wait(20)
+        if environ["PATH_INFO"] == "/block":
+            entered.set()
+            release.wait(20)
         start_response("200 OK", [])
         return [b"finished"]
 
     with wsgi_serving(app) as (srv, port):
         res = {}
-        t = threading.Thread(target=lambda: res.update(r=get(port)))
+        t = threading.Thread(target=lambda: res.update(r=get(port, "/block")))
         t.start()
         assert entered.wait(20)
+        keep = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        keep.request("GET", "/quick")
+        r = keep.getresponse()
+        assert r.status == 200 and r.read() == b"finished"
         closer = threading.Thread(target=srv.close)
         closer.start()
-        time.sleep(0.2)
+        wait_for(lambda: srv._closed)
+        # While it stops, a keep-alive client is told so instead of served.
+        keep.request("GET", "/quick")
+        r = keep.getresponse()
+        assert r.status == 503 and r.getheader("Connection") == "close"
+        r.read()
+        keep.close()
         assert closer.is_alive()  # still waiting for the worker
         release.set()
         closer.join(20)

@@ -320,6 +320,14 @@ CYMG_API int cymg_http_reply_data(cymg_conn *c, int status, const char *headers,
 /* Starts a reply whose body follows in chunks (Transfer-Encoding: chunked; for an
  * HTTP/1.0 client, delimited by closing the connection). */
 CYMG_API int cymg_http_reply_start(cymg_conn *c, int status, const char *headers);
+/* Starts a reply with Content-Length: len whose body follows through
+ * cymg_http_chunk(), sent as it is (no chunk framing); the reply is complete
+ * with the len-th byte. A piece beyond len, or len 0 before the end, is refused
+ * with CYMG_EINVAL and nothing is sent (a body cut short can only be ended by
+ * closing the connection). For HEAD, 204 and 304, or len 0, only the head goes
+ * out and the reply is complete at once. Returns 0 or a negative code. */
+CYMG_API int cymg_http_reply_start_sized(cymg_conn *c, int status, const char *headers,
+                                         uint64_t len);
 /* Sends one body chunk; len 0 ends the body. Returns 0 or a negative code
  * (CYMG_ESTATE without cymg_http_reply_start). */
 CYMG_API int cymg_http_chunk(cymg_conn *c, const void *data, size_t len);

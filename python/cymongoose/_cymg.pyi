@@ -1,7 +1,7 @@
 """Type stubs for the cymongoose._cymg extension (re-exported by ``cymongoose``)."""
 
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 
 EventHandler = Callable[["Connection", int, Any], Any]
@@ -389,6 +389,29 @@ class Connection:
         one ``data:`` line per line of data) as a chunk. The first call on a
         server starts the reply with ``Content-Type: text/event-stream``. End the
         stream with ``http_chunk(b"")`` or by closing."""
+    def http_respond(
+        self,
+        status_code: int,
+        headers: Union[Mapping[str, Any], Sequence[Tuple[str, str]], None] = None,
+        body: Optional[Data] = None,
+        length: Optional[int] = None,
+    ) -> None:
+        """Answer the current request with exactly ``headers`` (a mapping, or
+        (name, value) pairs whose order and repeats are kept; checked as for
+        :meth:`reply`, no default Content-Type). Date, the framing header and
+        ``Connection: close`` when due are added. With ``body``: the complete
+        reply with its Content-Length. Without: a streamed reply whose pieces
+        follow through :meth:`http_chunk`: chunked (``http_chunk(b"")`` ends it),
+        or with ``length``, a body of that Content-Length, complete with its last
+        byte (a piece beyond it raises; a body cut short must be ended with
+        ``close()``). Pipelined requests wait until the reply is complete. For
+        HEAD, 204 and 304 only the head goes out. Any thread. RuntimeError when
+        the request already has an answer under way or on another connection."""
+    def http_set_limits(self, max_head: int = 0, max_headers: int = 0, max_body: int = 0) -> None:
+        """The HTTP layer's limits (0 keeps a value): head size (431 beyond),
+        header count (431), buffered body size (413, decided from Content-Length
+        before the body is read, or as chunks add up). On a listener, for the
+        connections it accepts from then on."""
     def http_basic_auth(self, username: str, password: str) -> None:
         """Client side: write an ``Authorization: Basic ...`` header line, while
         composing a request with ``send()``."""

@@ -69,14 +69,21 @@ done:
 }
 
 PyObject *cymgpy_headers_check(PyObject *headers, const char *what) {
+  return cymgpy_headers_check_as(headers, what, false);
+}
+
+PyObject *cymgpy_headers_check_as(PyObject *headers, const char *what, bool pairs) {
   if (headers == NULL || headers == Py_None) return PyList_New(0);
+  bool seq = pairs && (PyList_Check(headers) || PyTuple_Check(headers));
   /* A dict or anything with items() (a list has __getitem__ too: not enough). */
-  if (!PyDict_Check(headers) && (PyUnicode_Check(headers) || PyBytes_Check(headers) ||
-                                 !PyObject_HasAttrString(headers, "items"))) {
-    return PyErr_Format(PyExc_TypeError, "%s must be a dict of header names to values, not %.100s",
-                        what, Py_TYPE(headers)->tp_name);
+  if (!seq && !PyDict_Check(headers) &&
+      (PyUnicode_Check(headers) || PyBytes_Check(headers) ||
+       !PyObject_HasAttrString(headers, "items"))) {
+    return PyErr_Format(PyExc_TypeError, "%s must be a dict of header names to values%s, not %.100s",
+                        what, pairs ? " or a list of (name, value) pairs" : "",
+                        Py_TYPE(headers)->tp_name);
   }
-  PyObject *items = PyMapping_Items(headers);
+  PyObject *items = seq ? PySequence_List(headers) : PyMapping_Items(headers);
   if (items == NULL) return NULL;
   Py_ssize_t n = PyList_GET_SIZE(items);
   PyObject *out = PyList_New(n);

@@ -489,6 +489,79 @@ static PyObject *conn_http_chunk(PyObject *self, PyObject *data) {
   return r;
 }
 
+/* http_respond(status_code, headers=None, body=None, length=None): the reply
+ * with exactly the headers given (a mapping or (name, value) pairs, order and
+ * repeats kept, no default Content-Type). With body: complete, Content-Length
+ * set. Without: a streamed reply whose pieces follow through http_chunk():
+ * chunked, or with length, a Content-Length body complete with its last byte. */
+static PyObject *conn_http_respond(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"status_code", "headers", "body", "length", NULL};
+  int status;
+  PyObject *headers = Py_None, *body_obj = Py_None, *len_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|OOO:http_respond", kwlist, &status, &headers,
+                                   &body_obj, &len_obj))
+    return NULL;
+  unsigned long long length = 0;
+  if (len_obj != Py_None) {
+    length = PyLong_AsUnsignedLongLong(len_obj);
+    if (length == (unsigned long long) -1 && PyErr_Occurred()) return NULL;
+  }
+  if (status_arg(status) < 0) return NULL;
+  PyObject *checked = cymgpy_headers_check_as(headers, "headers", true);
+  if (checked == NULL) return NULL;
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  cymg_buf h;
+  cymg_buf_init(&h);
+  bool has_ctype;
+  PyObject *r = NULL;
+  Py_buffer body = {0};
+  cymg_conn *c = NULL;
+  if (format_headers(checked, &h, &has_ctype) < 0 || (c = live_mut(w)) == NULL) goto out;
+  if (!is_http_server(c) || w->http_sent != 0) {
+    http_rc("http_respond", CYMG_ESTATE);
+    goto out;
+  }
+  const char *hdrs = h.buf ? h.buf : "";
+  int rc;
+  if (body_obj != Py_None) {
+    if (cymgpy_get_bytes(body_obj, &body, "body") < 0) goto out;
+    rc = cymg_http_reply_data(c, status, hdrs, body.buf, (size_t) body.len);
+    PyBuffer_Release(&body);
+    w->http_sent |= CYMGPY_SENT_REPLY;
+  } else {
+    rc = len_obj == Py_None ? cymg_http_reply_start(c, status, hdrs)
+                            : cymg_http_reply_start_sized(c, status, hdrs, length);
+    w->http_sent |= CYMGPY_SENT_STREAM;
+  }
+  if (rc < 0) {
+    w->http_sent = 0;
+    http_rc("http_respond", rc);
+  } else {
+    r = Py_NewRef(Py_None);
+  }
+out:
+  cymg_buf_free(&h);
+  Py_DECREF(checked);
+  return r;
+}
+
+/* http_set_limits(max_head=0, max_headers=0, max_body=0): the HTTP layer's
+ * limits (0 keeps one); on a listener, for the connections it accepts. */
+static PyObject *conn_http_set_limits(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"max_head", "max_headers", "max_body", NULL};
+  Py_ssize_t head = 0, nhdrs = 0;
+  unsigned long long body = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nnK:http_set_limits", kwlist, &head, &nhdrs,
+                                   &body))
+    return NULL;
+  if (head < 0 || nhdrs < 0) return PyErr_Format(PyExc_ValueError, "limits must be >= 0");
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  int rc = cymg_http_set_limits(c, (size_t) head, (size_t) nhdrs, body);
+  if (rc < 0) return http_rc("http_set_limits", rc);
+  Py_RETURN_NONE;
+}
+
 /* An event in the text/event-stream format: "event: T", then one "data:" line
  * per line of data (CRLF, CR or LF), then an empty line. */
 static int format_sse(cymg_buf *b, const char *event, size_t elen, const char *data, size_t dlen) {
@@ -953,6 +1026,8 @@ CYMGPY_LOCKED_KW(conn_reply_json)
 CYMGPY_LOCKED_KW(conn_serve_dir)
 CYMGPY_LOCKED_KW(conn_serve_file)
 CYMGPY_LOCKED_KW(conn_http_sse)
+CYMGPY_LOCKED_KW(conn_http_respond)
+CYMGPY_LOCKED_KW(conn_http_set_limits)
 CYMGPY_LOCKED_KW(conn_http_basic_auth)
 CYMGPY_LOCKED_KW(conn_ws_upgrade)
 CYMGPY_LOCKED_KW(conn_ws_send)
@@ -982,6 +1057,13 @@ static PyMethodDef conn_methods[] = {
      "http_chunk(data): one piece of a chunked response; b'' ends it."},
     {"http_sse", (PyCFunction) (void (*)(void)) conn_http_sse_locked, METH_VARARGS | METH_KEYWORDS,
      "http_sse(event_type, data): one Server-Sent Event."},
+    {"http_respond", (PyCFunction) (void (*)(void)) conn_http_respond_locked,
+     METH_VARARGS | METH_KEYWORDS,
+     "http_respond(status_code, headers=None, body=None, length=None): a reply with exactly "
+     "these headers; without body, streamed through http_chunk() (chunked, or sized)."},
+    {"http_set_limits", (PyCFunction) (void (*)(void)) conn_http_set_limits_locked,
+     METH_VARARGS | METH_KEYWORDS,
+     "http_set_limits(max_head=0, max_headers=0, max_body=0): HTTP limits (0 keeps one)."},
     {"http_basic_auth", (PyCFunction) (void (*)(void)) conn_http_basic_auth_locked,
      METH_VARARGS | METH_KEYWORDS,
      "http_basic_auth(username, password): write an Authorization: Basic header line."},

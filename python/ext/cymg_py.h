@@ -199,6 +199,9 @@ PyObject *cymgpy_str(const char *buf, size_t len);
  * tokens and neither may hold CR, LF or NUL (ValueError with the contract's
  * wording). Returns a new list of (name, value) str tuples, or NULL. */
 PyObject *cymgpy_headers_check(PyObject *headers, const char *what);
+/* The same, also taking a list or tuple of (name, value) pairs when pairs is
+ * set: their order and repeats are kept (several Set-Cookie). */
+PyObject *cymgpy_headers_check_as(PyObject *headers, const char *what, bool pairs);
 /* Records the flags a closed wrapper keeps reporting; call before detaching. */
 void cymgpy_conn_remember(cymgpy_conn *w, const cymg_conn *c);
 

@@ -46,6 +46,8 @@ typedef struct cymg__http {
   /* the request being answered (server) */
   bool req_head, req_keepalive, req_http10;
   bool resp_chunked;     /* a reply_start() body is under way */
+  bool resp_sized;       /* ... of a declared length: resp_left bytes to come */
+  uint64_t resp_left;
   bool resp_close;       /* the body of the reply ends with the connection */
   uint64_t sent_mark;    /* c->sent_total when the request was handed over */
   bool replied;          /* a complete reply was made through the API */

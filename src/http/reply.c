@@ -195,10 +195,43 @@ int cymg_http_reply_start(cymg_conn *c, int status, const char *headers) {
   return cymg__http_reply_failed(c, rc, "reply");
 }
 
+int cymg_http_reply_start_sized(cymg_conn *c, int status, const char *headers, uint64_t len) {
+  cymg__http *h = server_state(c);
+  if (h == NULL) return CYMG_ESTATE;
+  if (h->resp_chunked || h->file_fd >= 0) return CYMG_ESTATE;
+  if (len > INT64_MAX) return CYMG_EINVAL;
+  bool no_body = h->req_head || status == 204 || status == 304;
+  int rc = send_head(c, h, status, headers, (int64_t) len, NULL, 0);
+  if (rc == 0) {
+    if (no_body || len == 0) {
+      replied(c, h);
+    } else {
+      h->resp_chunked = h->resp_sized = true;
+      h->resp_left = len;
+    }
+  }
+  return cymg__http_reply_failed(c, rc, "reply");
+}
+
+/* A piece of a sized body goes out as it is; the reply is complete with its
+ * last byte. More than declared is refused (nothing sent), and so is an end
+ * before the length is reached: the caller must close, the body is cut. */
+static int sized_piece(cymg_conn *c, cymg__http *h, const void *data, size_t len) {
+  if (len == 0 || len > h->resp_left) return CYMG_EINVAL;
+  int rc = cymg_send(c, data, len);
+  if (rc < 0) return cymg__http_reply_failed(c, rc, "body piece");
+  if ((h->resp_left -= len) == 0) {
+    h->resp_chunked = h->resp_sized = false;
+    replied(c, h);
+  }
+  return 0;
+}
+
 int cymg_http_chunk(cymg_conn *c, const void *data, size_t len) {
   cymg__http *h = server_state(c);
   if (h == NULL || !h->resp_chunked) return CYMG_ESTATE;
   if (data == NULL && len > 0) return CYMG_EINVAL;
+  if (h->resp_sized) return sized_piece(c, h, data, len);
   int rc;
   if (h->resp_close) { /* HTTP/1.0: raw bytes, the end is the close */
     rc = len ? cymg_send(c, data, len) : 0;

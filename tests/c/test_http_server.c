@@ -18,6 +18,14 @@ static void reply_deferred(void *arg) {
   assert_int_equal(cymg_http_reply(c, 200, NULL, "deferred"), 0);
 }
 
+/* The second half of a sized body, later: the pipelined request behind it
+ * must wait for it. */
+static void sized_rest(void *arg) {
+  cymg_conn *c = arg;
+  assert_int_equal(cymg_http_chunk(c, "world", 5), 0);
+  assert_int_equal(cymg_http_chunk(c, "x", 1), CYMG_ESTATE); /* complete */
+}
+
 static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
   srv_state *s = cymg_conn_userdata(c);
   if (ev == CYMG_EV_HTTP_HDRS) {
@@ -47,6 +55,19 @@ static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
       assert_int_equal(cymg_http_chunk(c, " part two", 9), 0);
       assert_int_equal(cymg_http_chunk(c, NULL, 0), 0);
       assert_int_equal(cymg_http_chunk(c, "late", 4), CYMG_ESTATE);
+      return;
+    }
+    if (cymg_str_eq(m->uri, cymg_str_c("/sized"))) {
+      assert_int_equal(cymg_http_reply_start_sized(c, 200, "X-Kind: sized\r\n", 10), 0);
+      if (cymg_str_eq(m->method, cymg_str_c("HEAD"))) {
+        assert_int_equal(cymg_http_chunk(c, "hello", 5), CYMG_ESTATE); /* head only */
+        return;
+      }
+      assert_int_equal(cymg_http_reply_start_sized(c, 200, NULL, 3), CYMG_ESTATE);
+      assert_int_equal(cymg_http_chunk(c, "hello", 5), 0);
+      assert_int_equal(cymg_http_chunk(c, NULL, 0), CYMG_EINVAL);       /* short: refused */
+      assert_int_equal(cymg_http_chunk(c, "world!", 6), CYMG_EINVAL);   /* too long */
+      assert_int_equal(cymg_timer_add(cymg_conn_mgr(c), 20, 0, sized_rest, c, NULL), 0);
       return;
     }
     if (cymg_str_eq(m->uri, cymg_str_c("/events"))) {
@@ -188,6 +209,36 @@ static void test_pipelining_in_order(void **state) {
   assert_non_null(d);
   assert_non_null(e);
   assert_true(a < b && b < c && c < d && d < e);
+  close(fd);
+}
+
+/* A body of a declared length in pieces: Content-Length, no chunk framing,
+ * nothing beyond it, and the next pipelined request waits for its last byte. */
+static void test_sized_stream(void **state) {
+  fixture *f = *state;
+  bool closed;
+  int fd = raw_connect(f->port);
+  const char *req =
+      "GET /sized HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /after HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(f->mgr, fd, req, strlen(req));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 2, &closed);
+  assert_false(closed);
+  assert_non_null(strstr(rbuf, "Content-Length: 10\r\n"));
+  assert_non_null(strstr(rbuf, "X-Kind: sized\r\n"));
+  assert_null(strstr(rbuf, "chunked"));
+  char *body = strstr(rbuf, "\r\n\r\nhelloworldHTTP/1.1 200 OK\r\n");
+  assert_non_null(body);
+  assert_non_null(strstr(body, "GET /after 0"));
+  req = "HEAD /sized HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(f->mgr, fd, req, strlen(req));
+  size_t n = raw_read_str(f->mgr, fd, rbuf, sizeof(rbuf), "\r\n\r\n");
+  assert_non_null(strstr(rbuf, "Content-Length: 10\r\n"));
+  assert_string_equal(rbuf + n - 4, "\r\n\r\n");
+  req = "GET /after HTTP/1.1\r\nHost: x\r\n\r\n"; /* the HEAD was complete */
+  raw_send(f->mgr, fd, req, strlen(req));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_non_null(strstr(rbuf, "GET /after 0"));
   close(fd);
 }
 
@@ -467,6 +518,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_keepalive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_http10, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipelining_in_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sized_stream, setup, teardown),
       cmocka_unit_test_setup_teardown(test_chunked_both_ways, setup, teardown),
       cmocka_unit_test_setup_teardown(test_head_and_continue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),

@@ -85,3 +85,45 @@ def http_server(handler, **kwargs):
     m = cymongoose.Manager(handler, **kwargs)
     lsn = m.listen("http://127.0.0.1:0")
     return m, lsn.local_addr[1]
+
+
+def wsgi_serving(app, **kwargs):
+    """A context manager: a cymongoose.wsgi.WSGIServer for app on a free
+    loopback port, run() on a thread; yields (server, port) and closes it."""
+    import contextlib
+    import threading
+
+    from cymongoose.wsgi import WSGIServer
+
+    @contextlib.contextmanager
+    def cm():
+        srv = WSGIServer(app, **kwargs)
+        port = srv.listen("http://127.0.0.1:0").local_addr[1]
+        t = threading.Thread(target=srv.run, kwargs={"poll_ms": 20}, daemon=True)
+        t.start()
+        try:
+            yield srv, port
+        finally:
+            srv.close()
+            t.join(30)
+            assert not t.is_alive(), "WSGIServer.run() did not end after close()"
+
+    return cm()
+
+
+def raw_exchange(port, data, until=None, timeout=10.0):
+    """Sends data on a fresh loopback socket and reads until `until` (bytes)
+    has been seen that many times (a (needle, count) pair), or EOF."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        got = b""
+        while True:
+            if until is not None and got.count(until[0]) >= until[1]:
+                return got
+            if time.monotonic() > deadline:
+                pytest.fail("no complete answer within %.1fs: %r" % (timeout, got[:500]))
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk

@@ -212,3 +212,14 @@ def test_websocket_server_example_help():
     out = subprocess.run([sys.executable, str(EXAMPLES / "websocket_server.py"), "--help"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "ws://127.0.0.1:8000" in out.stdout, out.stderr
+
+
+def test_wsgi_server_example():
+    proc, port = start_server("wsgi_server.py")
+    try:
+        assert fetch(port, "/")[2] == b"Hello from a WSGI app on cymongoose\n"
+        assert fetch(port, "/echo", b"round trip")[2] == b"round trip"
+        assert fetch(port, "/count/3")[2] == b"0\n1\n2\n"
+        assert fetch(port, "/nope")[0] == 404
+    finally:
+        stop_server(proc)

@@ -65,6 +65,13 @@ class FileWrapper:
             yield data
 
 
+def _native(text):
+    """A PEP 3333 "native string": the bytes of the wire, one character per byte
+    (latin-1). The message gives UTF-8-decoded text; ASCII, the common case, is
+    already right."""
+    return text if text.isascii() else text.encode("utf-8").decode("latin-1")
+
+
 def _build_environ(message, conn, server_name, server_port):
     """The PEP 3333 environ of one request, from the message's ``method, uri,
     query, proto, body_bytes, header(), headers()`` and the connection's
@@ -76,7 +83,7 @@ def _build_environ(message, conn, server_name, server_port):
         "SCRIPT_NAME": "",
         # The path as bytes, percent-decoded, carried in a latin-1 str (PEP 3333).
         "PATH_INFO": unquote_to_bytes(message.uri).decode("latin-1"),
-        "QUERY_STRING": message.query,
+        "QUERY_STRING": _native(message.query),
         "SERVER_NAME": server_name,
         "SERVER_PORT": str(server_port),
         "SERVER_PROTOCOL": message.proto,
@@ -110,6 +117,7 @@ def _build_environ(message, conn, server_name, server_port):
         if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             continue
         key = "HTTP_" + key
+        value = _native(value)
         if key in environ:
             environ[key] += ", " + value
         else:

@@ -111,7 +111,7 @@ def test_environ_per_pep3333():
 def test_build_environ_uses_only_the_message_interface():
     class Msg:
         method, uri, query, proto, body_bytes = "PUT", "/a%2Fb", "x=1", "HTTP/1.0", b"xyz"
-        _h = [("Content-Length", "3"), ("Accept", "a"), ("accept", "b")]
+        _h = [("Content-Length", "3"), ("Accept", "a"), ("accept", "b"), ("X-Name", "café")]
 
         def header(self, name, default=None):
             for k, v in self._h:
@@ -132,6 +132,8 @@ def test_build_environ_uses_only_the_message_interface():
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
     assert env["wsgi.url_scheme"] == "https"
     assert env["HTTP_ACCEPT"] == "a, b"
+    # Header text beyond ASCII arrives as the wire's bytes in latin-1 (PEP 3333).
+    assert env["HTTP_X_NAME"] == "café".encode("utf-8").decode("latin-1")
     assert env["CONTENT_LENGTH"] == "3" and "CONTENT_TYPE" not in env
     assert env["REMOTE_ADDR"] == "::1" and env["REMOTE_PORT"] == "4242"
     assert env["wsgi.input"].read() == b"xyz"

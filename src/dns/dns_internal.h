@@ -81,7 +81,6 @@ typedef struct cymg__dns_pool {
   cymg__dns_slot *buckets[CYMG__DNS_BUCKETS]; /* waiting slots by id */
   size_t rr;
   int reading; /* the socket being read (not closed under its own loop), or -1 */
-  uint64_t opened; /* sockets ever opened (tests read it through the debug hook) */
   uint8_t rnd[256];
   size_t rnd_left;
 } cymg__dns_pool;

@@ -107,7 +107,6 @@ static int pick(cymg__dns_pool *p, const cymg_addr *srv) {
       s->fd = fd;
       s->server = *srv;
       s->born = now;
-      p->opened++;
       p->mgr->dns_io = (char *) p->socks;
       p->mgr->dns_io_len = sizeof(p->socks);
       return free_i;

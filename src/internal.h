@@ -111,6 +111,7 @@ enum {
   CYMG__F_READ_HELD = 1u << 14,  /* the protocol asked for no reading (cymg__conn_hold_read) */
   CYMG__F_DIRTY = 1u << 15,      /* on the manager's dirty list (work for the prepare step) */
   CYMG__F_UNFLUSHED = 1u << 16,  /* output queued since the last write attempt */
+  CYMG__F_HIDDEN = 1u << 17,     /* internal (a DNS query over TCP): not in cymg_mgr_first/count */
 };
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
@@ -249,6 +250,11 @@ struct cymg_mgr {
   bool read_events; /* READ reaches the user's function after a protocol's handling */
   char *hosts_file;
   struct cymg__dns *dns; /* the resolver (src/dns/), created on first use */
+  /* The resolver's UDP sockets register with the backend under pointers in
+   * [dns_io, dns_io + dns_io_len) (src/dns/pool.c); NULL until one exists. */
+  char *dns_io;
+  size_t dns_io_len;
+  size_t nhidden; /* connections with CYMG__F_HIDDEN */
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
   char errmsg[256];
@@ -276,6 +282,8 @@ void cymg__mgr_link(cymg_mgr *mgr, cymg_conn *c);
 void cymg__dns_free(cymg_mgr *mgr);
 void cymg__dns_conn_gone(cymg_conn *c);
 bool cymg__dns_connect_failed(cymg_conn *c);
+/* Readiness of one of the resolver's UDP sockets (ptr inside mgr->dns_io). */
+void cymg__dns_io(cymg_mgr *mgr, void *ptr, unsigned events);
 void cymg__mgr_unlink(cymg_mgr *mgr, cymg_conn *c);
 
 /* Creates a connection around fd (which may be -1), links it into the manager.
@@ -346,6 +354,8 @@ cymg_conn *cymg__conn_adopt(cymg_conn *lsn, int fd, const cymg_addr *rem);
 /* Reads one datagram on a UDP connection into recv (as a READ). */
 void cymg__udp_read(cymg_conn *c);
 int cymg__udp_send(cymg_conn *c, const void *data, size_t len);
+/* A non-blocking UDP socket connected to `to` (random source port); fd or -errno. */
+int cymg__udp_connected_socket(const cymg_addr *to);
 void cymg__udp_flush(cymg_conn *c);
 void cymg__sockaddr_to_addr(const void *sa, cymg_addr *a);
 /* The pending error of a socket (SO_ERROR) as a positive errno, 0 if none. */

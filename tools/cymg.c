@@ -3,6 +3,7 @@
  *   cymg get [-i] URL                  fetch a URL, print the body (-i: and the head)
  *   cymg ws URL                        WebSocket client: stdin lines out, messages to stdout
  *   cymg sntp [SERVER]                 ask an SNTP server the time
+ *   cymg resolve NAME [--type A|AAAA] [--server URL]   look a name up
  *   cymg --help | --version */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +36,12 @@ static void usage(FILE *out) {
           "  sntp [SERVER]               ask SERVER (sntp://HOST, udp://HOST:PORT, HOST or\n"
           "                              HOST:PORT; default pool.ntp.org) the time: prints\n"
           "                              it (ISO 8601 UTC), the clock offset and the delay\n"
+          "  resolve NAME [--type A|AAAA] [--server URL]\n"
+          "                              look NAME up (both types unless --type; servers of\n"
+          "                              /etc/resolv.conf unless --server udp://IP:PORT,\n"
+          "                              which is asked for NAME as given, no search list):\n"
+          "                              prints the CNAME chain and the addresses, one\n"
+          "                              record a line: owner, TTL, type, value\n"
           "  --help                      this text\n"
           "  --version                   the libcymg version\n");
 }
@@ -352,6 +360,97 @@ static int cmd_sntp(int argc, char **argv) {
   return ctx.ok ? 0 : 1;
 }
 
+/* ---- resolve ---- */
+
+typedef struct {
+  bool done;
+  int status;
+} resolve_ctx;
+
+static void resolve_fn(cymg_mgr *mgr, const cymg_dns_result *r, void *arg) {
+  (void) mgr;
+  resolve_ctx *ctx = arg;
+  ctx->done = true;
+  ctx->status = r->status;
+  if (r->status < 0) {
+    fprintf(stderr, "cymg resolve: %s\n", r->error);
+    return;
+  }
+  /* Zone-file order: each link of the chain, then the addresses of its end. */
+  const char *owner = r->name;
+  for (size_t i = 0; i < r->ncnames; i++) {
+    printf("%s\t%u\tCNAME\t%s\n", owner, (unsigned) r->cname_ttls[i], r->cnames[i]);
+    owner = r->cnames[i];
+  }
+  for (size_t i = 0; i < r->naddrs; i++) {
+    char ip[64];
+    cymg_addr_str(&r->addrs[i], false, ip, sizeof(ip));
+    printf("%s\t%u\t%s\t%s\n", owner, (unsigned) r->ttls[i], r->addrs[i].is_ip6 ? "AAAA" : "A",
+           ip);
+  }
+}
+
+static int cmd_resolve(int argc, char **argv) {
+  const char *name = NULL, *server = NULL;
+  int family = CYMG_DNS_ANY;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
+      const char *t = argv[++i];
+      if (strcasecmp(t, "A") == 0) family = CYMG_DNS_IPV4;
+      else if (strcasecmp(t, "AAAA") == 0) family = CYMG_DNS_IPV6;
+      else return fprintf(stderr, "cymg resolve: --type is A or AAAA, not '%s'\n", t), 2;
+    } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+      server = argv[++i];
+    } else if (argv[i][0] == '-' || name != NULL) {
+      fprintf(stderr, "usage: cymg resolve NAME [--type A|AAAA] [--server URL]\n");
+      return 2;
+    } else {
+      name = argv[i];
+    }
+  }
+  if (name == NULL) {
+    fprintf(stderr, "usage: cymg resolve NAME [--type A|AAAA] [--server URL]\n");
+    return 2;
+  }
+  cymg_mgr *mgr;
+  int rc = cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO);
+  if (rc < 0) {
+    fprintf(stderr, "cymg resolve: %s\n", cymg_strerror(rc));
+    return 1;
+  }
+  if (server && cymg_mgr_set_dns(mgr, server) < 0) {
+    fprintf(stderr, "cymg resolve: bad --server '%s' (udp://IP:PORT, comma-separated)\n", server);
+    cymg_mgr_free(mgr);
+    return 2;
+  }
+  /* Like dig @SERVER: that server asked for NAME as given, no search list. */
+  if (server && cymg_mgr_set_resolv_conf(mgr, "/dev/null") < 0) {
+    fprintf(stderr, "cymg resolve: out of memory\n");
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  resolve_ctx ctx = {0};
+  rc = cymg_dns_lookup(mgr, name, family, resolve_fn, &ctx, NULL);
+  if (rc < 0) {
+    fprintf(stderr, "cymg resolve: %s: %s\n", name, cymg_strerror(rc));
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  /* The resolver always ends a lookup: an answer, or the timeout of its attempts. */
+  while (!ctx.done) {
+    rc = cymg_mgr_poll(mgr, 1000);
+    if (rc < 0) {
+      fprintf(stderr, "cymg resolve: poll: %s\n", cymg_strerror(rc));
+      break;
+    }
+  }
+  cymg_mgr_free(mgr);
+  return ctx.done && ctx.status == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
@@ -365,6 +464,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "get") == 0) return cmd_get(argc - 2, argv + 2);
   if (strcmp(argv[1], "ws") == 0) return cmd_ws(argc - 2, argv + 2);
   if (strcmp(argv[1], "sntp") == 0) return cmd_sntp(argc - 2, argv + 2);
+  if (strcmp(argv[1], "resolve") == 0) return cmd_resolve(argc - 2, argv + 2);
   fprintf(stderr, "cymg: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

@@ -76,8 +76,11 @@ typedef struct cymg_dns_result {
   const cymg_addr *addrs;
   const uint32_t *ttls; /* remaining seconds per address (0 from the hosts file) */
   size_t ncnames;
-  const char (*cnames)[CYMG_DNS_NAME_MAX];
+  const char (*cnames)[CYMG_DNS_NAME_MAX]; /* the CNAME chain's targets, in order */
   bool from_cache;
+  /* Remaining seconds of each CNAME link (cname_ttls[i] belongs to the record
+   * whose target is cnames[i]); NULL when ncnames is 0. */
+  const uint32_t *cname_ttls;
 } cymg_dns_result;
 
 /* Called once per lookup from the loop (never inside cymg_dns_lookup); the result

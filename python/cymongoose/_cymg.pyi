@@ -298,6 +298,20 @@ class Connection:
         (``data``: int epoch milliseconds). Made before the connection is ready,
         it is answered by the request sent then (not dropped). Raises
         RuntimeError on a closed connection or one that is not SNTP."""
+    def resolve(self, url: str) -> None:
+        """Look up a bare name or a URL's host (port from the URL, else the
+        scheme's default; 0 for a bare name) without touching this connection's
+        socket (a listener keeps listening). ``MG_EV_RESOLVE`` (``data`` None)
+        follows with ``remote_addr`` set to the first address, or
+        ``MG_EV_ERROR`` with the reason ("x.test: name not found", "x.test: DNS
+        timeout after 2 attempts") and then close. Names under ``.invalid`` fail
+        at once (RFC 6761). The hosts file, then the manager's cache, then the
+        name servers (see :meth:`Manager.set_dns`). A second call replaces the
+        first. TypeError for a non-str, ValueError for an empty or malformed
+        name or URL, RuntimeError on a closed connection."""
+    def resolve_cancel(self) -> None:
+        """Stop a :meth:`resolve` in progress: no event comes from it later.
+        Harmless when none is. RuntimeError on a closed connection."""
     userdata: Any
     """Any object you want to attach to the connection."""
     @property
@@ -477,12 +491,33 @@ class Manager:
         *,
         send_stall_ms: Optional[int] = None,
         poll_events: bool = True,
+        dns: Optional[str] = None,
     ) -> None:
         """``send_stall_ms``: a connection whose peer takes none of its pending
         output for that long gets MG_EV_ERROR ("send stalled for N ms") and is
         closed; None keeps the default of 60000, 0 disables it.
         ``poll_events=False`` turns ``MG_EV_POLL`` off (it otherwise reaches
-        every connection's handler at every poll, listeners included)."""
+        every connection's handler at every poll, listeners included).
+        ``dns``: name servers to use instead of /etc/resolv.conf's, as in
+        :meth:`set_dns` (ValueError if malformed)."""
+    def set_dns(
+        self,
+        servers: Optional[str],
+        *,
+        timeout_ms: Optional[int] = None,
+        attempts: Optional[int] = None,
+        resolv_conf: Optional[str] = None,
+        hosts_file: Optional[str] = None,
+    ) -> None:
+        """Configure the resolver behind connects by name and
+        :meth:`Connection.resolve`. ``servers``: up to three ``"udp://IP:PORT"``
+        (or bare IPs, port 53), comma-separated; None goes back to the
+        resolv.conf's. ``timeout_ms`` per attempt and ``attempts`` per server
+        override resolv.conf's (default 5000 and 2). ``resolv_conf`` and
+        ``hosts_file``: paths read instead of /etc/resolv.conf and /etc/hosts
+        (re-read when they change). Keywords left None are unchanged. ValueError
+        for malformed servers or a non-positive number, TypeError for a wrong
+        type, RuntimeError on a closed manager."""
     def __enter__(self) -> "Manager": ...
     def __exit__(self, *exc: Any) -> bool: ...
     def poll(self, timeout_ms: int = 0) -> None:

@@ -292,6 +292,33 @@ static PyObject *conn_sntp_request(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+/* resolve(url): a bare name or a URL (port from it, else the scheme's); then
+ * MG_EV_RESOLVE with remote_addr set, or MG_EV_ERROR and close. */
+static PyObject *conn_resolve(PyObject *self, PyObject *arg) {
+  if (!PyUnicode_Check(arg)) {
+    return PyErr_Format(PyExc_TypeError, "resolve() expects a str name or URL, not %.100s",
+                        Py_TYPE(arg)->tp_name);
+  }
+  Py_ssize_t n;
+  const char *url = PyUnicode_AsUTF8AndSize(arg, &n);
+  if (url == NULL) return NULL;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  int rc = (size_t) n == strlen(url) ? cymg_conn_resolve(c, url) : CYMG_EBADURL;
+  if (rc == CYMG_EBADURL) return PyErr_Format(PyExc_ValueError, "resolve: bad name or URL %R", arg);
+  if (rc == CYMG_ECLOSED) return PyErr_Format(PyExc_RuntimeError, "resolve: connection is closing");
+  if (rc < 0) return cymgpy_raise_rc("resolve", rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_resolve_cancel(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  cymg_conn_resolve_cancel(c);
+  Py_RETURN_NONE;
+}
+
 static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
   cymgpy_conn *w = (cymgpy_conn *) self;
   if (fn != Py_None && !PyCallable_Check(fn)) {
@@ -1019,6 +1046,8 @@ CYMGPY_LOCKED_O(conn_drain)
 CYMGPY_LOCKED_O(conn_set_handler)
 CYMGPY_LOCKED_O(conn_http_chunk)
 CYMGPY_LOCKED_O(conn_sntp_request)
+CYMGPY_LOCKED_O(conn_resolve)
+CYMGPY_LOCKED_O(conn_resolve_cancel)
 CYMGPY_LOCKED_KW_READ(conn_recv_data)
 CYMGPY_LOCKED_KW_READ(conn_send_data)
 CYMGPY_LOCKED_KW(conn_reply)
@@ -1044,6 +1073,10 @@ static PyMethodDef conn_methods[] = {
     {"set_handler", conn_set_handler_locked, METH_O, "set_handler(fn): this connection's handler."},
     {"sntp_request", conn_sntp_request_locked, METH_NOARGS,
      "sntp_request(): send another SNTP request (MG_EV_SNTP_TIME answers it)."},
+    {"resolve", conn_resolve_locked, METH_O,
+     "resolve(url): look up a name or URL's host; MG_EV_RESOLVE (remote_addr set) or MG_EV_ERROR."},
+    {"resolve_cancel", conn_resolve_cancel_locked, METH_NOARGS,
+     "resolve_cancel(): stop a resolve() in progress; no later event from it."},
     {"reply", (PyCFunction) (void (*)(void)) conn_reply_locked, METH_VARARGS | METH_KEYWORDS,
      "reply(status_code, body=b'', headers=None): a complete HTTP response."},
     {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json_locked, METH_VARARGS | METH_KEYWORDS,

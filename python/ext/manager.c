@@ -170,6 +170,81 @@ static int check_open(cymgpy_manager *m) {
   return 0;
 }
 
+/* ---- DNS: Manager(dns=...) and set_dns() ---- */
+
+/* A str or None argument as a C string (NULL for None); -1 with TypeError. */
+static int opt_str(const char *what, PyObject *o, const char **out) {
+  *out = NULL;
+  if (o == Py_None) return 0;
+  Py_ssize_t n;
+  if (!PyUnicode_Check(o) || (*out = PyUnicode_AsUTF8AndSize(o, &n)) == NULL) {
+    if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_TypeError)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "%s must be a str or None, not %.100s", what,
+                   Py_TYPE(o)->tp_name);
+    }
+    return -1;
+  }
+  if ((size_t) n != strlen(*out)) {
+    PyErr_Format(PyExc_ValueError, "%s contains a NUL character", what);
+    return -1;
+  }
+  return 0;
+}
+
+/* Name servers ("udp://IP:PORT,...", None: resolv.conf's); ValueError if bad. */
+static int apply_dns(cymg_mgr *mgr, PyObject *servers) {
+  const char *list;
+  if (opt_str("dns servers", servers, &list) < 0) return -1;
+  if (cymg_mgr_set_dns(mgr, list) < 0) {
+    PyErr_Format(PyExc_ValueError,
+                 "bad DNS servers %R: expected \"udp://IP:PORT\" or a bare IP, comma-separated, "
+                 "at most 3", servers);
+    return -1;
+  }
+  return 0;
+}
+
+static int opt_uint(const char *what, PyObject *o, unsigned *out) {
+  *out = 0;
+  if (o == Py_None) return 0;
+  long v = PyLong_Check(o) ? PyLong_AsLong(o) : -1;
+  if (v <= 0 || v > 3600000) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError, "%s must be a positive int (at most 3600000) or None", what);
+    return -1;
+  }
+  *out = (unsigned) v;
+  return 0;
+}
+
+static PyObject *set_dns(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  static char *kwlist[] = {"servers", "timeout_ms", "attempts", "resolv_conf", "hosts_file", NULL};
+  PyObject *servers, *t = Py_None, *a = Py_None, *rc_path = Py_None, *hosts = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OOOO:set_dns", kwlist, &servers, &t, &a,
+                                   &rc_path, &hosts))
+    return NULL;
+  unsigned timeout_ms, attempts;
+  const char *rcp, *hp;
+  if (check_open(m) < 0 || opt_uint("timeout_ms", t, &timeout_ms) < 0 ||
+      opt_uint("attempts", a, &attempts) < 0 || opt_str("resolv_conf", rc_path, &rcp) < 0 ||
+      opt_str("hosts_file", hosts, &hp) < 0 || apply_dns(m->mgr, servers) < 0)
+    return NULL;
+  cymg_mgr_set_dns_timeout(m->mgr, timeout_ms, attempts);
+  if ((rcp && cymg_mgr_set_resolv_conf(m->mgr, rcp) < 0) ||
+      (hp && cymg_mgr_set_hosts_file(m->mgr, hp) < 0))
+    return PyErr_NoMemory();
+  Py_RETURN_NONE;
+}
+
+static PyObject *manager_set_dns(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_lock((cymgpy_manager *) self);
+  PyObject *r = set_dns(self, args, kwargs);
+  cymgpy_unlock((cymgpy_manager *) self);
+  return r;
+}
+
 static int check_callable(const char *what, PyObject *fn) {
   if (fn == Py_None || PyCallable_Check(fn)) return 0;
   PyErr_Format(PyExc_TypeError, "%s must be callable or None, not %.100s", what,
@@ -195,11 +270,11 @@ static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kwarg
 static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
   cymgpy_manager *m = (cymgpy_manager *) self;
   static char *kwlist[] = {"handler", "enable_wakeup", "error_handler", "send_stall_ms",
-                           "poll_events", NULL};
-  PyObject *handler = Py_None, *error_handler = Py_None, *stall = Py_None;
+                           "poll_events", "dns", NULL};
+  PyObject *handler = Py_None, *error_handler = Py_None, *stall = Py_None, *dns = Py_None;
   int enable_wakeup = 0, poll_events = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OpO$Op:Manager", kwlist, &handler,
-                                   &enable_wakeup, &error_handler, &stall, &poll_events))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OpO$OpO:Manager", kwlist, &handler,
+                                   &enable_wakeup, &error_handler, &stall, &poll_events, &dns))
     return -1;
   /* Optional: the send-stall timeout of its connections (None: the library's
    * 60000 ms; 0: never). */
@@ -234,6 +309,11 @@ static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
     cymg_mgr_free(m->mgr);
     m->mgr = NULL;
     PyErr_SetString(PyExc_ValueError, "send_stall_ms refused");
+    return -1;
+  }
+  if (dns != Py_None && apply_dns(m->mgr, dns) < 0) { /* name servers instead of resolv.conf's */
+    cymg_mgr_free(m->mgr);
+    m->mgr = NULL;
     return -1;
   }
   /* As the original: MG_EV_POLL to every connection with a handler at every
@@ -838,6 +918,8 @@ static PyMethodDef manager_methods[] = {
      "wakeup(connection_id, data=b'') -> bool: thread-safe; MG_EV_WAKEUP with data."},
     {"timer_add", (PyCFunction) (void (*)(void)) manager_timer_add, METH_VARARGS | METH_KEYWORDS,
      "timer_add(milliseconds, callback, *, repeat=False, run_now=False) -> Timer"},
+    {"set_dns", (PyCFunction) (void (*)(void)) manager_set_dns, METH_VARARGS | METH_KEYWORDS,
+     "set_dns(servers, *, timeout_ms=None, attempts=None, resolv_conf=None, hosts_file=None)"},
     {"close", manager_close, METH_NOARGS, "close(): close every connection and free the loop."},
     {"__enter__", manager_enter, METH_NOARGS, NULL},
     {"__exit__", manager_exit, METH_VARARGS, NULL},

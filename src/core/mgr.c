@@ -215,6 +215,8 @@ void cymg_mgr_dispatch(cymg_mgr *mgr) {
     void *ptr = mgr->ready[i].ptr;
     if (ptr == &mgr->wk) {
       cymg__wakeup_deliver(mgr);
+    } else if ((uintptr_t) ptr - (uintptr_t) mgr->dns_io < mgr->dns_io_len) {
+      cymg__dns_io(mgr, ptr, mgr->ready[i].events);
     } else {
       cymg__conn_io(ptr, mgr->ready[i].events);
     }
@@ -249,9 +251,14 @@ int cymg_mgr_poll(cymg_mgr *mgr, int timeout_ms) {
 const char *cymg_mgr_backend(const cymg_mgr *mgr) { return mgr->be->name; }
 const char *cymg_mgr_errmsg(const cymg_mgr *mgr) { return mgr->errmsg; }
 uint64_t cymg_mgr_now(const cymg_mgr *mgr) { return mgr->now; }
-cymg_conn *cymg_mgr_first(cymg_mgr *mgr) { return mgr->conns; }
-cymg_conn *cymg_conn_next(cymg_conn *c) { return c->next; }
-size_t cymg_mgr_count(const cymg_mgr *mgr) { return mgr->nconns; }
+/* The user's connections only: the resolver's TCP queries are hidden. */
+static cymg_conn *skip_hidden(cymg_conn *c) {
+  while (c && (c->flags & CYMG__F_HIDDEN)) c = c->next;
+  return c;
+}
+cymg_conn *cymg_mgr_first(cymg_mgr *mgr) { return skip_hidden(mgr->conns); }
+cymg_conn *cymg_conn_next(cymg_conn *c) { return skip_hidden(c->next); }
+size_t cymg_mgr_count(const cymg_mgr *mgr) { return mgr->nconns - mgr->nhidden; }
 void cymg_mgr_set_userdata(cymg_mgr *mgr, void *p) { mgr->userdata = p; }
 void *cymg_mgr_userdata(const cymg_mgr *mgr) { return mgr->userdata; }
 
@@ -310,6 +317,7 @@ void cymg__mgr_unlink(cymg_mgr *mgr, cymg_conn *c) {
   idtab_remove(mgr, c);
   cymg__wakeup_unlock(mgr, locked);
   mgr->nconns--;
+  if (c->flags & CYMG__F_HIDDEN) mgr->nhidden--;
   /* Unlinked only to be freed (cymg__conn_free), buffers included. */
   cymg__trim_note_free(mgr, sizeof(*c) + c->recv.size + c->send.size);
 }

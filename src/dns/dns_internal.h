@@ -46,6 +46,61 @@ size_t cymg__hosts_find(const cymg__hosts *h, const char *name, int family, cymg
 /* Reads a whole small file (<= 1 MiB) into a malloc'd NUL-terminated buffer. */
 char *cymg__read_small_file(const char *path, size_t *len, struct stat *st);
 
+/* ---- the UDP socket pool (pool.c) ----
+ * Queries share a few connected UDP sockets per server instead of opening one
+ * per query. Each socket has its own random source port (chosen by the kernel
+ * at connect), takes at most CYMG__DNS_SOCK_QUERIES queries or lives at most
+ * CYMG__DNS_SOCK_AGE_MS before it is retired (closed once its last query is
+ * answered or given up), and up to CYMG__DNS_ACTIVE per server take new queries
+ * in turn, so an off-path attacker faces several ports that keep changing. Ids
+ * are unique per socket; answers are matched by (socket, id), then the resolver
+ * checks the question. */
+#define CYMG__DNS_SOCKS 16
+#define CYMG__DNS_ACTIVE 4
+#define CYMG__DNS_SOCK_QUERIES 64
+#define CYMG__DNS_SOCK_AGE_MS 10000
+#define CYMG__DNS_BUCKETS 256
+
+typedef struct cymg__dns_slot { /* a query waiting for its UDP answer */
+  struct cymg__dns_slot *hnext;
+  int sock; /* index in the pool; -1 when not waiting */
+  uint16_t id;
+} cymg__dns_slot;
+
+typedef struct cymg__dns_sock {
+  int fd; /* -1: a free entry */
+  cymg_addr server;
+  unsigned sent, waiting;
+  uint64_t born;
+  bool retired;
+} cymg__dns_sock;
+
+typedef struct cymg__dns_pool {
+  cymg_mgr *mgr;
+  cymg__dns_sock socks[CYMG__DNS_SOCKS];
+  cymg__dns_slot *buckets[CYMG__DNS_BUCKETS]; /* waiting slots by id */
+  size_t rr;
+  int reading; /* the socket being read (not closed under its own loop), or -1 */
+  uint8_t rnd[256];
+  size_t rnd_left;
+} cymg__dns_pool;
+
+void cymg__dns_pool_init(cymg__dns_pool *p, cymg_mgr *mgr);
+void cymg__dns_pool_free(cymg__dns_pool *p);
+/* A 16-bit id from the CSPRNG (pooled). Returns 0 or a negative code. */
+int cymg__dns_random_id(cymg__dns_pool *p, uint16_t *out);
+/* Sends the query (its id, the first two bytes, is replaced by one unused on
+ * the socket chosen; slot->id has it) to srv; slot then waits for the answer.
+ * Returns 0, or a negative code (the slot may still wait: the timeout moves on). */
+int cymg__dns_pool_send(cymg__dns_pool *p, cymg__dns_slot *slot, const cymg_addr *srv,
+                        uint8_t *query, size_t len);
+/* Stops slot waiting (no-op when it is not). */
+void cymg__dns_pool_cancel(cymg__dns_pool *p, cymg__dns_slot *slot);
+/* resolver.c: a datagram carrying slot's id arrived on its socket (msg, len;
+ * slot still waits: the resolver cancels it if it takes the answer), or the
+ * socket failed (msg NULL: ICMP refused; slot no longer waits). */
+void cymg__dns_udp_answer(cymg__dns_slot *slot, const uint8_t *msg, size_t len);
+
 /* Connect path: starts resolving host for client connection c, then RESOLVE and
  * connect to port. Errors arrive as ERROR then CLOSE. */
 void cymg__dns_connect(cymg_conn *c, const char *host, uint16_t port);

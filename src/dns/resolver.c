@@ -1,9 +1,9 @@
 /* The stub resolver on a manager's loop. A lookup asks one query per address
  * type (AAAA and A in parallel for CYMG_DNS_ANY); each query walks the search
- * list and, per name, the servers and attempts of resolv.conf. Every attempt is
- * a fresh connected UDP socket (the kernel picks a random source port and drops
- * datagrams from any other address) carrying a random id from the CSPRNG; an
- * answer must also echo our question. Truncated answers are asked again over
+ * list and, per name, the servers and attempts of resolv.conf. Attempts go out
+ * on the pool's connected UDP sockets (pool.c: random source ports that keep
+ * changing, the kernel dropping datagrams from any other address) with a random
+ * id from the CSPRNG; an answer must also echo our question. Truncated answers are asked again over
  * TCP. Results feed a per-manager cache; identical lookups in flight share one
  * set of queries. Nothing here blocks: the only file reads are resolv.conf and
  * the hosts file, re-read at most once a second when their mtime changes. */
@@ -47,7 +47,8 @@ typedef struct sub {
   unsigned tries;   /* attempts for the current name */
   size_t first_server;
   uint16_t qid;
-  cymg_conn *conn;
+  cymg__dns_slot slot; /* waiting on the UDP pool */
+  cymg_conn *conn;     /* the TCP attempt */
   cymg_timer_id timer;
   uint8_t query[QBUF];
   size_t qlen;
@@ -76,10 +77,11 @@ typedef struct centry {
   uint32_t hash;
   uint16_t qtype;
   int state;
-  uint64_t expires, stamp;
+  uint64_t expires, stamp, born;
   char name[CYMG_DNS_NAME_MAX];
   size_t naddrs, ncnames;
   cymg_addr addrs[CYMG_DNS_MAX_ADDRS];
+  uint32_t ttls[CYMG_DNS_MAX_ADDRS], cname_ttls[CYMG_DNS_MAX_CNAMES]; /* as received */
   char cnames[CYMG_DNS_MAX_CNAMES][CYMG_DNS_NAME_MAX];
 } centry;
 
@@ -110,9 +112,12 @@ typedef struct cymg__dns {
   unsigned timeout_ms, attempts;
   int family;
   size_t rr;
-  uint8_t rnd[256];
-  size_t rnd_left;
+  lookup *spare; /* freed lookups kept for reuse (answers allocated), via next */
+  size_t nspare;
+  cymg__dns_pool pool;
 } cymg__dns;
+
+#define MAX_SPARE 32
 
 static cymg__dns *get_dns(cymg_mgr *mgr) {
   if (mgr->dns == NULL) {
@@ -120,20 +125,10 @@ static cymg__dns *get_dns(cymg_mgr *mgr) {
     if (d == NULL) return NULL;
     d->mgr = mgr;
     d->next_id = 1;
+    cymg__dns_pool_init(&d->pool, mgr);
     mgr->dns = d;
   }
   return mgr->dns;
-}
-
-static int random_id(cymg__dns *d, uint16_t *out) {
-  if (d->rnd_left < 2) {
-    int rc = cymg_random_bytes(d->rnd, sizeof(d->rnd));
-    if (rc < 0) return rc;
-    d->rnd_left = sizeof(d->rnd);
-  }
-  d->rnd_left -= 2;
-  *out = (uint16_t) ((d->rnd[d->rnd_left] << 8) | d->rnd[d->rnd_left + 1]);
-  return 0;
 }
 
 static bool same_mtime(const struct timespec *a, const struct stat *st) {
@@ -248,12 +243,15 @@ static void cache_put(cymg__dns *d, const char *name, const sub *s) {
   e->hash = h;
   e->qtype = s->qtype;
   e->state = s->state;
-  e->expires = cymg_millis() + (uint64_t) ttl * 1000;
+  e->born = cymg_millis();
+  e->expires = e->born + (uint64_t) ttl * 1000;
   e->stamp = ++d->stamp;
   snprintf(e->name, sizeof(e->name), "%s", name);
   if (s->state == S_OK) {
     e->naddrs = a->naddrs;
     memcpy(e->addrs, a->addrs, a->naddrs * sizeof(cymg_addr));
+    memcpy(e->ttls, a->ttls, a->naddrs * sizeof(e->ttls[0]));
+    memcpy(e->cname_ttls, a->cname_ttls, a->ncnames * sizeof(e->cname_ttls[0]));
     e->ncnames = a->ncnames;
     memcpy(e->cnames, a->cnames, a->ncnames * sizeof(e->cnames[0]));
   }
@@ -271,6 +269,7 @@ static void noop_fn(cymg_conn *c, int ev, void *ev_data) {
 void cymg__dns_sub_fn(cymg_conn *c, int ev, void *ev_data);
 
 static void sub_stop_io(sub *s) {
+  cymg__dns_pool_cancel(&s->lk->d->pool, &s->slot);
   if (s->conn) {
     cymg_conn_set_handler(s->conn, noop_fn, NULL);
     cymg_close(s->conn);
@@ -341,17 +340,22 @@ static void sub_answer(sub *s, const uint8_t *msg, size_t len) {
   }
 }
 
+void cymg__dns_udp_answer(cymg__dns_slot *slot, const uint8_t *msg, size_t len) {
+  sub *s = (sub *) (void *) ((char *) slot - offsetof(sub, slot));
+  if (msg == NULL) {
+    sub_next_attempt(s, S_SERVFAIL); /* refused (ICMP port unreachable): the next server */
+  } else {
+    sub_answer(s, msg, len);
+  }
+}
+
+/* The TCP attempt's connection (a hidden one: not among the user's). */
 void cymg__dns_sub_fn(cymg_conn *c, int ev, void *ev_data) {
   sub *s = cymg_conn_userdata(c);
   (void) ev_data;
   if (s == NULL || s->conn != c) return;
   if (ev == CYMG_EV_READ) {
     cymg_str in = cymg_conn_recv_data(c);
-    if (!s->tcp) {
-      sub_answer(s, (const uint8_t *) in.buf, in.len);
-      if (s->conn == c) cymg_conn_consume(c, in.len);
-      return;
-    }
     if (in.len < 2) return;
     size_t need = ((size_t) (uint8_t) in.buf[0] << 8) | (uint8_t) in.buf[1];
     if (in.len < need + 2) return;
@@ -379,7 +383,7 @@ static void sub_send(sub *s) {
     sub_finish(s, S_NOSERVERS);
     return;
   }
-  if (random_id(d, &s->qid) < 0) {
+  if (cymg__dns_random_id(&d->pool, &s->qid) < 0) {
     sub_finish(s, S_ERROR);
     return;
   }
@@ -390,27 +394,27 @@ static void sub_send(sub *s) {
   }
   s->qlen = (size_t) n;
   const cymg_addr *srv = &sv[(s->first_server + s->tries) % ns];
-  bool tcp = s->tcp;
-  cymg_conn *c = cymg__conn_new(d->mgr, -1, CYMG__F_CLIENT | (tcp ? 0 : CYMG__F_UDP),
-                                cymg__dns_sub_fn, s);
-  if (c == NULL) {
-    sub_finish(s, S_ERROR);
-    return;
-  }
-  s->conn = c;
   if (cymg_timer_add(d->mgr, timeout_ms(d), CYMG_TIMER_ONCE, sub_timeout, s, &s->timer) < 0) {
     sub_finish(s, S_ERROR);
     return;
   }
-  cymg__connect_addr(c, srv);
-  if (c->fd < 0) return; /* the failure arrives as ERROR: next attempt */
   int rc;
-  if (tcp) {
+  if (!s->tcp) {
+    rc = cymg__dns_pool_send(&d->pool, &s->slot, srv, s->query, s->qlen);
+    s->qid = s->slot.id;
+  } else {
+    cymg_conn *c = cymg__conn_new(d->mgr, -1, CYMG__F_CLIENT | CYMG__F_HIDDEN, cymg__dns_sub_fn, s);
+    if (c == NULL) {
+      sub_finish(s, S_ERROR);
+      return;
+    }
+    d->mgr->nhidden++;
+    s->conn = c;
+    cymg__connect_addr(c, srv);
+    if (c->fd < 0) return; /* the failure arrives as ERROR: next attempt */
     uint8_t framed[QBUF + 2] = {(uint8_t) (s->qlen >> 8), (uint8_t) s->qlen};
     memcpy(framed + 2, s->query, s->qlen);
     rc = cymg_send(c, framed, s->qlen + 2);
-  } else {
-    rc = cymg__udp_send(c, s->query, s->qlen);
   }
   if (rc < 0) CYMG__DEBUG("dns: send: %s", cymg_strerror(rc)); /* the timeout moves on */
 }
@@ -448,18 +452,36 @@ static void lookup_unlink(lookup *lk) {
 }
 
 static void lookup_free(lookup *lk) {
-  for (int i = 0; i < lk->nsubs; i++) {
-    sub_stop_io(&lk->subs[i]);
-    free(lk->subs[i].ans);
-  }
-  if (lk->fin_timer) cymg_timer_cancel(lk->d->mgr, lk->fin_timer);
+  cymg__dns *d = lk->d;
+  for (int i = 0; i < lk->nsubs; i++) sub_stop_io(&lk->subs[i]);
+  if (lk->fin_timer) cymg_timer_cancel(d->mgr, lk->fin_timer);
   while (lk->waiters) {
     waiter *w = lk->waiters;
     lk->waiters = w->next;
-    if (w->kind != W_API) lk->d->nwaiting--;
+    if (w->kind != W_API) d->nwaiting--;
     free(w);
   }
+  if (d->nspare < MAX_SPARE) { /* kept, answers and all: a busy resolver allocates nothing */
+    lk->next = d->spare;
+    d->spare = lk;
+    d->nspare++;
+    return;
+  }
+  for (int i = 0; i < 2; i++) free(lk->subs[i].ans);
   free(lk);
+}
+
+/* A zeroed lookup, from the spares if there is one (its answers kept). */
+static lookup *lookup_new(cymg__dns *d) {
+  lookup *lk = d->spare;
+  if (lk == NULL) return calloc(1, sizeof(*lk));
+  d->spare = lk->next;
+  d->nspare--;
+  cymg_dns_answer *ans[2] = {lk->subs[0].ans, lk->subs[1].ans};
+  memset(lk, 0, sizeof(*lk));
+  lk->subs[0].ans = ans[0];
+  lk->subs[1].ans = ans[1];
+  return lk;
 }
 
 static void set_fallback(cymg__dns *d, uint64_t conn_id, const cymg_addr *addrs, size_t n,
@@ -518,6 +540,7 @@ static void lookup_finish(lookup *lk) {
   uint32_t ttls[2 * CYMG_DNS_MAX_ADDRS];
   size_t n = 0, ncn = 0;
   const char(*cn)[CYMG_DNS_NAME_MAX] = NULL;
+  const uint32_t *cn_ttls = NULL;
   char err[CYMG_DNS_NAME_MAX + 96];
   int status = 0, worst = S_OK;
   bool cached = true;
@@ -539,6 +562,7 @@ static void lookup_finish(lookup *lk) {
       }
       if (cn == NULL && s->ans->ncnames) {
         cn = (const char(*)[CYMG_DNS_NAME_MAX]) s->ans->cnames;
+        cn_ttls = s->ans->cname_ttls;
         ncn = s->ans->ncnames;
       }
     } else if (s->state == S_NXDOMAIN || worst == S_NXDOMAIN) {
@@ -567,7 +591,8 @@ static void lookup_finish(lookup *lk) {
         snprintf(err, sizeof(err), "%s: %s", lk->name, why);
     }
   }
-  cymg_dns_result r = {lk->name, status, status ? err : NULL, n, addrs, ttls, ncn, cn, cached};
+  cymg_dns_result r = {lk->name, status, status ? err : NULL, n, addrs, ttls, ncn, cn, cached,
+                       cn_ttls};
   /* The waiters are taken off first: a function may start new lookups. */
   waiter *ws = lk->waiters;
   lk->waiters = NULL;
@@ -623,7 +648,7 @@ static int add_lookup(cymg_mgr *mgr, const char *name, int family, waiter *w) {
       return 0;
     }
   }
-  lookup *lk = calloc(1, sizeof(*lk));
+  lookup *lk = lookup_new(d);
   if (lk == NULL) {
     if (w->kind != W_API) d->nwaiting--;
     return CYMG_ENOMEM;
@@ -691,18 +716,20 @@ static int add_lookup(cymg_mgr *mgr, const char *name, int family, waiter *w) {
     s->lk = lk;
     s->qtype = types[i];
     s->first_server = first;
-    if ((s->ans = malloc(sizeof(*s->ans))) == NULL) {
+    s->slot.sock = -1;
+    if (s->ans == NULL && (s->ans = malloc(sizeof(*s->ans))) == NULL) {
       s->done = true;
       s->state = S_ERROR;
       continue;
     }
     centry *e = cache_find(d, key, types[i]);
-    if (e) { /* remaining TTL from the expiry */
+    if (e) { /* each TTL less the time spent in the cache */
       memset(s->ans, 0, sizeof(*s->ans));
-      uint32_t left = (uint32_t) ((e->expires - cymg_millis() + 999) / 1000);
+      uint32_t age = (uint32_t) ((cymg_millis() - e->born) / 1000);
       s->ans->naddrs = e->naddrs;
       memcpy(s->ans->addrs, e->addrs, e->naddrs * sizeof(cymg_addr));
-      for (size_t k = 0; k < e->naddrs; k++) s->ans->ttls[k] = left;
+      for (size_t k = 0; k < e->naddrs; k++) s->ans->ttls[k] = e->ttls[k] - age;
+      for (size_t k = 0; k < e->ncnames; k++) s->ans->cname_ttls[k] = e->cname_ttls[k] - age;
       s->ans->ncnames = e->ncnames;
       memcpy(s->ans->cnames, e->cnames, e->ncnames * sizeof(e->cnames[0]));
       s->from_cache = true;
@@ -947,6 +974,14 @@ void cymg__dns_free(cymg_mgr *mgr) {
     d->fallbacks = f->next;
     free(f);
   }
+  d->nspare = MAX_SPARE; /* lookups freed from here on are not kept */
+  while (d->spare) {
+    lookup *lk = d->spare;
+    d->spare = lk->next;
+    for (int i = 0; i < 2; i++) free(lk->subs[i].ans);
+    free(lk);
+  }
+  cymg__dns_pool_free(&d->pool);
   cymg_mgr_dns_flush(mgr);
   cymg__hosts_free(&d->hosts);
   free(d->hosts_path_seen);

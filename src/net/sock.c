@@ -67,6 +67,22 @@ static int new_socket(bool ip6, bool udp) {
   return fd;
 }
 
+/* A non-blocking UDP socket connected to `to`: the kernel binds it to a random
+ * ephemeral port and drops datagrams from any other address. Returns the fd
+ * or -errno. For the resolver's socket pool. */
+int cymg__udp_connected_socket(const cymg_addr *to) {
+  int fd = new_socket(to->is_ip6, true);
+  if (fd < 0) return fd;
+  sockaddr_any u;
+  socklen_t sl = to_sockaddr(to, &u);
+  if (connect(fd, &u.sa, sl) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
 static void set_nodelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

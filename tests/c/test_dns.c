@@ -4,6 +4,7 @@
  * slow and silent servers, SERVFAIL). Connects by name, cancellation, hosts
  * and resolv.conf files written by the test. CYMG_TEST_BACKENDS. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -13,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cymg_test.h"
+#include "http_test.h"
 
 static pid_t dnsmasq_pid = -1, resp_pid = -1;
 static int resp_stdin = -1;
@@ -157,6 +158,22 @@ static void on_res(cymg_mgr *mgr, const cymg_dns_result *r, void *arg) {
   for (size_t i = 0; i < r->ncnames && i < 8; i++)
     snprintf(o->cnames[i], CYMG_DNS_NAME_MAX, "%s", r->cnames[i]);
   o->from_cache = r->from_cache;
+}
+
+typedef struct {
+  bool done, from_cache;
+  size_t ncnames;
+  uint32_t cname_ttls[8], ttl;
+} ttl_res;
+
+static void on_ttls(cymg_mgr *mgr, const cymg_dns_result *r, void *arg) {
+  (void) mgr;
+  ttl_res *t = arg;
+  t->done = true;
+  t->from_cache = r->from_cache;
+  t->ncnames = r->ncnames;
+  for (size_t i = 0; i < r->ncnames && i < 8; i++) t->cname_ttls[i] = r->cname_ttls[i];
+  t->ttl = r->naddrs ? r->ttls[0] : 0;
 }
 
 static res_t lookup(cymg_mgr *mgr, const char *name, int family) {
@@ -435,12 +452,159 @@ static void test_conn_resolve(void **state) {
   free_mgr(mgr);
 }
 
+static size_t open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  size_t n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+/* Many lookups at once share the pool's sockets: never more than its 16
+ * (CYMG__DNS_SOCKS) open, none among the user's connections, each socket
+ * retired after 64 queries (so the server sees several source ports), and
+ * answers still checked on a reused socket. */
+static void test_socket_pool(void **state) {
+  (void) state;
+  enum { N = 300 };
+  cymg_mgr *mgr = dns_mgr(resp_port);
+  cymg_mgr_set_dns_timeout(mgr, 5000, 2);
+  res_t *r = calloc(N, sizeof(*r));
+  assert_non_null(r);
+  size_t base = open_fds(), most = base;
+  for (int i = 0; i < N; i++) {
+    char name[32];
+    snprintf(name, sizeof(name), "many.%d.test", i);
+    assert_int_equal(cymg_dns_lookup(mgr, name, CYMG_DNS_IPV4, on_res, &r[i], NULL), 0);
+  }
+  uint64_t start = cymg_mgr_now(mgr);
+  for (int done = 0; done < N;) {
+    assert_true(cymg_mgr_now(mgr) - start < CYMG_TEST_WAIT_MS);
+    cymg_mgr_poll(mgr, 50);
+    size_t fds = open_fds();
+    most = fds > most ? fds : most;
+    assert_int_equal(cymg_mgr_count(mgr), 0); /* query sockets are not connections */
+    done = 0;
+    for (int i = 0; i < N; i++) done += r[i].done;
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(r[i].status, 0);
+    assert_int_equal(r[i].naddrs, 1);
+    assert_ip4(&r[i].addrs[0], "192.0.2.13");
+  }
+  assert_true(most - base <= 16);
+  res_t p = lookup(mgr, "ports.test", CYMG_DNS_IPV4);
+  assert_int_equal(p.status, 0);
+  unsigned ports = (unsigned) p.addrs[0].ip[2] << 8 | p.addrs[0].ip[3];
+  assert_true(ports >= (N + 63) / 64); /* rotated, not one port for everything */
+  /* Spoofs on the warm, shared sockets: another question with our id, another
+   * id, another source address; each lookup still gets only its real answer. */
+  const char *names[] = {"wrongq.test", "wrongid.test", "otheraddr.test", "many.x.test"};
+  const char *want[] = {"192.0.2.12", "192.0.2.8", "192.0.2.9", "192.0.2.13"};
+  res_t s[4] = {0};
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(cymg_dns_lookup(mgr, names[i], CYMG_DNS_IPV4, on_res, &s[i], NULL), 0);
+  POLL_UNTIL(mgr, s[0].done && s[1].done && s[2].done && s[3].done);
+  for (int i = 0; i < 4; i++) {
+    if (s[i].status) print_message("%s: %s\n", names[i], s[i].error);
+    assert_int_equal(s[i].status, 0);
+    assert_int_equal(s[i].naddrs, 1);
+    assert_ip4(&s[i].addrs[0], want[i]);
+  }
+  /* Truncated: the TCP attempt is a connection, hidden from the user's list too. */
+  res_t t = {0};
+  assert_int_equal(cymg_dns_lookup(mgr, "tc.test", CYMG_DNS_IPV4, on_res, &t, NULL), 0);
+  while (!t.done) {
+    cymg_mgr_poll(mgr, 20);
+    assert_int_equal(cymg_mgr_count(mgr), 0);
+    assert_null(cymg_mgr_first(mgr));
+  }
+  assert_ip4(&t.addrs[0], "192.0.2.7");
+  free(r);
+  free_mgr(mgr);
+}
+
+/* The CNAME chain's TTLs reach the result, fresh and from the cache. */
+static void test_chain_ttls(void **state) {
+  (void) state;
+  cymg_mgr *mgr = dns_mgr(dnsmasq_port);
+  for (int round = 0; round < 2; round++) {
+    ttl_res t = {0};
+    assert_int_equal(cymg_dns_lookup(mgr, "alias.test", CYMG_DNS_IPV4, on_ttls, &t, NULL), 0);
+    POLL_UNTIL(mgr, t.done);
+    assert_int_equal(t.ncnames, 2);
+    assert_int_equal(t.from_cache, round == 1);
+    for (int i = 0; i < 2; i++) assert_true(t.cname_ttls[i] > 50 && t.cname_ttls[i] <= 60);
+    assert_true(t.ttl > 50 && t.ttl <= 60);
+  }
+  free_mgr(mgr);
+}
+
+static void srv_fn(cymg_conn *c, int ev, void *ev_data) {
+  if (ev != CYMG_EV_HTTP_MSG) return;
+  cymg_http_msg *m = ev_data;
+  cymg_http_reply(c, 200, NULL, "hello %.*s", (int) m->uri.len, m->uri.buf);
+}
+
+typedef struct {
+  evlog l;
+  int status;
+  char body[64];
+} http_res;
+
+static void cli_fn(cymg_conn *c, int ev, void *ev_data) {
+  http_res *h = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_HTTP_MSG) {
+    cymg_http_msg *m = ev_data;
+    h->status = m->status;
+    snprintf(h->body, sizeof(h->body), "%.*s", (int) m->body.len, m->body.buf);
+    cymg_close(c);
+  }
+  if (ev == CYMG_EV_RESOLVE || ev == CYMG_EV_CONNECT || ev == CYMG_EV_HTTP_MSG ||
+      ev == CYMG_EV_ERROR || ev == CYMG_EV_CLOSE) {
+    if (h->l.n < 16) h->l.evs[h->l.n++] = ev;
+    if (ev == CYMG_EV_ERROR) snprintf(h->l.err, sizeof(h->l.err), "%s", (const char *) ev_data);
+    if (ev == CYMG_EV_CLOSE) h->l.closed = true;
+  }
+}
+
+/* The HTTP client connects to a name dnsmasq serves (a CNAME chain; an IPv6
+ * address first where nothing listens, then IPv4). */
+static void test_http_client_by_name(void **state) {
+  (void) state;
+  cymg_mgr *mgr = dns_mgr(dnsmasq_port);
+  cymg_conn *lsn;
+  assert_int_equal(cymg_http_listen(mgr, "http://127.0.0.1:0", srv_fn, NULL, &lsn), 0);
+  const char *names[] = {"alias.test", "both.test"};
+  for (int i = 0; i < 2; i++) {
+    char url[96];
+    snprintf(url, sizeof(url), "http://%s:%u/x", names[i], cymg_conn_local(lsn)->port);
+    http_res h = {0};
+    cymg_conn *c;
+    assert_int_equal(cymg_http_connect(mgr, url, cli_fn, &h, &c), 0);
+    assert_int_equal(cymg_http_request(c, "GET", "/by-name", NULL, NULL, 0), 0);
+    POLL_UNTIL(mgr, h.l.closed);
+    assert_int_equal(h.l.n, 4);
+    assert_int_equal(h.l.evs[0], CYMG_EV_RESOLVE);
+    assert_int_equal(h.l.evs[1], CYMG_EV_CONNECT);
+    assert_int_equal(h.l.evs[2], CYMG_EV_HTTP_MSG);
+    assert_int_equal(h.status, 200);
+    assert_string_equal(h.body, "hello /by-name");
+  }
+  cymg_close(lsn);
+  for (int i = 0; i < 3; i++) cymg_mgr_poll(mgr, 0);
+  free_mgr(mgr);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dnsmasq_answers), cmocka_unit_test(test_invalid_and_literals),
       cmocka_unit_test(test_responder_cases), cmocka_unit_test(test_shared_and_cached),
       cmocka_unit_test(test_failover),        cmocka_unit_test(test_files),
       cmocka_unit_test(test_connect_by_name), cmocka_unit_test(test_conn_resolve),
+      cmocka_unit_test(test_socket_pool),     cmocka_unit_test(test_chain_ttls),
+      cmocka_unit_test(test_http_client_by_name),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,6 +12,10 @@ behaviour; prints the port on its first line, then serves until stdin closes.
   servfail.*  SERVFAIL
   count.*     A 192.0.2.11 TTL 60 and counts queries ("queries.*" answers the count
               as 10.0.0.N)
+  wrongq.*    our id but another question (evil.test, 6.6.6.6), then the real one
+              (192.0.2.12)
+  many.*      A 192.0.2.13
+  ports.*     A 10.0.H.L TTL 0: H*256+L distinct UDP source ports seen so far
 """
 import socket
 import struct
@@ -19,9 +23,10 @@ import sys
 import threading
 import time
 
-from dnslib import AAAA, A, DNSRecord, QTYPE, RCODE, RR
+from dnslib import AAAA, A, DNSHeader, DNSQuestion, DNSRecord, QTYPE, RCODE, RR
 
 counts = {"n": 0}
+ports = set()
 
 
 def answer(q, ip, ttl=60):
@@ -69,6 +74,15 @@ def handle(data, tcp):
     if label == "count":
         counts["n"] += 1
         return [(0, answer(q, "192.0.2.11").pack(), False)]
+    if label == "wrongq":
+        bad = DNSRecord(DNSHeader(id=q.header.id, qr=1, ra=1), q=DNSQuestion("evil.test"),
+                        a=RR("evil.test", QTYPE.A, rdata=A("6.6.6.6"), ttl=60))
+        return [(0, bad.pack(), False), (0.05, answer(q, "192.0.2.12").pack(), False)]
+    if label == "many":
+        return [(0, answer(q, "192.0.2.13").pack(), False)]
+    if label == "ports":
+        n = len(ports)
+        return [(0, answer(q, "10.0.%d.%d" % (n >> 8, n & 255), ttl=0).pack(), False)]
     if label == "queries":
         return [(0, answer(q, "10.0.0.%d" % counts["n"], ttl=0).pack(), False)]
     r = q.reply()
@@ -79,6 +93,7 @@ def handle(data, tcp):
 def udp_loop(sock, other):
     while True:
         data, peer = sock.recvfrom(4096)
+        ports.add(peer[1])
 
         def reply(data=data, peer=peer):
             for delay, out, from_other in handle(data, False):

@@ -122,7 +122,7 @@ static void test_bodies(void **state) {
   https_server(mgr, false, &port);
   static const size_t sizes[] = {0, 1, 16383, 16384, 16385, 100000, 1u << 20, 16u << 20};
   char path[1300];
-  snprintf(path, sizeof(path), "%s/body.bin", tls_dir);
+  snprintf(path, sizeof(path), "%s/body-%d.bin", tls_dir, (int) getpid());
   for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
     char url[96], out[256];
     snprintf(url, sizeof(url), "https://localhost:%u/big?n=%zu", port, sizes[i]);
@@ -223,11 +223,12 @@ static void test_s_server(void **state) {
  * compared byte for byte. */
 static void test_static_100mb(void **state) {
   (void) state;
-  snprintf(files_dir, sizeof(files_dir), "%s/files", tls_dir);
+  /* Per process: the backends' runs of this test may go in parallel. */
+  snprintf(files_dir, sizeof(files_dir), "%s/files-%d", tls_dir, (int) getpid());
   mkdir(files_dir, 0700);
   char src[1300], dst[1300];
   snprintf(src, sizeof(src), "%s/big.bin", files_dir);
-  snprintf(dst, sizeof(dst), "%s/got.bin", tls_dir);
+  snprintf(dst, sizeof(dst), "%s/got-%d.bin", tls_dir, (int) getpid());
   const size_t len = 100u << 20;
   FILE *f = fopen(src, "wb");
   assert_non_null(f);
@@ -263,6 +264,7 @@ static void test_static_100mb(void **state) {
   }
   unlink(src);
   unlink(dst);
+  rmdir(files_dir);
   finish(mgr);
   if (rc < 0) skip();
 }

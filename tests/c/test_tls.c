@@ -486,11 +486,12 @@ static void greet_srv(cymg_conn *c, int ev, void *ev_data) {
   }
 }
 
+static const char *greet_name; /* NULL: the address connected to is checked */
 static void greet_cli(cymg_conn *c, int ev, void *ev_data) {
   if (ev == CYMG_EV_CONNECT) {
     cymg_tls_opts o = {0};
     o.ca = cymg_str_c(cert("ca.crt"));
-    o.name = cymg_str_c("localhost");
+    if (greet_name) o.name = cymg_str_c(greet_name);
     assert_int_equal(cymg_tls_init(c, &o), 0);
     return;
   }
@@ -507,17 +508,29 @@ static void test_tls_on_plain(void **state) {
   assert_false(cymg_conn_is_tls(lsn));
   char url[96];
   url_of(lsn, url, sizeof(url));
-  cymg_conn *c = NULL;
-  assert_int_equal(cymg_connect(mgr, url, greet_cli, &cp, &c), 0);
-  assert_false(cymg_conn_is_tls(c));
-  POLL_UNTIL(mgr, cp.len >= 5 || cp.closed);
-  assert_int_equal(cp.errors, 0);
-  assert_memory_equal(cp.got, "greet", 5);
-  assert_true(cp.hs && sp.hs);
-  assert_true(cymg_conn_is_tls(c));
-  /* Options cannot change once the handshake started. */
-  cymg_tls_opts o = {0};
-  assert_int_equal(cymg_tls_init(c, &o), CYMG_ESTATE);
+  static const char *const names[] = {"localhost", NULL, "wrong.example"};
+  for (int i = 0; i < 3; i++) {
+    greet_name = names[i];
+    memset(&cp, 0, sizeof(cp));
+    cymg_conn *c = NULL;
+    assert_int_equal(cymg_connect(mgr, url, greet_cli, &cp, &c), 0);
+    assert_false(cymg_conn_is_tls(c));
+    POLL_UNTIL(mgr, cp.len >= 5 || cp.closed);
+    if (i == 2) { /* the certificate does not name it */
+      assert_int_equal(cp.errors, 1);
+      assert_true(strstr(cp.err, "hostname mismatch") != NULL);
+      continue;
+    }
+    assert_int_equal(cp.errors, 0);
+    assert_memory_equal(cp.got, "greet", 5);
+    assert_true(cp.hs && sp.hs);
+    assert_true(cymg_conn_is_tls(c));
+    /* Options cannot change once the handshake started. */
+    cymg_tls_opts o = {0};
+    assert_int_equal(cymg_tls_init(c, &o), CYMG_ESTATE);
+    cymg_close(c);
+    POLL_UNTIL(mgr, cp.closed);
+  }
   finish(mgr);
 }
 

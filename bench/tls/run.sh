@@ -47,42 +47,43 @@ for k in ec rsa; do
 done
 commands=("${CMD[cymg-ec]}" "${CMD[cymg-rsa]}")
 
-# nginx: one master, one worker, one server block per certificate.
-have_nginx=false nginx_worker=''
-if [ -x "$NGINX" ]; then
-  mkdir -p "$work/nginx"
-  PORT[nginx-ec]=$((20000 + RANDOM % 20000))
-  PORT[nginx-rsa]=$((PORT[nginx-ec] + 1))
+# nginx: per certificate one master with one worker (so each has its own
+# memory to measure), configured as hello_tls_cymg: "hello", TLS 1.2 and 1.3.
+declare -A NGX_WORKER
+start_nginx() { # KEY
+  local k=$1 d="$work/nginx-$1" port w=''
+  mkdir -p "$d"
+  port=$((20000 + RANDOM % 40000))
   {
-    echo "worker_processes 1; daemon off; master_process on; pid $work/nginx/nginx.pid;"
-    echo "error_log $work/nginx/error.log warn;"
+    echo "worker_processes 1; daemon off; master_process on; pid $d/nginx.pid;"
+    echo "error_log $d/error.log warn;"
     echo "events { worker_connections $((IDLE + CONNS + 100)); }"
     echo "http { access_log off; keepalive_requests 1000000; default_type text/plain;"
-    for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $work/nginx/$t;"; done
-    for k in ec rsa; do
-      echo "  server { listen 127.0.0.1:${PORT[nginx-$k]} ssl;"
-      echo "    ssl_certificate $work/$k.crt; ssl_certificate_key $work/$k.key;"
-      echo "    ssl_protocols TLSv1.2 TLSv1.3;"
-      echo "    location / { return 200 \"hello\"; } }"
-    done
-    echo "}"
-  } >"$work/nginx/nginx.conf"
-  ngx_cmd=("${srv_pin[@]}" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log")
-  "${ngx_cmd[@]}" >"$work/nginx.out" 2>&1 &
-  PID[nginx]=$!
+    for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $d/$t;"; done
+    echo "  server { listen 127.0.0.1:$port ssl;"
+    echo "    ssl_certificate $work/$k.crt; ssl_certificate_key $work/$k.key;"
+    echo "    ssl_protocols TLSv1.2 TLSv1.3;"
+    echo "    location / { return 200 \"hello\"; } } }"
+  } >"$d/nginx.conf"
+  local cmd=("${srv_pin[@]}" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log")
+  "${cmd[@]}" >"$d/out" 2>&1 &
+  PID[nginx-$k]=$!
   for _ in $(seq 100); do
-    nginx_worker=$(pgrep -P "${PID[nginx]}" | head -1 || true)
-    [ -n "$nginx_worker" ] && curl -kfs "https://127.0.0.1:${PORT[nginx-ec]}/" >/dev/null 2>&1 && break
+    w=$(pgrep -P "${PID[nginx-$k]}" | head -1 || true)
+    [ -n "$w" ] && curl -kfs "https://127.0.0.1:$port/" >/dev/null 2>&1 && break
+    w=''
     sleep 0.05
   done
-  if curl -kfs "https://127.0.0.1:${PORT[nginx-rsa]}/" >/dev/null 2>&1; then
-    have_nginx=true
-    commands+=("${ngx_cmd[*]}")
-  else
+  if [ -z "$w" ]; then
     echo "nginx did not start:" >&2
-    cat "$work/nginx.out" "$work/nginx/error.log" >&2 2>/dev/null || true
+    cat "$d/out" "$d/error.log" >&2 2>/dev/null || true
+    return 1
   fi
-fi
+  PORT[nginx-$k]=$port NGX_WORKER[nginx-$k]=$w
+  commands+=("${cmd[*]}")
+}
+have_nginx=false
+if [ -x "$NGINX" ] && start_nginx ec && start_nginx rsa; then have_nginx=true; fi
 
 servers=(cymg-ec cymg-rsa)
 $have_nginx && servers+=(nginx-ec nginx-rsa)
@@ -90,33 +91,11 @@ for s in "${servers[@]}"; do
   body=$(curl -kfs --tlsv1.3 "https://127.0.0.1:${PORT[$s]}/" || true)
   [ "$body" = hello ] || { echo "$s answered '$body'" >&2; exit 1; }
 done
-pid_of() { case $1 in nginx*) echo "$nginx_worker" ;; *) echo "${PID[$1]}" ;; esac; }
+pid_of() { case $1 in nginx*) echo "${NGX_WORKER[$1]}" ;; *) echo "${PID[$1]}" ;; esac; }
 
-# ---- throughput and CPU per request ----
-configs=()
-for k in ec rsa; do
-  for m in ka close; do
-    configs+=("cymg-$k|$m")
-    $have_nginx && configs+=("nginx-$k|$m")
-  done
-done
 load_before=$(load_average)
-for ((r = 1; r <= RUNS; r++)); do
-  for i in "${!configs[@]}"; do
-    IFS='|' read -r s m <<<"${configs[$i]}"
-    args=(-t1 -c"$CONNS" -d"${SECS}s" --latency)
-    [ "$m" = close ] && args+=(-H 'Connection: close')
-    wcmd=("${cli_pin[@]}" wrk "${args[@]}" "https://127.0.0.1:${PORT[$s]}/")
-    commands+=("$(printf '%q ' "${wcmd[@]}")")
-    pid=$(pid_of "$s")
-    cpu_window_start "$pid"
-    timeout $((SECS + 30)) "${wcmd[@]}" >"$work/wrk.out" 2>&1 || true
-    cpu_window_end "$pid"
-    wrk_result "$work/wrk.out" >>"$work/res.$i"
-  done
-done
-
-# ---- memory per idle TLS connection ----
+# ---- memory per idle TLS connection, first, while each server is fresh (a
+# process reuses the memory of connections it had before) ----
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 declare -A IDLE_B
 for s in "${servers[@]}"; do
@@ -134,6 +113,29 @@ for s in "${servers[@]}"; do
   fi
   sleep 0.5 # the server sees the closes before the next one is measured
 done
+# ---- throughput and CPU per request ----
+configs=()
+for k in ec rsa; do
+  for m in ka close; do
+    configs+=("cymg-$k|$m")
+    $have_nginx && configs+=("nginx-$k|$m")
+  done
+done
+for ((r = 1; r <= RUNS; r++)); do
+  for i in "${!configs[@]}"; do
+    IFS='|' read -r s m <<<"${configs[$i]}"
+    args=(-t1 -c"$CONNS" -d"${SECS}s" --latency)
+    [ "$m" = close ] && args+=(-H 'Connection: close')
+    wcmd=("${cli_pin[@]}" wrk "${args[@]}" "https://127.0.0.1:${PORT[$s]}/")
+    commands+=("$(printf '%q ' "${wcmd[@]}")")
+    pid=$(pid_of "$s")
+    cpu_window_start "$pid"
+    timeout $((SECS + 30)) "${wcmd[@]}" >"$work/wrk.out" 2>&1 || true
+    cpu_window_end "$pid"
+    wrk_result "$work/wrk.out" >>"$work/res.$i"
+  done
+done
+
 load_after=$(load_average)
 
 # ---- tables ----

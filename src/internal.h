@@ -80,17 +80,47 @@ extern const cymg__backend cymg__backend_kqueue;
 #endif
 
 /* ---- transports ---------------------------------------------------------------
- * What sits under a connection: a plain socket, or TLS later. Protocols never call
- * the socket directly. recv/send return bytes, 0 for end of stream (recv only),
- * CYMG_EAGAIN when they would block, or another negative code. */
+ * What sits under a connection: a plain socket, or TLS (src/net/tls_openssl.c).
+ * Protocols never call the socket directly. recv/send return bytes, 0 for end of
+ * stream (recv only), CYMG_EAGAIN when they would block, or another negative
+ * code; a transport with a better reason than the code leaves it with
+ * cymg__conn_fail_later(), which the caller's report then uses. The hooks below
+ * the first four may be NULL (the plain transport has none). */
 typedef struct cymg__transport {
   const char *name;
   ptrdiff_t (*recv)(cymg_conn *c, void *buf, size_t len);
   ptrdiff_t (*send)(cymg_conn *c, const void *buf, size_t len);
+  /* Closes the descriptor (and what lives on it); the connection may get
+   * another one (the resolver trying the next address). */
   void (*close)(cymg_conn *c);
+  /* Frees tp_state when the connection is freed. */
+  void (*free)(cymg_conn *c);
+  /* Sees a ready report first and returns the readiness the connection's own
+   * read and write paths are to act on (0: the transport used it all, as a
+   * handshake does). */
+  unsigned (*io)(cymg_conn *c, unsigned events);
+  /* Adjusts the interest the connection computed (a handshake wanting to read
+   * or write whatever the buffers say). */
+  unsigned (*want)(const cymg_conn *c, unsigned want);
+  /* True when bytes are buffered inside the transport, where the descriptor's
+   * readiness does not show them. */
+  bool (*pending)(const cymg_conn *c);
+  /* A client connection just delivered CONNECT. */
+  void (*connected)(cymg_conn *c);
 } cymg__transport;
 
 extern const cymg__transport cymg__transport_plain;
+
+/* ---- TLS hooks (src/net/tls_openssl.c; stubs when built without TLS) ---------- */
+/* Marks a connection made for a TLS scheme URL: a listener (options come from
+ * cymg_tls_init), or a client verifying host (bare, no brackets) on port. */
+CYMG_NODISCARD int cymg__tls_mark(cymg_conn *c, const char *host, uint16_t port);
+/* An accepted connection of TLS listener lsn takes its options (before OPEN). */
+void cymg__tls_adopt(cymg_conn *c, cymg_conn *lsn);
+/* After ACCEPT: an accepted TLS connection without a certificate fails. */
+void cymg__tls_accepted(cymg_conn *c);
+/* The manager's TLS state (client session cache, default client context). */
+void cymg__tls_mgr_free(cymg_mgr *mgr);
 
 /* ---- connections ------------------------------------------------------------- */
 enum {
@@ -111,6 +141,7 @@ enum {
   CYMG__F_READ_HELD = 1u << 14,  /* the protocol asked for no reading (cymg__conn_hold_read) */
   CYMG__F_DIRTY = 1u << 15,      /* on the manager's dirty list (work for the prepare step) */
   CYMG__F_UNFLUSHED = 1u << 16,  /* output queued since the last write attempt */
+  CYMG__F_CONNECTED = 1u << 17,  /* a client that delivered CONNECT */
 };
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
@@ -120,6 +151,7 @@ enum {
   CYMG__P_WRITE = 1u << 1,   /* bytes were written directly: report WRITE */
   CYMG__P_ERROR = 1u << 2,   /* failed before any I/O: report ERROR (c->pending_err) */
   CYMG__P_RESUME = 1u << 3,  /* the protocol has work to resume: CYMG__EV_RESUME */
+  CYMG__P_READ = 1u << 4,    /* the transport holds bytes the descriptor does not show */
 };
 
 /* Delivered to a protocol layer only (never to the user), from the loop, after it
@@ -249,6 +281,8 @@ struct cymg_mgr {
   bool read_events; /* READ reaches the user's function after a protocol's handling */
   char *hosts_file;
   struct cymg__dns *dns; /* the resolver (src/dns/), created on first use */
+  struct cymg__tls_mgr *tls; /* TLS state (src/net/tls_openssl.c), created on first use */
+  uint32_t tls_hs_ms;        /* handshake timeout of new TLS connections; 0: none */
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
   char errmsg[256];

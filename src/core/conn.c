@@ -46,6 +46,7 @@ void cymg__conn_free(cymg_conn *c) {
   if (c->flags & CYMG__F_WANT_POLL) mgr->npoll--;
   if (c->flags & CYMG__F_REGISTERED) mgr->be->del(mgr->be_state, c->fd);
   if (c->fd >= 0) c->tp->close(c);
+  if (c->tp->free) c->tp->free(c);
   if (c->proto && c->proto->free_state && c->proto_state) c->proto->free_state(c->proto_state);
   cymg__iobuf_free(&c->recv);
   cymg__iobuf_free(&c->send);
@@ -90,7 +91,15 @@ static unsigned want_io(cymg_conn *c) {
   /* Output not yet tried is written at the next flush point without asking;
    * writability is asked for only once a write came up short. */
   if ((c->send.len > 0 && !(c->flags & CYMG__F_UNFLUSHED)) || c->pump) want |= CYMG__IO_W;
-  return want;
+  return c->tp->want ? c->tp->want(c, want) : want;
+}
+
+/* Bytes a transport holds (TLS records already read from the socket) make no
+ * readiness report: they are read at the next dispatch once reading may go on. */
+static void transport_pending(cymg_conn *c) {
+  if (c->tp->pending && c->fd >= 0 && !(c->flags & (CYMG__F_CLOSING | CYMG__F_CONNECTING)) &&
+      may_read(c) && c->tp->pending(c))
+    cymg__conn_defer(c, CYMG__P_READ);
 }
 
 /* ---- the send-stall deadline ----
@@ -181,6 +190,7 @@ void cymg__conn_undirty(cymg_conn *c) {
  * connection that is full and waiting on its handler. Runs only in the prepare
  * step, so a failure is reported at the next dispatch, not here. */
 static void apply_io(cymg_conn *c) {
+  transport_pending(c);
   unsigned want = want_io(c);
   bool reg = (c->flags & CYMG__F_REGISTERED) != 0;
   if (want == c->interest && (reg || want == 0)) return;
@@ -206,6 +216,7 @@ static void apply_io(cymg_conn *c) {
  * one poll (a reply, a drain, a pump) cost one system call at most. */
 void cymg__conn_update_io(cymg_conn *c) {
   stall_sync(c);
+  transport_pending(c);
   unsigned want = want_io(c);
   if (want == c->interest && ((c->flags & CYMG__F_REGISTERED) || want == 0)) return;
   dirty_link(c);
@@ -220,6 +231,16 @@ void cymg__conn_defer(cymg_conn *c, unsigned what) {
   }
 }
 
+static void do_read(cymg_conn *c, bool force);
+
+/* CONNECT, then whatever the transport starts on a connected socket (a TLS
+ * client's handshake). */
+static void connected(cymg_conn *c) {
+  c->flags |= CYMG__F_CONNECTED;
+  cymg_call(c, CYMG_EV_CONNECT, NULL);
+  if (c->tp->connected && !(c->flags & CYMG__F_CLOSING)) c->tp->connected(c);
+}
+
 void cymg__conn_run_pending(cymg_conn *c) {
   unsigned what = c->pending;
   c->pending = 0;
@@ -228,13 +249,17 @@ void cymg__conn_run_pending(cymg_conn *c) {
     cymg_error(c, "%s", c->pending_err ? c->pending_err : "error");
     return;
   }
-  if (what & CYMG__P_CONNECT) cymg_call(c, CYMG_EV_CONNECT, NULL);
+  if (what & CYMG__P_CONNECT) connected(c);
   if ((what & CYMG__P_RESUME) && c->proto && c->proto->on_event && !(c->flags & CYMG__F_CLOSING))
     c->proto->on_event(c, CYMG__EV_RESUME, NULL);
   if ((what & CYMG__P_WRITE) && c->pending_written && !(c->flags & CYMG__F_CLOSING)) {
     size_t n = c->pending_written;
     c->pending_written = 0;
     cymg_call(c, CYMG_EV_WRITE, &n);
+  }
+  if ((what & CYMG__P_READ) && !(c->flags & CYMG__F_CLOSING)) {
+    do_read(c, false);
+    cymg__conn_update_io(c);
   }
   if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0 && !c->pump) cymg_close(c);
 }
@@ -261,6 +286,16 @@ static void on_eof(cymg_conn *c) {
 }
 
 static void do_flush(cymg_conn *c);
+
+/* Reports a failed recv/send: with the transport's own reason when it left
+ * one (TLS: OpenSSL's), else the code's. */
+static void io_failed(cymg_conn *c, const char *what, ptrdiff_t n) {
+  if (c->pending_err) {
+    cymg_error(c, "%s", c->pending_err);
+  } else {
+    cymg_error(c, "%s: %s", what, cymg_strerror((int) n));
+  }
+}
 
 /* force: the backend reported an error or hang-up. One read then goes ahead
  * even while reading is paused, to learn what happened: the report repeats
@@ -299,7 +334,7 @@ static void do_read(cymg_conn *c, bool force) {
       c->flags &= ~CYMG__F_READABLE;
       return;
     } else {
-      cymg_error(c, "recv: %s", cymg_strerror((int) n));
+      io_failed(c, "recv", n);
       return;
     }
   }
@@ -325,7 +360,7 @@ static void flush_output(cymg_conn *c, bool quiet) {
       cymg__conn_fail_later(c, "send: %s", cymg_strerror((int) n));
       return;
     } else {
-      cymg_error(c, "send: %s", cymg_strerror((int) n));
+      io_failed(c, "send", n);
       return;
     }
   }
@@ -389,6 +424,7 @@ void cymg__conn_io(cymg_conn *c, unsigned events) {
     if (events & CYMG__IO_W) cymg__udp_flush(c);
     if (events & (CYMG__IO_R | CYMG__IO_ERR)) cymg__udp_read(c);
   } else {
+    if (c->tp->io) events = c->tp->io(c, events);
     /* Write first: a reply that leaves frees buffer space before we read more.
      * An error report may come without a writable one (a reset peer): the
      * pending output's send is what surfaces the error then. */
@@ -409,7 +445,7 @@ static void finish_connect(cymg_conn *c) {
   }
   c->flags &= ~CYMG__F_CONNECTING;
   cymg__sock_local(c);
-  cymg_call(c, CYMG_EV_CONNECT, NULL);
+  connected(c);
   if (!(c->flags & CYMG__F_CLOSING) && c->send.len > 0) do_flush(c);
 }
 

@@ -106,6 +106,7 @@ int cymg_mgr_new(cymg_mgr **out, int backend) {
   mgr->wm_high = CYMG__DEFAULT_WM_HIGH;
   mgr->wm_low = CYMG__DEFAULT_WM_LOW;
   mgr->stall_ms = CYMG__DEFAULT_STALL_MS;
+  mgr->tls_hs_ms = 10000;
   mgr->wk.rfd = mgr->wk.wfd = -1;
   mgr->wk.limit = 64u << 20;
   pthread_mutex_init(&mgr->wk.lock, NULL);
@@ -166,6 +167,7 @@ void cymg_mgr_free(cymg_mgr *mgr) {
     for (cymg_conn *c = mgr->conns; c; c = c->next) cymg_close(c);
     reap_closing(mgr);
   }
+  cymg__tls_mgr_free(mgr);
   cymg__timers_free(&mgr->timers);
   cymg__wakeup_free(mgr);
   pthread_mutex_destroy(&mgr->wk.lock);

@@ -88,24 +88,40 @@ int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *ad
 /* Resolves url for listen/connect. scheme NULL: any scheme of the URL table
  * (cymg_url_scheme_flags) on its own transport: udp:// and sntp:// over UDP,
  * the rest (tcp, http, ws, mqtt) as plain TCP with the scheme's default port
- * until a protocol layer is asked for; otherwise the URL must have that scheme
- * (a protocol entry point: "http", ...). TLS schemes are refused until TLS
- * exists, unknown ones always. */
-static int sock_url(cymg_mgr *mgr, const char *url, const char *scheme, bool *udp,
+ * until a protocol layer is asked for, and the TLS ones (tls, https, wss) over
+ * TLS; otherwise the URL must have that scheme or its TLS form ("http" takes
+ * "https" too, "ws" "wss"): a protocol entry point. *tls says whether TLS goes
+ * under it. mqtts:// is refused until MQTT exists, unknown schemes always. */
+static int sock_url(cymg_mgr *mgr, const char *url, const char *scheme, bool *udp, bool *tls,
                     cymg_addr *addr, char *host, size_t host_len) {
   cymg_url u;
   int rc = cymg__resolve_url(mgr, url, &u, addr, host, host_len);
   if (rc == CYMG_EBADURL) return rc;
   unsigned flags = cymg_url_scheme_flags(u.scheme);
   *udp = (flags & CYMG_URL_UDP) != 0;
-  if (flags & CYMG_URL_TLS) {
-    cymg__mgr_errmsg(mgr, "'%s': TLS is not supported yet (%.*s://)", url, (int) u.scheme.len,
-                     u.scheme.buf);
+  *tls = (flags & CYMG_URL_TLS) != 0;
+  if (cymg_str_case_eq(u.scheme, cymg_str_c("mqtts"))) {
+    cymg__mgr_errmsg(mgr, "'%s': mqtts:// needs MQTT, which is not supported yet", url);
     return CYMG_ENOTSUP;
   }
-  if (scheme ? cymg_str_case_eq(u.scheme, cymg_str_c(scheme)) : (flags & CYMG_URL_KNOWN) != 0)
-    return rc;
-  *udp = false;
+#if !CYMG_TLS
+  if (*tls) {
+    cymg__mgr_errmsg(mgr, "'%s': built without TLS (CYMG_TLS=OFF)", url);
+    return CYMG_ENOTSUP;
+  }
+#endif
+  bool ok;
+  if (scheme) {
+    /* The TLS form of a protocol's scheme is the same name with an "s". */
+    cymg_str plain = u.scheme;
+    if (*tls && plain.len > 1) plain.len--;
+    ok = cymg_str_case_eq(plain, cymg_str_c(scheme)) &&
+         (!*tls || u.scheme.buf[plain.len] == 's' || u.scheme.buf[plain.len] == 'S');
+  } else {
+    ok = (flags & CYMG_URL_KNOWN) != 0;
+  }
+  if (ok) return rc;
+  *udp = *tls = false;
   cymg__mgr_errmsg(mgr, "'%s': unsupported scheme '%.*s'%s%s", url, (int) u.scheme.len,
                    u.scheme.buf, scheme ? ", expected " : "", scheme ? scheme : "");
   return CYMG_ESCHEME;
@@ -116,12 +132,21 @@ int cymg__listen_url(cymg_mgr *mgr, const char *url, const char *scheme, bool re
   if (out) *out = NULL;
   if (mgr == NULL) return CYMG_EINVAL;
   mgr->errmsg[0] = '\0';
-  bool udp;
+  bool udp, tls;
   cymg_addr addr;
   char host[256];
-  int rc = sock_url(mgr, url, scheme, &udp, &addr, host, sizeof(host));
+  int rc = sock_url(mgr, url, scheme, &udp, &tls, &addr, host, sizeof(host));
   if (rc < 0) return rc;
-  return cymg__listen_addr(mgr, &addr, udp, reuseport, fn, fn_data, out);
+  cymg_conn *c;
+  rc = cymg__listen_addr(mgr, &addr, udp, reuseport, fn, fn_data, &c);
+  if (rc == 0 && tls && (rc = cymg__tls_mark(c, NULL, 0)) < 0) {
+    /* Never a plain listener where TLS was asked for. */
+    cymg__mgr_errmsg(mgr, "listen '%s': TLS: %s", url, cymg_strerror(rc));
+    cymg_close(c);
+    return rc;
+  }
+  if (rc == 0 && out) *out = c;
+  return rc;
 }
 
 int cymg_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_data,
@@ -139,10 +164,10 @@ int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_e
   if (out) *out = NULL;
   if (mgr == NULL) return CYMG_EINVAL;
   mgr->errmsg[0] = '\0';
-  bool udp;
+  bool udp, tls;
   cymg_addr addr;
   char host[256];
-  int rc = sock_url(mgr, url, scheme, &udp, &addr, host, sizeof(host));
+  int rc = sock_url(mgr, url, scheme, &udp, &tls, &addr, host, sizeof(host));
   if (rc == 0 && host[0] == '\0') {
     cymg__mgr_errmsg(mgr, "'%s': a host is needed to connect", url);
     rc = CYMG_EBADURL;
@@ -155,6 +180,14 @@ int cymg__connect_url(cymg_mgr *mgr, const char *url, const char *scheme, cymg_e
   if (c == NULL) {
     cymg__mgr_errmsg(mgr, "connect '%s': out of memory", url);
     return CYMG_ENOMEM;
+  }
+  if (tls) {
+    int trc = cymg__tls_mark(c, host, addr.port);
+    if (trc < 0) {
+      cymg__mgr_errmsg(mgr, "connect '%s': TLS: %s", url, cymg_strerror(trc));
+      cymg_close(c);
+      return trc;
+    }
   }
   if (out) *out = c;
   cymg_call(c, CYMG_EV_OPEN, NULL);

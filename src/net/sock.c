@@ -229,9 +229,11 @@ cymg_conn *cymg__conn_adopt(cymg_conn *lsn, int fd, const cymg_addr *rem) {
     c->proto_state = lsn->proto->accept(c, lsn);
   }
   if (lsn->flags & CYMG__F_WANT_POLL) cymg_conn_set_poll(c, true);
+  if (lsn->flags & CYMG__F_TLS) cymg__tls_adopt(c, lsn);
   cymg__conn_update_io(c);
   cymg_call(c, CYMG_EV_OPEN, NULL);
   if (!(c->flags & CYMG__F_CLOSING)) cymg_call(c, CYMG_EV_ACCEPT, NULL);
+  if ((c->flags & (CYMG__F_TLS | CYMG__F_CLOSING)) == CYMG__F_TLS) cymg__tls_accepted(c);
   return c;
 }
 
@@ -349,4 +351,5 @@ static void plain_close(cymg_conn *c) {
   c->fd = -1;
 }
 
-const cymg__transport cymg__transport_plain = {"plain", plain_recv, plain_send, plain_close};
+const cymg__transport cymg__transport_plain = {
+    "plain", plain_recv, plain_send, plain_close, NULL, NULL, NULL, NULL, NULL};

@@ -21,8 +21,8 @@ static ptrdiff_t counting_recv(cymg_conn *c, void *buf, size_t len) {
   return cymg__transport_plain.recv(c, buf, len);
 }
 static void counting_close(cymg_conn *c) { cymg__transport_plain.close(c); }
-static const cymg__transport counting = {"counting", counting_recv, counting_send,
-                                          counting_close};
+static const cymg__transport counting = {
+    "counting", counting_recv, counting_send, counting_close, NULL, NULL, NULL, NULL, NULL};
 
 typedef struct {
   cymg_buf got;

@@ -18,7 +18,7 @@ import cymongoose
 from cymongoose import (MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_ERROR, MG_EV_HTTP_MSG,
                         MG_EV_READ, MG_EV_TLS_HS, Manager, TlsOpts)
 from conftest import Recorder, free_port, in_thread, poll_until
-from tls_peers import SslHttpServer
+from tls_peers import PEER_ENV, SslHttpServer
 
 V12, V13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
 
@@ -160,7 +160,7 @@ def test_curl_against_our_server(mgr, certs, flags):
 
     def run():
         return subprocess.run(["curl", "-sS", "--cacert", certs.path("ca.crt")] + flags +
-                              [srv.url("/curl")], capture_output=True, timeout=30)
+                              [srv.url("/curl")], capture_output=True, timeout=30, env=PEER_ENV)
 
     out = in_thread(mgr, run)
     assert out.returncode == 0, out.stderr
@@ -174,7 +174,7 @@ def test_mutual_tls_with_curl(mgr, certs):
     base = ["curl", "-sS", "--cacert", certs.path("ca.crt"), srv.url("/m")]
 
     def run(extra):
-        return subprocess.run(base + extra, capture_output=True, timeout=30)
+        return subprocess.run(base + extra, capture_output=True, timeout=30, env=PEER_ENV)
 
     ok = in_thread(mgr, lambda: run(["--cert", certs.path("client.crt"),
                                      "--key", certs.path("client.key")]))
@@ -477,7 +477,7 @@ def test_our_client_against_openssl_s_server(mgr, certs):
                              "-cert", certs.path("server-ec.crt"),
                              "-key", certs.path("server-ec.key"), "-quiet"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=PEER_ENV)
     try:
         deadline = time.monotonic() + 20
         while True:

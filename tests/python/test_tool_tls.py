@@ -11,7 +11,7 @@ import pytest
 
 from cymongoose import MG_EV_HTTP_MSG, MG_EV_WS_MSG
 from conftest import cymg_tool, free_port, in_thread
-from tls_peers import ROOT, SslHttpServer
+from tls_peers import PEER_ENV, ROOT, SslHttpServer
 
 WWW = os.path.join(ROOT, "examples", "www")
 
@@ -49,7 +49,7 @@ def test_serve_tls_with_python_ssl_and_curl(https_serve, certs):
         assert r.read() == hello()
     if shutil.which("curl"):
         out = subprocess.run(["curl", "-sS", "--cacert", certs.path("ca.crt"), url],
-                             capture_output=True, timeout=30)
+                             capture_output=True, timeout=30, env=PEER_ENV)
         assert out.returncode == 0 and out.stdout == hello(), out.stderr
 
 

@@ -11,6 +11,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MKCERTS = os.path.join(ROOT, "tests", "data", "mkcerts.sh")
 NODE_DIR = os.path.join(ROOT, "tests", "node")
+# The environment for peer programs (curl, openssl): without the ASan runtime
+# the sanitizer pass of scripts/test.sh preloads for the extension, which curl
+# does not survive.
+PEER_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
 class Certs:

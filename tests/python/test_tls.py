@@ -192,25 +192,27 @@ def test_mutual_tls_with_curl(mgr, certs):
     assert again.returncode == 0 and again.stdout == b"hello /m"
 
 
+def plain_request(port):
+    """A plain-text HTTP request to a TLS port: everything that came back."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    return got
+
+
 def test_plain_client_on_tls_port_and_garbage(mgr, certs):
     srv = Server(mgr, tls=certs.server_opts())
 
-    def run():
-        s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        got = b""
-        try:
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                got += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
-        s.close()
-        return got
-
-    got = in_thread(mgr, run)
+    got = in_thread(mgr, lambda: plain_request(srv.port))
     assert b"hello" not in got and b"HTTP/1.1 200" not in got  # never plain text
     poll_until(mgr, lambda: len(srv.of(MG_EV_ERROR)) == 1)
     # The listener goes on serving TLS clients.
@@ -330,22 +332,7 @@ def test_no_certificate_by_the_end_of_accept(mgr, certs):
     ERROR "no certificate", never answering in plain text."""
     srv = Server(mgr)  # https:// with neither tls= nor tls_init in ACCEPT
 
-    def run():
-        s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        got = b""
-        try:
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                got += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
-        s.close()
-        return got
-
-    got = in_thread(mgr, run)
+    got = in_thread(mgr, lambda: plain_request(srv.port))
     assert b"HTTP/" not in got and b"hello" not in got
     poll_until(mgr, lambda: len(srv.of(MG_EV_CLOSE)) == 1)
     errs = srv.of(MG_EV_ERROR)

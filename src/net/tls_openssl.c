@@ -430,7 +430,7 @@ typedef struct cymg__tls {
   char *host;     /* client: the URL's host (SNI, verification) */
   uint16_t port;
   bool scheme;    /* made for a TLS scheme: stays TLS through cymg_tls_free */
-  bool hs_done, fatal, read_wants_write, write_wants_read;
+  bool hs_done, fatal, read_wants_write, write_wants_read, peer_closed;
   unsigned hs_want; /* CYMG__IO_* the handshake waits for */
   cymg_timer_id timer;
   char *subject;
@@ -658,7 +658,7 @@ static unsigned tls_want(const cymg_conn *c, unsigned want) {
 
 static bool tls_pending(const cymg_conn *c) {
   const cymg__tls *t = c->tp_state;
-  return t->hs_done && !t->fatal && t->ssl && SSL_has_pending(t->ssl);
+  return t->hs_done && !t->fatal && t->ssl && (t->peer_closed || SSL_has_pending(t->ssl));
 }
 
 /* Reads records until OpenSSL wants more from the socket or buf is full, so
@@ -683,6 +683,9 @@ static ptrdiff_t tls_recv(cymg_conn *c, void *buf, size_t len) {
       break;
     }
     if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: an orderly end */
+      /* After the bytes, as a pending end: the peer may keep the socket open
+       * waiting for ours, so no readiness report would bring it. */
+      t->peer_closed = true;
       if (total) break;
       return 0;
     }

@@ -171,7 +171,8 @@ PyObject *cymgpy_tls_apply(cymg_conn *c, PyObject *obj) {
   if (rc < 0 && rc != CYMG_ETLS) {
     if (rc == CYMG_ENOMEM) return PyErr_NoMemory();
     const char *why = cymg_mgr_errmsg(m->mgr);
-    return PyErr_Format(PyExc_RuntimeError, "tls_init: %s", why[0] ? why : cymg_strerror(rc));
+    if (!why[0]) why = cymg_conn_is_udp(c) ? "TLS needs a TCP connection, not UDP" : cymg_strerror(rc);
+    return PyErr_Format(PyExc_RuntimeError, "tls_init: %s", why);
   }
   /* The ERROR for bad material ran handlers, which may have raised SystemExit. */
   if (cymgpy_raise_pending(m) < 0) return NULL;

@@ -530,3 +530,57 @@ def test_client_handshake_failure_leaves_others(mgr, certs):
     poll_until(mgr, bad.done)
     assert len(bad.of(MG_EV_ERROR)) == 1 and good.of(MG_EV_ERROR) == []
     assert res == [(200, b"hello /x")]
+
+
+def test_tls_init_misuse_after_the_handshake_and_on_udp(mgr, certs):
+    """Options cannot change once the handshake started (RuntimeError); tls_free
+    then closes the connection; UDP cannot take TLS."""
+    seen = []
+
+    def server(conn, ev, data):
+        if ev == MG_EV_HTTP_MSG:
+            with pytest.raises(RuntimeError, match="handshake"):
+                conn.tls_init(certs.server_opts())
+            seen.append("refused")
+            conn.reply(200, b"still fine")
+
+    lsn = mgr.listen("https://127.0.0.1:0", server, tls=certs.server_opts())
+    cl = Client(TlsOpts(ca=certs.pem("ca.crt")))
+    freed = []
+
+    def client(conn, ev, data):
+        cl(conn, ev, data)
+        if ev == MG_EV_HTTP_MSG:
+            conn.tls_free()  # TLS cannot be taken back mid-stream: the connection closes
+            freed.append(conn.is_closing)
+
+    client.done = cl.done
+    _, res = run_client(mgr, "https://localhost:%d" % lsn.local_addr[1], client)
+    poll_until(mgr, cl.done)
+    assert seen == ["refused"] and res == [(200, b"still fine")] and freed == [True]
+    udp = mgr.listen("udp://127.0.0.1:0")
+    with pytest.raises(RuntimeError, match="UDP"):
+        udp.tls_init(certs.server_opts())
+    assert not udp.is_tls
+
+
+def test_tls_init_starts_tls_on_a_plain_tcp_client(mgr, certs):
+    """tls_init in MG_EV_CONNECT of a tcp:// connection makes it a TLS client."""
+    rec = Recorder(echo=True)
+    lsn = mgr.listen("tls://127.0.0.1:0", rec, tls=certs.server_opts())
+    got = []
+
+    def client(conn, ev, data):
+        if ev == MG_EV_CONNECT:
+            conn.tls_init(TlsOpts(ca=certs.pem("ca.crt"), name="localhost"))
+            conn.send(b"over tls")
+        elif ev == MG_EV_TLS_HS:
+            got.append("hs")
+        elif ev == MG_EV_READ:
+            got.append(conn.recv_data())
+        elif ev == MG_EV_ERROR:
+            got.append(data)
+
+    c = mgr.connect("tcp://127.0.0.1:%d" % lsn.local_addr[1], client)
+    poll_until(mgr, lambda: len(got) >= 2, timeout=20)
+    assert got[:2] == ["hs", b"over tls"] and c.is_tls

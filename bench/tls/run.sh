@@ -3,8 +3,9 @@
 # each with the same certificate, one process (nginx: one worker) each, on the
 # server CPU. For an ECDSA P-256 and an RSA 2048 certificate: wrk over TLS with
 # 50 keep-alive connections ("hello"), then 50 connections that each carry one
-# request (Connection: close), so every request is a full TLS handshake (wrk
-# keeps no sessions: nothing is resumed). Then memory per idle TLS connection:
+# request, each a full TLS handshake: handshake_load.c, as wrk -H "Connection:
+# close" resumes its sessions (it keeps an SSL per connection slot). Then
+# memory per idle TLS connection:
 # the server's RSS before and after IDLE connections have each done a handshake
 # and one request and sit idle (bench/tls/idle.py holds them), divided by IDLE.
 #
@@ -31,6 +32,7 @@ build_library cymg_static
 bin="$BUILD/bench/tls"
 mkdir -p "$bin"
 compile_program --libcymg "$bin/hello_tls_cymg" "$here/hello_tls_cymg.c"
+compile_program --libcymg "$bin/handshake_load" "$here/handshake_load.c" # for -lssl
 pin_cpus
 
 # The certificates, self-signed for 127.0.0.1 (wrk does not verify).
@@ -69,12 +71,15 @@ start_nginx() { # KEY
   "${cmd[@]}" >"$d/out" 2>&1 &
   PID[nginx-$k]=$!
   for _ in $(seq 100); do
+    kill -0 "${PID[nginx-$k]}" 2>/dev/null || break
     w=$(pgrep -P "${PID[nginx-$k]}" | head -1 || true)
     [ -n "$w" ] && curl -kfs "https://127.0.0.1:$port/" >/dev/null 2>&1 && break
     w=''
     sleep 0.05
   done
   if [ -z "$w" ]; then
+    kill "${PID[nginx-$k]}" 2>/dev/null || true
+    unset "PID[nginx-$k]"
     echo "nginx did not start:" >&2
     cat "$d/out" "$d/error.log" >&2 2>/dev/null || true
     return 1
@@ -82,8 +87,10 @@ start_nginx() { # KEY
   PORT[nginx-$k]=$port NGX_WORKER[nginx-$k]=$w
   commands+=("${cmd[*]}")
 }
+# A random port may be taken: a few tries each.
+nginx_tries() { local _; for _ in 1 2 3 4 5; do start_nginx "$1" 2>"$work/nginx-$1.err" && return 0; done; cat "$work/nginx-$1.err" >&2; return 1; }
 have_nginx=false
-if [ -x "$NGINX" ] && start_nginx ec && start_nginx rsa; then have_nginx=true; fi
+if [ -x "$NGINX" ] && nginx_tries ec && nginx_tries rsa; then have_nginx=true; fi
 
 servers=(cymg-ec cymg-rsa)
 $have_nginx && servers+=(nginx-ec nginx-rsa)
@@ -124,9 +131,11 @@ done
 for ((r = 1; r <= RUNS; r++)); do
   for i in "${!configs[@]}"; do
     IFS='|' read -r s m <<<"${configs[$i]}"
-    args=(-t1 -c"$CONNS" -d"${SECS}s" --latency)
-    [ "$m" = close ] && args+=(-H 'Connection: close')
-    wcmd=("${cli_pin[@]}" wrk "${args[@]}" "https://127.0.0.1:${PORT[$s]}/")
+    if [ "$m" = ka ]; then
+      wcmd=("${cli_pin[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "https://127.0.0.1:${PORT[$s]}/")
+    else
+      wcmd=("${cli_pin[@]}" "$bin/handshake_load" "${PORT[$s]}" "$CONNS" "$SECS")
+    fi
     commands+=("$(printf '%q ' "${wcmd[@]}")")
     pid=$(pid_of "$s")
     cpu_window_start "$pid"
@@ -146,7 +155,7 @@ for i in "${!configs[@]}"; do
   read -r med _ _ _ _ cpu _ <<<"$(stats "$i")"
   MED[$s.$m]=$med CPU[$s.$m]=$cpu
 done
-echo "### tls: libcymg vs nginx-light over HTTPS, wrk -t1 -c$CONNS, 127.0.0.1"
+echo "### tls: libcymg vs nginx-light over HTTPS, $CONNS connections, 127.0.0.1"
 echo
 echo "$RUNS runs of ${SECS}s per configuration, interleaved; servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU."
 echo "Load average before: $load_before, after: $load_after. Build: $build_type. nginx: $($have_nginx && "$NGINX" -v 2>&1 | sed 's/.*: //' || echo 'not installed'). $(openssl version)."
@@ -165,6 +174,9 @@ for i in "${!configs[@]}"; do
   fi
   echo "| $name | $med | $(quiet_cell "$qmed" "$nq") | $best | $(micros "$cpu") | $eff | $rate | $(latency "$p99") | $spct%, $wpct% |"
 done
+echo
+echo "Keep-alive: wrk -t1 -c$CONNS. Handshake per request: handshake_load (a fresh SSL per"
+echo "connection, no session cache: every request a full handshake, TLS 1.3, X25519)."
 echo
 echo "Memory per idle TLS connection ($IDLE connections, each after a handshake and one"
 echo "keep-alive request; server RSS after minus before, divided by the connections):"

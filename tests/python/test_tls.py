@@ -76,6 +76,27 @@ def test_seed_pattern_tls_init_in_accept(mgr, certs):
     assert srv.of(MG_EV_ERROR) == []
 
 
+def test_seed_pattern_with_the_managers_default_handler(certs):
+    """As the seed page writes it: Manager(handler), listen('https://...') with
+    no handler of its own, tls_init in MG_EV_ACCEPT when conn.is_tls."""
+    cert, key = certs.pem("server-rsa.crt"), certs.pem("server-rsa.key")
+
+    def handler(conn, ev, data):
+        if ev == MG_EV_ACCEPT and conn.is_tls:
+            opts = TlsOpts(cert=cert, key=key)
+            conn.tls_init(opts)
+        elif ev == MG_EV_HTTP_MSG:
+            conn.reply(200, b"seed " + data.method.encode())
+
+    m = Manager(handler)
+    try:
+        port = m.listen("https://127.0.0.1:0").local_addr[1]
+        got = in_thread(m, lambda: urlopen("https://localhost:%d/" % port, certs.client_context()))
+        assert got == (200, b"seed GET")
+    finally:
+        m.close()
+
+
 @pytest.mark.parametrize("kind", ["ec", "rsa"])
 @pytest.mark.parametrize("version", [V12, V13], ids=["tls1.2", "tls1.3"])
 def test_listen_tls_keyword_http_client(mgr, certs, kind, version):
@@ -279,6 +300,8 @@ def test_bad_material_on_a_listener(mgr, certs, which):
     srv = Server(mgr)
     srv.lsn.tls_init(bad_materials(certs)[which])  # never raises
     assert srv.lsn.is_listening and srv.lsn.is_tls and not srv.lsn.is_closing
+    kw = mgr.listen("https://127.0.0.1:0", tls=bad_materials(certs)[which])  # nor does tls=
+    assert kw.is_listening and kw.is_tls
 
     def attempt():
         try:

@@ -107,6 +107,11 @@ typedef struct cymg__transport {
   bool (*pending)(const cymg_conn *c);
   /* A client connection just delivered CONNECT. */
   void (*connected)(cymg_conn *c);
+  /* Sends len bytes of file fd from off straight from the kernel (TLS: with
+   * kernel TLS active, SSL_sendfile). Returns bytes, CYMG_EAGAIN, another
+   * negative code, or CYMG_ENOTSUP when it cannot: the caller then reads the
+   * file through the send buffer. */
+  ptrdiff_t (*sendfile)(cymg_conn *c, int fd, uint64_t off, size_t len);
 } cymg__transport;
 
 extern const cymg__transport cymg__transport_plain;

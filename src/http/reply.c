@@ -296,6 +296,23 @@ static bool file_pump(cymg_conn *c) {
       continue;
     }
 #endif
+    if (c->tp->sendfile) {
+      ptrdiff_t n = c->tp->sendfile(c, h->file_fd, h->file_off, want);
+      if (n == CYMG_EAGAIN) {
+        c->flags &= ~CYMG__F_WRITABLE;
+        return true;
+      }
+      if (n > 0) {
+        h->file_off += (uint64_t) n;
+        h->file_left -= (uint64_t) n;
+        cymg__conn_progress(c);
+        continue;
+      }
+      if (n != CYMG_ENOTSUP) {
+        cymg_error(c, "%s", c->pending_err ? c->pending_err : "sendfile: file shrank while sent");
+        return false;
+      }
+    }
     /* Other transports get the file through the send buffer, a piece at a time. */
     char buf[65536];
     if (want > sizeof(buf)) want = sizeof(buf);

@@ -352,4 +352,4 @@ static void plain_close(cymg_conn *c) {
 }
 
 const cymg__transport cymg__transport_plain = {
-    "plain", plain_recv, plain_send, plain_close, NULL, NULL, NULL, NULL, NULL};
+    "plain", plain_recv, plain_send, plain_close, NULL, NULL, NULL, NULL, NULL, NULL};

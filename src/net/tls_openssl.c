@@ -275,6 +275,9 @@ static int ctx_common(cymg_mgr *mgr, SSL_CTX *ctx, const cymg_tls_opts *o, bool 
                             SSL_MODE_RELEASE_BUFFERS);
   /* Renegotiation would let a write want a read; TLS 1.3 has none anyway. */
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  /* Kernel TLS where the kernel has it (files then go by SSL_sendfile);
+   * OpenSSL falls back to its own records silently where it does not. */
+  if (server) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
   int minv = o->min_version == CYMG_TLS_DEFAULT ? TLS1_2_VERSION : o->min_version;
   if (minv != TLS1_2_VERSION && minv != TLS1_3_VERSION) {
     cymg__mgr_errmsg(mgr, "TLS: unsupported minimum version 0x%04x", (unsigned) minv);
@@ -744,9 +747,25 @@ static void tls_connected(cymg_conn *c) {
   cymg__conn_update_io(c);
 }
 
+/* With kernel TLS on the socket (OpenSSL turns it on after the handshake when
+ * the kernel has the "tls" module and the cipher suits it), file bytes go
+ * from the page cache into the kernel's records: no read into user space, no
+ * encryption here. Else CYMG_ENOTSUP, and the file goes through SSL_write. */
+static ptrdiff_t tls_sendfile(cymg_conn *c, int fd, uint64_t off, size_t len) {
+  cymg__tls *t = c->tp_state;
+  if (t->fatal || !t->hs_done || !BIO_get_ktls_send(SSL_get_wbio(t->ssl))) return CYMG_ENOTSUP;
+  ERR_clear_error();
+  ossl_ssize_t n = SSL_sendfile(t->ssl, fd, (off_t) off, len, 0);
+  if (n >= 0) return (ptrdiff_t) n;
+  int e = SSL_get_error(t->ssl, (int) n);
+  if (e == SSL_ERROR_WANT_WRITE) return CYMG_EAGAIN;
+  fail(c, t, " sendfile", (int) n, e);
+  return CYMG_ETLS;
+}
+
 static const cymg__transport tls_transport = {
-    "tls",   tls_recv, tls_send,    tls_close,    tls_free_state,
-    tls_io,  tls_want, tls_pending, tls_connected};
+    "tls",   tls_recv, tls_send,    tls_close,     tls_free_state,
+    tls_io,  tls_want, tls_pending, tls_connected, tls_sendfile};
 
 /* Puts the TLS transport under c, with fresh state. */
 static cymg__tls *attach(cymg_conn *c) {

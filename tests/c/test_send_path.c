@@ -22,7 +22,7 @@ static ptrdiff_t counting_recv(cymg_conn *c, void *buf, size_t len) {
 }
 static void counting_close(cymg_conn *c) { cymg__transport_plain.close(c); }
 static const cymg__transport counting = {
-    "counting", counting_recv, counting_send, counting_close, NULL, NULL, NULL, NULL, NULL};
+    "counting", counting_recv, counting_send, counting_close, NULL, NULL, NULL, NULL, NULL, NULL};
 
 typedef struct {
   cymg_buf got;

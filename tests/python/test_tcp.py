@@ -305,6 +305,8 @@ def test_tls_and_raw_schemes(mgr):
     tls = [mgr.listen(url) for url in ("https://127.0.0.1:0", "wss://127.0.0.1:0")]
     tls.append(mgr.listen("https://127.0.0.1:0", http=False))
     assert all(c.is_listening and c.is_tls for c in tls)
+    with pytest.raises(RuntimeError, match="MQTT"):  # mqtts waits for MQTT
+        mgr.listen("mqtts://127.0.0.1:0")
     raw = mgr.listen("http://127.0.0.1:0", http=False)  # explicit raw TCP
     assert raw.is_listening and not raw.is_udp and not raw.is_tls
     raw_ws = mgr.listen("ws://127.0.0.1:0", http=False)

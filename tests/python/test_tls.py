@@ -607,3 +607,36 @@ def test_tls_init_starts_tls_on_a_plain_tcp_client(mgr, certs):
     c = mgr.connect("tcp://127.0.0.1:%d" % lsn.local_addr[1], client)
     poll_until(mgr, lambda: len(got) >= 2, timeout=20)
     assert got[:2] == ["hs", b"over tls"] and c.is_tls
+
+
+def test_serve_dir_over_tls_byte_for_byte(mgr, certs, tmp_path):
+    """Static files over TLS (SSL_sendfile with kernel TLS, else read + write)."""
+    import os
+
+    data = os.urandom(5 << 20) + b"end"
+    (tmp_path / "big.bin").write_bytes(data)
+    (tmp_path / "empty.txt").write_bytes(b"")
+
+    def handler(conn, ev, msg):
+        if ev == MG_EV_HTTP_MSG:
+            conn.serve_dir(msg, str(tmp_path))
+
+    port = mgr.listen("https://127.0.0.1:0", handler, tls=certs.server_opts()).local_addr[1]
+    ctx = certs.client_context()
+
+    def fetch():
+        c = http.client.HTTPSConnection("localhost", port, timeout=30, context=ctx)
+        out = []
+        for path in ("/big.bin", "/empty.txt", "/big.bin"):  # keep-alive across files
+            c.request("GET", path)
+            r = c.getresponse()
+            out.append((r.status, r.read()))
+        c.request("GET", "/big.bin", headers={"Range": "bytes=-3"})
+        r = c.getresponse()
+        out.append((r.status, r.read()))
+        c.close()
+        return out
+
+    got = in_thread(mgr, fetch)
+    assert [s for s, _ in got] == [200, 200, 200, 206]
+    assert got[0][1] == data and got[1][1] == b"" and got[2][1] == data and got[3][1] == b"end"

@@ -555,6 +555,12 @@ static bool ssl_make(cymg_conn *c, cymg__tls *t) {
   }
   SSL_set_connect_state(t->ssl);
   const char *name = t->ctx->name ? t->ctx->name : t->host;
+  char ipname[64];
+  if ((name == NULL || name[0] == '\0') && cymg_addr_str(&c->rem, false, ipname, sizeof(ipname)) > 0) {
+    /* A tcp:// connection turned TLS without a name: the address connected
+     * to is what the certificate must name, never nothing. */
+    name = ipname;
+  }
   if (name && name[0]) {
     unsigned char ip[16];
     bool literal = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
@@ -604,7 +610,10 @@ static void note_peer(cymg__tls *t) {
 
 /* One step of the handshake: true once it completed (and TLS_HS was delivered). */
 static bool handshake(cymg_conn *c, cymg__tls *t) {
-  if (t->ssl == NULL && !ssl_make(c, t)) return false;
+  if (t->ssl == NULL && !ssl_make(c, t)) {
+    t->fatal = true; /* its reason is on the way */
+    return false;
+  }
   ERR_clear_error();
   int r = SSL_do_handshake(t->ssl);
   if (r == 1) {

@@ -470,6 +470,70 @@ static void test_bulk_echo(void **state) {
   finish(mgr);
 }
 
+/* TLS on plain tcp:// connections: the server turns it on in ACCEPT and
+ * greets at once (kept until the handshake is done), the client in CONNECT. */
+static cymg_tls_opts starttls_srv;
+static void greet_srv(cymg_conn *c, int ev, void *ev_data) {
+  peer *p = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_ACCEPT) {
+    assert_int_equal(cymg_tls_init(c, &starttls_srv), 0);
+    assert_true(cymg_conn_is_tls(c));
+    assert_int_equal(cymg_send(c, "greet", 5), 0);
+  } else if (ev == CYMG_EV_TLS_HS) {
+    peer_note_hs(c, p);
+  } else if (ev == CYMG_EV_ERROR) {
+    peer_note_err(p, ev_data);
+  }
+}
+
+static const char *greet_name; /* NULL: the address connected to is checked */
+static void greet_cli(cymg_conn *c, int ev, void *ev_data) {
+  if (ev == CYMG_EV_CONNECT) {
+    cymg_tls_opts o = {0};
+    o.ca = cymg_str_c(cert("ca.crt"));
+    if (greet_name) o.name = cymg_str_c(greet_name);
+    assert_int_equal(cymg_tls_init(c, &o), 0);
+    return;
+  }
+  echo_cli(c, ev, ev_data);
+}
+
+static void test_tls_on_plain(void **state) {
+  (void) state;
+  cymg_mgr *mgr = new_mgr();
+  starttls_srv = srv_opts(cert("server-ec.crt"), cert("server-ec.key"));
+  peer sp = {0}, cp = {0};
+  cymg_conn *lsn = NULL;
+  assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", greet_srv, &sp, &lsn), 0);
+  assert_false(cymg_conn_is_tls(lsn));
+  char url[96];
+  url_of(lsn, url, sizeof(url));
+  static const char *const names[] = {"localhost", NULL, "wrong.example"};
+  for (int i = 0; i < 3; i++) {
+    greet_name = names[i];
+    memset(&cp, 0, sizeof(cp));
+    cymg_conn *c = NULL;
+    assert_int_equal(cymg_connect(mgr, url, greet_cli, &cp, &c), 0);
+    assert_false(cymg_conn_is_tls(c));
+    POLL_UNTIL(mgr, cp.len >= 5 || cp.closed);
+    if (i == 2) { /* the certificate does not name it */
+      assert_int_equal(cp.errors, 1);
+      assert_true(strstr(cp.err, "hostname mismatch") != NULL);
+      continue;
+    }
+    assert_int_equal(cp.errors, 0);
+    assert_memory_equal(cp.got, "greet", 5);
+    assert_true(cp.hs && sp.hs);
+    assert_true(cymg_conn_is_tls(c));
+    /* Options cannot change once the handshake started. */
+    cymg_tls_opts o = {0};
+    assert_int_equal(cymg_tls_init(c, &o), CYMG_ESTATE);
+    cymg_close(c);
+    POLL_UNTIL(mgr, cp.closed);
+  }
+  finish(mgr);
+}
+
 int main(void) {
   /* CYMG_TEST_BACKENDS: registered once per backend. */
   const struct CMUnitTest tests[] = {
@@ -478,6 +542,7 @@ int main(void) {
       cmocka_unit_test(test_verify_failures), cmocka_unit_test(test_sni_and_mtls),
       cmocka_unit_test(test_resumption),     cmocka_unit_test(test_broken_peers),
       cmocka_unit_test(test_no_close_notify), cmocka_unit_test(test_bulk_echo),
+      cmocka_unit_test(test_tls_on_plain),
   };
   return cmocka_run_group_tests(tests, tls_certs_setup, NULL);
 }

@@ -146,7 +146,7 @@ enum {
   CYMG__F_READ_HELD = 1u << 14,  /* the protocol asked for no reading (cymg__conn_hold_read) */
   CYMG__F_DIRTY = 1u << 15,      /* on the manager's dirty list (work for the prepare step) */
   CYMG__F_UNFLUSHED = 1u << 16,  /* output queued since the last write attempt */
-  CYMG__F_CONNECTED = 1u << 17,  /* a client that delivered CONNECT */
+  CYMG__F_CONNECTED = 1u << 18,  /* a client that delivered CONNECT (17 is HIDDEN on main) */
 };
 
 /* Work deferred to the next dispatch, so that no event fires inside the call

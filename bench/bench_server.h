@@ -29,6 +29,10 @@ static long bench_cpu_us(void) {
 
 typedef int (*bench_listen_fn)(cymg_mgr *, const char *, cymg_event_fn, void *, cymg_conn **);
 
+/* Set by a server that configures its listener before the loop (bench/tls
+ * gives it the certificate); returns 0, or <0 to stop with errmsg. */
+static int (*bench_listener_setup)(cymg_conn *lsn);
+
 /* Serves scheme://127.0.0.1:port with fn until a signal; *count is what the
  * handler counted, reported under the name `counted`. Returns the exit code. */
 static int bench_serve(const char *name, bench_listen_fn listen_fn, const char *scheme,
@@ -49,6 +53,11 @@ static int bench_serve(const char *name, bench_listen_fn listen_fn, const char *
   snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, atoi(port));
   if (cymg_mgr_new(&mgr, CYMG_BACKEND_EPOLL) != 0) return 1;
   if (listen_fn(mgr, url, fn, NULL, &lsn) != 0) {
+    fprintf(stderr, "%s: %s\n", name, cymg_mgr_errmsg(mgr));
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  if (bench_listener_setup != NULL && bench_listener_setup(lsn) < 0) {
     fprintf(stderr, "%s: %s\n", name, cymg_mgr_errmsg(mgr));
     cymg_mgr_free(mgr);
     return 1;

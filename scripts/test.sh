@@ -26,7 +26,7 @@ cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$JOBS"
 
-step "Python threading and buffered-send tests under ASan+UBSan (sanitized extension)"
+step "Python threading, buffered-send and TLS tests under ASan+UBSan (sanitized extension)"
 # Calls from other threads while another polls: the extension and libcymg built
 # with the sanitizers, the interpreter not, so the ASan runtime is preloaded.
 cmake -S . -B build-pyasan -DCYMG_WERROR=ON -DCYMG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
@@ -34,7 +34,7 @@ cmake -S . -B build-pyasan -DCYMG_WERROR=ON -DCYMG_SANITIZE=ON -DCMAKE_BUILD_TYP
 cmake --build build-pyasan -j"$JOBS"
 asan_rt=$(ldd build-pyasan/python/cymongoose/_cymg*.so | awk '/libasan/ {print $3}')
 LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-  scripts/test-python.sh build-pyasan -k "thread or buffered or send or events or wsgi or http_respond"
+  scripts/test-python.sh build-pyasan -k "thread or buffered or send or events or wsgi or http_respond or tls"
 
 step "install, then build an outside program with pkg-config and with find_package"
 scripts/test-install.sh build

@@ -1,7 +1,9 @@
 /* cymg: the command-line face of libcymg.
- *   cymg serve [DIR] [--listen URL]    static file server with directory listing
- *   cymg get [-i] URL                  fetch a URL, print the body (-i: and the head)
- *   cymg ws URL                        WebSocket client: stdin lines out, messages to stdout
+ *   cymg serve [DIR] [--listen URL] [--tls-cert F --tls-key F]
+ *                                      static file server with directory listing
+ *   cymg get [-i] [-k] [--cacert F] URL
+ *                                      fetch a URL, print the body (-i: and the head)
+ *   cymg ws [-k] [--cacert F] URL      WebSocket client: stdin lines out, messages to stdout
  *   cymg sntp [SERVER]                 ask an SNTP server the time
  *   cymg resolve NAME [--type A|AAAA] [--server URL]   look a name up
  *   cymg --help | --version */
@@ -26,13 +28,20 @@ static void usage(FILE *out) {
           "usage: cymg COMMAND [ARGS]\n"
           "\n"
           "commands:\n"
-          "  serve [DIR] [--listen URL]  serve DIR (default .) over HTTP, listing folders;\n"
-          "                              URL defaults to http://127.0.0.1:8000\n"
-          "  get [-i] URL                fetch URL and print the body (-i: the head too);\n"
-          "                              exits non-zero on errors and on status >= 400\n"
-          "  ws URL                      WebSocket client: each line of stdin is sent as a\n"
-          "                              text message, each message received is printed;\n"
-          "                              end of input closes the connection (code 1000)\n"
+          "  serve [DIR] [--listen URL] [--tls-cert FILE --tls-key FILE]\n"
+          "                              serve DIR (default .) over HTTP, listing folders;\n"
+          "                              URL defaults to http://127.0.0.1:8000, or to\n"
+          "                              https://127.0.0.1:8443 with a certificate (PEM\n"
+          "                              chain, leaf first) and its key\n"
+          "  get [-i] [-k] [--cacert FILE] URL\n"
+          "                              fetch URL and print the body (-i: the head too);\n"
+          "                              exits non-zero on errors and on status >= 400;\n"
+          "                              https:// verifies the server against the system\n"
+          "                              CAs or FILE's; -k skips that check\n"
+          "  ws [-k] [--cacert FILE] URL WebSocket client (ws:// or wss://): each line of\n"
+          "                              stdin is sent as a text message, each message\n"
+          "                              received is printed; end of input closes the\n"
+          "                              connection (code 1000)\n"
           "  sntp [SERVER]               ask SERVER (sntp://HOST, udp://HOST:PORT, HOST or\n"
           "                              HOST:PORT; default pool.ntp.org) the time: prints\n"
           "                              it (ISO 8601 UTC), the clock offset and the delay\n"
@@ -44,6 +53,49 @@ static void usage(FILE *out) {
           "                              record a line: owner, TTL, type, value\n"
           "  --help                      this text\n"
           "  --version                   the libcymg version\n");
+}
+
+/* ---- TLS options shared by the clients ---- */
+
+typedef struct {
+  const char *cacert; /* --cacert FILE, or NULL: the system store */
+  bool insecure;      /* -k */
+} tls_flags;
+
+/* Consumes -k / --cacert FILE at argv[*i]. Returns 1 if it did, 0 if argv[*i]
+ * is something else, -1 (after a message) when FILE is missing. */
+static int tls_flag(const char *cmd, int argc, char **argv, int *i, tls_flags *f) {
+  if (strcmp(argv[*i], "-k") == 0 || strcmp(argv[*i], "--insecure") == 0) {
+    f->insecure = true;
+    return 1;
+  }
+  if (strcmp(argv[*i], "--cacert") != 0) return 0;
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "cymg %s: --cacert needs a file\n", cmd);
+    return -1;
+  }
+  f->cacert = argv[++*i];
+  return 1;
+}
+
+/* On a TLS client (https://, wss://): the options the flags ask for, set
+ * before CONNECT so the handshake uses them; the URL's host is verified. Plain
+ * URLs are left alone. Returns 0 or -1 after a message. */
+static int tls_client(const char *cmd, cymg_mgr *mgr, cymg_conn *c, const char *url,
+                      const tls_flags *f) {
+  cymg_url u;
+  if (cymg_url_parse(cymg_str_c(url), &u) < 0 || !cymg_url_is_tls(u.scheme)) return 0;
+  if (f->cacert == NULL && !f->insecure) return 0; /* the library's defaults */
+  cymg_tls_opts o = {0};
+  if (f->cacert) o.ca = cymg_str_c(f->cacert);
+  o.skip_verification = f->insecure;
+  int rc = cymg_tls_init(c, &o);
+  if (rc < 0) {
+    const char *why = cymg_mgr_errmsg(mgr);
+    fprintf(stderr, "cymg %s: %s\n", cmd, why[0] ? why : cymg_strerror(rc));
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- serve ---- */
@@ -70,10 +122,14 @@ static void serve_fn(cymg_conn *c, int ev, void *ev_data) {
 }
 
 static int cmd_serve(int argc, char **argv) {
-  const char *dir = ".", *url = "http://127.0.0.1:8000";
+  const char *dir = ".", *url = NULL, *cert = NULL, *key = NULL;
   for (int i = 0; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       url = argv[++i];
+    } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
+      cert = argv[++i];
+    } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+      key = argv[++i];
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -83,6 +139,18 @@ static int cmd_serve(int argc, char **argv) {
     } else {
       dir = argv[i];
     }
+  }
+  if ((cert == NULL) != (key == NULL)) {
+    fprintf(stderr, "cymg serve: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
+  if (url == NULL) url = cert ? "https://127.0.0.1:8443" : "http://127.0.0.1:8000";
+  cymg_url u;
+  bool secure = cymg_url_parse(cymg_str_c(url), &u) == 0 && cymg_url_is_tls(u.scheme);
+  if (secure != (cert != NULL)) {
+    fprintf(stderr, "cymg serve: %s\n", cert ? "--tls-cert needs an https:// URL to listen on"
+                                             : "an https:// URL needs --tls-cert and --tls-key");
+    return 2;
   }
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -102,9 +170,22 @@ static int cmd_serve(int argc, char **argv) {
     cymg_mgr_free(mgr);
     return 1;
   }
+  if (cert != NULL) {
+    /* Files are loaded and checked now: bad material stops the tool at once
+     * rather than failing every handshake. */
+    cymg_tls_opts o = {.cert = cymg_str_c(cert), .key = cymg_str_c(key)};
+    rc = cymg_tls_init(lsn, &o);
+    if (rc < 0) {
+      const char *why = cymg_mgr_errmsg(mgr);
+      fprintf(stderr, "cymg serve: %s\n", why[0] ? why : cymg_strerror(rc));
+      cymg_mgr_free(mgr);
+      return 1;
+    }
+  }
   char a[64];
   cymg_addr_str(cymg_conn_local(lsn), true, a, sizeof(a));
-  printf("cymg %s serving %s at http://%s/ (Ctrl-C stops)\n", cymg_version(), dir, a);
+  printf("cymg %s serving %s at %s://%s/ (Ctrl-C stops)\n", cymg_version(), dir,
+         cert ? "https" : "http", a);
   fflush(stdout);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -143,8 +224,12 @@ static void get_fn(cymg_conn *c, int ev, void *ev_data) {
 
 static int cmd_get(int argc, char **argv) {
   get_ctx ctx = {0};
+  tls_flags tf = {0};
   const char *url = NULL;
   for (int i = 0; i < argc; i++) {
+    int t = tls_flag("get", argc, argv, &i, &tf);
+    if (t < 0) return 2;
+    if (t > 0) continue;
     if (strcmp(argv[i], "-i") == 0) {
       ctx.show_head = true;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -166,6 +251,10 @@ static int cmd_get(int argc, char **argv) {
   if (cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO) < 0) return 1;
   if (cymg_http_connect(mgr, url, get_fn, &ctx, &c) != 0) {
     fprintf(stderr, "cymg get: %s\n", cymg_mgr_errmsg(mgr));
+    cymg_mgr_free(mgr);
+    return 1;
+  }
+  if (tls_client("get", mgr, c, url, &tf) < 0) {
     cymg_mgr_free(mgr);
     return 1;
   }
@@ -265,19 +354,35 @@ static void ws_fn(cymg_conn *c, int ev, void *ev_data) {
 }
 
 static int cmd_ws(int argc, char **argv) {
-  if (argc != 1 || argv[0][0] == '-') {
-    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+  tls_flags tf = {0};
+  const char *url = NULL;
+  for (int i = 0; i < argc; i++) {
+    int t = tls_flag("ws", argc, argv, &i, &tf);
+    if (t < 0) return 2;
+    if (t > 0) continue;
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
     }
-    fprintf(stderr, "cymg ws: one URL is needed (cymg ws ws://host:port/path)\n");
+    if (argv[i][0] == '-' || url != NULL) {
+      url = NULL;
+      break;
+    }
+    url = argv[i];
+  }
+  if (url == NULL) {
+    fprintf(stderr, "cymg ws: one URL is needed (cymg ws [-k] [--cacert F] ws://host:port/path)\n");
     return 2;
   }
   ws_ctx ctx = {0};
   cymg_conn *c;
   if (cymg_mgr_new(&ctx.mgr, CYMG_BACKEND_AUTO) < 0) return 1;
-  if (cymg_wakeup_init(ctx.mgr) < 0 || cymg_ws_connect(ctx.mgr, argv[0], ws_fn, &ctx, &c) != 0) {
+  if (cymg_wakeup_init(ctx.mgr) < 0 || cymg_ws_connect(ctx.mgr, url, ws_fn, &ctx, &c) != 0) {
     fprintf(stderr, "cymg ws: %s\n", cymg_mgr_errmsg(ctx.mgr));
+    cymg_mgr_free(ctx.mgr);
+    return 1;
+  }
+  if (tls_client("ws", ctx.mgr, c, url, &tf) < 0) {
     cymg_mgr_free(ctx.mgr);
     return 1;
   }

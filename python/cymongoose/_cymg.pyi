@@ -20,7 +20,7 @@ MG_EV_POLL: int  # None: at every poll(), to every connection with a handler
 MG_EV_RESOLVE: int  # None: host name resolved, connecting
 MG_EV_CONNECT: int  # None: outbound connection established
 MG_EV_ACCEPT: int  # None: inbound connection accepted (after MG_EV_OPEN)
-MG_EV_TLS_HS: int  # None
+MG_EV_TLS_HS: int  # None: the TLS handshake completed (before any HTTP/WebSocket event)
 MG_EV_READ: int  # int: bytes just received (see Connection.recv_data); HTTP/WebSocket too
 MG_EV_WRITE: int  # None
 MG_EV_CLOSE: int  # None: the last event of a connection
@@ -170,11 +170,17 @@ def random_str(n: int) -> str:
     """``n`` random characters from ``[A-Za-z0-9]``."""
 
 class TlsOpts:
-    """TLS settings for :meth:`Connection.tls_init` (which arrives with TLS): PEM
-    contents, not paths, and ``name``, the SNI / expected peer host name. Plain
-    data for now. ``ca``, ``cert``, ``key`` and ``name`` are stored as bytes
-    (``str`` encoded as UTF-8, None as b""), on construction and on assignment;
-    anything not bytes-like, str or None raises TypeError."""
+    """TLS settings for :meth:`Connection.tls_init` and the ``tls=`` keyword of
+    :meth:`Manager.listen` / :meth:`Manager.connect` / :meth:`Manager.ws_connect`:
+    PEM contents, not paths, and ``name``, the SNI / expected peer host name.
+    ``ca``, ``cert``, ``key`` and ``name`` are stored as bytes (``str`` encoded
+    as UTF-8, None as b""), on construction and on assignment; anything not
+    bytes-like, str or None raises TypeError.
+
+    ``cert``/``key``: this side's certificate chain (leaf first) and key (RSA or
+    EC; PKCS#1, SEC1 or PKCS#8), required on a server. ``ca``: a client verifies
+    the server against it (else against the system store); a server given one
+    requires client certificates that verify against it (mutual TLS)."""
 
     ca: bytes
     cert: bytes
@@ -321,7 +327,10 @@ class Connection:
     @property
     def is_client(self) -> bool: ...
     @property
-    def is_tls(self) -> bool: ...
+    def is_tls(self) -> bool:
+        """True on a TLS connection, and on a TLS listener (https://, wss://,
+        tls://, or one given options) and its accepted connections from
+        MG_EV_ACCEPT on."""
     @property
     def is_udp(self) -> bool: ...
     @property
@@ -364,6 +373,23 @@ class Connection:
         ``MG_EV_CLOSE`` follows once."""
     def drain(self) -> None:
         """Stop reading, send everything queued, then close."""
+    # ---- TLS ----
+    def tls_init(self, opts: TlsOpts) -> None:
+        """Start TLS on this connection with ``opts``; on a listener, set the
+        options every connection it accepts gets. On an accepted connection call
+        it in MG_EV_ACCEPT (a TLS listener's connection with no certificate by the
+        end of ACCEPT fails with MG_EV_ERROR "no certificate"); on a client, by
+        MG_EV_CONNECT (else the defaults: verify against the system store, the
+        URL's host as SNI and name). MG_EV_TLS_HS follows the handshake; data
+        sent before it goes out after it. Bad material (truncated, a key that
+        does not match) never raises: it is MG_EV_ERROR with OpenSSL's reason on
+        this connection, or on a listener logged and the reason of each accepted
+        connection's failed handshake. TypeError for a non-TlsOpts;
+        RuntimeError on a closed connection."""
+    def tls_free(self) -> None:
+        """Drop this connection's TLS options before its handshake (then
+        :meth:`tls_init` may be called again); on a listener, the options its
+        connections inherit. After the handshake it closes the connection."""
     # ---- HTTP (connections made by an http:// listener or connect, or http=True) ----
     def reply(self, status_code: int, body: Data = b"",
               headers: Optional[Mapping[str, Any]] = None) -> None:
@@ -527,9 +553,15 @@ class Manager:
         RuntimeError if the manager is closed, and RuntimeError containing "not
         reentrant" if called from a handler or while another thread polls."""
     def listen(
-        self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
+        self,
+        url: str,
+        handler: Optional[EventHandler] = None,
+        *,
+        http: Optional[bool] = None,
+        tls: Optional[TlsOpts] = None,
     ) -> Connection:
-        """Listen on ``http://``, ``ws://``, ``tcp://`` or ``udp://HOST:PORT`` (IPv6
+        """Listen on ``http://``, ``https://``, ``ws://``, ``wss://``, ``tcp://``,
+        ``tls://`` or ``udp://HOST:PORT`` (IPv6
         as ``tcp://[::1]:0``). Port 0 lets the OS choose: read it from
         ``listener.local_addr[1]``. Raises RuntimeError on failure.
 
@@ -541,29 +573,46 @@ class Manager:
         default port (``mqtt://`` 1883) until their protocol layer exists;
         ``sntp://`` is UDP. Every failure raises
         ``RuntimeError("Failed to listen on '<url>': <reason>")``: an unknown
-        scheme (``invalid://``), a malformed URL, a busy port, and TLS schemes
-        (``https://``, ``wss://``, ``mqtts://``, ``tls://``: "TLS is not
-        supported yet")."""
+        scheme (``invalid://``), a malformed URL, a busy port.
+
+        ``https://``, ``wss://`` and ``tls://`` listeners are TLS: give the
+        certificate once with ``tls=TlsOpts(cert=..., key=...)`` (accepted
+        connections inherit it) or per connection with ``conn.tls_init()`` in
+        MG_EV_ACCEPT. ``tls=`` on another scheme makes it TLS too. A non-TlsOpts
+        ``tls`` raises TypeError; bad material is logged, not raised (see
+        :meth:`Connection.tls_init`)."""
     def connect(
-        self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None
+        self,
+        url: str,
+        handler: Optional[EventHandler] = None,
+        *,
+        http: Optional[bool] = None,
+        tls: Optional[TlsOpts] = None,
     ) -> Connection:
-        """Start an outbound ``http://``, ``tcp://`` or ``udp://`` connection and
-        return at once (``ws://`` is the same as :meth:`ws_connect`). Failures here
+        """Start an outbound ``http://``, ``https://``, ``tcp://``, ``tls://`` or
+        ``udp://`` connection and return at once (``ws://`` is the same as
+        :meth:`ws_connect`). TLS clients verify the server against the system
+        store with the URL's host unless ``tls=`` (or ``tls_init`` by
+        MG_EV_CONNECT) gives other options; a failed verification is
+        MG_EV_ERROR with OpenSSL's reason. Failures here
         raise ``RuntimeError("Failed to connect to '<url>': <reason>")`` (schemes
         as for listen()); failures later
         (refused, unreachable) arrive as ``MG_EV_ERROR`` then ``MG_EV_CLOSE``.
         ``http`` as for listen(): on an HTTP connection, write the request with
         ``send()`` (at MG_EV_CONNECT or at once) and the response arrives as
         MG_EV_HTTP_MSG (``data.status()``, ``data.body_bytes``)."""
-    def ws_connect(self, url: str, handler: Optional[EventHandler] = None) -> Connection:
-        """Start an outbound WebSocket connection to ``ws://HOST:PORT/PATH`` and
+    def ws_connect(
+        self, url: str, handler: Optional[EventHandler] = None, *, tls: Optional[TlsOpts] = None
+    ) -> Connection:
+        """Start an outbound WebSocket connection to ``ws://HOST:PORT/PATH`` or
+        ``wss://`` (TLS, verified as for :meth:`connect`; ``tls=`` as there) and
         return at once. The upgrade request is sent on connect; when the 101
         answer checks out the handler gets ``MG_EV_WS_OPEN`` (``data``: the 101
         response as an HttpMessage), then MG_EV_WS_MSG / MG_EV_WS_CTL. A refused
         or malformed handshake arrives as ``MG_EV_ERROR`` (saying what was wrong),
         then ``MG_EV_CLOSE``. ``ws_send()`` before MG_EV_WS_OPEN is held until it.
         Failures here raise ``RuntimeError("Failed to connect to '<url>': ...")``:
-        another scheme, a malformed URL, ``wss://`` until TLS arrives."""
+        another scheme, a malformed URL."""
     def sntp_connect(self, url: str, handler: Optional[EventHandler] = None) -> Connection:
         """Start an SNTP client on ``sntp://HOST`` (UDP port 123 unless given) or
         ``udp://HOST:PORT`` and return a UDP Connection (``is_udp`` True at once).

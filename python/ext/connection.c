@@ -335,6 +335,29 @@ static PyObject *conn_set_handler(PyObject *self, PyObject *fn) {
   Py_RETURN_NONE;
 }
 
+/* ---- TLS ---- */
+
+/* tls_init(opts): the checks that raise, then cymgpy_tls_apply (tls_opts.c),
+ * whose bad-material outcome is an event, not an exception. */
+static PyObject *conn_tls_init(PyObject *self, PyObject *opts) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  cymgpy_state *st = PyType_GetModuleState(Py_TYPE(self));
+  if (st == NULL || cymgpy_tls_opts_check(st, opts, "tls_init()") < 0) return NULL;
+  cymg_conn *c = live_mut(w);
+  if (c == NULL) return NULL;
+  return cymgpy_tls_apply(c, opts);
+}
+
+/* tls_free(): drops the options (and, before the handshake, the TLS state) so
+ * tls_init() can be called again; after the handshake it closes the connection. */
+static PyObject *conn_tls_free(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  cymg_tls_free(c);
+  Py_RETURN_NONE;
+}
+
 /* ---- HTTP replies ---- */
 
 /* The connection answers requests through the HTTP layer. */
@@ -1048,6 +1071,8 @@ CYMGPY_LOCKED_O(conn_http_chunk)
 CYMGPY_LOCKED_O(conn_sntp_request)
 CYMGPY_LOCKED_O(conn_resolve)
 CYMGPY_LOCKED_O(conn_resolve_cancel)
+CYMGPY_LOCKED_O(conn_tls_init)
+CYMGPY_LOCKED_O(conn_tls_free)
 CYMGPY_LOCKED_KW_READ(conn_recv_data)
 CYMGPY_LOCKED_KW_READ(conn_send_data)
 CYMGPY_LOCKED_KW(conn_reply)
@@ -1077,6 +1102,11 @@ static PyMethodDef conn_methods[] = {
      "resolve(url): look up a name or URL's host; MG_EV_RESOLVE (remote_addr set) or MG_EV_ERROR."},
     {"resolve_cancel", conn_resolve_cancel_locked, METH_NOARGS,
      "resolve_cancel(): stop a resolve() in progress; no later event from it."},
+    {"tls_init", conn_tls_init_locked, METH_O,
+     "tls_init(opts): start TLS on this connection with a TlsOpts (on a listener: the "
+     "options its accepted connections get). Bad material is MG_EV_ERROR, not an exception."},
+    {"tls_free", conn_tls_free_locked, METH_NOARGS,
+     "tls_free(): drop the TLS options before the handshake (then tls_init() again)."},
     {"reply", (PyCFunction) (void (*)(void)) conn_reply_locked, METH_VARARGS | METH_KEYWORDS,
      "reply(status_code, body=b'', headers=None): a complete HTTP response."},
     {"reply_json", (PyCFunction) (void (*)(void)) conn_reply_json_locked, METH_VARARGS | METH_KEYWORDS,

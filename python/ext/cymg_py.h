@@ -205,6 +205,14 @@ PyObject *cymgpy_headers_check_as(PyObject *headers, const char *what, bool pair
 /* Records the flags a closed wrapper keeps reporting; call before detaching. */
 void cymgpy_conn_remember(cymgpy_conn *w, const cymg_conn *c);
 
+/* ---- tls_opts.c ---- */
+/* 0 if obj is a TlsOpts, else -1 with TypeError naming what. */
+int cymgpy_tls_opts_check(cymgpy_state *st, PyObject *obj, const char *what);
+/* cymg_tls_init(c) with the TlsOpts obj (checked): None, or NULL with
+ * RuntimeError/MemoryError for misuse. Bad material raises nothing: it is
+ * MG_EV_ERROR on c (on a listener, on each connection it accepts). */
+PyObject *cymgpy_tls_apply(cymg_conn *c, PyObject *obj);
+
 /* ---- timer.c ---- */
 PyObject *cymgpy_timer_add(cymgpy_manager *m, PyObject *args, PyObject *kwargs);
 /* Applies cancellations queued by other threads (poll thread, GIL held). */

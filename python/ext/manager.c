@@ -642,23 +642,33 @@ static PyObject *open_failed(int is_listen, const char *url, const char *why) {
 }
 
 static PyObject *open_with(cymgpy_manager *m, int is_listen, const char *shown, const char *url,
-                           PyObject *handler, open_fn fn, bool attach, PyObject *rewritten);
+                           PyObject *handler, open_fn fn, bool attach, PyObject *rewritten,
+                           PyObject *tls);
 
-/* listen() and connect(). The scheme picks the protocol: http:// gets the HTTP
- * layer, ws:// too on a listener (the handler upgrades in MG_EV_HTTP_MSG) and the
- * WebSocket client on connect; http=False uses either address for raw TCP;
- * tcp:// with http=True gets HTTP attached. Every other scheme goes to
+/* tls=: None, or a TlsOpts (TypeError before anything is opened). */
+static int check_tls_arg(cymgpy_manager *m, PyObject *tls, const char *what) {
+  return tls == Py_None ? 0 : cymgpy_tls_opts_check(m->st, tls, what);
+}
+
+/* listen() and connect(). The scheme picks the protocol: http:// and https://
+ * get the HTTP layer, ws:// and wss:// too on a listener (the handler upgrades
+ * in MG_EV_HTTP_MSG) and the WebSocket client on connect; http=False uses
+ * either address for raw TCP (tcp://, or tls:// for the TLS schemes); tcp://
+ * with http=True gets HTTP attached. Every other scheme goes to
  * cymg_listen()/cymg_connect() as written: udp:// and sntp:// are UDP, the
- * schemes libcymg knows (mqtt://, ...) plain TCP with their default port, TLS
- * ones and unknown ones fail there with the reason. */
+ * schemes libcymg knows (mqtt://, tls://, ...) TCP with their default port and
+ * transport, unknown ones fail there with the reason. tls= applies a TlsOpts
+ * at once (a listener's accepted connections inherit it; a client uses it
+ * instead of the defaults). */
 static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, int is_listen) {
-  static char *kwlist[] = {"url", "handler", "http", NULL};
+  static char *kwlist[] = {"url", "handler", "http", "tls", NULL};
   const char *url;
-  PyObject *handler = Py_None, *http = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, is_listen ? "s|O$O:listen" : "s|O$O:connect",
-                                   kwlist, &url, &handler, &http))
+  PyObject *handler = Py_None, *http = Py_None, *tls = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, is_listen ? "s|O$OO:listen" : "s|O$OO:connect",
+                                   kwlist, &url, &handler, &http, &tls))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
+  if (check_tls_arg(m, tls, is_listen ? "listen(tls=)" : "connect(tls=)") < 0) return NULL;
   if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
     return open_failed(is_listen, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0) return NULL;
@@ -669,37 +679,37 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   PyObject *rewritten = NULL;
   open_fn fn = is_listen ? cymg_listen : cymg_connect;
   bool attach = false;
-  bool is_http = sep && scheme_is(url, slen, "http");
-  bool is_ws = sep && scheme_is(url, slen, "ws");
-  if (sep && cymg_url_is_tls(cymg_str_n(url, slen))) {
-    /* https://, wss://, ...: cymg_listen/connect refuse them with the reason. */
-  } else if (is_ws && want_http != 0) {
+  bool secure = sep && cymg_url_is_tls(cymg_str_n(url, slen));
+  bool is_http = sep && (scheme_is(url, slen, "http") || scheme_is(url, slen, "https"));
+  bool is_ws = sep && (scheme_is(url, slen, "ws") || scheme_is(url, slen, "wss"));
+  if (is_ws && want_http != 0) {
     fn = is_listen ? cymg_ws_listen : cymg_ws_connect;
   } else if ((is_http || is_ws) && want_http == 0) {
-    /* http=False: the address is used for plain TCP. */
-    rewritten = PyUnicode_FromFormat("tcp%s", sep);
+    /* http=False: the address is used for plain TCP (over TLS for https/wss). */
+    rewritten = PyUnicode_FromFormat("%s%s", secure ? "tls" : "tcp", sep);
     if (rewritten == NULL) return NULL;
     const char *tcp = PyUnicode_AsUTF8(rewritten);
     if (tcp == NULL) {
       Py_DECREF(rewritten);
       return NULL;
     }
-    return open_with(m, is_listen, url, tcp, handler, fn, false, rewritten);
+    return open_with(m, is_listen, url, tcp, handler, fn, false, rewritten, tls);
   } else if (is_http) {
     fn = is_listen ? cymg_http_listen : cymg_http_connect;
   } else if (want_http == 1) {
-    if (!sep || !scheme_is(url, slen, "tcp"))
-      return open_failed(is_listen, url, "http=True needs a tcp:// or http:// URL");
+    if (!sep || !(scheme_is(url, slen, "tcp") || scheme_is(url, slen, "tls")))
+      return open_failed(is_listen, url, "http=True needs a tcp://, tls://, http:// or https:// URL");
     attach = true;
   }
-  return open_with(m, is_listen, url, url, handler, fn, attach, NULL);
+  return open_with(m, is_listen, url, url, handler, fn, attach, NULL, tls);
 }
 
 /* Makes the wrapper and the C connection on url; failures name `shown` (the
  * URL as the caller wrote it). Takes the reference to rewritten (the buffer url
  * may point into), if any. */
 static PyObject *open_with(cymgpy_manager *m, int is_listen, const char *shown, const char *url,
-                           PyObject *handler, open_fn fn, bool attach, PyObject *rewritten) {
+                           PyObject *handler, open_fn fn, bool attach, PyObject *rewritten,
+                           PyObject *tls) {
   cymgpy_conn *w = cymgpy_conn_new(m->st, handler == Py_None ? NULL : handler);
   if (w == NULL) {
     Py_XDECREF(rewritten);
@@ -728,6 +738,16 @@ static PyObject *open_with(cymgpy_manager *m, int is_listen, const char *shown, 
     char why[128];
     snprintf(why, sizeof(why), "cannot attach HTTP: %s", cymg_strerror(rc));
     return open_failed(is_listen, shown, why);
+  }
+  if (tls != Py_None && c != NULL) {
+    /* Before the first poll, so no byte moves without these options. */
+    PyObject *r = cymgpy_tls_apply(c, tls);
+    if (r == NULL) {
+      cymg_close(c);
+      Py_DECREF(w);
+      return NULL;
+    }
+    Py_DECREF(r);
   }
   if (cymgpy_raise_pending(m) < 0) {
     Py_DECREF(w);
@@ -762,21 +782,21 @@ static PyObject *manager_ws_connect(PyObject *self, PyObject *args, PyObject *kw
 
 static PyObject *ws_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
   cymgpy_manager *m = (cymgpy_manager *) self;
-  static char *kwlist[] = {"url", "handler", NULL};
+  static char *kwlist[] = {"url", "handler", "tls", NULL};
   const char *url;
-  PyObject *handler = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:ws_connect", kwlist, &url, &handler))
+  PyObject *handler = Py_None, *tls = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O$O:ws_connect", kwlist, &url, &handler, &tls))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
+  if (check_tls_arg(m, tls, "ws_connect(tls=)") < 0) return NULL;
   if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
     return open_failed(0, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0) return NULL;
   const char *sep = strstr(url, "://");
   size_t slen = sep ? (size_t) (sep - url) : 0;
-  /* wss:// goes on to be refused by the C layer with its reason (TLS). */
-  if (!sep || !(scheme_is(url, slen, "ws") || cymg_url_is_tls(cymg_str_n(url, slen))))
-    return open_failed(0, url, "ws_connect needs a ws:// URL");
-  return open_with(m, 0, url, url, handler, cymg_ws_connect, false, NULL);
+  if (!sep || !(scheme_is(url, slen, "ws") || scheme_is(url, slen, "wss")))
+    return open_failed(0, url, "ws_connect needs a ws:// or wss:// URL");
+  return open_with(m, 0, url, url, handler, cymg_ws_connect, false, NULL, tls);
 }
 
 /* sntp_connect(): sntp://HOST (UDP port 123) or udp://HOST:PORT, the SNTP
@@ -792,7 +812,7 @@ static PyObject *sntp_connect(PyObject *self, PyObject *args, PyObject *kwargs) 
   if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
     return open_failed(0, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0) return NULL;
-  return open_with(m, 0, url, url, handler, cymg_sntp_connect, false, NULL);
+  return open_with(m, 0, url, url, handler, cymg_sntp_connect, false, NULL, Py_None);
 }
 
 /* Under the call lock, like listen() and connect(). */

@@ -1,8 +1,10 @@
-/* TlsOpts: the TLS settings a program builds before tls_init(). Plain data for
- * now (the TLS issue gives it a use): PEM contents ca, cert, key and the
+/* TlsOpts: the TLS settings a program hands to Connection.tls_init() or to
+ * listen()/connect()/ws_connect(tls=...): PEM contents ca, cert, key and the
  * expected host name `name`, each stored as bytes (str is encoded as UTF-8,
  * None as b""), and skip_verification, a bool. The same conversion applies to
- * the constructor and to assignment, so a program can build it either way. */
+ * the constructor and to assignment, so a program can build it either way.
+ * This file also turns one into a cymg_tls_opts and applies it (cymgpy_tls_*),
+ * so the rules for tls_init's outcomes live in one place. */
 /* Not GC-tracked: it only references bytes objects, which cannot form cycles. */
 #include "cymg_py.h"
 
@@ -133,3 +135,46 @@ PyType_Spec cymgpy_tls_opts_spec = {
     .flags = Py_TPFLAGS_DEFAULT, /* holds only bytes: no cycles, no GC */
     .slots = opts_slots,
 };
+
+/* ---- applying options to a connection ---- */
+
+int cymgpy_tls_opts_check(cymgpy_state *st, PyObject *obj, const char *what) {
+  if (Py_IS_TYPE(obj, st->tls_opts_type) || PyType_IsSubtype(Py_TYPE(obj), st->tls_opts_type))
+    return 0;
+  PyErr_Format(PyExc_TypeError, "%s expects a TlsOpts, not %.100s", what, Py_TYPE(obj)->tp_name);
+  return -1;
+}
+
+static cymg_str field_str(PyObject *b) {
+  return cymg_str_n(PyBytes_AS_STRING(b), (size_t) PyBytes_GET_SIZE(b));
+}
+
+/* Bad material (a truncated certificate, a key that does not match) is not the
+ * caller's programming error but the program's data: libcymg reports it as
+ * MG_EV_ERROR on the connection (on a listener: logged, and each accepted
+ * connection fails its handshake), so CYMG_ETLS is no exception here. The other
+ * failures are misuse (a closing connection, one TLS cannot go on) or memory. */
+PyObject *cymgpy_tls_apply(cymg_conn *c, PyObject *obj) {
+  const cymgpy_tls_opts *self = (const cymgpy_tls_opts *) obj;
+  cymg_tls_opts o = {0};
+  o.ca = field_str(self->fields[F_CA]);
+  o.cert = field_str(self->fields[F_CERT]);
+  o.key = field_str(self->fields[F_KEY]);
+  o.name = field_str(self->fields[F_NAME]);
+  o.skip_verification = self->skip_verification != 0;
+  cymgpy_manager *m = cymgpy_manager_of(c);
+  int rc = cymg_tls_init(c, &o); /* copies every string */
+  if (rc == CYMG_ECLOSED) {
+    PyErr_SetString(PyExc_RuntimeError, "tls_init: connection is closed");
+    return NULL;
+  }
+  if (rc < 0 && rc != CYMG_ETLS) {
+    if (rc == CYMG_ENOMEM) return PyErr_NoMemory();
+    const char *why = cymg_mgr_errmsg(m->mgr);
+    if (!why[0]) why = cymg_conn_is_udp(c) ? "TLS needs a TCP connection, not UDP" : cymg_strerror(rc);
+    return PyErr_Format(PyExc_RuntimeError, "tls_init: %s", why);
+  }
+  /* The ERROR for bad material ran handlers, which may have raised SystemExit. */
+  if (cymgpy_raise_pending(m) < 0) return NULL;
+  Py_RETURN_NONE;
+}

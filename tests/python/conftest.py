@@ -127,3 +127,23 @@ def raw_exchange(port, data, until=None, timeout=10.0):
             if not chunk:
                 return got
             got += chunk
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """The throwaway TLS material of tests/data/mkcerts.sh (CA, RSA and EC server
+    certificates, client, expired, self-signed, ...), made once per session."""
+    from tls_peers import make_certs
+
+    return make_certs(str(tmp_path_factory.mktemp("certs")))
+
+
+def cymg_tool():
+    """The cymg tool of the build tree the package was loaded from (skips if absent)."""
+    import os
+
+    build = os.path.dirname(os.path.dirname(os.path.dirname(cymongoose.__file__)))
+    path = os.path.join(build, "tools", "cymg")
+    if not os.access(path, os.X_OK):
+        pytest.skip("the cymg tool is not in this build tree")
+    return path

@@ -8,7 +8,7 @@ import pytest
 
 from cymongoose import MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_READ, Manager
 
-from conftest import poll_until
+from conftest import free_port, poll_until
 
 
 def failure(call, url):
@@ -57,6 +57,15 @@ def test_http_false_failures_name_the_url_as_written(mgr, url):
     assert "no-such-host.invalid" in reason and "tcp://" not in reason
 
 
+@pytest.mark.parametrize("url", ["https://127.0.0.1:0", "wss://127.0.0.1:0", "tls://127.0.0.1:0"])
+def test_tls_schemes_open_tls_connections(mgr, url):
+    lsn = mgr.listen(url)
+    raw = mgr.listen(url, http=False)
+    assert lsn.is_tls and raw.is_tls and lsn.is_listening and raw.is_listening
+    c = mgr.connect(url.replace(":0", ":%d" % free_port()))
+    assert c.is_client  # the refusal comes later, as MG_EV_ERROR then MG_EV_CLOSE
+
+
 def test_mqtts_fails_clearly_until_mqtt_exists(mgr):
     # https, wss and tls listen over TLS now (tests of the binding's TLS API
     # cover them); mqtts waits for MQTT.
@@ -73,6 +82,7 @@ def test_ws_connect_failures(mgr):
     for url in ("ws://[::1", "ws://h:99999/"):
         expect(failure(mgr.ws_connect, url), "connect", url)
     assert mgr.connections == ()
+    assert mgr.ws_connect("wss://127.0.0.1:%d/" % free_port()).is_client  # fails later
 
 
 def test_http_specific_misuse_and_closed_manager():

@@ -12,10 +12,9 @@ import time
 
 import pytest
 
-import cymongoose
 from cymongoose import MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_ERROR, MG_EV_READ, MG_EV_SNTP_TIME
 
-from conftest import free_port, poll_until
+from conftest import cymg_tool, free_port, poll_until
 
 NTP_UNIX = 2208988800
 
@@ -274,14 +273,6 @@ def test_timeout(mgr, mode):
     assert r.of(MG_EV_SNTP_TIME) == []
     assert r.of(MG_EV_ERROR) == ["SNTP timeout"]
     assert r.ended()
-
-
-def cymg_tool():
-    build = os.path.dirname(os.path.dirname(os.path.dirname(cymongoose.__file__)))
-    path = os.path.join(build, "tools", "cymg")
-    if not os.access(path, os.X_OK):
-        pytest.skip("the cymg tool is not in this build tree")
-    return path
 
 
 def test_cymg_sntp_tool(chrony):

@@ -300,22 +300,18 @@ def test_listen_errors(mgr):
     assert mgr.connections == (busy,)
 
 
-def test_tls_schemes_listen(mgr):
-    # TLS exists in the library: https and wss listen (their options come
-    # from tls_init, the binding's part); mqtts waits for MQTT.
-    tls = [mgr.listen(url) for url in ("https://127.0.0.1:0", "wss://127.0.0.1:0",
-                                       "https://127.0.0.1:0")]
-    assert all(c.local_addr[1] != 0 for c in tls)
-    with pytest.raises(RuntimeError, match="MQTT"):
+def test_tls_and_raw_schemes(mgr):
+    # TLS schemes open (test_tls.py has them talk); http=False keeps TLS under raw TCP.
+    tls = [mgr.listen(url) for url in ("https://127.0.0.1:0", "wss://127.0.0.1:0")]
+    tls.append(mgr.listen("https://127.0.0.1:0", http=False))
+    assert all(c.is_listening and c.is_tls for c in tls)
+    with pytest.raises(RuntimeError, match="MQTT"):  # mqtts waits for MQTT
         mgr.listen("mqtts://127.0.0.1:0")
-    for c in tls:
-        c.close()
-    mgr.poll(0)
     raw = mgr.listen("http://127.0.0.1:0", http=False)  # explicit raw TCP
-    assert raw.is_listening and not raw.is_udp
+    assert raw.is_listening and not raw.is_udp and not raw.is_tls
     raw_ws = mgr.listen("ws://127.0.0.1:0", http=False)
     ws = mgr.listen("ws://127.0.0.1:0")  # WebSocket starts as HTTP (see test_ws.py)
-    assert mgr.connections == (raw, raw_ws, ws)
+    assert mgr.connections == tuple(tls) + (raw, raw_ws, ws)
     assert not any(c.is_websocket for c in mgr.connections)  # listeners never are
     with pytest.raises(RuntimeError, match="tcp"):
         mgr.listen("udp://127.0.0.1:0", http=True)

@@ -27,6 +27,7 @@ from ._cymg import (
     MG_EV_CLOSE,
     MG_EV_CONNECT,
     MG_EV_ERROR,
+    MG_EV_OPEN,
     MG_EV_POLL,
     MG_EV_READ,
     MG_EV_WS_OPEN,
@@ -85,8 +86,8 @@ class EventStream:
 
     Made by :meth:`AsyncManager.events`. Message views are copied
     (``HttpMessage.copy()``, :class:`WsFrame`), ``MG_EV_READ`` on a
-    ``tcp://``/``udp://`` connection carries the bytes read, ``MG_EV_POLL`` is
-    left out. Iteration ends after ``MG_EV_CLOSE`` (which is yielded). The queue is bounded by ``max_events``: a consumer that
+    ``tcp://``/``udp://`` connection carries the bytes read, ``MG_EV_OPEN``
+    (delivered inside the call that opened it) and ``MG_EV_POLL`` are left out. Iteration ends after ``MG_EV_CLOSE`` (which is yielded). The queue is bounded by ``max_events``: a consumer that
     falls that far behind gets the connection closed with ``MG_EV_ERROR``
     ("event stream overflow"), rather than memory growing without limit.
     """
@@ -111,16 +112,18 @@ class EventStream:
 
     def handler(self, conn: Connection, ev: int, data: Any) -> None:
         """The connection's event handler (runs on the poll thread)."""
-        if ev == MG_EV_POLL or self._closed:
+        if ev == MG_EV_POLL or ev == MG_EV_OPEN or self._closed:
             return
+        overflow = False
         with self._lock:
-            if self._overflow:
-                return
-            if len(self._items) >= self._max and ev != MG_EV_CLOSE:
+            if len(self._items) >= self._max and ev not in (MG_EV_ERROR, MG_EV_CLOSE):
+                overflow = not self._overflow
                 self._overflow = True
-                conn.error("event stream overflow: the consumer fell %d events behind" % self._max)
-                return
-            self._items.append((ev, _keep(conn, ev, data, self.raw)))
+            else:
+                self._items.append((ev, _keep(conn, ev, data, self.raw)))
+        if overflow:  # outside the lock: error() delivers MG_EV_ERROR here at once
+            conn.error("event stream overflow: the consumer fell %d events behind" % self._max)
+            return
         if ev == MG_EV_CLOSE:
             self._closed = True
         self._loop.call_soon_threadsafe(self._wake)
@@ -254,11 +257,10 @@ class AsyncManager:
     def _wake_poll(self) -> None:
         """Ends the poll thread's current wait (the wakeup channel) so it sees _stop."""
         mgr = self._manager
-        if self._wake_id > 0 and mgr is not None:
-            try:
-                mgr.wakeup(self._wake_id, b"")
-            except Exception:
-                pass  # the manager is closing
+        if mgr is not None:
+            # Not wakeup(self._wake_id): the channel's own id takes no payload here
+            # (it has no handler to give it to); the interrupt is what is needed.
+            mgr._interrupt()
 
     def _track_conn(self, conn: Connection) -> None:
         """Remember a connection ID for future _wake_poll() calls."""

@@ -37,6 +37,7 @@ _HIGH_WATER = 256 * 1024  # a response's send() waits while more than this is un
 _LOW_WATER = 64 * 1024  # ...until the socket has taken it down to this
 _WS_MAX_QUEUED = 4096  # WebSocket messages the app has not received yet (then 1008)
 _OP_CLOSE = 8
+_BODY_PIECE = 256 * 1024  # request bodies reach the app in http.request messages of this size
 _STOP_TIMEOUT = 5.0
 
 
@@ -133,9 +134,15 @@ class _HttpCycle(_Cycle):
 
     async def receive(self) -> Dict[str, Any]:
         if not self.body_read and not self.gone:
+            # The loop read the whole body (bounded by the HTTP layer's limit: 413
+            # beyond); the app gets it in pieces of _BODY_PIECE bytes.
+            body = self.body
+            if len(body) > _BODY_PIECE:
+                self.body = body[_BODY_PIECE:]
+                return {"type": "http.request", "body": bytes(body[:_BODY_PIECE]), "more_body": True}
             self.body_read = True
-            body, self.body = self.body, b""
-            return {"type": "http.request", "body": body, "more_body": False}
+            self.body = b""
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
         while not self.gone:
             await self.wait()
         return {"type": "http.disconnect"}
@@ -451,7 +458,7 @@ class ASGIServer:
             cycle: _Cycle = _WsCycle(self, conn, scope, msg.copy())
         else:
             scope["method"] = msg.method
-            cycle = _HttpCycle(self, conn, scope, msg.body_bytes)
+            cycle = _HttpCycle(self, conn, scope, memoryview(msg.body_bytes))
         self._cycles[conn.id] = cycle
         self._post(self._spawn, cycle)
 

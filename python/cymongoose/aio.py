@@ -250,7 +250,14 @@ class AsyncManager:
                 break
             except BaseException as e:  # KeyboardInterrupt/SystemExit from a handler
                 _report(None, e)
-                break
+                return
+        else:
+            # One last pass: output queued before the stop (a reply made from the
+            # asyncio thread just now) gets its write attempt before close().
+            try:
+                mgr.poll(0)
+            except Exception as e:
+                _report(self._error_handler, e)
 
     # -- internal helpers ----------------------------------------------------
 

@@ -197,7 +197,7 @@ class _HttpCycle(_Cycle):
             if not self.started:
                 self.conn.reply(500, b"Internal Server Error\n")
             else:
-                self.conn.close()  # a response under way cannot be repaired: never hang
+                self.conn.drain()  # a response under way cannot be repaired: end it, never hang
         except RuntimeError:
             pass  # closed meanwhile
         self.finished = True

@@ -111,13 +111,14 @@ async def test_double_enter_refused():
 
 
 async def test_prompt_exit_with_long_poll_interval():
-    # A lost wakeup would leave the thread in its wait; the join would then time
-    # out after 5 s and warn. No warning means the wakeup ended the wait.
+    # A lost wakeup would leave the thread in its 5 s wait; the join would then
+    # time out and warn. No warning means the wakeup ended the wait.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):
             am = AsyncManager(poll_interval=5000)
             am._MAX_POLL_MS = 5000
+            am._JOIN_INTERVAL = 2.0  # shorter than one wait: a lost wakeup would warn
             async with am:
                 am.listen("tcp://127.0.0.1:0")
             assert am._thread is None and am._manager is None

@@ -557,3 +557,31 @@ async def test_stop_cancels_running_requests_promptly():
     assert answer == [500]  # cancelled before it answered: the client is not left hanging
     with pytest.raises(RuntimeError, match="not started"):
         server.manager
+
+
+async def test_pipelined_requests_answered_in_order():
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.2)  # the second request's app must not overtake it
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    async with Running(app) as (server, port):
+        def client():
+            s = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+            s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                      b"GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            out = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+            s.close()
+            return out
+
+        out = await blocking(client)
+    assert out.count(b"HTTP/1.1 200") == 2
+    assert out.index(b"/slow") < out.index(b"/fast")

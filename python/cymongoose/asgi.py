@@ -104,6 +104,11 @@ class _Cycle:
         finally:
             self._waiter = None
 
+    def check_gone(self) -> None:
+        """A Connection call refused because the client left: ClientDisconnected."""
+        if self.gone or self.conn.is_closing:
+            raise ClientDisconnected("client disconnected") from None
+
     async def drain(self) -> None:
         """Backpressure: waits while the connection holds more than _HIGH_WATER unsent."""
         conn = self.conn
@@ -185,8 +190,7 @@ class _HttpCycle(_Cycle):
             else:
                 raise RuntimeError("ASGI: unexpected message %r in an http scope" % kind)
         except RuntimeError:
-            if self.gone or conn.is_closing:
-                raise ClientDisconnected("client disconnected") from None
+            self.check_gone()
             raise
 
     def fail(self) -> None:
@@ -280,34 +284,29 @@ class _WsCycle(_Cycle):
             else:
                 raise RuntimeError("ASGI: unexpected message %r in a websocket scope" % kind)
         except RuntimeError:
-            if self.gone or conn.is_closing:
-                raise ClientDisconnected("client disconnected") from None
+            self.check_gone()
             raise
 
-    def fail(self) -> None:
+    def _end(self, status: int, body: bytes, code: int) -> None:
+        """Ends what the app left open: `status` before accept, close `code` after."""
         if self.gone or self.closed:
             return
         self.closed = True
         try:
             if not self.accepted:
-                self.conn.reply(500, b"Internal Server Error\n")
+                self.conn.reply(status, body)
             else:
-                self.conn.ws_send(struct.pack("!H", 1011), _OP_CLOSE)
+                self.conn.ws_send(struct.pack("!H", code), _OP_CLOSE)
         except RuntimeError:
-            pass
+            pass  # closed meanwhile
+
+    def fail(self) -> None:
+        """The app raised: 500 before accept, close 1011 after."""
+        self._end(500, b"Internal Server Error\n", 1011)
 
     def done(self) -> None:
-        """The app returned: close what it left open (403 if it never accepted)."""
-        if self.gone or self.closed:
-            return
-        self.closed = True
-        try:
-            if not self.accepted:
-                self.conn.reply(403, b"Forbidden\n")
-            else:
-                self.conn.ws_send(struct.pack("!H", 1000), _OP_CLOSE)
-        except RuntimeError:
-            pass
+        """The app returned: 403 if it never accepted, else close 1000."""
+        self._end(403, b"Forbidden\n", 1000)
 
 
 class ASGIServer:

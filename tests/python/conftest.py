@@ -85,3 +85,16 @@ def http_server(handler, **kwargs):
     m = cymongoose.Manager(handler, **kwargs)
     lsn = m.listen("http://127.0.0.1:0")
     return m, lsn.local_addr[1]
+
+
+def raw_exchange(port, request, timeout=30.0):
+    """Sends request bytes on a new TCP connection to 127.0.0.1:port and returns
+    everything received until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)

@@ -17,6 +17,7 @@ import pytest
 import websocket  # websocket-client
 
 from cymongoose.asgi import ASGIServer
+from conftest import raw_exchange
 
 pytestmark = pytest.mark.asyncio
 
@@ -572,19 +573,44 @@ async def test_pipelined_requests_answered_in_order():
         await send({"type": "http.response.body", "body": scope["path"].encode()})
 
     async with Running(app) as (server, port):
-        def client():
-            s = socket.create_connection(("127.0.0.1", port), timeout=HANG)
-            s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            out = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-            s.close()
-            return out
-
-        out = await blocking(client)
+        out = await blocking(raw_exchange, port,
+                             b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                             b"GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert out.count(b"HTTP/1.1 200") == 2
     assert out.index(b"/slow") < out.index(b"/fast")
+
+
+async def test_serve_runs_until_sigterm(tmp_path):
+    import signal
+    import sys
+
+    port_file = tmp_path / "app.py"
+    port_file.write_text(
+        "import socket, sys\n"
+        "from cymongoose.asgi import serve\n"
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'served'})\n"
+        "serve(app, 'http://127.0.0.1:%d' % int(sys.argv[1]))\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(port_file), str(port)], env=os.environ.copy())
+    try:
+        for _ in range(HANG * 20):
+            try:
+                assert (await blocking(get, port, "/"))[2] == b"served"
+                break
+            except ConnectionRefusedError:
+                assert proc.poll() is None
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("serve() did not start")
+        proc.send_signal(signal.SIGTERM)
+        assert await blocking(proc.wait) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

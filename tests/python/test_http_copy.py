@@ -2,14 +2,13 @@
 the ASGI adapter relies on, through a plain Manager."""
 
 import http.client
-import socket
 
 import pytest
 import websocket  # websocket-client
 
 import cymongoose
 from cymongoose import MG_EV_HTTP_MSG, MG_EV_WS_MSG, MG_EV_WS_OPEN
-from conftest import http_server, in_thread
+from conftest import http_server, in_thread, raw_exchange
 
 
 def test_copy_outlives_the_handler():
@@ -79,19 +78,6 @@ def test_ws_upgrade_later_with_a_copy():
         mgr.close()
 
 
-def raw_request(port, req):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(req)
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
-    return out
-
-
 def test_http_reply_start_status_headers_and_head():
     errors = []
 
@@ -119,18 +105,18 @@ def test_http_reply_start_status_headers_and_head():
 
     mgr, port = http_server(h)
     try:
-        out = in_thread(mgr, lambda: raw_request(
+        out = in_thread(mgr, lambda: raw_exchange(
             port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
         head, _, body = out.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 202 ")
         assert b"\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Case: Kept\r\n" in head
         assert b"Content-Type: text/plain" in head and b"Transfer-Encoding: chunked" in head
         assert body == b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
-        out = in_thread(mgr, lambda: raw_request(
+        out = in_thread(mgr, lambda: raw_exchange(
             port, b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
         head, _, body = out.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 202 ") and body == b""
-        out = in_thread(mgr, lambda: raw_request(
+        out = in_thread(mgr, lambda: raw_exchange(
             port, b"GET /bad HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
         assert out.startswith(b"HTTP/1.1 400 ")
         assert errors and "Content-Length" in errors[0]

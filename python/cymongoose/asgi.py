@@ -458,7 +458,12 @@ class ASGIServer:
         else:
             scope["method"] = msg.method
             cycle = _HttpCycle(self, conn, scope, memoryview(msg.body_bytes))
+        previous = self._cycles.get(conn.id)
         self._cycles[conn.id] = cycle
+        if previous is not None:
+            # Keep-alive: the previous request on this connection was answered;
+            # an app still in receive() for it gets http.disconnect (ASGI).
+            self._post(previous.disconnected)
         self._post(self._spawn, cycle)
 
     # -- the asyncio side ---------------------------------------------------------

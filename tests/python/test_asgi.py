@@ -614,3 +614,30 @@ async def test_serve_runs_until_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_keep_alive_previous_request_gets_disconnect():
+    told = []
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        told.append((await receive())["type"])  # after the response: waits for the end
+
+    def two_requests():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
+        for _ in range(2):
+            c.request("GET", "/")
+            assert c.getresponse().read() == b"ok"
+        c.close()
+
+    async with Running(app) as (server, port):
+        await blocking(two_requests)
+        for _ in range(HANG * 100):
+            if len(told) == 2:
+                break
+            await asyncio.sleep(0.01)
+    assert told == ["http.disconnect", "http.disconnect"]

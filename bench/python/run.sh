@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Python HTTP servers: cymongoose (the binding) against aiohttp, uvicorn (raw
-# ASGI) and gunicorn (raw WSGI; sync worker, and gthread), with libcymg's own C
+# ASGI; and cymongoose.asgi against uvicorn with a raw and a Starlette app) and gunicorn (raw WSGI; sync worker, and gthread), with libcymg's own C
 # hello server (bench/http/hello_cymg.c) as the ceiling, all in the same run so
 # they see the same machine and the same load. Every server answers GET / with
 # the 5-byte body "hello"; wrk -t1 -c50 with keep-alive drives each in turn.
@@ -79,6 +79,8 @@ start cymongoose print "$PYTHON" hello_cymongoose.py 0 && configs+=("cymongoose|
 if have aiohttp; then
   start aiohttp print "$PYTHON" hello_aiohttp.py 0 && configs+=("aiohttp|aiohttp")
 else skipped+=("aiohttp (python3-aiohttp)"); fi
+start cymongoose_asgi print "$PYTHON" serve_cymongoose_asgi.py 0 hello_asgi:app &&
+  configs+=("cymongoose.asgi (raw ASGI)|cymongoose_asgi")
 if have uvicorn; then
   http_impl=h11
   have httptools && http_impl=httptools
@@ -87,6 +89,16 @@ if have uvicorn; then
     --http "$http_impl" --loop asyncio --no-access-log --log-level warning hello_asgi:app &&
     configs+=("uvicorn (raw ASGI, $http_impl, asyncio loop)|uvicorn")
 else skipped+=("uvicorn (python3-uvicorn)"); fi
+if have starlette; then
+  start cymongoose_asgi_starlette print "$PYTHON" serve_cymongoose_asgi.py 0 hello_starlette:app &&
+    configs+=("cymongoose.asgi (Starlette)|cymongoose_asgi_starlette")
+  if have uvicorn; then
+    p=$(free_port)
+    start uvicorn_starlette "$p" "$PYTHON" -m uvicorn --host 127.0.0.1 --port "$p" --workers 1 \
+      --http "$http_impl" --loop asyncio --no-access-log --log-level warning hello_starlette:app &&
+      configs+=("uvicorn (Starlette, $http_impl, asyncio loop)|uvicorn_starlette")
+  fi
+else skipped+=("starlette (python3-starlette)"); fi
 if command -v gunicorn >/dev/null; then
   gun=$(command -v gunicorn)
   p=$(free_port)
@@ -189,6 +201,17 @@ if [ -n "${QMED[aiohttp]:-}" ]; then
   r=$(ratio "$a" "$b")
   echo "- Target cymongoose ≥ 3x aiohttp req/s: $r — $(met "$r" 3)."
 fi
+# The ASGI adapter against uvicorn, same app each (rate, then per server CPU-second).
+for pair in "cymongoose_asgi uvicorn raw ASGI" "cymongoose_asgi_starlette uvicorn_starlette Starlette"; do
+  read -r ours theirs what <<<"$pair"
+  [ -n "${MED[$ours]:-}" ] && [ -n "${MED[$theirs]:-}" ] || continue
+  read -r a b <<<"$(pick "$ours" "$theirs")"
+  r=$(ratio "$a" "$b")
+  rcpu=$(ratio "${CPU[$theirs]}" "${CPU[$ours]}")
+  goal=""
+  [ "$ours" = cymongoose_asgi ] && goal=" (target ≥ 2x: $(met "$r" 2))"
+  echo "- cymongoose.asgi ÷ uvicorn, $what: $r req/s$goal; per server CPU-second: $rcpu."
+done
 read -r a b <<<"$(pick cymongoose cymg)"
 r=$(ratio "$a" "$b")
 rcpu=$(ratio "${CPU[cymg]}" "${CPU[cymongoose]}")

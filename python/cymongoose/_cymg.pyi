@@ -236,6 +236,10 @@ class HttpMessage:
     def header_var(self, header_name: str, var_name: str) -> Optional[str]:
         """A parameter inside a header value: ``header_var("Content-Type",
         "charset")`` gives "utf-8" for ``text/html; charset=utf-8``."""
+    def copy(self) -> "HttpMessage":
+        """An HttpMessage owning a copy of this one (head and body): it stays
+        valid after the handler returns, e.g. for ``ws_upgrade()`` later, from
+        another thread. ValueError on a stale view."""
     def __bool__(self) -> bool: ...
 
 class WsMessage:
@@ -419,6 +423,13 @@ class Connection:
                    extra_headers: str = "", mime_types: str = "") -> None:
         """Answer with one file, with the same range, conditional and MIME
         handling; 404 when it cannot be opened."""
+    def http_reply_start(self, status_code: int, headers: Optional[Mapping[str, Any]] = None) -> None:
+        """Start a chunked reply with this status and headers (any object whose
+        ``items()`` gives (name, value) pairs: order and duplicates kept;
+        ``Content-Type: text/plain`` unless given); ``http_chunk()`` sends the
+        body, ``b""`` ends it. To HEAD, only the head goes out. ValueError for
+        Content-Length/Transfer-Encoding among the headers (the layer sets
+        them) or a non-final status; RuntimeError if a reply was already started."""
     def http_chunk(self, data: Data) -> None:
         """One piece of a chunked body; empty data ends it. On a server, the first
         call starts a ``200`` chunked reply if none was started. If you wrote the
@@ -652,6 +663,9 @@ class Manager:
     @property
     def wakeup_id(self) -> int:
         """Id of the internal wakeup channel, or 0 if wakeup is not enabled."""
+    def _interrupt(self) -> bool:
+        """From any thread: end a poll's wait in progress (or the next) with no
+        event. False once closed. (AsyncManager's shutdown uses it.)"""
     def close(self) -> None:
         """Close every connection (each gets ``MG_EV_CLOSE``), end the timers and
         free the loop. Idempotent. Raises RuntimeError if ``poll()`` is running

@@ -105,6 +105,7 @@ typedef struct {
 typedef struct {
   PyObject_HEAD
   const cymg_http_msg *msg; /* NULL once stale */
+  void *owned;              /* a copy() owns msg and what it points into; else NULL */
 } cymgpy_http_message;
 
 /* A view of one cymg_ws_msg, valid while its handler runs. */

@@ -864,6 +864,16 @@ static PyObject *manager_wakeup(PyObject *self, PyObject *args, PyObject *kwargs
   return r;
 }
 
+/* _interrupt(): from any thread, ends the poll's blocking wait in progress (or
+ * the next one) with no event; False once closed. For AsyncManager's shutdown:
+ * wakeup() to the channel's own id queues nothing, by design. */
+static PyObject *manager_interrupt(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  if (m->mgr == NULL || m->state == CYMGPY_CLOSING) Py_RETURN_FALSE;
+  return PyBool_FromLong(cymg_mgr_interrupt(m->mgr) == 0);
+}
+
 static PyObject *manager_timer_add(PyObject *self, PyObject *args, PyObject *kwargs) {
   cymgpy_manager *m = (cymgpy_manager *) self;
   cymgpy_lock(m);
@@ -940,6 +950,8 @@ static PyMethodDef manager_methods[] = {
      "timer_add(milliseconds, callback, *, repeat=False, run_now=False) -> Timer"},
     {"set_dns", (PyCFunction) (void (*)(void)) manager_set_dns, METH_VARARGS | METH_KEYWORDS,
      "set_dns(servers, *, timeout_ms=None, attempts=None, resolv_conf=None, hosts_file=None)"},
+    {"_interrupt", manager_interrupt, METH_NOARGS,
+     "_interrupt() -> bool: end a poll's wait now, from any thread (no event)."},
     {"close", manager_close, METH_NOARGS, "close(): close every connection and free the loop."},
     {"__enter__", manager_enter, METH_NOARGS, NULL},
     {"__exit__", manager_exit, METH_VARARGS, NULL},

@@ -14,6 +14,7 @@
  * accessor raise. */
 #include "cymg_py.h"
 
+#include <stdint.h>
 #include <string.h>
 
 PyObject *cymgpy_http_message_new(cymgpy_state *st, const cymg_http_msg *msg) {
@@ -21,11 +22,13 @@ PyObject *cymgpy_http_message_new(cymgpy_state *st, const cymg_http_msg *msg) {
   cymgpy_http_message *v = PyObject_New(cymgpy_http_message, tp);
   if (v == NULL) return NULL;
   v->msg = msg;
+  v->owned = NULL;
   return (PyObject *) v;
 }
 
 void cymgpy_http_message_done(PyObject *view) {
-  ((cymgpy_http_message *) view)->msg = NULL;
+  cymgpy_http_message *v = (cymgpy_http_message *) view;
+  if (v->owned == NULL) v->msg = NULL; /* a copy() outlives every event it is passed to */
 }
 
 /* The message behind a view, NULL once stale (no exception: see above). */
@@ -186,6 +189,65 @@ static PyObject *msg_header_var(PyObject *self, PyObject *args, PyObject *kwargs
   return cymgpy_str(out.buf, out.len);
 }
 
+/* A slice of `from` moved to the same place in `to`; other slices (empty ones
+ * pointing elsewhere) become empty slices at `to`. */
+static cymg_str rebase(cymg_str s, cymg_str from, char *to) {
+  uintptr_t p = (uintptr_t) s.buf, lo = (uintptr_t) from.buf;
+  if (s.buf != NULL && p >= lo && p - lo <= from.len && s.len <= from.len - (p - lo))
+    s.buf = to + (p - lo);
+  else if (s.len == 0)
+    s.buf = to;
+  return s;
+}
+
+/* copy(): an HttpMessage that owns a copy of the message (one allocation: the
+ * struct, the header array, the head and the body) and so stays valid after the
+ * handler returns, e.g. to call ws_upgrade() later from another thread once an
+ * application decided to accept (the ASGI adapter does). */
+static PyObject *msg_copy(PyObject *self, PyObject *unused) {
+  (void) unused;
+  const cymg_http_msg *m = live(self);
+  if (m == NULL) {
+    PyErr_SetString(PyExc_ValueError, "HttpMessage.copy(): the message is stale (its handler "
+                                      "returned); copy it inside the handler");
+    return NULL;
+  }
+  size_t hsz = m->num_headers * sizeof(cymg_http_header);
+  if (m->head.len > PY_SSIZE_T_MAX / 2 || m->body.len > PY_SSIZE_T_MAX / 2) return PyErr_NoMemory();
+  size_t total = sizeof(cymg_http_msg) + hsz + m->head.len + m->body.len + 1;
+  char *block = PyMem_Malloc(total);
+  if (block == NULL) return PyErr_NoMemory();
+  cymg_http_msg *c = (cymg_http_msg *) (void *) block;
+  cymg_http_header *hdrs = (cymg_http_header *) (void *) (block + sizeof(cymg_http_msg));
+  char *head = block + sizeof(cymg_http_msg) + hsz, *body = head + m->head.len;
+  if (m->head.len) memcpy(head, m->head.buf, m->head.len);
+  if (m->body.len) memcpy(body, m->body.buf, m->body.len);
+  body[m->body.len] = '\0';
+  *c = *m;
+  c->method = rebase(m->method, m->head, head);
+  c->uri = rebase(m->uri, m->head, head);
+  c->query = rebase(m->query, m->head, head);
+  c->proto = rebase(m->proto, m->head, head);
+  c->reason = rebase(m->reason, m->head, head);
+  c->target = rebase(m->target, m->head, head);
+  c->head = (cymg_str){head, m->head.len};
+  c->body = (cymg_str){body, m->body.len};
+  c->message = (cymg_str){head, m->head.len + m->body.len};
+  c->headers = hdrs;
+  for (size_t i = 0; i < m->num_headers; i++) {
+    hdrs[i].name = rebase(m->headers[i].name, m->head, head);
+    hdrs[i].value = rebase(m->headers[i].value, m->head, head);
+  }
+  cymgpy_http_message *v = PyObject_New(cymgpy_http_message, Py_TYPE(self));
+  if (v == NULL) {
+    PyMem_Free(block);
+    return NULL;
+  }
+  v->msg = c;
+  v->owned = block;
+  return (PyObject *) v;
+}
+
 /* ---- the type ---- */
 
 static int msg_bool(PyObject *self) { return ((cymgpy_http_message *) self)->msg != NULL; }
@@ -214,6 +276,11 @@ static void msg_dealloc(PyObject *self) {
   Py_DECREF(tp);
 }
 
+static void http_msg_dealloc(PyObject *self) {
+  PyMem_Free(((cymgpy_http_message *) self)->owned);
+  msg_dealloc(self);
+}
+
 static PyMethodDef msg_methods[] = {
     {"header", (PyCFunction) (void (*)(void)) msg_header, METH_VARARGS | METH_KEYWORDS,
      "header(name, default=None) -> str: the first header with this name (any case)."},
@@ -224,6 +291,8 @@ static PyMethodDef msg_methods[] = {
      "status() -> int: the response status, 0 for a request (None once stale)."},
     {"header_var", (PyCFunction) (void (*)(void)) msg_header_var, METH_VARARGS | METH_KEYWORDS,
      "header_var(header_name, var_name) -> str or None: e.g. charset of Content-Type."},
+    {"copy", msg_copy, METH_NOARGS,
+     "copy() -> HttpMessage: an owned copy that stays valid after the handler returns."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -241,7 +310,7 @@ static PyType_Slot msg_slots[] = {
     {Py_tp_doc, "The HTTP message of an MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG event. Valid only "
                 "while the handler runs; afterwards bool(msg) is False and its accessors give "
                 "empty values."},
-    {Py_tp_dealloc, msg_dealloc},
+    {Py_tp_dealloc, http_msg_dealloc},
     {Py_tp_repr, msg_repr},
     {Py_nb_bool, msg_bool},
     {Py_tp_methods, msg_methods},

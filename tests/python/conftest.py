@@ -111,7 +111,7 @@ def wsgi_serving(app, **kwargs):
     return cm()
 
 
-def raw_exchange(port, data, until=None, timeout=10.0):
+def raw_exchange(port, data, until=None, timeout=30.0):
     """Sends data on a fresh loopback socket and reads until `until` (bytes)
     has been seen that many times (a (needle, count) pair), or EOF."""
     deadline = time.monotonic() + timeout

@@ -423,13 +423,6 @@ class Connection:
                    extra_headers: str = "", mime_types: str = "") -> None:
         """Answer with one file, with the same range, conditional and MIME
         handling; 404 when it cannot be opened."""
-    def http_reply_start(self, status_code: int, headers: Optional[Mapping[str, Any]] = None) -> None:
-        """Start a chunked reply with this status and headers (any object whose
-        ``items()`` gives (name, value) pairs: order and duplicates kept;
-        ``Content-Type: text/plain`` unless given); ``http_chunk()`` sends the
-        body, ``b""`` ends it. To HEAD, only the head goes out. ValueError for
-        Content-Length/Transfer-Encoding among the headers (the layer sets
-        them) or a non-final status; RuntimeError if a reply was already started."""
     def http_chunk(self, data: Data) -> None:
         """One piece of a chunked body; empty data ends it. On a server, the first
         call starts a ``200`` chunked reply if none was started. If you wrote the

@@ -46,7 +46,7 @@ class ClientDisconnected(OSError):
 
 
 class _Pairs:
-    """Header pairs for Connection.reply()/http_reply_start()/ws_upgrade(): anything
+    """Header pairs for Connection.ws_upgrade(): anything
     with items() is taken, so order, case and duplicates survive."""
 
     __slots__ = ("pairs",)
@@ -125,7 +125,8 @@ class _Cycle:
 
 
 class _HttpCycle(_Cycle):
-    __slots__ = ("body", "body_read", "status", "headers", "started", "streaming", "finished")
+    __slots__ = ("body", "body_read", "status", "headers", "length", "started", "streaming",
+                 "finished")
 
     def __init__(self, server: "ASGIServer", conn: Any, scope: Dict[str, Any], body: bytes) -> None:
         super().__init__(server, conn, scope)
@@ -133,6 +134,7 @@ class _HttpCycle(_Cycle):
         self.body_read = False
         self.status = 200
         self.headers: List[Tuple[str, str]] = []
+        self.length: Optional[int] = None  # the app's Content-Length; while streaming, what is left
         self.started = False
         self.streaming = False
         self.finished = False
@@ -162,9 +164,14 @@ class _HttpCycle(_Cycle):
                 if self.started:
                     raise RuntimeError("ASGI: http.response.start sent twice")
                 self.status = int(message["status"])
-                self.headers = _headers_out(
-                    message.get("headers", ()), (b"content-length", b"transfer-encoding")
-                )
+                self.headers, self.length = [], None
+                for name, value in _headers_out(message.get("headers", ()), (b"transfer-encoding",)):
+                    if name.lower() != "content-length":
+                        self.headers.append((name, value))
+                    elif self.length is None and value.strip().isdigit():
+                        self.length = int(value)
+                if not any(name.lower() == "content-type" for name, _ in self.headers):
+                    self.headers.append(("Content-Type", "text/plain"))
                 self.started = True
             elif kind == "http.response.body":
                 if not self.started:
@@ -174,16 +181,27 @@ class _HttpCycle(_Cycle):
                 body = bytes(message.get("body", b""))
                 more = bool(message.get("more_body", False))
                 if not self.streaming and not more:
-                    conn.reply(self.status, body, _Pairs(self.headers))
+                    if self.scope["method"] == "HEAD" and self.length is not None and not body:
+                        # The head a GET would have, with the app's length, and no body.
+                        conn.http_respond(self.status, self.headers, None, self.length)
+                    else:
+                        conn.http_respond(self.status, self.headers, body)  # Content-Length: len(body)
                     self.finished = True
                     return
                 if not self.streaming:
-                    conn.http_reply_start(self.status, _Pairs(self.headers))
+                    # The app's Content-Length frames the stream when it gave one, else chunked.
+                    conn.http_respond(self.status, self.headers, None, self.length)
                     self.streaming = True
+                if self.length is not None:
+                    body = body[:self.length]  # never more than declared
+                    self.length -= len(body)
                 if body:
                     conn.http_chunk(body)
                 if not more:
-                    conn.http_chunk(b"")
+                    if self.length is None:
+                        conn.http_chunk(b"")
+                    elif self.length > 0:
+                        conn.drain()  # shorter than declared: the client sees a cut body
                     self.finished = True
                 else:
                     await self.drain()

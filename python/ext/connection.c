@@ -516,7 +516,7 @@ static PyObject *send_chunk(cymgpy_conn *w, const void *data, size_t len,
   } else if ((w->http_sent & CYMGPY_SENT_RAW) || !is_http_server(c)) {
     rc = raw_chunk(c, data, len);
   } else if ((w->http_sent & (CYMGPY_SENT_STREAM | CYMGPY_SENT_REPLY)) == CYMGPY_SENT_STREAM) {
-    /* Started by http_reply_start() for a HEAD request: the layer sent the head alone. */
+    /* Started by http_respond() for a HEAD request: the layer sent the head alone. */
     w->http_sent |= CYMGPY_SENT_DISCARD;
   } else if (w->http_sent & (CYMGPY_SENT_REPLY | CYMGPY_SENT_STREAM)) {
     return PyErr_Format(PyExc_RuntimeError,
@@ -532,58 +532,6 @@ static PyObject *send_chunk(cymgpy_conn *w, const void *data, size_t len,
   if (rc < 0) return http_rc(what, rc);
   if (len == 0 && !(w->http_sent & CYMGPY_SENT_RAW)) w->http_sent |= CYMGPY_SENT_REPLY;
   Py_RETURN_NONE;
-}
-
-/* http_reply_start(status_code, headers=None): the head of a reply whose body
- * follows with http_chunk() (chunked; b"" ends it), for a status and headers
- * other than http_chunk()'s implicit 200. Headers as for reply() (a mapping, or
- * anything whose items() gives pairs: duplicates and order kept), Content-Type
- * text/plain unless given; the layer adds Transfer-Encoding, so a Content-Length
- * among them is an error. */
-static PyObject *conn_http_reply_start(PyObject *self, PyObject *args, PyObject *kwargs) {
-  static char *kwlist[] = {"status_code", "headers", NULL};
-  int status;
-  PyObject *headers = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|O:http_reply_start", kwlist, &status, &headers))
-    return NULL;
-  PyObject *checked = cymgpy_headers_check(headers, "headers");
-  if (checked == NULL) return NULL;
-  cymgpy_conn *w = (cymgpy_conn *) self;
-  cymg_buf h;
-  cymg_buf_init(&h);
-  bool has_ctype = false;
-  PyObject *r = NULL;
-  cymg_conn *c = NULL;
-  if (status_arg(status) < 0 || format_headers(checked, &h, &has_ctype) < 0) goto out;
-  if (!has_ctype && cymg_buf_append(&h, "Content-Type: text/plain\r\n", 26) < 0) {
-    PyErr_NoMemory();
-    goto out;
-  }
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(checked); i++) {
-    PyObject *name = PyTuple_GET_ITEM(PyList_GET_ITEM(checked, i), 0);
-    const char *n = PyUnicode_AsUTF8(name);
-    if (n == NULL) goto out;
-    if (PyOS_stricmp(n, "Content-Length") == 0 || PyOS_stricmp(n, "Transfer-Encoding") == 0) {
-      PyErr_Format(PyExc_ValueError, "http_reply_start: %s is set by the layer (chunked)", n);
-      goto out;
-    }
-  }
-  if ((c = live_mut(w)) == NULL) goto out;
-  if (!is_http_server(c) || (w->http_sent & (CYMGPY_SENT_REPLY | CYMGPY_SENT_STREAM))) {
-    http_rc("http_reply_start", CYMG_ESTATE);
-    goto out;
-  }
-  int rc = cymg_http_reply_start(c, status, h.buf ? h.buf : "");
-  if (rc < 0) {
-    http_rc("http_reply_start", rc);
-    goto out;
-  }
-  w->http_sent |= CYMGPY_SENT_STREAM;
-  r = Py_NewRef(Py_None);
-out:
-  cymg_buf_free(&h);
-  Py_DECREF(checked);
-  return r;
 }
 
 static PyObject *conn_http_chunk(PyObject *self, PyObject *data) {
@@ -1137,7 +1085,6 @@ CYMGPY_LOCKED_KW(conn_serve_file)
 CYMGPY_LOCKED_KW(conn_http_sse)
 CYMGPY_LOCKED_KW(conn_http_respond)
 CYMGPY_LOCKED_KW(conn_http_set_limits)
-CYMGPY_LOCKED_KW(conn_http_reply_start)
 CYMGPY_LOCKED_KW(conn_http_basic_auth)
 CYMGPY_LOCKED_KW(conn_ws_upgrade)
 CYMGPY_LOCKED_KW(conn_ws_send)
@@ -1172,9 +1119,6 @@ static PyMethodDef conn_methods[] = {
      "files under root_dir."},
     {"serve_file", (PyCFunction) (void (*)(void)) conn_serve_file_locked, METH_VARARGS | METH_KEYWORDS,
      "serve_file(message, path, extra_headers='', mime_types=''): answer with one file."},
-    {"http_reply_start", (PyCFunction) (void (*)(void)) conn_http_reply_start_locked,
-     METH_VARARGS | METH_KEYWORDS,
-     "http_reply_start(status_code, headers=None): start a chunked reply; http_chunk() sends the body."},
     {"http_chunk", conn_http_chunk_locked, METH_O,
      "http_chunk(data): one piece of a chunked response; b'' ends it."},
     {"http_sse", (PyCFunction) (void (*)(void)) conn_http_sse_locked, METH_VARARGS | METH_KEYWORDS,

@@ -127,8 +127,7 @@ async def test_streamed_response_and_large_request_body():
         got["pieces"] = len(pieces)
         got["body"] = b"".join(pieces)
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/octet-stream"),
-                                (b"content-length", b"999")]})  # dropped: chunked
+                    "headers": [(b"content-type", b"application/octet-stream")]})
         for i in range(5):
             await send({"type": "http.response.body", "body": b"%d" % i, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -140,6 +139,44 @@ async def test_streamed_response_and_large_request_body():
     assert hdr(headers, "Transfer-Encoding") == ["chunked"]
     assert hdr(headers, "Content-Length") == []
     assert got["body"] == big and got["pieces"] > 1
+
+
+async def test_streamed_response_with_the_apps_content_length():
+    # A Content-Length from the app frames the stream (no chunked coding); bytes
+    # beyond it are cut, and a body that ends short closes the connection.
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        declared = b"4" if scope["path"] == "/exact" else b"10"
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", declared)]})
+        await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+        await send({"type": "http.response.body", "body": b"cdXX", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async with Running(app) as (server, port):
+        status, headers, body = await blocking(get, port, "/exact")
+        assert (status, body) == (200, b"abcd")
+        assert hdr(headers, "Content-Length") == ["4"]
+        assert hdr(headers, "Transfer-Encoding") == []
+        status, _, body = await blocking(get, port, "/exact", "HEAD")
+        assert (status, body) == (200, b"")
+
+        def short():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG)
+            c.request("GET", "/short")
+            r = c.getresponse()
+            try:
+                with pytest.raises(http.client.IncompleteRead):
+                    r.read()
+            finally:
+                c.close()
+            return r.status, r.getheader("Content-Length")
+
+        assert await blocking(short) == (200, "10")
+        # The server is unharmed.
+        status, _, body = await blocking(get, port, "/exact")
+        assert (status, body) == (200, b"abcd")
 
 
 async def test_head_request_streamed_has_no_body():

@@ -270,9 +270,10 @@ typedef struct cymg_mqtt_opts {
   cymg_mqtt_session *session; /* taken over (freed by the connection) */
 } cymg_mqtt_opts;
 
-/* Connects to "mqtt://HOST[:1883]", "mqtts://HOST[:8883]" (TLS: options with
- * cymg_tls_init on the connection), "ws://..." or "wss://..." (MQTT over
- * WebSocket, subprotocol "mqtt"). CONNECT is queued at once. Then:
+/* Connects to "mqtt://HOST[:1883]" or "mqtts://HOST[:8883]" (TLS: options with
+ * cymg_tls_init on the connection, the system trust store by default).
+ * ws:// and wss:// (MQTT over WebSocket) are refused with CYMG_ENOTSUP for
+ * now. CONNECT is queued at once. Then:
  * CYMG_EV_MQTT_OPEN once with the CONNACK code (int *; non-zero: the
  * connection closes after the event); CYMG_EV_MQTT_MSG for each PUBLISH
  * received (its PUBACK / PUBREC already queued; a QoS 2 message is delivered

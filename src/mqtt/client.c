@@ -8,6 +8,7 @@
 #include "cymg/mqtt.h"
 #include "cymg/rand.h"
 #include "cymg/timer.h"
+#include "cymg/url.h"
 #include "internal.h"
 
 /* An outgoing QoS 1/2 PUBLISH kept until its flow ends. */
@@ -595,6 +596,12 @@ int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts
   memset(&zero, 0, sizeof(zero));
   const cymg_mqtt_opts *o = opts ? opts : &zero;
   if (mgr == NULL || url == NULL) return CYMG_EINVAL;
+  cymg_url u;
+  if (cymg_url_parse(cymg_str_c(url), &u) == 0 &&
+      (cymg_str_case_eq(u.scheme, cymg_str_c("ws")) || cymg_str_case_eq(u.scheme, cymg_str_c("wss")))) {
+    cymg__mgr_errmsg(mgr, "'%s': MQTT over WebSocket is not supported yet", url);
+    return CYMG_ENOTSUP;
+  }
   if (o->version && o->version != CYMG_MQTT_V311 && o->version != CYMG_MQTT_V5) {
     cymg__mgr_errmsg(mgr, "MQTT: protocol level %u is not supported", o->version);
     return CYMG_EINVAL;

@@ -251,14 +251,18 @@ static void test_keepalive(void **state) {
   close_all_and_free(mgr);
 }
 
-static void test_persistent_session(void **state) {
-  (void) state;
+static void persistent_with(int version) {
   cymg_mgr *mgr = new_mgr();
   char id[64], t[100];
-  snprintf(id, sizeof(id), "cymg-persist-%s-%d", getenv("CYMG_BACKEND") ? getenv("CYMG_BACKEND") : "", (int) getpid());
+  snprintf(id, sizeof(id), "cymg-persist-%d-%s-%d", version,
+           getenv("CYMG_BACKEND") ? getenv("CYMG_BACKEND") : "", (int) getpid());
   snprintf(t, sizeof(t), "sess/%s", id);
   rec p = {0}, q = {0};
-  cymg_mqtt_opts po = {.client_id = cymg_str_c(id), .persistent = true};
+  /* 5.0: clean start off is not enough, the session must also outlive the
+   * connection (Session Expiry Interval) */
+  cymg_mqtt_opts po = {.client_id = cymg_str_c(id), .persistent = true,
+                       .version = (uint8_t) version,
+                       .session_expiry = version == CYMG_MQTT_V5 ? 60 : 0};
   cymg_conn *cp = client(mgr, "mqtt", port_tcp, &po, &p);
   wait_open(mgr, &p);
   sub(cp, t, 1);
@@ -279,10 +283,16 @@ static void test_persistent_session(void **state) {
   close_all_and_free(mgr);
   mgr = new_mgr();
   rec p3 = {0};
-  cymg_mqtt_opts clean = {.client_id = cymg_str_c(id)};
+  cymg_mqtt_opts clean = {.client_id = cymg_str_c(id), .version = (uint8_t) version};
   client(mgr, "mqtt", port_tcp, &clean, &p3);
   wait_open(mgr, &p3);
   close_all_and_free(mgr);
+}
+
+static void test_persistent_session(void **state) {
+  (void) state;
+  persistent_with(CYMG_MQTT_V311);
+  persistent_with(CYMG_MQTT_V5);
 }
 
 /* ---- against our parser-level listener ---- */
@@ -579,8 +589,22 @@ static void test_api_errors(void **state) {
   cymg_mqtt_opts badwill = {.will_topic = cymg_str_c("a/#")};
   assert_int_equal(cymg_mqtt_connect(mgr, "mqtt://127.0.0.1:1", &badwill, rec_fn, NULL, &c),
                    CYMG_EINVAL);
+  assert_int_equal(cymg_mqtt_connect(mgr, "ws://127.0.0.1:1", NULL, rec_fn, NULL, &c),
+                   CYMG_ENOTSUP);
+  assert_non_null(strstr(cymg_mgr_errmsg(mgr), "WebSocket"));
   cymg_conn *t = NULL;
   assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", NULL, NULL, &t), 0);
+  /* the inflight window: a silent peer, two unacknowledged messages at most */
+  rec r = {0};
+  cymg_mqtt_opts two = {.inflight = 2};
+  cymg_conn *w = client(mgr, "mqtt", cymg_conn_local(t)->port, &two, &r);
+  assert_true(pub(w, "a", "1", 1, false) > 0);
+  assert_true(pub(w, "a", "2", 2, false) > 0);
+  assert_int_equal(pub(w, "a", "3", 1, false), CYMG_ELIMIT);
+  assert_int_equal(pub(w, "a", "4", 0, false), 0); /* QoS 0 is not windowed */
+  assert_int_equal(cymg_mqtt_inflight(w), 2);
+  cymg_close(w);
+  assert_int_equal(pub(w, "a", "5", 0, false), CYMG_ECLOSED);
   assert_false(cymg_conn_is_mqtt(t));
   assert_int_equal(pub(t, "a", "b", 0, false), CYMG_ESTATE);
   cymg_mqtt_session *s = NULL;

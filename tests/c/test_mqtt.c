@@ -468,6 +468,92 @@ static void test_session_resend(void **state) {
   close_all_and_free(mgr);
 }
 
+/* ---- over WebSocket, against a WebSocket server speaking MQTT with the codec ---- */
+
+typedef struct {
+  int connects, pubs, acks_sent;
+  bool text_sent, protocol_ok;
+} wsbroker;
+
+static void wsb_fn(cymg_conn *c, int ev, void *ev_data) {
+  wsbroker *b = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_HTTP_MSG) {
+    cymg_str proto;
+    b->protocol_ok = cymg_ws_select_protocol(ev_data, "mqtt", &proto) == 0;
+    assert_int_equal(cymg_ws_upgrade(c, ev_data, "Sec-WebSocket-Protocol: mqtt\r\n"), 0);
+  } else if (ev == CYMG_EV_WS_MSG) {
+    const cymg_ws_msg *wm = ev_data;
+    /* what the client queued before the upgrade arrives in one message */
+    for (size_t off = 0; off < wm->data.len;) {
+    cymg_mqtt_msg m;
+    int n = cymg_mqtt_parse(wm->data.buf + off, wm->data.len - off, 4, 0, &m, NULL);
+    assert_true(n > 0);
+    off += (size_t) n;
+    if (m.cmd == CYMG_MQTT_CMD_CONNECT) {
+      b->connects++;
+      /* CONNACK and a PUBLISH, split across two messages mid-packet */
+      static const uint8_t a[] = {0x20, 2, 0, 0, 0x30, 6, 0};
+      static const uint8_t z[] = {1, 't', 'h', 'e', 'y'};
+      assert_int_equal(cymg_ws_send(c, a, sizeof(a), CYMG_WS_OP_BINARY), 0);
+      assert_int_equal(cymg_ws_send(c, z, sizeof(z), CYMG_WS_OP_BINARY), 0);
+    } else if (m.cmd == CYMG_MQTT_CMD_PUBLISH) {
+      b->pubs++;
+      uint8_t ack[] = {0x40, 2, (uint8_t) (m.id >> 8), (uint8_t) m.id};
+      assert_int_equal(cymg_ws_send(c, ack, sizeof(ack), CYMG_WS_OP_BINARY), 0);
+      b->acks_sent++;
+    } else if (m.cmd == CYMG_MQTT_CMD_PINGREQ) {
+      b->text_sent = true;
+      assert_int_equal(cymg_ws_send(c, "hi", 2, CYMG_WS_OP_TEXT), 0);
+    }
+    }
+  }
+}
+
+static void over_websocket(bool tls) {
+  cymg_mgr *mgr = new_mgr();
+  wsbroker b = {0};
+  cymg_conn *l = NULL;
+  assert_int_equal(cymg_ws_listen(mgr, tls ? "wss://127.0.0.1:0" : "ws://127.0.0.1:0", wsb_fn, &b, &l), 0);
+  if (tls) {
+    cymg_tls_opts so = {.cert = cymg_str_c(cert("server-ec.crt")),
+                        .key = cymg_str_c(cert("server-ec.key"))};
+    assert_int_equal(cymg_tls_init(l, &so), 0);
+  }
+  char url[96];
+  char a[64];
+  assert_true(cymg_addr_str(cymg_conn_local(l), true, a, sizeof(a)) > 0);
+  snprintf(url, sizeof(url), "%s://%s/mqtt", tls ? "wss" : "ws", a);
+  rec r = {0};
+  cymg_conn *c = NULL;
+  assert_int_equal(cymg_mqtt_connect(mgr, url, NULL, rec_fn, &r, &c), 0);
+  assert_true(cymg_conn_is_mqtt(c) && cymg_conn_is_ws(c));
+  if (tls) {
+    cymg_tls_opts co = {.ca = cymg_str_c(cert("ca.crt"))};
+    assert_int_equal(cymg_tls_init(c, &co), 0);
+  }
+  int id = pub(c, "w/1", "early", 1, false); /* before the upgrade: waits for it */
+  assert_true(id > 0);
+  POLL_UNTIL(mgr, r.opened && r.msgs == 1 && b.acks_sent == 1 && cymg_mqtt_inflight(c) == 0);
+  assert_true(b.protocol_ok);
+  assert_int_equal(cymg_conn_is_tls(c), tls);
+  assert_int_equal(r.open_code, 0);
+  assert_string_equal(r.topic[0], "t");
+  assert_string_equal(r.data[0], "hey");
+  assert_int_equal(b.connects, 1);
+  assert_int_equal(cymg_mqtt_ping(c), 0);
+  POLL_UNTIL(mgr, r.closed);
+  assert_true(b.text_sent);
+  assert_int_equal(r.errors, 1);
+  assert_non_null(strstr(r.err, "text WebSocket message"));
+  close_all_and_free(mgr);
+}
+
+static void test_over_websocket(void **state) {
+  (void) state;
+  over_websocket(false);
+  over_websocket(true);
+}
+
 /* ---- bad input ---- */
 
 static const uint8_t connect311[] = {0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 1, 'a'};
@@ -589,9 +675,6 @@ static void test_api_errors(void **state) {
   cymg_mqtt_opts badwill = {.will_topic = cymg_str_c("a/#")};
   assert_int_equal(cymg_mqtt_connect(mgr, "mqtt://127.0.0.1:1", &badwill, rec_fn, NULL, &c),
                    CYMG_EINVAL);
-  assert_int_equal(cymg_mqtt_connect(mgr, "ws://127.0.0.1:1", NULL, rec_fn, NULL, &c),
-                   CYMG_ENOTSUP);
-  assert_non_null(strstr(cymg_mgr_errmsg(mgr), "WebSocket"));
   cymg_conn *t = NULL;
   assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", NULL, NULL, &t), 0);
   /* the inflight window: a silent peer, two unacknowledged messages at most */
@@ -625,6 +708,7 @@ int main(void) {
       cmocka_unit_test(test_listener_v5),
       cmocka_unit_test(test_listener_silent_keepalive_timeout),
       cmocka_unit_test(test_session_resend),
+      cmocka_unit_test(test_over_websocket),
       cmocka_unit_test(test_listener_bad_input),
       cmocka_unit_test(test_client_bad_input),
       cmocka_unit_test(test_api_errors),

@@ -66,14 +66,11 @@ def test_tls_schemes_open_tls_connections(mgr, url):
     assert c.is_client  # the refusal comes later, as MG_EV_ERROR then MG_EV_CLOSE
 
 
-def test_mqtts_fails_clearly_until_mqtt_exists(mgr):
-    # https, wss and tls listen over TLS now (tests of the binding's TLS API
-    # cover them); mqtts waits for MQTT.
-    url = "mqtts://127.0.0.1:0"
-    assert "mqtts:// needs MQTT" in expect(failure(mgr.listen, url), "listen", url)
-    curl = url.replace(":0", ":1")
-    assert "mqtts:// needs MQTT" in expect(failure(mgr.connect, curl), "connect", curl)
-    assert mgr.connections == ()
+def test_mqtts_listens_over_tls(mgr):
+    # https, wss, tls and (since MQTT exists) mqtts listen over TLS.
+    c = mgr.listen("mqtts://127.0.0.1:0")
+    assert c.is_listening and c.local_addr[1] != 0
+    c.close()
 
 
 def test_ws_connect_failures(mgr):

@@ -12,6 +12,7 @@
 #include "util.h"
 #include "http.h"
 #include "ws.h"
+#include "mqtt.h"
 #include "sntp.h"
 #include "dns.h"
 #include "tls.h"

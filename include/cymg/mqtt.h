@@ -143,7 +143,7 @@ typedef struct cymg_mqtt_msg {
   bool dup, retain, session_present;
   /* CONNECT only. has_* say whether the optional fields are present (a
    * present field may be empty). */
-  struct {
+  struct cymg_mqtt_connect_fields {
     cymg_str client_id, username, password;
     cymg_str will_topic, will_payload, will_props; /* will_props: v5 will properties */
     uint16_t keepalive;                             /* seconds */

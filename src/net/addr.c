@@ -91,7 +91,8 @@ int cymg__resolve_url(cymg_mgr *mgr, const char *url, cymg_url *u, cymg_addr *ad
  * until a protocol layer is asked for, and the TLS ones (tls, https, wss) over
  * TLS; otherwise the URL must have that scheme or its TLS form ("http" takes
  * "https" too, "ws" "wss"): a protocol entry point. *tls says whether TLS goes
- * under it. mqtts:// is refused until MQTT exists, unknown schemes always. */
+ * under it (mqtts:// is TLS on 8883; cymg_mqtt_connect/listen put MQTT on top).
+ * Unknown schemes are always refused. */
 static int sock_url(cymg_mgr *mgr, const char *url, const char *scheme, bool *udp, bool *tls,
                     cymg_addr *addr, char *host, size_t host_len) {
   cymg_url u;
@@ -100,10 +101,6 @@ static int sock_url(cymg_mgr *mgr, const char *url, const char *scheme, bool *ud
   unsigned flags = cymg_url_scheme_flags(u.scheme);
   *udp = (flags & CYMG_URL_UDP) != 0;
   *tls = (flags & CYMG_URL_TLS) != 0;
-  if (cymg_str_case_eq(u.scheme, cymg_str_c("mqtts"))) {
-    cymg__mgr_errmsg(mgr, "'%s': mqtts:// needs MQTT, which is not supported yet", url);
-    return CYMG_ENOTSUP;
-  }
 #if !CYMG_TLS
   if (*tls) {
     cymg__mgr_errmsg(mgr, "'%s': built without TLS (CYMG_TLS=OFF)", url);

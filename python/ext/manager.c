@@ -671,10 +671,11 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   bool attach = false;
   bool is_http = sep && scheme_is(url, slen, "http");
   bool is_ws = sep && scheme_is(url, slen, "ws");
-  if (sep && cymg_url_is_tls(cymg_str_n(url, slen))) {
-    /* https://, wss://, ...: cymg_listen/connect refuse them with the reason. */
-  } else if (is_listen && want_http != 1 && sep && scheme_is(url, slen, "mqtt")) {
+  if (is_listen && want_http != 1 && sep &&
+      (scheme_is(url, slen, "mqtt") || scheme_is(url, slen, "mqtts"))) {
     fn = cymg_mqtt_listen; /* the parser-level listener, as mqtt_listen() */
+  } else if (sep && cymg_url_is_tls(cymg_str_n(url, slen))) {
+    /* https://, wss://, ...: TLS under the scheme's layer, as cymg_listen/connect do. */
   } else if (is_ws && want_http != 0) {
     fn = is_listen ? cymg_ws_listen : cymg_ws_connect;
   } else if ((is_http || is_ws) && want_http == 0) {

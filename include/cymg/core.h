@@ -171,9 +171,9 @@ CYMG_API void *cymg_mgr_userdata(const cymg_mgr *mgr);
 /* Listens on url: "tcp://HOST:PORT" or "udp://HOST:PORT" with an IPv4 or [IPv6]
  * literal, "localhost", or a name from the hosts file. Other schemes of the URL
  * table (cymg_url_scheme_flags) use their transport and default port with no
- * protocol layer (mqtt:// is plain TCP on 1883, sntp:// UDP); tls://, https://
- * and wss:// listen over TLS (options from cymg_tls_init, see tls.h), mqtts://
- * fails with CYMG_ENOTSUP until MQTT exists, unknown ones with CYMG_ESCHEME. Port 0
+ * protocol layer (mqtt:// is plain TCP on 1883: MQTT is cymg_mqtt_listen's, sntp://
+ * UDP); tls://, https://, wss:// and mqtts:// listen over TLS (options from
+ * cymg_tls_init, see tls.h), unknown schemes fail with CYMG_ESCHEME. Port 0
  * lets the OS choose (read it back with cymg_conn_local()). fn/fn_data become the listener's handler
  * and are inherited by accepted connections. OPEN fires before the call returns.
  * Returns 0 and sets *out (may be NULL) on success; on failure a negative code, a

@@ -270,9 +270,13 @@ typedef struct cymg_mqtt_opts {
   cymg_mqtt_session *session; /* taken over (freed by the connection) */
 } cymg_mqtt_opts;
 
-/* Connects to "mqtt://HOST[:1883]", "mqtts://HOST[:8883]" (TLS: options with
- * cymg_tls_init on the connection), "ws://..." or "wss://..." (MQTT over
- * WebSocket, subprotocol "mqtt"). CONNECT is queued at once. Then:
+/* Connects to "mqtt://HOST[:1883]" or "mqtts://HOST[:8883]" (TLS: options with
+ * cymg_tls_init on the connection, the system trust store by default).
+ * "ws://HOST/PATH" or "wss://..." is MQTT over WebSocket (subprotocol "mqtt",
+ * one packet per binary message, packets may span messages on input; the
+ * WebSocket layer's WS_CTL events still reach fn, WS_OPEN and WS_MSG do not).
+ * CONNECT is queued at once (over WebSocket: sent when the upgrade is done).
+ * Then:
  * CYMG_EV_MQTT_OPEN once with the CONNACK code (int *; non-zero: the
  * connection closes after the event); CYMG_EV_MQTT_MSG for each PUBLISH
  * received (its PUBACK / PUBREC already queued; a QoS 2 message is delivered

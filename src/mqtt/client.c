@@ -8,7 +8,9 @@
 #include "cymg/mqtt.h"
 #include "cymg/rand.h"
 #include "cymg/timer.h"
+#include "cymg/url.h"
 #include "internal.h"
+#include "ws/ws_internal.h"
 
 /* An outgoing QoS 1/2 PUBLISH kept until its flow ends. */
 typedef struct outmsg {
@@ -42,15 +44,33 @@ typedef struct {
   bool failed;
   bool rx_since_ping, ping_out;
   cymg_timer_id timer;
+  /* MQTT over WebSocket: packets go out one per binary message; what is sent
+   * before the upgrade completes waits in pre; received message bytes collect
+   * in in (a packet may span messages, a message hold several packets). */
+  bool ws;
+  cymg_buf pre, in;
 } mqtt_state;
 
 #define DEFAULT_INFLIGHT 64
 #define DEFAULT_MAX_PACKET (1u << 20)
 
-static const cymg_proto mqtt_proto;
+static const cymg_proto mqtt_proto, mqtt_ws_inner;
 
 static mqtt_state *mq_of(const cymg_conn *c) {
-  return (c && c->proto == &mqtt_proto) ? c->proto_state : NULL;
+  if (c == NULL) return NULL;
+  if (c->proto == &mqtt_proto) return c->proto_state;
+  cymg__ws *ws = cymg__ws_of(c);
+  return (ws && ws->inner == &mqtt_ws_inner) ? ws->inner_state : NULL;
+}
+
+/* Queues one encoded packet on the connection's transport. */
+static int xmit(cymg_conn *c, mqtt_state *mq, const void *p, size_t n) {
+  if (!mq->ws) return cymg_send(c, p, n);
+  cymg__ws *ws = cymg__ws_of(c);
+  if (ws && ws->open) return cymg_ws_send(c, p, n, CYMG_WS_OP_BINARY);
+  if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return CYMG_ECLOSED;
+  if (mq->pre.len + n > c->send_limit) return CYMG_ELIMIT;
+  return cymg_buf_append(&mq->pre, p, n);
 }
 
 static void session_clear(cymg_mqtt_session *s) {
@@ -73,6 +93,8 @@ static void mqtt_free(void *state) {
   mqtt_state *mq = state;
   disarm(mq);
   session_clear(&mq->s);
+  cymg_buf_free(&mq->pre);
+  cymg_buf_free(&mq->in);
   free(mq);
 }
 
@@ -83,11 +105,11 @@ static int send_msg(cymg_conn *c, mqtt_state *mq, const cymg_mqtt_msg *m) {
   uint8_t small[256];
   int n = cymg_mqtt_encode(m, mq->version, small, sizeof(small));
   if (n < 0) return n;
-  if ((size_t) n <= sizeof(small)) return cymg_send(c, small, (size_t) n);
+  if ((size_t) n <= sizeof(small)) return xmit(c, mq, small, (size_t) n);
   uint8_t *big = malloc((size_t) n);
   if (big == NULL) return CYMG_ENOMEM;
   int rc = cymg_mqtt_encode(m, mq->version, big, (size_t) n);
-  if (rc >= 0) rc = cymg_send(c, big, (size_t) n);
+  if (rc >= 0) rc = xmit(c, mq, big, (size_t) n);
   free(big);
   return rc;
 }
@@ -187,7 +209,7 @@ int cymg_mqtt_pub(cymg_conn *c, cymg_str topic, cymg_str data, int qos, bool ret
   }
   rc = cymg_mqtt_encode(&m, mq->version, o->pkt, (size_t) n);
   free(pb);
-  if (rc >= 0) rc = cymg_send(c, o->pkt, (size_t) n);
+  if (rc >= 0) rc = xmit(c, mq, o->pkt, (size_t) n);
   if (rc < 0) {
     free(o);
     return rc;
@@ -359,7 +381,7 @@ static int on_connack(cymg_conn *c, mqtt_state *mq, const cymg_mqtt_msg *m) {
         rc = ack(c, mq, CYMG_MQTT_CMD_PUBREL, o->id);
       } else {
         o->pkt[0] |= 0x08; /* DUP */
-        rc = cymg_send(c, o->pkt, o->len);
+        rc = xmit(c, mq, o->pkt, o->len);
       }
       if (rc < 0) return rc;
       o->old = false;
@@ -475,7 +497,7 @@ static bool handle(cymg_conn *c, mqtt_state *mq, cymg_mqtt_msg *m) {
 static void mqtt_read(cymg_conn *c, mqtt_state *mq) {
   while (!mq->failed && !(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) &&
          !cymg__conn_out_full(c)) {
-    cymg_str d = cymg_conn_recv_data(c);
+    cymg_str d = mq->ws ? cymg_str_n(mq->in.buf, mq->in.len) : cymg_conn_recv_data(c);
     if (d.len == 0) break;
     cymg_mqtt_msg m;
     cymg_mqtt_err e;
@@ -488,7 +510,8 @@ static void mqtt_read(cymg_conn *c, mqtt_state *mq) {
     }
     mq->rx_since_ping = true;
     bool go = handle(c, mq, &m);
-    if (mq_of(c) == mq) cymg_conn_consume(c, (size_t) rc);
+    if (mq_of(c) == mq && mq->ws) cymg_buf_del(&mq->in, 0, (size_t) rc);
+    else if (mq_of(c) == mq) cymg_conn_consume(c, (size_t) rc);
     if (!go) return;
   }
 }
@@ -524,6 +547,42 @@ static bool mqtt_event(cymg_conn *c, int ev, void *ev_data) {
     default: return false;
   }
 }
+
+/* The inner protocol of an MQTT-over-WebSocket client (see cymg__ws.inner). */
+static bool mqtt_ws_event(cymg_conn *c, int ev, void *ev_data) {
+  mqtt_state *mq = mq_of(c);
+  if (mq == NULL) return false;
+  if (ev == CYMG_EV_WS_OPEN) {
+    int rc = mq->pre.len ? cymg_ws_send(c, mq->pre.buf, mq->pre.len, CYMG_WS_OP_BINARY) : 0;
+    cymg_buf_free(&mq->pre);
+    if (rc < 0) fail(c, mq, CYMG_MQTT_RC_UNSPECIFIED, "CONNECT not queued");
+    return true;
+  }
+  if (ev == CYMG_EV_WS_MSG) {
+    const cymg_ws_msg *m = ev_data;
+    if (mq->failed) return true;
+    if (CYMG_WS_OPCODE(m->flags) != CYMG_WS_OP_BINARY) {
+      fail(c, mq, CYMG_MQTT_RC_MALFORMED, "text WebSocket message (MQTT needs binary)");
+      return true;
+    }
+    if (mq->in.len + m->data.len > (size_t) mq->max_packet + 5) {
+      fail(c, mq, CYMG_MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
+      return true;
+    }
+    if (cymg_buf_append(&mq->in, m->data.buf, m->data.len) < 0) {
+      fail(c, mq, CYMG_MQTT_RC_UNSPECIFIED, "out of memory");
+      return true;
+    }
+    mq->rx_since_ping = true;
+    mqtt_read(c, mq);
+    return true;
+  }
+  if (ev == CYMG_EV_WRITE && mq->in.len && !mq->failed && !cymg__conn_out_full(c)) mqtt_read(c, mq);
+  if (ev == CYMG_EV_CLOSE) disarm(mq);
+  return false;
+}
+
+static const cymg_proto mqtt_ws_inner = {"mqtt-ws", mqtt_ws_event, mqtt_free, NULL};
 
 static void *mqtt_accept(cymg_conn *child, cymg_conn *lsn) {
   mqtt_state *l = mq_of(lsn), *mq = calloc(1, sizeof(*mq));
@@ -595,6 +654,10 @@ int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts
   memset(&zero, 0, sizeof(zero));
   const cymg_mqtt_opts *o = opts ? opts : &zero;
   if (mgr == NULL || url == NULL) return CYMG_EINVAL;
+  cymg_url u;
+  bool over_ws = cymg_url_parse(cymg_str_c(url), &u) == 0 &&
+                 (cymg_str_case_eq(u.scheme, cymg_str_c("ws")) ||
+                  cymg_str_case_eq(u.scheme, cymg_str_c("wss")));
   if (o->version && o->version != CYMG_MQTT_V311 && o->version != CYMG_MQTT_V5) {
     cymg__mgr_errmsg(mgr, "MQTT: protocol level %u is not supported", o->version);
     return CYMG_EINVAL;
@@ -623,16 +686,27 @@ int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts
     return n;
   }
   cymg_conn *c;
-  rc = cymg__connect_url(mgr, url, "mqtt", fn, fn_data, &c);
+  rc = over_ws ? cymg_ws_connect(mgr, url, fn, fn_data, &c)
+               : cymg__connect_url(mgr, url, "mqtt", fn, fn_data, &c);
   if (rc < 0) {
     if (pkt != small) free(pkt);
     free(mq);
     return rc;
   }
   mq->c = c;
-  cymg_conn_set_proto(c, &mqtt_proto, mq);
+  mq->ws = over_ws;
+  if (over_ws) {
+    cymg__ws *ws = cymg__ws_of(c);
+    ws->inner = &mqtt_ws_inner;
+    ws->inner_state = mq;
+    if (cymg_ws_set_request_headers(c, "Sec-WebSocket-Protocol: mqtt\r\n") < 0 ||
+        cymg_ws_set_max_message(c, (uint64_t) mq->max_packet + 5) < 0)
+      cymg__conn_fail_later(c, "MQTT: WebSocket set-up failed");
+  } else {
+    cymg_conn_set_proto(c, &mqtt_proto, mq);
+  }
   if (c->recv_limit < mq->max_packet) cymg_conn_set_limits(c, mq->max_packet, 0);
-  rc = cymg_send(c, pkt, (size_t) n);
+  rc = xmit(c, mq, pkt, (size_t) n);
   if (pkt != small) free(pkt);
   if (rc < 0) {
     cymg__conn_fail_later(c, "MQTT: CONNECT not queued: %s", cymg_strerror(rc));

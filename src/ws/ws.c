@@ -63,6 +63,7 @@ void cymg__ws_free(void *state) {
   if (ws->timer) cymg_timer_cancel(ws->mgr, ws->timer);
   if (ws->old_proto && ws->old_proto->free_state && ws->old_state)
     ws->old_proto->free_state(ws->old_state);
+  if (ws->inner && ws->inner->free_state && ws->inner_state) ws->inner->free_state(ws->inner_state);
   cymg__wsz_free(ws->z);
   cymg_buf_free(&ws->inflated);
   cymg_buf_free(&ws->zout);
@@ -484,6 +485,10 @@ static bool ws_event(cymg_conn *c, int ev, void *ev_data) {
   (void) ev_data;
   cymg__ws *ws = cymg_conn_proto_state(c);
   if (ws == NULL) return false;
+  if (ws->inner && (ev == CYMG_EV_WS_OPEN || ev == CYMG_EV_WS_MSG || ev == CYMG_EV_WS_CTL ||
+                    ev == CYMG_EV_WRITE || ev == CYMG_EV_CLOSE) &&
+      ws->inner->on_event(c, ev, ev_data))
+    return true;
   if (!ws->open) return cymg__ws_client_event(c, ws, ev);
   switch (ev) {
     case CYMG_EV_READ:

@@ -67,6 +67,11 @@ typedef struct cymg__ws {
    * request stays readable until the HTTP_MSG handler returns */
   const cymg_proto *old_proto;
   void *old_state;
+  /* A protocol carried in the messages (MQTT over WebSocket): its on_event sees
+   * WS_OPEN, WS_MSG, WS_CTL, WRITE and CLOSE first and hides the ones it
+   * returns true for from the user; its state is freed with this one. */
+  const cymg_proto *inner;
+  void *inner_state;
   /* receiving: the message being assembled sits at the front of the receive
    * buffer, [0, have); bytes not yet parsed start at raw (>= have) */
   cymg_ws_reader rd;

@@ -129,6 +129,14 @@ def raw_exchange(port, data, until=None, timeout=10.0):
             got += chunk
 
 
+def peer_env():
+    """The environment for peer programs (mosquitto, node...): without the
+    sanitizer runtime an ASan run preloads for our extension."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 class Mosquitto:
     """A mosquitto broker of our own (tcp, websockets and TLS listeners on free
     loopback ports), started from its own config in a temporary folder."""
@@ -158,7 +166,7 @@ class Mosquitto:
                 f"keyfile {os.path.join(self.certs, 'server-ec.key')}\n")
         self.log = open(os.path.join(folder, "mosquitto.log"), "w+")
         self.proc = subprocess.Popen(["mosquitto", "-c", conf, "-v"], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=peer_env())
         deadline = time.monotonic() + 15
         for port in (self.port, self.ws_port, self.tls_port):
             while True:

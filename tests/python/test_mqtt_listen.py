@@ -14,7 +14,7 @@ import pytest
 import cymongoose
 from cymongoose import MG_EV_CLOSE, MG_EV_ERROR, MG_EV_MQTT_CMD, MG_EV_MQTT_MSG
 
-from conftest import in_thread, paho_client, poll_until
+from conftest import in_thread, paho_client, peer_env, poll_until
 
 pytestmark = pytest.mark.skipif(not hasattr(cymongoose.Manager, "mqtt_listen"),
                                 reason="the binding has no MQTT yet (issue 13)")
@@ -249,7 +249,7 @@ def test_node_mqtt_through_our_mini_broker(mgr):
         "c.on('error', (e) => { console.error(String(e)); process.exit(1); });")
     out = in_thread(mgr, lambda: subprocess.run([shutil.which("node"), "-e", script],
                                                 cwd=NODE_DIR, capture_output=True, text=True,
-                                                timeout=30))
+                                                timeout=30, env=peer_env()))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "n/x=hi"
     assert b.connects[0][0] == "node-1"

@@ -9,6 +9,8 @@ import pytest
 
 import cymongoose
 
+from conftest import free_port, peer_env
+
 TIMEOUT = 20
 
 
@@ -38,7 +40,7 @@ def mosquitto_sub(broker, topic, count, *extra):
     came (-d prints "Client ... received SUBACK")."""
     p = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t",
                           topic, "-C", str(count), "-d", *extra], stdout=subprocess.PIPE,
-                         text=True)
+                         text=True, env=peer_env())
     guarded(p)
     for line in p.stdout:
         if "received SUBACK" in line:
@@ -75,7 +77,8 @@ def test_sub_several_topics_live_messages(mosquitto):
     assert p.stdout.readline() == "ready\n"
     for topic, msg in (("tool/other/x/y", "two"), ("tool/multi/a", "three")):
         subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-t",
-                        topic, "-m", msg, "-q", "1"], check=True, timeout=TIMEOUT)
+                        topic, "-m", msg, "-q", "1"], check=True, timeout=TIMEOUT,
+                       env=peer_env())
     rest, err = p.communicate(timeout=TIMEOUT)
     assert p.returncode == 0, err
     assert rest == "two\nthree\n"
@@ -93,8 +96,6 @@ def test_usage_errors_exit_2(mosquitto):
 
 
 def test_failures_exit_1(mosquitto):
-    from conftest import free_port
-
     out = run("pub", "mqtt://127.0.0.1:%d" % free_port(), "t", "m")
     assert out.returncode == 1 and "refused" in out.stderr.lower()
     out = run("sub", "bogus://127.0.0.1:1", "t")

@@ -253,3 +253,63 @@ def test_node_mqtt_through_our_mini_broker(mgr):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "n/x=hi"
     assert b.connects[0][0] == "node-1"
+
+
+def test_client_keepalive_timeout_against_a_silent_listener(mgr):
+    # Our listener answers CONNECT but never PINGREQ: the client's keep-alive
+    # fails the connection with ERROR "keep-alive timeout", then CLOSE.
+    pings, client = [], []
+
+    def server(conn, ev, data):
+        if ev == MG_EV_MQTT_CMD and data.cmd == CONNECT:
+            conn.mqtt_connack(0)
+        elif ev == MG_EV_MQTT_CMD and data.cmd == PINGREQ:
+            pings.append(data.cmd)
+
+    def cli(conn, ev, data):
+        if ev in (cymongoose.MG_EV_MQTT_OPEN, MG_EV_ERROR, MG_EV_CLOSE):
+            client.append((ev, data))
+
+    lsn = mgr.mqtt_listen("mqtt://127.0.0.1:0", handler=server)
+    mgr.mqtt_connect("mqtt://127.0.0.1:%d" % lsn.local_addr[1], handler=cli, keepalive=1)
+    poll_until(mgr, lambda: client and client[-1][0] == MG_EV_CLOSE, timeout=15)
+    assert client == [(cymongoose.MG_EV_MQTT_OPEN, 0), (MG_EV_ERROR, "keep-alive timeout"),
+                      (MG_EV_CLOSE, None)]
+    assert pings  # the PINGREQ went out and was seen unanswered
+
+
+def test_v5_connect_and_subscribe_seen_by_listener(mgr):
+    # Our client (v5, CONNECT and will properties, a user property on
+    # SUBSCRIBE) against our listener: the program sees every field.
+    seen = {}
+
+    def server(conn, ev, data):
+        if ev == MG_EV_MQTT_CMD and data.cmd == CONNECT:
+            seen["connect"] = (data.version, data.client_id, data.keepalive, data.will_topic,
+                               data.will_message, data.properties(), data.will_properties())
+            conn.mqtt_connack(0, properties=[{"id": 0x21, "iv": 10}])  # receive maximum
+        elif ev == MG_EV_MQTT_CMD and data.cmd == SUBSCRIBE:
+            seen["sub"] = (data.subscriptions(), data.properties())
+            conn.mqtt_suback(data.id, [1])
+
+    def cli(conn, ev, data):
+        if ev == cymongoose.MG_EV_MQTT_OPEN:
+            seen["open"] = data
+            conn.mqtt_sub("v5/#", qos=1, properties=[{"id": 0x26, "key": "k", "val": "v"}])
+        elif ev == MG_EV_MQTT_CMD and data.cmd == 9:  # SUBACK
+            seen["suback"] = (data.id, data.codes())
+
+    lsn = mgr.mqtt_listen("mqtt://127.0.0.1:0", handler=server)
+    mgr.mqtt_connect("mqtt://127.0.0.1:%d" % lsn.local_addr[1], handler=cli, client_id="v5c",
+                     keepalive=33, version=5, will_topic="w", will_message="gone",
+                     will_properties=[{"id": 0x18, "iv": 5}],
+                     properties=[{"id": 0x27, "iv": 65536}])
+    poll_until(mgr, lambda: "suback" in seen)
+    version, cid, ka, wt, wm, props, wprops = seen["connect"]
+    assert (version, cid, ka, wt, wm) == (5, "v5c", 33, "w", b"gone")
+    assert {"id": 0x27, "iv": 65536} in props
+    assert wprops == [{"id": 0x18, "iv": 5}]
+    assert seen["open"] == 0
+    assert seen["sub"][0] == [("v5/#", 1)]
+    assert {"id": 0x26, "key": "k", "val": "v"} in seen["sub"][1]
+    assert seen["suback"][1] == [1]

@@ -146,7 +146,7 @@ typedef struct cymg_mqtt_msg {
   struct cymg_mqtt_connect_fields {
     cymg_str client_id, username, password;
     cymg_str will_topic, will_payload, will_props; /* will_props: v5 will properties */
-    uint16_t keepalive;                             /* seconds */
+    uint16_t keepalive;                            /* seconds */
     uint8_t will_qos;
     bool has_will, will_retain, has_username, has_password, clean;
   } connect;
@@ -182,8 +182,7 @@ CYMG_API size_t cymg_mqtt_varint_encode(uint8_t out[4], uint32_t value);
  * wildcard in a PUBLISH topic, ...) or CYMG_ELIMIT (too large), with *err
  * filled (err may be NULL). Reads no byte outside buf[0..len). Thread-safe. */
 CYMG_API CYMG_NODISCARD int cymg_mqtt_parse(const void *buf, size_t len, int version,
-                                            size_t max_size, cymg_mqtt_msg *m,
-                                            cymg_mqtt_err *err);
+                                            size_t max_size, cymg_mqtt_msg *m, cymg_mqtt_err *err);
 
 /* Encodes m (as cymg_mqtt_parse would have produced it: cmd, the fields of
  * that packet type, props as a raw block, filters as a raw SUBSCRIBE /
@@ -203,8 +202,8 @@ CYMG_API CYMG_NODISCARD int cymg_mqtt_next_prop(cymg_str props, size_t *ofs, cym
 /* Encodes n properties as a block (no length prefix) into out[0..cap). Returns
  * the block's length (as cymg_mqtt_encode when over cap) or CYMG_EINVAL for an
  * unknown id, a value out of its type's range or invalid UTF-8. */
-CYMG_API CYMG_NODISCARD int cymg_mqtt_props_encode(const cymg_mqtt_prop *props, size_t n,
-                                                   void *out, size_t cap);
+CYMG_API CYMG_NODISCARD int cymg_mqtt_props_encode(const cymg_mqtt_prop *props, size_t n, void *out,
+                                                   size_t cap);
 /* The value type of a property id (CYMG_MQTT_PROP_TYPE_*), or -1 when unknown. */
 CYMG_API int cymg_mqtt_prop_type(uint8_t id);
 
@@ -246,10 +245,10 @@ typedef struct cymg_mqtt_session cymg_mqtt_session;
  * will, clean session, keep-alive 60 s... (see each field). Strings are
  * copied by cymg_mqtt_connect. */
 typedef struct cymg_mqtt_opts {
-  cymg_str client_id;           /* empty: a random one "cymg-" + 16 hex digits */
-  cymg_str username, password;  /* empty: not sent (a password needs a username
-                                   in 3.1.1) */
-  cymg_str will_topic;          /* empty: no will */
+  cymg_str client_id;          /* empty: a random one "cymg-" + 16 hex digits */
+  cymg_str username, password; /* empty: not sent (a password needs a username
+                                  in 3.1.1) */
+  cymg_str will_topic;         /* empty: no will */
   cymg_str will_payload;
   const cymg_mqtt_prop *will_props; /* 5.0 only */
   size_t num_will_props;
@@ -262,11 +261,11 @@ typedef struct cymg_mqtt_opts {
   uint8_t version;         /* 0 or CYMG_MQTT_V311: 3.1.1; CYMG_MQTT_V5 */
   uint8_t will_qos;
   bool will_retain;
-  bool persistent; /* clean session / clean start off (zeroed: clean) */
-  uint16_t inflight;   /* outgoing QoS 1/2 messages unacknowledged at once;
-                          further pub calls fail with CYMG_ELIMIT. 0: 64 */
-  uint32_t max_packet; /* largest incoming packet; 0: 1 MiB (also the
-                          receive buffer's limit) */
+  bool persistent;            /* clean session / clean start off (zeroed: clean) */
+  uint16_t inflight;          /* outgoing QoS 1/2 messages unacknowledged at once;
+                                 further pub calls fail with CYMG_ELIMIT. 0: 64 */
+  uint32_t max_packet;        /* largest incoming packet; 0: 1 MiB (also the
+                                 receive buffer's limit) */
   cymg_mqtt_session *session; /* taken over (freed by the connection) */
 } cymg_mqtt_opts;
 

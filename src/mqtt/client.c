@@ -84,7 +84,8 @@ static void session_clear(cymg_mqtt_session *s) {
 
 static void disarm(mqtt_state *mq) {
   /* CYMG_ENOTFOUND only means the timer had ended already: nothing to undo. */
-  if (mq->timer && cymg_timer_active(mq->mgr, mq->timer) && cymg_timer_cancel(mq->mgr, mq->timer) < 0)
+  if (mq->timer && cymg_timer_active(mq->mgr, mq->timer) &&
+      cymg_timer_cancel(mq->mgr, mq->timer) < 0)
     CYMG__DEBUG("MQTT timer already gone");
   mq->timer = 0;
 }
@@ -105,11 +106,11 @@ static int send_msg(cymg_conn *c, mqtt_state *mq, const cymg_mqtt_msg *m) {
   uint8_t small[256];
   int n = cymg_mqtt_encode(m, mq->version, small, sizeof(small));
   if (n < 0) return n;
-  if ((size_t) n <= sizeof(small)) return xmit(c, mq, small, (size_t) n);
-  uint8_t *big = malloc((size_t) n);
+  if ((size_t)n <= sizeof(small)) return xmit(c, mq, small, (size_t)n);
+  uint8_t *big = malloc((size_t)n);
   if (big == NULL) return CYMG_ENOMEM;
-  int rc = cymg_mqtt_encode(m, mq->version, big, (size_t) n);
-  if (rc >= 0) rc = xmit(c, mq, big, (size_t) n);
+  int rc = cymg_mqtt_encode(m, mq->version, big, (size_t)n);
+  if (rc >= 0) rc = xmit(c, mq, big, (size_t)n);
   free(big);
   return rc;
 }
@@ -123,14 +124,14 @@ static int props_block(const mqtt_state *mq, const cymg_mqtt_prop *props, size_t
   if (props == NULL || mq->version != CYMG_MQTT_V5) return CYMG_EINVAL;
   int len = cymg_mqtt_props_encode(props, n, NULL, 0);
   if (len < 0) return len;
-  if ((*out = malloc((size_t) len ? (size_t) len : 1)) == NULL) return CYMG_ENOMEM;
-  int rc = cymg_mqtt_props_encode(props, n, *out, (size_t) len);
+  if ((*out = malloc((size_t)len ? (size_t)len : 1)) == NULL) return CYMG_ENOMEM;
+  int rc = cymg_mqtt_props_encode(props, n, *out, (size_t)len);
   if (rc < 0) {
     free(*out);
     *out = NULL;
     return rc;
   }
-  *blk = cymg_str_n(*out, (size_t) len);
+  *blk = cymg_str_n(*out, (size_t)len);
   return 0;
 }
 
@@ -193,7 +194,7 @@ int cymg_mqtt_pub(cymg_conn *c, cymg_str topic, cymg_str data, int qos, bool ret
   m.cmd = CYMG_MQTT_CMD_PUBLISH;
   m.topic = topic;
   m.data = data;
-  m.qos = (uint8_t) qos;
+  m.qos = (uint8_t)qos;
   m.retain = retain;
   m.id = qos ? new_id(mq) : 0;
   if (qos == 0) {
@@ -202,22 +203,22 @@ int cymg_mqtt_pub(cymg_conn *c, cymg_str topic, cymg_str data, int qos, bool ret
     return rc < 0 ? rc : 0;
   }
   int n = cymg_mqtt_encode(&m, mq->version, NULL, 0);
-  outmsg *o = n < 0 ? NULL : malloc(sizeof(*o) + (size_t) n);
+  outmsg *o = n < 0 ? NULL : malloc(sizeof(*o) + (size_t)n);
   if (n < 0 || o == NULL) {
     free(pb);
     return n < 0 ? n : CYMG_ENOMEM;
   }
-  rc = cymg_mqtt_encode(&m, mq->version, o->pkt, (size_t) n);
+  rc = cymg_mqtt_encode(&m, mq->version, o->pkt, (size_t)n);
   free(pb);
-  if (rc >= 0) rc = xmit(c, mq, o->pkt, (size_t) n);
+  if (rc >= 0) rc = xmit(c, mq, o->pkt, (size_t)n);
   if (rc < 0) {
     free(o);
     return rc;
   }
   o->id = m.id;
-  o->qos = (uint8_t) qos;
+  o->qos = (uint8_t)qos;
   o->released = o->old = false;
-  o->len = (size_t) n;
+  o->len = (size_t)n;
   /* Appended, so a resend keeps the original order. */
   outmsg **tail = &mq->s.out;
   while (*tail) tail = &(*tail)->next;
@@ -241,7 +242,7 @@ static int sub_unsub(cymg_conn *c, uint8_t cmd, cymg_str filter, int opts,
   memset(&m, 0, sizeof(m));
   if ((rc = props_block(mq, props, n, &pb, &m.props)) < 0) return rc;
   m.cmd = cmd;
-  m.filters = cymg_str_n(fb, (size_t) fl);
+  m.filters = cymg_str_n(fb, (size_t)fl);
   m.id = new_id(mq);
   rc = send_msg(c, mq, &m);
   free(pb);
@@ -263,14 +264,16 @@ int cymg_mqtt_ping(cymg_conn *c) {
 int cymg_mqtt_pong(cymg_conn *c) {
   return send_simple(c, CYMG_MQTT_CMD_PINGRESP, 0, 0, NULL, 0, cymg_str_n(NULL, 0));
 }
-int cymg_mqtt_pingresp(cymg_conn *c) { return cymg_mqtt_pong(c); }
+int cymg_mqtt_pingresp(cymg_conn *c) {
+  return cymg_mqtt_pong(c);
+}
 
 int cymg_mqtt_disconnect(cymg_conn *c, uint8_t reason, const cymg_mqtt_prop *props, size_t n) {
   return send_simple(c, CYMG_MQTT_CMD_DISCONNECT, 0, reason, props, n, cymg_str_n(NULL, 0));
 }
 
-int cymg_mqtt_connack(cymg_conn *c, bool session_present, uint8_t code,
-                      const cymg_mqtt_prop *props, size_t n) {
+int cymg_mqtt_connack(cymg_conn *c, bool session_present, uint8_t code, const cymg_mqtt_prop *props,
+                      size_t n) {
   /* send_simple carries session_present in the id argument */
   return send_simple(c, CYMG_MQTT_CMD_CONNACK, session_present ? 1 : 0, code, props, n,
                      cymg_str_n(NULL, 0));
@@ -304,7 +307,8 @@ static void fail(cymg_conn *c, mqtt_state *mq, uint8_t reason, const char *why) 
     memset(&m, 0, sizeof(m));
     m.cmd = CYMG_MQTT_CMD_DISCONNECT;
     m.ack = reason;
-    if (send_msg(c, mq, &m) < 0) CYMG__DEBUG("conn %llu: DISCONNECT not queued", (unsigned long long) c->id);
+    if (send_msg(c, mq, &m) < 0)
+      CYMG__DEBUG("conn %llu: DISCONNECT not queued", (unsigned long long)c->id);
   }
   char msg[200];
   snprintf(msg, sizeof(msg), "MQTT: %s", why);
@@ -394,7 +398,7 @@ static int on_connack(cymg_conn *c, mqtt_state *mq, const cymg_mqtt_msg *m) {
   cymg_mqtt_prop p;
   while (cymg_mqtt_next_prop(m->props, &ofs, &p) == 1)
     if (p.id == CYMG_MQTT_PROP_RECEIVE_MAXIMUM && p.iv < mq->inflight_max)
-      mq->inflight_max = (uint16_t) p.iv;
+      mq->inflight_max = (uint16_t)p.iv;
   return 0;
 }
 
@@ -415,7 +419,8 @@ static bool handle(cymg_conn *c, mqtt_state *mq, cymg_mqtt_msg *m) {
                           cmd == CYMG_MQTT_CMD_UNSUBSCRIBE || cmd == CYMG_MQTT_CMD_PINGREQ;
   bool from_server_only = cmd == CYMG_MQTT_CMD_CONNACK || cmd == CYMG_MQTT_CMD_SUBACK ||
                           cmd == CYMG_MQTT_CMD_UNSUBACK || cmd == CYMG_MQTT_CMD_PINGRESP;
-  if ((mq->server && from_server_only) || (!mq->server && from_client_only && cmd != CYMG_MQTT_CMD_PINGREQ)) {
+  if ((mq->server && from_server_only) ||
+      (!mq->server && from_client_only && cmd != CYMG_MQTT_CMD_PINGREQ)) {
     fail(c, mq, CYMG_MQTT_RC_PROTOCOL_ERROR, "packet type not allowed in this direction");
     return false;
   }
@@ -440,8 +445,10 @@ static bool handle(cymg_conn *c, mqtt_state *mq, cymg_mqtt_msg *m) {
       if (m->qos == 1) rc = ack(c, mq, CYMG_MQTT_CMD_PUBACK, m->id);
       if (m->qos == 2) {
         rc = ack(c, mq, CYMG_MQTT_CMD_PUBREC, m->id);
-        if (rc >= 0 && in_has(&mq->s, m->id)) rc = 1; /* seen: no second MSG */
-        else if (rc >= 0) rc = in_add(&mq->s, m->id);
+        if (rc >= 0 && in_has(&mq->s, m->id))
+          rc = 1; /* seen: no second MSG */
+        else if (rc >= 0)
+          rc = in_add(&mq->s, m->id);
       }
       break;
     case CYMG_MQTT_CMD_PUBREL:
@@ -472,7 +479,7 @@ static bool handle(cymg_conn *c, mqtt_state *mq, cymg_mqtt_msg *m) {
   }
   if (rc < 0) {
     char why[120];
-    snprintf(why, sizeof(why), "%s answer not queued: %s", cymg_mqtt_cmd_name((int) cmd),
+    snprintf(why, sizeof(why), "%s answer not queued: %s", cymg_mqtt_cmd_name((int)cmd),
              cymg_strerror(rc));
     fail(c, mq, CYMG_MQTT_RC_UNSPECIFIED, why);
     return false;
@@ -510,8 +517,10 @@ static void mqtt_read(cymg_conn *c, mqtt_state *mq) {
     }
     mq->rx_since_ping = true;
     bool go = handle(c, mq, &m);
-    if (mq_of(c) == mq && mq->ws) cymg_buf_del(&mq->in, 0, (size_t) rc);
-    else if (mq_of(c) == mq) cymg_conn_consume(c, (size_t) rc);
+    if (mq_of(c) == mq && mq->ws)
+      cymg_buf_del(&mq->in, 0, (size_t)rc);
+    else if (mq_of(c) == mq)
+      cymg_conn_consume(c, (size_t)rc);
     if (!go) return;
   }
 }
@@ -533,13 +542,11 @@ static void keepalive_fn(void *arg) {
 }
 
 static bool mqtt_event(cymg_conn *c, int ev, void *ev_data) {
-  (void) ev_data;
+  (void)ev_data;
   mqtt_state *mq = mq_of(c);
   if (mq == NULL || mq->listener) return false;
   switch (ev) {
-    case CYMG_EV_READ:
-      mqtt_read(c, mq);
-      return true;
+    case CYMG_EV_READ: mqtt_read(c, mq); return true;
     case CYMG_EV_WRITE:
       if (c->recv.len && !mq->failed && !cymg__conn_out_full(c)) mqtt_read(c, mq);
       return false;
@@ -565,7 +572,7 @@ static bool mqtt_ws_event(cymg_conn *c, int ev, void *ev_data) {
       fail(c, mq, CYMG_MQTT_RC_MALFORMED, "text WebSocket message (MQTT needs binary)");
       return true;
     }
-    if (mq->in.len + m->data.len > (size_t) mq->max_packet + 5) {
+    if (mq->in.len + m->data.len > (size_t)mq->max_packet + 5) {
       fail(c, mq, CYMG_MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
       return true;
     }
@@ -599,8 +606,8 @@ static const cymg_proto mqtt_proto = {"mqtt", mqtt_event, mqtt_free, mqtt_accept
 
 /* ---- entry points ---- */
 
-static int copy_opts_connect(mqtt_state *mq, const cymg_mqtt_opts *o, cymg_mqtt_msg *m,
-                             char *idbuf, uint8_t **pb, uint8_t **wpb) {
+static int copy_opts_connect(mqtt_state *mq, const cymg_mqtt_opts *o, cymg_mqtt_msg *m, char *idbuf,
+                             uint8_t **pb, uint8_t **wpb) {
   memset(m, 0, sizeof(*m));
   m->cmd = CYMG_MQTT_CMD_CONNECT;
   m->connect.client_id = o->client_id;
@@ -609,8 +616,9 @@ static int copy_opts_connect(mqtt_state *mq, const cymg_mqtt_opts *o, cymg_mqtt_
     int rc = cymg_random_bytes(rnd, sizeof(rnd));
     if (rc < 0) return rc;
     int n = snprintf(idbuf, 32, "cymg-");
-    for (size_t i = 0; i < sizeof(rnd); i++) n += snprintf(idbuf + n, 32 - (size_t) n, "%02x", rnd[i]);
-    m->connect.client_id = cymg_str_n(idbuf, (size_t) n);
+    for (size_t i = 0; i < sizeof(rnd); i++)
+      n += snprintf(idbuf + n, 32 - (size_t)n, "%02x", rnd[i]);
+    m->connect.client_id = cymg_str_n(idbuf, (size_t)n);
   }
   m->connect.keepalive = mq->keepalive;
   m->connect.clean = !o->persistent;
@@ -647,17 +655,17 @@ static int copy_opts_connect(mqtt_state *mq, const cymg_mqtt_opts *o, cymg_mqtt_
   return 0;
 }
 
-int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts,
-                      cymg_event_fn fn, void *fn_data, cymg_conn **out) {
+int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts, cymg_event_fn fn,
+                      void *fn_data, cymg_conn **out) {
   if (out) *out = NULL;
   cymg_mqtt_opts zero;
   memset(&zero, 0, sizeof(zero));
   const cymg_mqtt_opts *o = opts ? opts : &zero;
   if (mgr == NULL || url == NULL) return CYMG_EINVAL;
   cymg_url u;
-  bool over_ws = cymg_url_parse(cymg_str_c(url), &u) == 0 &&
-                 (cymg_str_case_eq(u.scheme, cymg_str_c("ws")) ||
-                  cymg_str_case_eq(u.scheme, cymg_str_c("wss")));
+  bool over_ws =
+      cymg_url_parse(cymg_str_c(url), &u) == 0 && (cymg_str_case_eq(u.scheme, cymg_str_c("ws")) ||
+                                                   cymg_str_case_eq(u.scheme, cymg_str_c("wss")));
   if (o->version && o->version != CYMG_MQTT_V311 && o->version != CYMG_MQTT_V5) {
     cymg__mgr_errmsg(mgr, "MQTT: protocol level %u is not supported", o->version);
     return CYMG_EINVAL;
@@ -675,8 +683,8 @@ int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts
   int rc = copy_opts_connect(mq, o, &m, idbuf, &pb, &wpb);
   uint8_t small[512], *pkt = small;
   int n = rc < 0 ? rc : cymg_mqtt_encode(&m, mq->version, NULL, 0);
-  if (n > (int) sizeof(small) && (pkt = malloc((size_t) n)) == NULL) n = CYMG_ENOMEM;
-  if (n >= 0) n = cymg_mqtt_encode(&m, mq->version, pkt, (size_t) n);
+  if (n > (int)sizeof(small) && (pkt = malloc((size_t)n)) == NULL) n = CYMG_ENOMEM;
+  if (n >= 0) n = cymg_mqtt_encode(&m, mq->version, pkt, (size_t)n);
   free(pb);
   free(wpb);
   if (n < 0) {
@@ -700,13 +708,13 @@ int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts
     ws->inner = &mqtt_ws_inner;
     ws->inner_state = mq;
     if (cymg_ws_set_request_headers(c, "Sec-WebSocket-Protocol: mqtt\r\n") < 0 ||
-        cymg_ws_set_max_message(c, (uint64_t) mq->max_packet + 5) < 0)
+        cymg_ws_set_max_message(c, (uint64_t)mq->max_packet + 5) < 0)
       cymg__conn_fail_later(c, "MQTT: WebSocket set-up failed");
   } else {
     cymg_conn_set_proto(c, &mqtt_proto, mq);
   }
   if (c->recv_limit < mq->max_packet) cymg_conn_set_limits(c, mq->max_packet, 0);
-  rc = xmit(c, mq, pkt, (size_t) n);
+  rc = xmit(c, mq, pkt, (size_t)n);
   if (pkt != small) free(pkt);
   if (rc < 0) {
     cymg__conn_fail_later(c, "MQTT: CONNECT not queued: %s", cymg_strerror(rc));
@@ -716,9 +724,8 @@ int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts
     for (outmsg *x = mq->s.out; x; x = x->next) x->old = true;
     free(o->session);
   }
-  if (mq->keepalive &&
-      (rc = cymg_timer_add(mgr, (uint64_t) mq->keepalive * 1000, CYMG_TIMER_REPEAT, keepalive_fn, c,
-                           &mq->timer)) < 0) {
+  if (mq->keepalive && (rc = cymg_timer_add(mgr, (uint64_t)mq->keepalive * 1000, CYMG_TIMER_REPEAT,
+                                            keepalive_fn, c, &mq->timer)) < 0) {
     mq->timer = 0;
     cymg__conn_fail_later(c, "MQTT: keep-alive timer: %s", cymg_strerror(rc));
   }
@@ -747,7 +754,9 @@ int cymg_mqtt_listen(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn_
   return 0;
 }
 
-bool cymg_conn_is_mqtt(const cymg_conn *c) { return mq_of(c) != NULL; }
+bool cymg_conn_is_mqtt(const cymg_conn *c) {
+  return mq_of(c) != NULL;
+}
 
 int cymg_mqtt_version(const cymg_conn *c) {
   mqtt_state *mq = mq_of(c);
@@ -772,7 +781,9 @@ int cymg_mqtt_session_take(cymg_conn *c, cymg_mqtt_session **out) {
   return 0;
 }
 
-size_t cymg_mqtt_session_pending(const cymg_mqtt_session *s) { return s ? s->n_out : 0; }
+size_t cymg_mqtt_session_pending(const cymg_mqtt_session *s) {
+  return s ? s->n_out : 0;
+}
 
 void cymg_mqtt_session_free(cymg_mqtt_session *s) {
   if (s == NULL) return;

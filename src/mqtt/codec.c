@@ -27,7 +27,7 @@ bool cymg_mqtt_filter_valid(cymg_str f) {
     if (ch != '+' && ch != '#') continue;
     bool starts = i == 0 || f.buf[i - 1] == '/';
     bool ends = i + 1 == f.len || f.buf[i + 1] == '/';
-    if (!starts || !ends) return false;           /* a wildcard is a whole level */
+    if (!starts || !ends) return false;            /* a wildcard is a whole level */
     if (ch == '#' && i + 1 != f.len) return false; /* '#' is the last level */
   }
   return true;
@@ -55,10 +55,10 @@ bool cymg_mqtt_match(cymg_str topic, cymg_str filter) {
 }
 
 const char *cymg_mqtt_cmd_name(int cmd) {
-  static const char *const names[] = {"?",        "CONNECT",    "CONNACK",     "PUBLISH",
-                                      "PUBACK",   "PUBREC",     "PUBREL",      "PUBCOMP",
-                                      "SUBSCRIBE", "SUBACK",    "UNSUBSCRIBE", "UNSUBACK",
-                                      "PINGREQ",  "PINGRESP",   "DISCONNECT",  "AUTH"};
+  static const char *const names[] = {"?",         "CONNECT",  "CONNACK",     "PUBLISH",
+                                      "PUBACK",    "PUBREC",   "PUBREL",      "PUBCOMP",
+                                      "SUBSCRIBE", "SUBACK",   "UNSUBSCRIBE", "UNSUBACK",
+                                      "PINGREQ",   "PINGRESP", "DISCONNECT",  "AUTH"};
   return (cmd > 0 && cmd < 16) ? names[cmd] : "?";
 }
 
@@ -69,10 +69,10 @@ int cymg_mqtt_varint_parse(const void *buf, size_t len, uint32_t *value) {
   uint32_t v = 0;
   for (size_t i = 0; i < 4; i++) {
     if (i >= len) return CYMG_EAGAIN;
-    v |= (uint32_t) (p[i] & 0x7f) << (7 * i);
+    v |= (uint32_t)(p[i] & 0x7f) << (7 * i);
     if ((p[i] & 0x80) == 0) {
       *value = v;
-      return (int) i + 1;
+      return (int)i + 1;
     }
   }
   return CYMG_EPARSE;
@@ -84,7 +84,7 @@ size_t cymg_mqtt_varint_encode(uint8_t out[4], uint32_t value) {
   do {
     uint8_t b = value & 0x7f;
     value >>= 7;
-    out[n++] = (uint8_t) (b | (value ? 0x80 : 0));
+    out[n++] = (uint8_t)(b | (value ? 0x80 : 0));
   } while (value);
   return n;
 }
@@ -132,7 +132,7 @@ static const struct {
 
 static int prop_index(uint8_t id) {
   for (size_t i = 0; i < sizeof(prop_table) / sizeof(prop_table[0]); i++)
-    if (prop_table[i].id == id) return (int) i;
+    if (prop_table[i].id == id) return (int)i;
   return -1;
 }
 
@@ -154,14 +154,14 @@ static bool rd_u8(rd *r, uint8_t *v) {
 }
 static bool rd_u16(rd *r, uint16_t *v) {
   if (r->len - r->pos < 2) return false;
-  *v = (uint16_t) (r->p[r->pos] << 8 | r->p[r->pos + 1]);
+  *v = (uint16_t)(r->p[r->pos] << 8 | r->p[r->pos + 1]);
   r->pos += 2;
   return true;
 }
 static bool rd_u32(rd *r, uint32_t *v) {
   if (r->len - r->pos < 4) return false;
   const uint8_t *q = r->p + r->pos;
-  *v = (uint32_t) q[0] << 24 | (uint32_t) q[1] << 16 | (uint32_t) q[2] << 8 | q[3];
+  *v = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
   r->pos += 4;
   return true;
 }
@@ -175,19 +175,19 @@ static bool rd_bin(rd *r, cymg_str *s) {
 static bool rd_varint(rd *r, uint32_t *v) {
   int n = cymg_mqtt_varint_parse(r->p + r->pos, r->len - r->pos, v);
   if (n < 0) return false;
-  r->pos += (size_t) n;
+  r->pos += (size_t)n;
   return true;
 }
 
 int cymg_mqtt_next_prop(cymg_str props, size_t *ofs, cymg_mqtt_prop *p) {
-  rd r = {(const uint8_t *) props.buf, props.len, *ofs};
+  rd r = {(const uint8_t *)props.buf, props.len, *ofs};
   if (r.pos >= r.len) return 0;
   uint32_t id;
   if (!rd_varint(&r, &id) || id > 0x7f) return CYMG_EPARSE; /* all ids fit one byte */
-  int i = prop_index((uint8_t) id);
+  int i = prop_index((uint8_t)id);
   if (i < 0) return CYMG_EPARSE;
   memset(p, 0, sizeof(*p));
-  p->id = (uint8_t) id;
+  p->id = (uint8_t)id;
   bool ok = false;
   uint8_t b = 0;
   uint16_t s = 0;
@@ -235,14 +235,21 @@ static int check_props(cymg_str props, unsigned where, cymg_mqtt_err *e) {
       e->why = "property included twice";
       return CYMG_EPROTO;
     }
-    seen |= (uint64_t) 1 << p.id;
+    seen |= (uint64_t)1 << p.id;
     bool bad = false;
     switch (p.id) {
-      case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
-        bad = p.iv > 1;
-        break;
+      case 0x01:
+      case 0x17:
+      case 0x19:
+      case 0x24:
+      case 0x25:
+      case 0x28:
+      case 0x29:
+      case 0x2A: bad = p.iv > 1; break;
       case 0x0B: bad = p.iv == 0; break;
-      case 0x21: case 0x23: case 0x27: bad = p.iv == 0; break;
+      case 0x21:
+      case 0x23:
+      case 0x27: bad = p.iv == 0; break;
       case 0x08: bad = !cymg_mqtt_topic_valid(p.val); break;
       default: break;
     }
@@ -393,7 +400,7 @@ static int parse_filters(rd *r, int version, bool sub, cymg_mqtt_msg *m, cymg_mq
 }
 
 int cymg_mqtt_next_filter(const cymg_mqtt_msg *m, size_t *ofs, cymg_str *filter, uint8_t *opts) {
-  rd r = {(const uint8_t *) m->filters.buf, m->filters.len, *ofs};
+  rd r = {(const uint8_t *)m->filters.buf, m->filters.len, *ofs};
   if (r.pos >= r.len) return 0;
   if (!rd_bin(&r, filter)) return CYMG_EPARSE;
   *opts = 0;
@@ -464,12 +471,12 @@ int cymg_mqtt_parse(const void *buf, size_t len, int version, size_t max_size, c
   int n = cymg_mqtt_varint_parse(p + 1, len - 1, &rem);
   if (n == CYMG_EAGAIN) return CYMG_EAGAIN;
   if (n < 0) MALFORMED("remaining length longer than 4 bytes");
-  size_t total = 1 + (size_t) n + rem;
+  size_t total = 1 + (size_t)n + rem;
   if (max_size && total > max_size)
     FAIL(CYMG_ELIMIT, CYMG_MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
   if (len < total) return CYMG_EAGAIN;
   m->cmd = p[0] >> 4;
-  m->version = (uint8_t) (version == CYMG_MQTT_V5 ? CYMG_MQTT_V5 : CYMG_MQTT_V311);
+  m->version = (uint8_t)(version == CYMG_MQTT_V5 ? CYMG_MQTT_V5 : CYMG_MQTT_V311);
   m->dgram = cymg_str_n(p, total);
   uint8_t flags = p[0] & 0x0f;
   unsigned cmd = m->cmd;
@@ -480,7 +487,7 @@ int cymg_mqtt_parse(const void *buf, size_t len, int version, size_t max_size, c
   if (cmd != CYMG_MQTT_CMD_PUBLISH && flags != want) MALFORMED("bad fixed header flags");
   rd r = {p + 1 + n, rem, 0};
   int rc = parse_body(&r, flags, m->version, m, e);
-  return rc < 0 ? rc : (int) total;
+  return rc < 0 ? rc : (int)total;
 }
 
 /* ---- encoding ---- */
@@ -495,13 +502,15 @@ static void put(wr *w, const void *p, size_t n) {
   if (w->out && w->len + n <= w->cap && n) memcpy(w->out + w->len, p, n);
   w->len += n;
 }
-static void put_u8(wr *w, uint8_t v) { put(w, &v, 1); }
+static void put_u8(wr *w, uint8_t v) {
+  put(w, &v, 1);
+}
 static void put_u16(wr *w, uint16_t v) {
-  uint8_t b[2] = {(uint8_t) (v >> 8), (uint8_t) v};
+  uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
   put(w, b, 2);
 }
 static void put_u32(wr *w, uint32_t v) {
-  uint8_t b[4] = {(uint8_t) (v >> 24), (uint8_t) (v >> 16), (uint8_t) (v >> 8), (uint8_t) v};
+  uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
   put(w, b, 4);
 }
 static void put_varint(wr *w, uint32_t v) {
@@ -509,7 +518,7 @@ static void put_varint(wr *w, uint32_t v) {
   put(w, b, cymg_mqtt_varint_encode(b, v));
 }
 static void put_bin(wr *w, cymg_str s) {
-  put_u16(w, (uint16_t) s.len);
+  put_u16(w, (uint16_t)s.len);
   put(w, s.buf, s.len);
 }
 
@@ -522,11 +531,11 @@ int cymg_mqtt_props_encode(const cymg_mqtt_prop *props, size_t n, void *out, siz
     switch (t) {
       case CYMG_MQTT_PROP_TYPE_BYTE:
         if (p->iv > 0xff) return CYMG_EINVAL;
-        put_u8(&w, (uint8_t) p->iv);
+        put_u8(&w, (uint8_t)p->iv);
         break;
       case CYMG_MQTT_PROP_TYPE_SHORT:
         if (p->iv > 0xffff) return CYMG_EINVAL;
-        put_u16(&w, (uint16_t) p->iv);
+        put_u16(&w, (uint16_t)p->iv);
         break;
       case CYMG_MQTT_PROP_TYPE_INT: put_u32(&w, p->iv); break;
       case CYMG_MQTT_PROP_TYPE_VARIABLE_INT:
@@ -548,15 +557,15 @@ int cymg_mqtt_props_encode(const cymg_mqtt_prop *props, size_t n, void *out, siz
     }
     if (w.len > CYMG_MQTT_MAX_REMAINING) return CYMG_EINVAL;
   }
-  return (int) w.len;
+  return (int)w.len;
 }
 
 int cymg_mqtt_filter_encode(cymg_str filter, int opts, void *out, size_t cap, size_t len) {
   if (!cymg_mqtt_filter_valid(filter) || opts > 0xff) return CYMG_EINVAL;
   wr w = {out, cap, len};
   put_bin(&w, filter);
-  if (opts >= 0) put_u8(&w, (uint8_t) opts);
-  return w.len > (size_t) CYMG_MQTT_MAX_REMAINING ? CYMG_EINVAL : (int) w.len;
+  if (opts >= 0) put_u8(&w, (uint8_t)opts);
+  return w.len > (size_t)CYMG_MQTT_MAX_REMAINING ? CYMG_EINVAL : (int)w.len;
 }
 
 static bool props_ok(cymg_str props, unsigned where) {
@@ -565,11 +574,13 @@ static bool props_ok(cymg_str props, unsigned where) {
 }
 
 static void put_props(wr *w, cymg_str props) {
-  put_varint(w, (uint32_t) props.len);
+  put_varint(w, (uint32_t)props.len);
   put(w, props.buf, props.len);
 }
 
-static bool str_ok(cymg_str s) { return s.len <= 65535; }
+static bool str_ok(cymg_str s) {
+  return s.len <= 65535;
+}
 
 /* The variable header and payload of m; false when m breaks a rule. */
 static bool encode_body(wr *w, const cymg_mqtt_msg *m, bool v5, uint8_t *flags) {
@@ -589,9 +600,9 @@ static bool encode_body(wr *w, const cymg_mqtt_msg *m, bool v5, uint8_t *flags) 
       if (cn->will_props.len && (!v5 || !props_ok(cn->will_props, 0))) return false;
       put_bin(w, cymg_str_n("MQTT", 4));
       put_u8(w, v5 ? CYMG_MQTT_V5 : CYMG_MQTT_V311);
-      put_u8(w, (uint8_t) ((cn->has_username ? 0x80 : 0) | (cn->has_password ? 0x40 : 0) |
-                           (cn->will_retain ? 0x20 : 0) | (cn->will_qos << 3) |
-                           (cn->has_will ? 0x04 : 0) | (cn->clean ? 0x02 : 0)));
+      put_u8(w, (uint8_t)((cn->has_username ? 0x80 : 0) | (cn->has_password ? 0x40 : 0) |
+                          (cn->will_retain ? 0x20 : 0) | (cn->will_qos << 3) |
+                          (cn->has_will ? 0x04 : 0) | (cn->clean ? 0x02 : 0)));
       put_u16(w, cn->keepalive);
       if (v5) put_props(w, m->props);
       put_bin(w, cn->client_id);
@@ -613,7 +624,7 @@ static bool encode_body(wr *w, const cymg_mqtt_msg *m, bool v5, uint8_t *flags) 
       bool alias_only = v5 && m->topic.len == 0 && m->props.len;
       if (m->qos > 2 || (m->qos && m->id == 0)) return false;
       if (!alias_only && !cymg_mqtt_topic_valid(m->topic)) return false;
-      *flags = (uint8_t) ((m->dup ? 8 : 0) | m->qos << 1 | (m->retain ? 1 : 0));
+      *flags = (uint8_t)((m->dup ? 8 : 0) | m->qos << 1 | (m->retain ? 1 : 0));
       put_bin(w, m->topic);
       if (m->qos) put_u16(w, m->id);
       if (v5) put_props(w, m->props);
@@ -678,12 +689,12 @@ int cymg_mqtt_encode(const cymg_mqtt_msg *m, int version, void *out, size_t cap)
   if (!encode_body(&count, m, v5, &flags) || count.len > CYMG_MQTT_MAX_REMAINING)
     return CYMG_EINVAL;
   wr w = {out, cap, 0};
-  put_u8(&w, (uint8_t) (m->cmd << 4 | flags));
-  put_varint(&w, (uint32_t) count.len);
-  if (w.len + count.len > (size_t) 0x7fffffff) return CYMG_EINVAL;
+  put_u8(&w, (uint8_t)(m->cmd << 4 | flags));
+  put_varint(&w, (uint32_t)count.len);
+  if (w.len + count.len > (size_t)0x7fffffff) return CYMG_EINVAL;
   if (w.len + count.len <= cap) {
     wr body = {w.out + w.len, cap - w.len, 0};
     if (!encode_body(&body, m, v5, &flags)) return CYMG_EINVAL; /* passed above */
   }
-  return (int) (w.len + count.len);
+  return (int)(w.len + count.len);
 }

@@ -15,7 +15,7 @@ static int start_broker(void **state) {
   port_tls = free_port();
   while (port_tls == port_tcp) port_tls = free_port();
   char conf[1200];
-  snprintf(conf, sizeof(conf), "%s/mosquitto-%d.conf", broker_dir, (int) getpid());
+  snprintf(conf, sizeof(conf), "%s/mosquitto-%d.conf", broker_dir, (int)getpid());
   FILE *f = fopen(conf, "w");
   if (f == NULL) return -1;
   fprintf(f,
@@ -34,7 +34,7 @@ static int start_broker(void **state) {
 }
 
 static int stop_broker(void **state) {
-  (void) state;
+  (void)state;
   kill(broker.pid, SIGTERM);
   int st;
   waitpid(broker.pid, &st, 0);
@@ -60,7 +60,9 @@ typedef struct {
   cymg_mqtt_session *sess;
 } rec;
 
-static void copy_str(char *dst, size_t n, cymg_str s) { snprintf(dst, n, "%.*s", (int) s.len, s.buf); }
+static void copy_str(char *dst, size_t n, cymg_str s) {
+  snprintf(dst, n, "%.*s", (int)s.len, s.buf);
+}
 
 static void record_msg(rec *r, const cymg_mqtt_msg *m) {
   if (r->msgs >= MAXMSG) return;
@@ -83,7 +85,7 @@ static void rec_fn(cymg_conn *c, int ev, void *ev_data) {
   if (ev == CYMG_EV_MQTT_OPEN) {
     r->opened = true;
     r->opens++;
-    r->open_code = *(const int *) ev_data;
+    r->open_code = *(const int *)ev_data;
   } else if (ev == CYMG_EV_MQTT_MSG) {
     record_msg(r, ev_data);
   } else if (ev == CYMG_EV_MQTT_CMD) {
@@ -91,15 +93,15 @@ static void rec_fn(cymg_conn *c, int ev, void *ev_data) {
     r->cmds[m->cmd & 15]++;
   } else if (ev == CYMG_EV_ERROR) {
     r->errors++;
-    snprintf(r->err, sizeof(r->err), "%s", (const char *) ev_data);
+    snprintf(r->err, sizeof(r->err), "%s", (const char *)ev_data);
   } else if (ev == CYMG_EV_CLOSE) {
     r->closed = true;
     if (r->take_session) assert_int_equal(cymg_mqtt_session_take(c, &r->sess), 0);
   }
 }
 
-static cymg_conn *client(cymg_mgr *mgr, const char *scheme, uint16_t port,
-                         const cymg_mqtt_opts *o, rec *r) {
+static cymg_conn *client(cymg_mgr *mgr, const char *scheme, uint16_t port, const cymg_mqtt_opts *o,
+                         rec *r) {
   char url[128];
   snprintf(url, sizeof(url), "%s://127.0.0.1:%u", scheme, port);
   cymg_conn *c = NULL;
@@ -129,7 +131,7 @@ static int pub(cymg_conn *c, const char *topic, const char *data, int qos, bool 
 static void pubsub_qos(int version, const char *scheme, uint16_t port) {
   cymg_mgr *mgr = new_mgr();
   rec r = {0};
-  cymg_mqtt_opts o = {.version = (uint8_t) version};
+  cymg_mqtt_opts o = {.version = (uint8_t)version};
   cymg_conn *c = client(mgr, scheme, port, &o, &r);
   if (strcmp(scheme, "mqtts") == 0) {
     cymg_tls_opts t = {.ca = cymg_str_c(cert("ca.crt"))};
@@ -138,7 +140,8 @@ static void pubsub_qos(int version, const char *scheme, uint16_t port) {
   wait_open(mgr, &r);
   assert_int_equal(cymg_mqtt_version(c), version);
   char topic[64];
-  snprintf(topic, sizeof(topic), "q/%d/%s/%s", version, scheme, getenv("CYMG_BACKEND") ? getenv("CYMG_BACKEND") : "");
+  snprintf(topic, sizeof(topic), "q/%d/%s/%s", version, scheme,
+           getenv("CYMG_BACKEND") ? getenv("CYMG_BACKEND") : "");
   char filter[80];
   snprintf(filter, sizeof(filter), "%s/#", topic);
   sub(c, filter, 2);
@@ -163,8 +166,8 @@ static void pubsub_qos(int version, const char *scheme, uint16_t port) {
   assert_int_equal(r.cmds[CYMG_MQTT_CMD_PUBCOMP], 1);
   assert_int_equal(r.cmds[CYMG_MQTT_CMD_PUBLISH], 3);
   if (version == CYMG_MQTT_V5) {
-    cymg_mqtt_prop up = {.id = CYMG_MQTT_PROP_USER_PROPERTY, .key = cymg_str_c("k"),
-                         .val = cymg_str_c("v")};
+    cymg_mqtt_prop up = {
+        .id = CYMG_MQTT_PROP_USER_PROPERTY, .key = cymg_str_c("k"), .val = cymg_str_c("v")};
     assert_true(cymg_mqtt_pub(c, cymg_str_c(t), cymg_str_c("props"), 1, false, &up, 1) > 0);
     POLL_UNTIL(mgr, r.msgs == 4);
     assert_true(r.userprop[3]);
@@ -188,21 +191,21 @@ static void pubsub_qos(int version, const char *scheme, uint16_t port) {
 }
 
 static void test_qos_311(void **state) {
-  (void) state;
+  (void)state;
   pubsub_qos(CYMG_MQTT_V311, "mqtt", port_tcp);
 }
 static void test_qos_v5(void **state) {
-  (void) state;
+  (void)state;
   pubsub_qos(CYMG_MQTT_V5, "mqtt", port_tcp);
 }
 static void test_qos_tls(void **state) {
-  (void) state;
+  (void)state;
   pubsub_qos(CYMG_MQTT_V311, "mqtts", port_tls);
   pubsub_qos(CYMG_MQTT_V5, "mqtts", port_tls);
 }
 
 static void test_retained_and_will(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr = new_mgr();
   const char *be = getenv("CYMG_BACKEND") ? getenv("CYMG_BACKEND") : "x";
   char rt[64], wt[64];
@@ -214,8 +217,10 @@ static void test_retained_and_will(void **state) {
   assert_true(pub(ca, rt, "kept", 1, true) > 0);
   POLL_UNTIL(mgr, cymg_mqtt_inflight(ca) == 0);
   /* a will: abrupt close of w is seen by b */
-  cymg_mqtt_opts wo = {.will_topic = cymg_str_c(wt), .will_payload = cymg_str_c("gone"),
-                       .will_qos = 1, .version = CYMG_MQTT_V5};
+  cymg_mqtt_opts wo = {.will_topic = cymg_str_c(wt),
+                       .will_payload = cymg_str_c("gone"),
+                       .will_qos = 1,
+                       .version = CYMG_MQTT_V5};
   cymg_conn *cw = client(mgr, "mqtt", port_tcp, &wo, &w);
   wait_open(mgr, &w);
   cymg_mqtt_opts bo = {.version = CYMG_MQTT_V5};
@@ -240,7 +245,7 @@ static void test_retained_and_will(void **state) {
 }
 
 static void test_keepalive(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr = new_mgr();
   rec r = {0};
   cymg_mqtt_opts o = {.keepalive = 1};
@@ -255,13 +260,14 @@ static void persistent_with(int version) {
   cymg_mgr *mgr = new_mgr();
   char id[64], t[100];
   snprintf(id, sizeof(id), "cymg-persist-%d-%s-%d", version,
-           getenv("CYMG_BACKEND") ? getenv("CYMG_BACKEND") : "", (int) getpid());
+           getenv("CYMG_BACKEND") ? getenv("CYMG_BACKEND") : "", (int)getpid());
   snprintf(t, sizeof(t), "sess/%s", id);
   rec p = {0}, q = {0};
   /* 5.0: clean start off is not enough, the session must also outlive the
    * connection (Session Expiry Interval) */
-  cymg_mqtt_opts po = {.client_id = cymg_str_c(id), .persistent = true,
-                       .version = (uint8_t) version,
+  cymg_mqtt_opts po = {.client_id = cymg_str_c(id),
+                       .persistent = true,
+                       .version = (uint8_t)version,
                        .session_expiry = version == CYMG_MQTT_V5 ? 60 : 0};
   cymg_conn *cp = client(mgr, "mqtt", port_tcp, &po, &p);
   wait_open(mgr, &p);
@@ -283,14 +289,14 @@ static void persistent_with(int version) {
   close_all_and_free(mgr);
   mgr = new_mgr();
   rec p3 = {0};
-  cymg_mqtt_opts clean = {.client_id = cymg_str_c(id), .version = (uint8_t) version};
+  cymg_mqtt_opts clean = {.client_id = cymg_str_c(id), .version = (uint8_t)version};
   client(mgr, "mqtt", port_tcp, &clean, &p3);
   wait_open(mgr, &p3);
   close_all_and_free(mgr);
 }
 
 static void test_persistent_session(void **state) {
-  (void) state;
+  (void)state;
   persistent_with(CYMG_MQTT_V311);
   persistent_with(CYMG_MQTT_V5);
 }
@@ -334,7 +340,7 @@ static void server_fn(cymg_conn *c, int ev, void *ev_data) {
       s->filter_qos[n] = opts & 3;
       codes[n++] = opts & 3;
     }
-    s->filters = (int) n;
+    s->filters = (int)n;
     assert_int_equal(cymg_mqtt_suback(c, m->id, codes, n, NULL, 0), 0);
   } else if (m->cmd == CYMG_MQTT_CMD_UNSUBSCRIBE) {
     uint8_t ok = 0;
@@ -368,9 +374,13 @@ static void listener_with(int version) {
   uint16_t port;
   our_listener(mgr, &s, &port);
   rec r = {0};
-  cymg_mqtt_opts o = {.version = (uint8_t) version, .username = cymg_str_c("user"),
-                      .password = cymg_str_c("pw"), .will_topic = cymg_str_c("w"),
-                      .will_payload = cymg_str_c("x"), .will_qos = 2, .keepalive = 30};
+  cymg_mqtt_opts o = {.version = (uint8_t)version,
+                      .username = cymg_str_c("user"),
+                      .password = cymg_str_c("pw"),
+                      .will_topic = cymg_str_c("w"),
+                      .will_payload = cymg_str_c("x"),
+                      .will_qos = 2,
+                      .keepalive = 30};
   cymg_conn *c = client(mgr, "mqtt", port, &o, &r);
   wait_open(mgr, &r);
   assert_int_equal(s.connects, 1);
@@ -389,7 +399,8 @@ static void listener_with(int version) {
   pub(c, "e/2", "b", 1, false);
   pub(c, "e/3", "c", 2, false);
   /* echoes come back with the same QoS; both QoS flows complete both ways */
-  POLL_UNTIL(mgr, r.msgs == 3 && cymg_mqtt_inflight(c) == 0 && s.r.cmds[CYMG_MQTT_CMD_PUBCOMP] == 1);
+  POLL_UNTIL(mgr,
+             r.msgs == 3 && cymg_mqtt_inflight(c) == 0 && s.r.cmds[CYMG_MQTT_CMD_PUBCOMP] == 1);
   assert_int_equal(s.r.msgs, 3);
   assert_string_equal(r.data[2], "c");
   assert_int_equal(r.qos[2], 2);
@@ -402,17 +413,17 @@ static void listener_with(int version) {
 }
 
 static void test_listener_311(void **state) {
-  (void) state;
+  (void)state;
   listener_with(CYMG_MQTT_V311);
 }
 static void test_listener_v5(void **state) {
-  (void) state;
+  (void)state;
   listener_with(CYMG_MQTT_V5);
 }
 
 /* Sends nothing by itself: a client gets no CONNACK, and its keep-alive fails. */
 static void test_listener_silent_keepalive_timeout(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr = new_mgr();
   server s = {0};
   cymg_conn *l = NULL;
@@ -432,12 +443,12 @@ static void test_listener_silent_keepalive_timeout(void **state) {
 /* QoS 1 and 2 not acknowledged on one connection are resent with DUP on the
  * next, when the server says it kept the session. */
 static void test_session_resend(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr = new_mgr();
   server s = {0};
   uint16_t port;
   cymg_conn *l = our_listener(mgr, &s, &port);
-  (void) l;
+  (void)l;
   cymg_conn *raw = NULL;
   assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", NULL, NULL, &raw), 0);
   rec r = {.take_session = true};
@@ -485,26 +496,26 @@ static void wsb_fn(cymg_conn *c, int ev, void *ev_data) {
     const cymg_ws_msg *wm = ev_data;
     /* what the client queued before the upgrade arrives in one message */
     for (size_t off = 0; off < wm->data.len;) {
-    cymg_mqtt_msg m;
-    int n = cymg_mqtt_parse(wm->data.buf + off, wm->data.len - off, 4, 0, &m, NULL);
-    assert_true(n > 0);
-    off += (size_t) n;
-    if (m.cmd == CYMG_MQTT_CMD_CONNECT) {
-      b->connects++;
-      /* CONNACK and a PUBLISH, split across two messages mid-packet */
-      static const uint8_t a[] = {0x20, 2, 0, 0, 0x30, 6, 0};
-      static const uint8_t z[] = {1, 't', 'h', 'e', 'y'};
-      assert_int_equal(cymg_ws_send(c, a, sizeof(a), CYMG_WS_OP_BINARY), 0);
-      assert_int_equal(cymg_ws_send(c, z, sizeof(z), CYMG_WS_OP_BINARY), 0);
-    } else if (m.cmd == CYMG_MQTT_CMD_PUBLISH) {
-      b->pubs++;
-      uint8_t ack[] = {0x40, 2, (uint8_t) (m.id >> 8), (uint8_t) m.id};
-      assert_int_equal(cymg_ws_send(c, ack, sizeof(ack), CYMG_WS_OP_BINARY), 0);
-      b->acks_sent++;
-    } else if (m.cmd == CYMG_MQTT_CMD_PINGREQ) {
-      b->text_sent = true;
-      assert_int_equal(cymg_ws_send(c, "hi", 2, CYMG_WS_OP_TEXT), 0);
-    }
+      cymg_mqtt_msg m;
+      int n = cymg_mqtt_parse(wm->data.buf + off, wm->data.len - off, 4, 0, &m, NULL);
+      assert_true(n > 0);
+      off += (size_t)n;
+      if (m.cmd == CYMG_MQTT_CMD_CONNECT) {
+        b->connects++;
+        /* CONNACK and a PUBLISH, split across two messages mid-packet */
+        static const uint8_t a[] = {0x20, 2, 0, 0, 0x30, 6, 0};
+        static const uint8_t z[] = {1, 't', 'h', 'e', 'y'};
+        assert_int_equal(cymg_ws_send(c, a, sizeof(a), CYMG_WS_OP_BINARY), 0);
+        assert_int_equal(cymg_ws_send(c, z, sizeof(z), CYMG_WS_OP_BINARY), 0);
+      } else if (m.cmd == CYMG_MQTT_CMD_PUBLISH) {
+        b->pubs++;
+        uint8_t ack[] = {0x40, 2, (uint8_t)(m.id >> 8), (uint8_t)m.id};
+        assert_int_equal(cymg_ws_send(c, ack, sizeof(ack), CYMG_WS_OP_BINARY), 0);
+        b->acks_sent++;
+      } else if (m.cmd == CYMG_MQTT_CMD_PINGREQ) {
+        b->text_sent = true;
+        assert_int_equal(cymg_ws_send(c, "hi", 2, CYMG_WS_OP_TEXT), 0);
+      }
     }
   }
 }
@@ -513,7 +524,8 @@ static void over_websocket(bool tls) {
   cymg_mgr *mgr = new_mgr();
   wsbroker b = {0};
   cymg_conn *l = NULL;
-  assert_int_equal(cymg_ws_listen(mgr, tls ? "wss://127.0.0.1:0" : "ws://127.0.0.1:0", wsb_fn, &b, &l), 0);
+  assert_int_equal(
+      cymg_ws_listen(mgr, tls ? "wss://127.0.0.1:0" : "ws://127.0.0.1:0", wsb_fn, &b, &l), 0);
   if (tls) {
     cymg_tls_opts so = {.cert = cymg_str_c(cert("server-ec.crt")),
                         .key = cymg_str_c(cert("server-ec.key"))};
@@ -549,7 +561,7 @@ static void over_websocket(bool tls) {
 }
 
 static void test_over_websocket(void **state) {
-  (void) state;
+  (void)state;
   over_websocket(false);
   over_websocket(true);
 }
@@ -559,7 +571,7 @@ static void test_over_websocket(void **state) {
 static const uint8_t connect311[] = {0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 1, 'a'};
 
 static void test_listener_bad_input(void **state) {
-  (void) state;
+  (void)state;
   struct {
     const char *what, *expect;
     uint8_t bytes[32];
@@ -585,9 +597,12 @@ static void test_listener_bad_input(void **state) {
   for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
     int before = s.r.errors;
     int fd = raw_connect(port);
-    if (t[i].after_connect) assert_int_equal(write(fd, connect311, sizeof(connect311)), (ssize_t) sizeof(connect311));
-    if (t[i].len) assert_int_equal(write(fd, t[i].bytes, t[i].len), (ssize_t) t[i].len);
-    else assert_int_equal(write(fd, connect311, sizeof(connect311)), (ssize_t) sizeof(connect311));
+    if (t[i].after_connect)
+      assert_int_equal(write(fd, connect311, sizeof(connect311)), (ssize_t)sizeof(connect311));
+    if (t[i].len)
+      assert_int_equal(write(fd, t[i].bytes, t[i].len), (ssize_t)t[i].len);
+    else
+      assert_int_equal(write(fd, connect311, sizeof(connect311)), (ssize_t)sizeof(connect311));
     POLL_UNTIL(mgr, s.r.errors == before + 1);
     if (strstr(s.r.err, t[i].expect) == NULL) fail_msg("%s: got '%s'", t[i].what, s.r.err);
     /* the server ends the connection */
@@ -613,7 +628,7 @@ static const uint8_t *bad_reply;
 static size_t bad_reply_len;
 
 static void bad_broker_fn(cymg_conn *c, int ev, void *ev_data) {
-  (void) ev_data;
+  (void)ev_data;
   if (ev == CYMG_EV_READ && !cymg_conn_is_listening(c)) {
     cymg_conn_consume(c, cymg_conn_recv_len(c));
     assert_int_equal(cymg_send(c, bad_reply, bad_reply_len), 0);
@@ -621,7 +636,7 @@ static void bad_broker_fn(cymg_conn *c, int ev, void *ev_data) {
 }
 
 static void test_client_bad_input(void **state) {
-  (void) state;
+  (void)state;
   struct {
     const char *expect;
     uint8_t bytes[16];
@@ -663,7 +678,7 @@ static void test_client_bad_input(void **state) {
 }
 
 static void test_api_errors(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr = new_mgr();
   cymg_conn *c = NULL;
   assert_int_equal(cymg_mqtt_connect(mgr, "http://127.0.0.1:1", NULL, rec_fn, NULL, &c),

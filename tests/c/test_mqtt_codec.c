@@ -36,19 +36,19 @@ static int parse_v(const uint8_t *p, size_t n, int version, cymg_mqtt_msg *m, cy
 /* encode(parse(v)) == v */
 static void roundtrip(const uint8_t *p, size_t n, int version) {
   cymg_mqtt_msg m;
-  assert_int_equal(parse_v(p, n, version, &m, NULL), (int) n);
+  assert_int_equal(parse_v(p, n, version, &m, NULL), (int)n);
   uint8_t out[4096];
   int len = cymg_mqtt_encode(&m, m.version, out, sizeof(out));
-  assert_int_equal(len, (int) n);
+  assert_int_equal(len, (int)n);
   assert_memory_equal(out, p, n);
   /* too little room: the needed size, nothing claimed written */
-  assert_int_equal(cymg_mqtt_encode(&m, m.version, out, n - 1), (int) n);
+  assert_int_equal(cymg_mqtt_encode(&m, m.version, out, n - 1), (int)n);
 }
 
 #define V(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
 
 static void test_varint(void **state) {
-  (void) state;
+  (void)state;
   uint8_t b[4];
   struct {
     uint32_t v;
@@ -66,7 +66,7 @@ static void test_varint(void **state) {
     assert_int_equal(cymg_mqtt_varint_encode(b, t[i].v), t[i].n);
     assert_memory_equal(b, t[i].bytes, t[i].n);
     uint32_t v = 1;
-    assert_int_equal(cymg_mqtt_varint_parse(t[i].bytes, t[i].n, &v), (int) t[i].n);
+    assert_int_equal(cymg_mqtt_varint_parse(t[i].bytes, t[i].n, &v), (int)t[i].n);
     assert_int_equal(v, t[i].v);
     assert_int_equal(cymg_mqtt_varint_parse(t[i].bytes, t[i].n - 1, &v), CYMG_EAGAIN);
   }
@@ -76,7 +76,7 @@ static void test_varint(void **state) {
 }
 
 static void test_connect_311(void **state) {
-  (void) state;
+  (void)state;
   cymg_mqtt_msg m;
   const uint8_t *p;
   size_t n;
@@ -84,7 +84,7 @@ static void test_connect_311(void **state) {
   static const uint8_t c1[] = {0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 1, 'a'};
   p = c1;
   n = sizeof(c1);
-  assert_int_equal(parse_v(p, n, CYMG_MQTT_V311, &m, NULL), (int) n);
+  assert_int_equal(parse_v(p, n, CYMG_MQTT_V311, &m, NULL), (int)n);
   assert_int_equal(m.cmd, CYMG_MQTT_CMD_CONNECT);
   assert_int_equal(m.version, 4);
   assert_int_equal(m.connect.keepalive, 60);
@@ -93,10 +93,10 @@ static void test_connect_311(void **state) {
   assert_int_equal(m.connect.client_id.len, 1);
   roundtrip(p, n, 4);
   /* will (QoS 1, retain) + user + password */
-  static const uint8_t c2[] = {0x10, 29,  0,   4,   'M', 'Q', 'T', 'T', 4,   0xee, 0,
-                               10,   0,   1,   'i', 0,   1,   't', 0,   2,   'w',  'p',
-                               0,    2,   'u', 's', 0,   3,   'p', 'w', 'd'};
-  assert_int_equal(parse_v(c2, sizeof(c2), 4, &m, NULL), (int) sizeof(c2));
+  static const uint8_t c2[] = {0x10, 29, 0,   4,   'M', 'Q', 'T', 'T', 4,  0xee, 0,
+                               10,   0,  1,   'i', 0,   1,   't', 0,   2,  'w',  'p',
+                               0,    2,  'u', 's', 0,   3,   'p', 'w', 'd'};
+  assert_int_equal(parse_v(c2, sizeof(c2), 4, &m, NULL), (int)sizeof(c2));
   assert_true(m.connect.has_will && m.connect.will_retain && m.connect.has_username &&
               m.connect.has_password);
   assert_int_equal(m.connect.will_qos, 1);
@@ -106,7 +106,7 @@ static void test_connect_311(void **state) {
 }
 
 static void test_errors(void **state) {
-  (void) state;
+  (void)state;
   cymg_mqtt_msg m;
   cymg_mqtt_err e;
   struct {
@@ -178,10 +178,10 @@ static void test_errors(void **state) {
 }
 
 static void test_publish_and_acks(void **state) {
-  (void) state;
+  (void)state;
   cymg_mqtt_msg m;
   static const uint8_t p1[] = {0x3b, 9, 0, 3, 'a', '/', 'b', 0, 10, 'h', 'i'}; /* DUP QoS1 retain */
-  assert_int_equal(parse_v(p1, sizeof(p1), 4, &m, NULL), (int) sizeof(p1));
+  assert_int_equal(parse_v(p1, sizeof(p1), 4, &m, NULL), (int)sizeof(p1));
   assert_int_equal(m.cmd, CYMG_MQTT_CMD_PUBLISH);
   assert_true(m.dup && m.retain);
   assert_int_equal(m.qos, 1);
@@ -191,7 +191,7 @@ static void test_publish_and_acks(void **state) {
   roundtrip(p1, sizeof(p1), 4);
   /* v5 with payload format and a user property */
   static const uint8_t p2[] = {0x30, 14, 0, 1, 't', 9, 0x01, 1, 0x26, 0, 1, 'k', 0, 1, 'v', 'x'};
-  assert_int_equal(parse_v(p2, sizeof(p2), 5, &m, NULL), (int) sizeof(p2));
+  assert_int_equal(parse_v(p2, sizeof(p2), 5, &m, NULL), (int)sizeof(p2));
   size_t ofs = 0;
   cymg_mqtt_prop pr;
   assert_int_equal(cymg_mqtt_next_prop(m.props, &ofs, &pr), 1);
@@ -231,10 +231,10 @@ static void test_publish_and_acks(void **state) {
 }
 
 static void test_subscribe(void **state) {
-  (void) state;
+  (void)state;
   cymg_mqtt_msg m;
   static const uint8_t s1[] = {0x82, 15, 0, 9, 0, 3, 'a', '/', '+', 1, 0, 4, '$', 'S', '/', '#', 2};
-  assert_int_equal(parse_v(s1, sizeof(s1), 4, &m, NULL), (int) sizeof(s1));
+  assert_int_equal(parse_v(s1, sizeof(s1), 4, &m, NULL), (int)sizeof(s1));
   assert_int_equal(m.id, 9);
   assert_int_equal(m.qos, 1);
   assert_memory_equal(m.topic.buf, "a/+", 3);
@@ -251,26 +251,25 @@ static void test_subscribe(void **state) {
   roundtrip(V(0x82, 9, 0, 9, 2, 0x0b, 5, 0, 1, 'a', 0x24), 5);
   /* UNSUBSCRIBE */
   static const uint8_t u1[] = {0xa2, 5, 0, 4, 0, 1, 'z'};
-  assert_int_equal(parse_v(u1, sizeof(u1), 4, &m, NULL), (int) sizeof(u1));
+  assert_int_equal(parse_v(u1, sizeof(u1), 4, &m, NULL), (int)sizeof(u1));
   assert_int_equal(m.topic.len, 1);
   roundtrip(u1, sizeof(u1), 4);
   /* filter building */
   uint8_t buf[64];
   int n = cymg_mqtt_filter_encode(cymg_str_c("a/#"), 1, buf, sizeof(buf), 0);
   assert_int_equal(n, 6);
-  n = cymg_mqtt_filter_encode(cymg_str_c("b"), -1, buf, sizeof(buf), (size_t) n);
+  n = cymg_mqtt_filter_encode(cymg_str_c("b"), -1, buf, sizeof(buf), (size_t)n);
   assert_int_equal(n, 9);
   assert_memory_equal(buf, "\0\3a/#\1\0\1b", 9);
   assert_int_equal(cymg_mqtt_filter_encode(cymg_str_c("a#"), 0, buf, sizeof(buf), 0), CYMG_EINVAL);
 }
 
 static void test_connect_v5(void **state) {
-  (void) state;
-  cymg_mqtt_prop props[] = {{.id = CYMG_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = 3600},
-                            {.id = CYMG_MQTT_PROP_RECEIVE_MAXIMUM, .iv = 20},
-                            {.id = CYMG_MQTT_PROP_USER_PROPERTY,
-                             .key = cymg_str_c("a"),
-                             .val = cymg_str_c("b")}};
+  (void)state;
+  cymg_mqtt_prop props[] = {
+      {.id = CYMG_MQTT_PROP_SESSION_EXPIRY_INTERVAL, .iv = 3600},
+      {.id = CYMG_MQTT_PROP_RECEIVE_MAXIMUM, .iv = 20},
+      {.id = CYMG_MQTT_PROP_USER_PROPERTY, .key = cymg_str_c("a"), .val = cymg_str_c("b")}};
   cymg_mqtt_prop wprops[] = {{.id = CYMG_MQTT_PROP_WILL_DELAY_INTERVAL, .iv = 5},
                              {.id = CYMG_MQTT_PROP_CONTENT_TYPE, .val = cymg_str_c("text/plain")},
                              {.id = CYMG_MQTT_PROP_CORRELATION_DATA, .val = cymg_str_n("\0\1", 2)}};
@@ -282,31 +281,31 @@ static void test_connect_v5(void **state) {
   cymg_mqtt_msg m;
   memset(&m, 0, sizeof(m));
   m.cmd = CYMG_MQTT_CMD_CONNECT;
-  m.props = cymg_str_n(pb, (size_t) pn);
+  m.props = cymg_str_n(pb, (size_t)pn);
   m.connect.client_id = cymg_str_c("");
   m.connect.has_will = true;
   m.connect.will_topic = cymg_str_c("w/t");
   m.connect.will_payload = cymg_str_c("bye");
-  m.connect.will_props = cymg_str_n(wb, (size_t) wn);
+  m.connect.will_props = cymg_str_n(wb, (size_t)wn);
   m.connect.will_qos = 2;
   m.connect.keepalive = 5;
   uint8_t out[256];
   int n = cymg_mqtt_encode(&m, 5, out, sizeof(out));
-  assert_true(n > 0 && n < (int) sizeof(out));
+  assert_true(n > 0 && n < (int)sizeof(out));
   assert_int_equal(out[0], 0x10);
   assert_int_equal(out[8], 5);
   cymg_mqtt_msg back;
-  assert_int_equal(parse_v(out, (size_t) n, 4, &back, NULL), n); /* version from the packet */
+  assert_int_equal(parse_v(out, (size_t)n, 4, &back, NULL), n); /* version from the packet */
   assert_int_equal(back.version, 5);
   assert_int_equal(back.connect.will_qos, 2);
-  assert_int_equal(back.connect.will_props.len, (size_t) wn);
-  assert_int_equal(back.props.len, (size_t) pn);
-  roundtrip(out, (size_t) n, 5);
+  assert_int_equal(back.connect.will_props.len, (size_t)wn);
+  assert_int_equal(back.props.len, (size_t)pn);
+  roundtrip(out, (size_t)n, 5);
   /* will properties are not CONNECT properties and the reverse */
-  m.props = cymg_str_n(wb, (size_t) wn);
+  m.props = cymg_str_n(wb, (size_t)wn);
   assert_int_equal(cymg_mqtt_encode(&m, 5, out, sizeof(out)), CYMG_EINVAL);
   /* properties in 3.1.1 */
-  m.props = cymg_str_n(pb, (size_t) pn);
+  m.props = cymg_str_n(pb, (size_t)pn);
   assert_int_equal(cymg_mqtt_encode(&m, 4, out, sizeof(out)), CYMG_EINVAL);
   /* bad property values */
   cymg_mqtt_prop bad1 = {.id = CYMG_MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, .iv = 300};
@@ -321,7 +320,7 @@ static void test_connect_v5(void **state) {
 }
 
 static void test_encode_rules(void **state) {
-  (void) state;
+  (void)state;
   cymg_mqtt_msg m;
   uint8_t out[64];
   memset(&m, 0, sizeof(m));
@@ -342,7 +341,7 @@ static void test_encode_rules(void **state) {
 }
 
 static void test_topics(void **state) {
-  (void) state;
+  (void)state;
   assert_true(cymg_mqtt_topic_valid(cymg_str_c("a/b")));
   assert_true(cymg_mqtt_topic_valid(cymg_str_c("/")));
   assert_false(cymg_mqtt_topic_valid(cymg_str_c("")));
@@ -357,11 +356,11 @@ static void test_topics(void **state) {
   struct {
     const char *t, *f;
     bool match;
-  } mt[] = {{"a/b", "a/b", true},    {"a/b", "a/+", true},    {"a/b", "#", true},
-            {"a", "a/#", true},      {"a/b/c", "a/#", true},  {"a/b/c", "a/+", false},
-            {"a/", "a/+", true},     {"/a", "+/a", true},     {"$SYS/x", "#", false},
+  } mt[] = {{"a/b", "a/b", true},     {"a/b", "a/+", true},       {"a/b", "#", true},
+            {"a", "a/#", true},       {"a/b/c", "a/#", true},     {"a/b/c", "a/+", false},
+            {"a/", "a/+", true},      {"/a", "+/a", true},        {"$SYS/x", "#", false},
             {"$SYS/x", "+/x", false}, {"$SYS/x", "$SYS/#", true}, {"ab", "a", false},
-            {"a", "ab", false},      {"a/b", "a/b/c", false}, {"a/b", "+/+", true},
+            {"a", "ab", false},       {"a/b", "a/b/c", false},    {"a/b", "+/+", true},
             {"a", "+/+", false}};
   for (size_t i = 0; i < sizeof(mt) / sizeof(mt[0]); i++)
     if (cymg_mqtt_match(cymg_str_c(mt[i].t), cymg_str_c(mt[i].f)) != mt[i].match)
@@ -376,10 +375,10 @@ static void test_topics(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_varint),           cmocka_unit_test(test_connect_311),
-      cmocka_unit_test(test_errors),           cmocka_unit_test(test_publish_and_acks),
-      cmocka_unit_test(test_subscribe),        cmocka_unit_test(test_connect_v5),
-      cmocka_unit_test(test_encode_rules),     cmocka_unit_test(test_topics),
+      cmocka_unit_test(test_varint),       cmocka_unit_test(test_connect_311),
+      cmocka_unit_test(test_errors),       cmocka_unit_test(test_publish_and_acks),
+      cmocka_unit_test(test_subscribe),    cmocka_unit_test(test_connect_v5),
+      cmocka_unit_test(test_encode_rules), cmocka_unit_test(test_topics),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,26 +31,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cymg_mqtt_err e;
   int n = cymg_mqtt_parse(pkt, len, version, 0, &m, &e);
   if (n > 0) {
-    CHECK((size_t) n <= len);
+    CHECK((size_t)n <= len);
     size_t ofs = 0;
     cymg_mqtt_prop p;
     int rc;
-    while ((rc = cymg_mqtt_next_prop(m.props, &ofs, &p)) == 1) CHECK(cymg_mqtt_prop_type(p.id) >= 0);
+    while ((rc = cymg_mqtt_next_prop(m.props, &ofs, &p)) == 1)
+      CHECK(cymg_mqtt_prop_type(p.id) >= 0);
     CHECK(rc == 0);
     cymg_str f;
     uint8_t o;
     ofs = 0;
     while ((rc = cymg_mqtt_next_filter(&m, &ofs, &f, &o)) == 1) CHECK(cymg_mqtt_filter_valid(f));
     CHECK(rc == 0);
-    uint8_t *out = malloc((size_t) n);
+    uint8_t *out = malloc((size_t)n);
     CHECK(out != NULL);
-    int k = cymg_mqtt_encode(&m, m.version, out, (size_t) n);
+    int k = cymg_mqtt_encode(&m, m.version, out, (size_t)n);
     /* Equal unless the input used a non-minimal remaining length, which the
      * encoder never writes. */
     if (k == n) {
-      CHECK(memcmp(out, pkt, (size_t) n) == 0);
+      CHECK(memcmp(out, pkt, (size_t)n) == 0);
       cymg_mqtt_msg m2;
-      CHECK(cymg_mqtt_parse(out, (size_t) n, version, 0, &m2, NULL) == n);
+      CHECK(cymg_mqtt_parse(out, (size_t)n, version, 0, &m2, NULL) == n);
       CHECK(m2.cmd == m.cmd && m2.id == m.id && m2.qos == m.qos && m2.ack == m.ack);
     } else {
       CHECK(k > 0 && k < n);

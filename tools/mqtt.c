@@ -12,7 +12,9 @@
 #include "tool.h"
 
 static volatile sig_atomic_t mqtt_stop;
-static void on_mqtt_signal(int sig) { mqtt_stop = sig; }
+static void on_mqtt_signal(int sig) {
+  mqtt_stop = sig;
+}
 
 static const char mqtt_usage[] =
     "usage: cymg mqtt pub URL TOPIC MESSAGE [-q QOS] [-r] [-i ID]\n"
@@ -76,9 +78,9 @@ static void on_cmd(cymg_conn *c, mqtt_ctx *ctx, const cymg_mqtt_msg *m) {
     finish(c, ctx, m->ack >= 0x80);
   } else if (ctx->sub && m->cmd == CYMG_MQTT_CMD_SUBACK) {
     for (size_t i = 0; i < m->data.len; i++) {
-      if ((unsigned char) m->data.buf[i] >= 0x80) {
+      if ((unsigned char)m->data.buf[i] >= 0x80) {
         fprintf(stderr, "cymg mqtt: subscription refused (code 0x%02x)\n",
-                (unsigned char) m->data.buf[i]);
+                (unsigned char)m->data.buf[i]);
         finish(c, ctx, 1);
         return;
       }
@@ -89,10 +91,10 @@ static void on_cmd(cymg_conn *c, mqtt_ctx *ctx, const cymg_mqtt_msg *m) {
 static void mqtt_fn(cymg_conn *c, int ev, void *ev_data) {
   mqtt_ctx *ctx = cymg_conn_userdata(c);
   if (ev == CYMG_EV_MQTT_OPEN) {
-    on_open(c, ctx, *(const int *) ev_data);
+    on_open(c, ctx, *(const int *)ev_data);
   } else if (ev == CYMG_EV_MQTT_MSG && ctx->sub && ctx->left != 0) {
     const cymg_mqtt_msg *m = ev_data;
-    if (ctx->verbose) printf("%.*s ", (int) m->topic.len, m->topic.buf);
+    if (ctx->verbose) printf("%.*s ", (int)m->topic.len, m->topic.buf);
     fwrite(m->data.buf, 1, m->data.len, stdout);
     putchar('\n');
     fflush(stdout);
@@ -100,7 +102,7 @@ static void mqtt_fn(cymg_conn *c, int ev, void *ev_data) {
   } else if (ev == CYMG_EV_MQTT_CMD) {
     on_cmd(c, ctx, ev_data);
   } else if (ev == CYMG_EV_ERROR) {
-    fprintf(stderr, "cymg mqtt: %s\n", (const char *) ev_data);
+    fprintf(stderr, "cymg mqtt: %s\n", (const char *)ev_data);
     ctx->status = 1;
   } else if (ev == CYMG_EV_CLOSE) {
     if (!ctx->ended && ctx->status == 0) {
@@ -139,10 +141,9 @@ int cymg_tool_mqtt(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-q") == 0) {
-      if ((ctx.qos = (int) opt_num("-q", i + 1 < argc ? argv[++i] : NULL, 0, 2)) < 0) return 2;
+      if ((ctx.qos = (int)opt_num("-q", i + 1 < argc ? argv[++i] : NULL, 0, 2)) < 0) return 2;
     } else if (strcmp(a, "-C") == 0) {
-      if ((ctx.left = opt_num("-C", i + 1 < argc ? argv[++i] : NULL, 1, 1000000000)) < 0)
-        return 2;
+      if ((ctx.left = opt_num("-C", i + 1 < argc ? argv[++i] : NULL, 1, 1000000000)) < 0) return 2;
     } else if (strcmp(a, "-i") == 0 && i + 1 < argc) {
       client_id = argv[++i];
     } else if (strcmp(a, "-r") == 0 && !ctx.sub) {
@@ -152,7 +153,7 @@ int cymg_tool_mqtt(int argc, char **argv) {
     } else if (a[0] == '-' && a[1] != '\0') {
       fprintf(stderr, "cymg mqtt: unknown option '%s'\n%s", a, mqtt_usage);
       return 2;
-    } else if (npos < (int) (sizeof(pos) / sizeof(pos[0]))) {
+    } else if (npos < (int)(sizeof(pos) / sizeof(pos[0]))) {
       pos[npos++] = argv[i];
     } else {
       fprintf(stderr, "cymg mqtt: too many arguments\n");

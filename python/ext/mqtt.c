@@ -48,7 +48,7 @@ static int prop_bytes(props_buf *pb, PyObject *v, bool text, const char *what, c
   int rc = PyList_Append(pb->keep, b);
   Py_DECREF(b);
   if (rc < 0) return -1;
-  *out = cymg_str_n(PyBytes_AS_STRING(b), (size_t) PyBytes_GET_SIZE(b));
+  *out = cymg_str_n(PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
   return 0;
 }
 
@@ -60,7 +60,7 @@ static int props_from(PyObject *obj, props_buf *pb) {
   if (seq == NULL) return -1;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   pb->keep = PyList_New(0);
-  pb->props = PyMem_Calloc(n ? (size_t) n : 1, sizeof(cymg_mqtt_prop));
+  pb->props = PyMem_Calloc(n ? (size_t)n : 1, sizeof(cymg_mqtt_prop));
   if (pb->keep == NULL || pb->props == NULL) {
     Py_DECREF(seq);
     props_release(pb);
@@ -82,12 +82,12 @@ static int props_from(PyObject *obj, props_buf *pb) {
     }
     long idv = PyLong_AsLong(id);
     if (idv == -1 && PyErr_Occurred()) goto fail;
-    int type = (idv >= 1 && idv <= 255) ? cymg_mqtt_prop_type((uint8_t) idv) : -1;
+    int type = (idv >= 1 && idv <= 255) ? cymg_mqtt_prop_type((uint8_t)idv) : -1;
     if (type < 0) {
       PyErr_Format(PyExc_ValueError, "unknown MQTT property id %ld", idv);
       goto fail;
     }
-    p->id = (uint8_t) idv;
+    p->id = (uint8_t)idv;
     PyObject *iv = PyDict_GetItemString(d, "iv"), *val = PyDict_GetItemString(d, "val");
     switch (type) {
       case CYMG_MQTT_PROP_TYPE_STRING_PAIR: {
@@ -107,8 +107,7 @@ static int props_from(PyObject *obj, props_buf *pb) {
           PyErr_Format(PyExc_TypeError, "property 0x%02lx needs 'val'", idv);
           goto fail;
         }
-        if (prop_bytes(pb, val, type == CYMG_MQTT_PROP_TYPE_STRING, "val", &p->val) < 0)
-          goto fail;
+        if (prop_bytes(pb, val, type == CYMG_MQTT_PROP_TYPE_STRING, "val", &p->val) < 0) goto fail;
         break;
       default: {
         if (iv == NULL || !PyLong_Check(iv)) {
@@ -116,12 +115,12 @@ static int props_from(PyObject *obj, props_buf *pb) {
           goto fail;
         }
         unsigned long long x = PyLong_AsUnsignedLongLong(iv);
-        if ((x == (unsigned long long) -1 && PyErr_Occurred()) || x > UINT32_MAX) {
+        if ((x == (unsigned long long)-1 && PyErr_Occurred()) || x > UINT32_MAX) {
           PyErr_Clear();
           PyErr_Format(PyExc_ValueError, "property 0x%02lx: 'iv' out of range", idv);
           goto fail;
         }
-        p->iv = (uint32_t) x;
+        p->iv = (uint32_t)x;
       }
     }
     pb->n++;
@@ -145,15 +144,15 @@ static PyObject *props_to_list(cymg_str block) {
     int type = cymg_mqtt_prop_type(p.id);
     PyObject *d;
     if (type == CYMG_MQTT_PROP_TYPE_STRING_PAIR) {
-      d = Py_BuildValue("{s:i,s:N,s:N}", "id", p.id, "key", cymgpy_str(p.key.buf, p.key.len),
-                        "val", cymgpy_str(p.val.buf, p.val.len));
+      d = Py_BuildValue("{s:i,s:N,s:N}", "id", p.id, "key", cymgpy_str(p.key.buf, p.key.len), "val",
+                        cymgpy_str(p.val.buf, p.val.len));
     } else if (type == CYMG_MQTT_PROP_TYPE_STRING) {
       d = Py_BuildValue("{s:i,s:N}", "id", p.id, "val", cymgpy_str(p.val.buf, p.val.len));
     } else if (type == CYMG_MQTT_PROP_TYPE_BINARY_DATA) {
       d = Py_BuildValue("{s:i,s:y#}", "id", p.id, "val", p.val.len ? p.val.buf : "",
-                        (Py_ssize_t) p.val.len);
+                        (Py_ssize_t)p.val.len);
     } else {
-      d = Py_BuildValue("{s:i,s:k}", "id", p.id, "iv", (unsigned long) p.iv);
+      d = Py_BuildValue("{s:i,s:k}", "id", p.id, "iv", (unsigned long)p.iv);
     }
     if (d == NULL || PyList_Append(list, d) < 0) {
       Py_XDECREF(d);
@@ -174,13 +173,15 @@ PyObject *cymgpy_mqtt_message_new(cymgpy_state *st, const cymg_mqtt_msg *msg) {
   cymgpy_mqtt_message *v = PyObject_New(cymgpy_mqtt_message, st->mqtt_message_type);
   if (v == NULL) return NULL;
   v->msg = msg;
-  return (PyObject *) v;
+  return (PyObject *)v;
 }
 
-void cymgpy_mqtt_message_done(PyObject *view) { ((cymgpy_mqtt_message *) view)->msg = NULL; }
+void cymgpy_mqtt_message_done(PyObject *view) {
+  ((cymgpy_mqtt_message *)view)->msg = NULL;
+}
 
 static const cymg_mqtt_msg *mlive(PyObject *self) {
-  return ((cymgpy_mqtt_message *) self)->msg;
+  return ((cymgpy_mqtt_message *)self)->msg;
 }
 
 /* The getters: a field of the message by offset and kind; stale views give
@@ -194,28 +195,26 @@ typedef struct {
 static PyObject *get_field(PyObject *self, void *closure) {
   const field *f = closure;
   const cymg_mqtt_msg *m = mlive(self);
-  const char *base = (const char *) m;
+  const char *base = (const char *)m;
   switch (f->kind) {
     case F_STR: {
       if (m == NULL) return PyUnicode_FromStringAndSize("", 0);
-      const cymg_str *s = (const cymg_str *) (base + f->ofs);
+      const cymg_str *s = (const cymg_str *)(base + f->ofs);
       return cymgpy_str(s->buf, s->len);
     }
     case F_BYTES: {
       if (m == NULL) return PyBytes_FromStringAndSize("", 0);
-      const cymg_str *s = (const cymg_str *) (base + f->ofs);
-      return PyBytes_FromStringAndSize(s->len ? s->buf : "", (Py_ssize_t) s->len);
+      const cymg_str *s = (const cymg_str *)(base + f->ofs);
+      return PyBytes_FromStringAndSize(s->len ? s->buf : "", (Py_ssize_t)s->len);
     }
-    case F_U8:
-      return PyLong_FromLong(m ? *(const uint8_t *) (base + f->ofs) : 0);
-    case F_U16:
-      return PyLong_FromLong(m ? *(const uint16_t *) (base + f->ofs) : 0);
-    default:
-      return PyBool_FromLong(m ? *(const bool *) (base + f->ofs) : 0);
+    case F_U8: return PyLong_FromLong(m ? *(const uint8_t *)(base + f->ofs) : 0);
+    case F_U16: return PyLong_FromLong(m ? *(const uint16_t *)(base + f->ofs) : 0);
+    default: return PyBool_FromLong(m ? *(const bool *)(base + f->ofs) : 0);
   }
 }
 
-#define FIELD(name, member, kind) static const field f_##name = {offsetof(cymg_mqtt_msg, member), kind}
+#define FIELD(name, member, kind) \
+  static const field f_##name = {offsetof(cymg_mqtt_msg, member), kind}
 FIELD(topic, topic, F_STR);
 FIELD(data, data, F_BYTES);
 FIELD(text, data, F_STR);
@@ -239,14 +238,14 @@ FIELD(clean_session, connect.clean, F_BOOL);
 FIELD(raw, dgram, F_BYTES);
 
 static PyObject *m_properties(PyObject *self, PyObject *unused) {
-  (void) unused;
+  (void)unused;
   const cymg_mqtt_msg *m = mlive(self);
   if (m == NULL) return PyList_New(0);
   return props_to_list(m->props);
 }
 
 static PyObject *m_will_properties(PyObject *self, PyObject *unused) {
-  (void) unused;
+  (void)unused;
   const cymg_mqtt_msg *m = mlive(self);
   if (m == NULL) return PyList_New(0);
   return props_to_list(m->connect.will_props);
@@ -274,24 +273,24 @@ static PyObject *filters(PyObject *self, int full) {
 }
 
 static PyObject *m_topics(PyObject *self, PyObject *unused) {
-  (void) unused;
+  (void)unused;
   return filters(self, 0);
 }
 
 static PyObject *m_subscriptions(PyObject *self, PyObject *unused) {
-  (void) unused;
+  (void)unused;
   return filters(self, 1);
 }
 
 /* SUBACK / UNSUBACK reason codes as a list of ints. */
 static PyObject *m_codes(PyObject *self, PyObject *unused) {
-  (void) unused;
+  (void)unused;
   const cymg_mqtt_msg *m = mlive(self);
   PyObject *list = PyList_New(0);
   if (m == NULL || list == NULL) return list;
   if (m->cmd != CYMG_MQTT_CMD_SUBACK && m->cmd != CYMG_MQTT_CMD_UNSUBACK) return list;
   for (size_t i = 0; i < m->data.len; i++) {
-    PyObject *v = PyLong_FromLong((unsigned char) m->data.buf[i]);
+    PyObject *v = PyLong_FromLong((unsigned char)m->data.buf[i]);
     if (v == NULL || PyList_Append(list, v) < 0) {
       Py_XDECREF(v);
       Py_DECREF(list);
@@ -302,7 +301,9 @@ static PyObject *m_codes(PyObject *self, PyObject *unused) {
   return list;
 }
 
-static int m_bool(PyObject *self) { return mlive(self) != NULL; }
+static int m_bool(PyObject *self) {
+  return mlive(self) != NULL;
+}
 
 static PyObject *m_repr(PyObject *self) {
   const cymg_mqtt_msg *m = mlive(self);
@@ -310,7 +311,7 @@ static PyObject *m_repr(PyObject *self) {
   PyObject *topic = cymgpy_str(m->topic.buf, m->topic.len);
   if (topic == NULL) return NULL;
   PyObject *r = PyUnicode_FromFormat("<cymongoose.MqttMessage %s id=%d qos=%d topic=%R>",
-                                     cymg_mqtt_cmd_name(m->cmd), (int) m->id, (int) m->qos, topic);
+                                     cymg_mqtt_cmd_name(m->cmd), (int)m->id, (int)m->qos, topic);
   Py_DECREF(topic);
   return r;
 }
@@ -321,7 +322,8 @@ static void m_dealloc(PyObject *self) {
   Py_DECREF(tp);
 }
 
-#define GET(name, doc) {#name, get_field, NULL, doc, (void *) &f_##name}
+#define GET(name, doc) \
+  { #name, get_field, NULL, doc, (void *)&f_##name }
 static PyGetSetDef m_getset[] = {
     GET(topic, "PUBLISH topic; SUBSCRIBE/UNSUBSCRIBE: the first filter (str)."),
     GET(data, "PUBLISH payload (bytes); SUBACK/UNSUBACK: the codes."),
@@ -360,9 +362,10 @@ static PyMethodDef m_methods[] = {
 };
 
 static PyType_Slot m_slots[] = {
-    {Py_tp_doc, "The MQTT packet of an MG_EV_MQTT_MSG / MG_EV_MQTT_CMD event. Valid only while "
-                "the handler runs; afterwards bool(msg) is False and its accessors give '', b'', "
-                "0, False and []."},
+    {Py_tp_doc,
+     "The MQTT packet of an MG_EV_MQTT_MSG / MG_EV_MQTT_CMD event. Valid only while "
+     "the handler runs; afterwards bool(msg) is False and its accessors give '', b'', "
+     "0, False and []."},
     {Py_tp_dealloc, m_dealloc},
     {Py_tp_repr, m_repr},
     {Py_nb_bool, m_bool},
@@ -399,7 +402,7 @@ static int str_arg(PyObject *o, const char *what, cymg_str *out) {
   Py_ssize_t n;
   const char *s = PyUnicode_AsUTF8AndSize(o, &n);
   if (s == NULL) return -1;
-  *out = cymg_str_n(s, (size_t) n);
+  *out = cymg_str_n(s, (size_t)n);
   return 0;
 }
 
@@ -410,19 +413,31 @@ static int qos_ok(int qos, const char *what) {
 }
 
 static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
-  static char *kwlist[] = {"url", "handler", "client_id", "username", "password",
-                           "clean_session", "keepalive", "version", "will_topic",
-                           "will_message", "will_qos", "will_retain", "will_properties",
-                           "properties", "session_expiry", NULL};
+  static char *kwlist[] = {"url",
+                           "handler",
+                           "client_id",
+                           "username",
+                           "password",
+                           "clean_session",
+                           "keepalive",
+                           "version",
+                           "will_topic",
+                           "will_message",
+                           "will_qos",
+                           "will_retain",
+                           "will_properties",
+                           "properties",
+                           "session_expiry",
+                           NULL};
   const char *url;
   PyObject *handler = Py_None, *client_id = NULL, *username = NULL, *password = NULL;
   PyObject *will_topic = NULL, *will_message = NULL, *will_props = Py_None, *props = Py_None;
   int clean = 1, will_retain = 0, keepalive = 60, version = 4, will_qos = 0;
   unsigned long long expiry = 0;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|OUUUpi$iUOipOOK:mqtt_connect", kwlist, &url,
-                                   &handler, &client_id, &username, &password, &clean,
-                                   &keepalive, &version, &will_topic, &will_message, &will_qos,
-                                   &will_retain, &will_props, &props, &expiry))
+                                   &handler, &client_id, &username, &password, &clean, &keepalive,
+                                   &version, &will_topic, &will_message, &will_qos, &will_retain,
+                                   &will_props, &props, &expiry))
     return NULL;
   if (keepalive < 0 || keepalive > 65535)
     return PyErr_Format(PyExc_ValueError, "keepalive must be 0..65535 seconds, not %d", keepalive);
@@ -439,14 +454,14 @@ static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) 
     return NULL;
   Py_buffer wm = {0};
   if (will_message != NULL && cymgpy_get_bytes(will_message, &wm, "will_message") < 0) return NULL;
-  o.will_payload = cymg_str_n(wm.buf, (size_t) wm.len);
-  o.keepalive = (uint16_t) keepalive;
+  o.will_payload = cymg_str_n(wm.buf, (size_t)wm.len);
+  o.keepalive = (uint16_t)keepalive;
   o.no_keepalive = keepalive == 0;
-  o.version = (uint8_t) version;
-  o.will_qos = (uint8_t) will_qos;
+  o.version = (uint8_t)version;
+  o.will_qos = (uint8_t)will_qos;
   o.will_retain = will_retain;
   o.persistent = !clean;
-  o.session_expiry = (uint32_t) expiry;
+  o.session_expiry = (uint32_t)expiry;
   props_buf pb, wpb;
   PyObject *r = NULL;
   if (props_from(props, &pb) < 0) goto out_wm;
@@ -460,7 +475,7 @@ static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) 
   o.will_props = wpb.props;
   o.num_will_props = wpb.n;
   connect_opts = &o;
-  r = cymgpy_open((cymgpy_manager *) self, 0, url, handler, mqtt_open);
+  r = cymgpy_open((cymgpy_manager *)self, 0, url, handler, mqtt_open);
   connect_opts = NULL;
 out:
   props_release(&wpb);
@@ -472,9 +487,9 @@ out_wm:
 }
 
 PyObject *cymgpy_manager_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
-  cymgpy_lock((cymgpy_manager *) self);
+  cymgpy_lock((cymgpy_manager *)self);
   PyObject *r = mqtt_connect(self, args, kwargs);
-  cymgpy_unlock((cymgpy_manager *) self);
+  cymgpy_unlock((cymgpy_manager *)self);
   return r;
 }
 
@@ -484,9 +499,9 @@ PyObject *cymgpy_manager_mqtt_listen(PyObject *self, PyObject *args, PyObject *k
   PyObject *handler = Py_None;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:mqtt_listen", kwlist, &url, &handler))
     return NULL;
-  cymgpy_lock((cymgpy_manager *) self);
-  PyObject *r = cymgpy_open((cymgpy_manager *) self, 1, url, handler, cymg_mqtt_listen);
-  cymgpy_unlock((cymgpy_manager *) self);
+  cymgpy_lock((cymgpy_manager *)self);
+  PyObject *r = cymgpy_open((cymgpy_manager *)self, 1, url, handler, cymg_mqtt_listen);
+  cymgpy_unlock((cymgpy_manager *)self);
   return r;
 }
 
@@ -494,7 +509,7 @@ PyObject *cymgpy_manager_mqtt_listen(PyObject *self, PyObject *args, PyObject *k
 
 /* The C connection of a live wrapper, or NULL with RuntimeError "closed". */
 static cymg_conn *conn_of(PyObject *self) {
-  cymg_conn *c = ((cymgpy_conn *) self)->conn;
+  cymg_conn *c = ((cymgpy_conn *)self)->conn;
   if (c == NULL) PyErr_SetString(PyExc_RuntimeError, "connection is closed");
   return c;
 }
@@ -507,17 +522,18 @@ static PyObject *result(const char *what, int rc, bool want_int) {
   }
   switch (rc) {
     case CYMG_EINVAL:
-      return PyErr_Format(PyExc_ValueError, "%s: invalid argument (topic, filter, QoS or "
-                                            "property not allowed here)", what);
-    case CYMG_ECLOSED:
-      return PyErr_Format(PyExc_RuntimeError, "%s: connection is closed", what);
-    case CYMG_ESTATE:
-      return PyErr_Format(PyExc_RuntimeError, "%s: not an MQTT connection", what);
+      return PyErr_Format(PyExc_ValueError,
+                          "%s: invalid argument (topic, filter, QoS or "
+                          "property not allowed here)",
+                          what);
+    case CYMG_ECLOSED: return PyErr_Format(PyExc_RuntimeError, "%s: connection is closed", what);
+    case CYMG_ESTATE: return PyErr_Format(PyExc_RuntimeError, "%s: not an MQTT connection", what);
     case CYMG_ELIMIT:
-      return PyErr_Format(PyExc_RuntimeError, "%s: limit reached (in-flight window or send "
-                                              "buffer full)", what);
-    default:
-      return cymgpy_raise_rc(what, rc);
+      return PyErr_Format(PyExc_RuntimeError,
+                          "%s: limit reached (in-flight window or send "
+                          "buffer full)",
+                          what);
+    default: return cymgpy_raise_rc(what, rc);
   }
 }
 
@@ -532,14 +548,16 @@ static PyObject *mqtt_pub(PyObject *self, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"topic", "message", "qos", "retain", "properties", NULL};
   PyObject *topic, *message, *props = Py_None;
   int qos = 0, retain = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ip$O:mqtt_pub", kwlist, &topic, &message,
-                                   &qos, &retain, &props))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ip$O:mqtt_pub", kwlist, &topic, &message, &qos,
+                                   &retain, &props))
     return NULL;
   cymg_str t;
   if (str_arg(topic, "topic", &t) < 0 || qos_ok(qos, "qos") < 0) return NULL;
   if (!cymg_mqtt_topic_valid(t))
-    return PyErr_Format(PyExc_ValueError, "mqtt_pub: invalid topic name %R (non-empty, no "
-                                          "'+' or '#')", topic);
+    return PyErr_Format(PyExc_ValueError,
+                        "mqtt_pub: invalid topic name %R (non-empty, no "
+                        "'+' or '#')",
+                        topic);
   Py_buffer v;
   if (cymgpy_get_bytes(message, &v, "message") < 0) return NULL;
   props_buf pb;
@@ -547,8 +565,9 @@ static PyObject *mqtt_pub(PyObject *self, PyObject *args, PyObject *kwargs) {
   if (props_from(props, &pb) == 0) {
     cymg_conn *c = conn_of(self);
     if (c != NULL && props_allowed(c, &pb, "mqtt_pub") == 0) {
-      r = result("mqtt_pub", cymg_mqtt_pub(c, t, cymg_str_n(v.buf, (size_t) v.len), qos,
-                                           retain, pb.props, pb.n), true);
+      r = result("mqtt_pub",
+                 cymg_mqtt_pub(c, t, cymg_str_n(v.buf, (size_t)v.len), qos, retain, pb.props, pb.n),
+                 true);
     }
     props_release(&pb);
   }
@@ -561,10 +580,10 @@ static PyObject *sub_unsub(PyObject *self, PyObject *args, PyObject *kwargs, boo
   static char *kwlist_u[] = {"topic", "properties", NULL};
   PyObject *topic, *props = Py_None;
   int qos = 0;
-  int ok = sub ? PyArg_ParseTupleAndKeywords(args, kwargs, "O|i$O:mqtt_sub", kwlist_s, &topic,
-                                             &qos, &props)
-               : PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:mqtt_unsub", kwlist_u, &topic,
-                                             &props);
+  int ok =
+      sub ? PyArg_ParseTupleAndKeywords(args, kwargs, "O|i$O:mqtt_sub", kwlist_s, &topic, &qos,
+                                        &props)
+          : PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:mqtt_unsub", kwlist_u, &topic, &props);
   if (!ok) return NULL;
   const char *what = sub ? "mqtt_sub" : "mqtt_unsub";
   cymg_str t;
@@ -576,8 +595,7 @@ static PyObject *sub_unsub(PyObject *self, PyObject *args, PyObject *kwargs, boo
   PyObject *r = NULL;
   cymg_conn *c = conn_of(self);
   if (c != NULL && props_allowed(c, &pb, what) == 0) {
-    int rc = sub ? cymg_mqtt_sub(c, t, qos, pb.props, pb.n)
-                 : cymg_mqtt_unsub(c, t, pb.props, pb.n);
+    int rc = sub ? cymg_mqtt_sub(c, t, qos, pb.props, pb.n) : cymg_mqtt_unsub(c, t, pb.props, pb.n);
     r = result(what, rc, true);
   }
   props_release(&pb);
@@ -593,13 +611,13 @@ static PyObject *mqtt_unsub(PyObject *self, PyObject *args, PyObject *kwargs) {
 }
 
 static PyObject *mqtt_ping(PyObject *self, PyObject *unused) {
-  (void) unused;
+  (void)unused;
   cymg_conn *c = conn_of(self);
   return c == NULL ? NULL : result("mqtt_ping", cymg_mqtt_ping(c), false);
 }
 
 static PyObject *mqtt_pong(PyObject *self, PyObject *unused) {
-  (void) unused;
+  (void)unused;
   cymg_conn *c = conn_of(self);
   return c == NULL ? NULL : result("mqtt_pong", cymg_mqtt_pong(c), false);
 }
@@ -623,8 +641,8 @@ static PyObject *code_call(PyObject *self, PyObject *args, PyObject *kwargs, boo
   PyObject *r = NULL;
   cymg_conn *c = conn_of(self);
   if (c != NULL && props_allowed(c, &pb, what) == 0) {
-    int rc = connack ? cymg_mqtt_connack(c, present, (uint8_t) code, pb.props, pb.n)
-                     : cymg_mqtt_disconnect(c, (uint8_t) code, pb.props, pb.n);
+    int rc = connack ? cymg_mqtt_connack(c, present, (uint8_t)code, pb.props, pb.n)
+                     : cymg_mqtt_disconnect(c, (uint8_t)code, pb.props, pb.n);
     r = result(what, rc, false);
   }
   props_release(&pb);
@@ -644,8 +662,9 @@ static PyObject *ack_call(PyObject *self, PyObject *args, PyObject *kwargs, bool
   static char *kwlist[] = {"packet_id", "codes", "properties", NULL};
   int id;
   PyObject *codes = NULL, *props = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, suback ? "iO|$O:mqtt_suback" : "i|O$O:mqtt_unsuback",
-                                   kwlist, &id, &codes, &props))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs,
+                                   suback ? "iO|$O:mqtt_suback" : "i|O$O:mqtt_unsuback", kwlist,
+                                   &id, &codes, &props))
     return NULL;
   const char *what = suback ? "mqtt_suback" : "mqtt_unsuback";
   if (id < 1 || id > 65535)
@@ -656,7 +675,7 @@ static PyObject *ack_call(PyObject *self, PyObject *args, PyObject *kwargs, bool
     PyObject *seq = PySequence_Fast(codes, "codes must be a sequence of ints");
     if (seq == NULL) return NULL;
     Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-    if ((size_t) len > sizeof(buf)) {
+    if ((size_t)len > sizeof(buf)) {
       Py_DECREF(seq);
       return PyErr_Format(PyExc_ValueError, "%s: at most %zu codes", what, sizeof(buf));
     }
@@ -668,7 +687,7 @@ static PyObject *ack_call(PyObject *self, PyObject *args, PyObject *kwargs, bool
         PyErr_Clear();
         return PyErr_Format(PyExc_ValueError, "%s: each code must be an int 0..255", what);
       }
-      buf[n++] = (uint8_t) v;
+      buf[n++] = (uint8_t)v;
     }
     Py_DECREF(seq);
   }
@@ -677,8 +696,8 @@ static PyObject *ack_call(PyObject *self, PyObject *args, PyObject *kwargs, bool
   PyObject *r = NULL;
   cymg_conn *c = conn_of(self);
   if (c != NULL && props_allowed(c, &pb, what) == 0) {
-    int rc = suback ? cymg_mqtt_suback(c, (uint16_t) id, buf, n, pb.props, pb.n)
-                    : cymg_mqtt_unsuback(c, (uint16_t) id, buf, n, pb.props, pb.n);
+    int rc = suback ? cymg_mqtt_suback(c, (uint16_t)id, buf, n, pb.props, pb.n)
+                    : cymg_mqtt_unsuback(c, (uint16_t)id, buf, n, pb.props, pb.n);
     r = result(what, rc, false);
   }
   props_release(&pb);
@@ -694,19 +713,19 @@ static PyObject *mqtt_unsuback(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 /* The exported, locked entry points of the Connection method table. */
-#define LOCKED_KW(name)                                                             \
+#define LOCKED_KW(name)                                                            \
   PyObject *cymgpy_conn_##name(PyObject *self, PyObject *args, PyObject *kwargs) { \
-    cymgpy_manager *m_ = cymgpy_lock_conn(self);                                    \
-    PyObject *r_ = name(self, args, kwargs);                                        \
-    cymgpy_unlock_conn(m_, 1);                                                      \
-    return r_;                                                                      \
+    cymgpy_manager *m_ = cymgpy_lock_conn(self);                                   \
+    PyObject *r_ = name(self, args, kwargs);                                       \
+    cymgpy_unlock_conn(m_, 1);                                                     \
+    return r_;                                                                     \
   }
-#define LOCKED_NOARGS(name)                                          \
-  PyObject *cymgpy_conn_##name(PyObject *self, PyObject *unused) {  \
-    cymgpy_manager *m_ = cymgpy_lock_conn(self);                     \
-    PyObject *r_ = name(self, unused);                               \
-    cymgpy_unlock_conn(m_, 1);                                       \
-    return r_;                                                       \
+#define LOCKED_NOARGS(name)                                        \
+  PyObject *cymgpy_conn_##name(PyObject *self, PyObject *unused) { \
+    cymgpy_manager *m_ = cymgpy_lock_conn(self);                   \
+    PyObject *r_ = name(self, unused);                             \
+    cymgpy_unlock_conn(m_, 1);                                     \
+    return r_;                                                     \
   }
 LOCKED_KW(mqtt_pub)
 LOCKED_KW(mqtt_sub)

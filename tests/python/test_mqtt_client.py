@@ -392,3 +392,19 @@ def test_bad_arguments(mgr, mosquitto):
         mgr.mqtt_connect("nope://x")
     assert c.send_data() == b""  # nothing queued by the refused calls
     c.close()
+
+
+def test_pub_from_another_thread_while_polling(mgr, mosquitto):
+    # Connection methods are callable from any thread (they run while the poll
+    # thread waits): every message published by a worker is acknowledged.
+    h = Mqtt()
+    c = open_client(mgr, mosquitto.url, h)
+    ids = []
+    t = threading.Thread(target=lambda: ids.extend(c.mqtt_pub("t/thr", "m", qos=1)
+                                                   for _ in range(40)))
+    t.start()
+    poll_until(mgr, lambda: not t.is_alive() and
+               sum(1 for cmd, _, _ in h.cmds if cmd == 4) == 40, timeout=20)
+    t.join()
+    assert sorted({i for cmd, i, _ in h.cmds if cmd == 4}) == sorted(ids)
+    c.close()

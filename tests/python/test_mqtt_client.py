@@ -290,12 +290,7 @@ def test_v5_user_properties_both_ways(mgr, mosquitto):
 def test_over_websocket(mgr, mosquitto):
     h = Mqtt(sub="t/ws")
     url = f"ws://127.0.0.1:{mosquitto.ws_port}/mqtt"
-    try:
-        c = open_client(mgr, url, h)
-    except RuntimeError as e:  # the C layer (branch mqttc) has no ws:// transport yet
-        if "unsupported scheme 'ws'" not in str(e):
-            raise
-        pytest.skip("MQTT over WebSocket not in the C layer yet: " + str(e))
+    c = open_client(mgr, url, h)
     poll_until(mgr, lambda: any(cmd == SUBACK for cmd, _, _ in h.cmds))
     c.mqtt_pub("t/ws", "over ws")
     poll_until(mgr, lambda: h.msgs)

@@ -266,7 +266,9 @@ typedef struct cymg_mqtt_opts {
                                  further pub calls fail with CYMG_ELIMIT. 0: 64 */
   uint32_t max_packet;        /* largest incoming packet; 0: 1 MiB (also the
                                  receive buffer's limit) */
-  cymg_mqtt_session *session; /* taken over (freed by the connection) */
+  cymg_mqtt_session *session; /* taken over by a successful connect (freed by
+                                 the connection); still the caller's when
+                                 cymg_mqtt_connect fails */
 } cymg_mqtt_opts;
 
 /* Connects to "mqtt://HOST[:1883]" or "mqtts://HOST[:8883]" (TLS: options with
@@ -351,7 +353,7 @@ CYMG_API int cymg_mqtt_pingresp(cymg_conn *c);
  * before its CLOSE has been dispatched, typically in the CLOSE event) and
  * gives it to *out: pass it as opts.session to resume on a new connection
  * with persistent set. Returns 0, CYMG_ESTATE (not an MQTT client) or
- * CYMG_ENOMEM. */
+ * CYMG_ENOMEM; CYMG_EINVAL for a NULL out. */
 CYMG_API int cymg_mqtt_session_take(cymg_conn *c, cymg_mqtt_session **out);
 /* Messages waiting for acknowledgement in a session. */
 CYMG_API size_t cymg_mqtt_session_pending(const cymg_mqtt_session *s);

@@ -770,6 +770,7 @@ size_t cymg_mqtt_inflight(const cymg_conn *c) {
 
 int cymg_mqtt_session_take(cymg_conn *c, cymg_mqtt_session **out) {
   mqtt_state *mq = mq_of(c);
+  if (out == NULL) return CYMG_EINVAL;
   *out = NULL;
   if (mq == NULL || mq->server || mq->listener) return CYMG_ESTATE;
   cymg_mqtt_session *s = malloc(sizeof(*s));

@@ -421,6 +421,62 @@ static void test_listener_v5(void **state) {
   listener_with(CYMG_MQTT_V5);
 }
 
+/* Real clients against our listener: mosquitto_pub (3.1.1 and 5.0, TCP and
+ * TLS) gets its CONNACK and PUBACK from the program's handler and the layer,
+ * and exits 0 only when its QoS 1 message was acknowledged. */
+static void listener_real_client(const char *version, bool tls) {
+  cymg_mgr *mgr = new_mgr();
+  server s = {0};
+  cymg_conn *l = NULL;
+  assert_int_equal(
+      cymg_mqtt_listen(mgr, tls ? "mqtts://127.0.0.1:0" : "mqtt://127.0.0.1:0", server_fn, &s, &l),
+      0);
+  if (tls) {
+    cymg_tls_opts so = {.cert = cymg_str_c(cert("server-ec.crt")),
+                        .key = cymg_str_c(cert("server-ec.key"))};
+    assert_int_equal(cymg_tls_init(l, &so), 0);
+  }
+  char port[16];
+  snprintf(port, sizeof(port), "%u", cymg_conn_local(l)->port);
+  char *argv[] = {"mosquitto_pub",
+                  "-h",
+                  "127.0.0.1",
+                  "-p",
+                  port,
+                  "-V",
+                  (char *)version,
+                  "-t",
+                  "from/real",
+                  "-m",
+                  "hello",
+                  "-q",
+                  "1",
+                  "-i",
+                  "realpub",
+                  tls ? "--cafile" : NULL,
+                  (char *)cert("ca.crt"),
+                  NULL};
+  child ch;
+  child_start(&ch, "/usr/bin/mosquitto_pub", argv);
+  POLL_UNTIL(mgr, s.r.msgs == 1 && s.r.cmds[CYMG_MQTT_CMD_DISCONNECT] == 1);
+  assert_int_equal(child_end(mgr, &ch, false), 0);
+  assert_string_equal(s.r.topic[0], "from/real");
+  assert_string_equal(s.r.data[0], "hello");
+  assert_int_equal(s.r.qos[0], 1);
+  assert_string_equal(s.client_id, "realpub");
+  assert_int_equal(s.version, strcmp(version, "mqttv5") == 0 ? 5 : 4);
+  assert_int_equal(s.r.errors, 0);
+  close_all_and_free(mgr);
+}
+
+static void test_listener_real_clients(void **state) {
+  (void)state;
+  listener_real_client("mqttv311", false);
+  listener_real_client("mqttv5", false);
+  listener_real_client("mqttv311", true);
+  listener_real_client("mqttv5", true);
+}
+
 /* Sends nothing by itself: a client gets no CONNACK, and its keep-alive fails. */
 static void test_listener_silent_keepalive_timeout(void **state) {
   (void)state;
@@ -721,6 +777,7 @@ int main(void) {
       cmocka_unit_test(test_persistent_session),
       cmocka_unit_test(test_listener_311),
       cmocka_unit_test(test_listener_v5),
+      cmocka_unit_test(test_listener_real_clients),
       cmocka_unit_test(test_listener_silent_keepalive_timeout),
       cmocka_unit_test(test_session_resend),
       cmocka_unit_test(test_over_websocket),

@@ -159,8 +159,8 @@ static void test_bad_urls(void **state) {
 }
 
 /* Schemes of the URL table listen and connect on their own transport (plain
- * TCP until a protocol layer is asked for, UDP for sntp, TLS for tls, https and
- * wss); mqtts is refused with a clear reason until MQTT exists. */
+ * TCP until a protocol layer is asked for, UDP for sntp, TLS for tls, https,
+ * wss and mqtts). */
 static void test_scheme_table(void **state) {
   (void) state;
   cymg_mgr *mgr = new_mgr();

@@ -34,7 +34,7 @@ cmake -S . -B build-pyasan -DCYMG_WERROR=ON -DCYMG_SANITIZE=ON -DCMAKE_BUILD_TYP
 cmake --build build-pyasan -j"$JOBS"
 asan_rt=$(ldd build-pyasan/python/cymongoose/_cymg*.so | awk '/libasan/ {print $3}')
 LD_PRELOAD="$asan_rt" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-  scripts/test-python.sh build-pyasan -k "thread or buffered or send or events or wsgi or http_respond or tls or aio or asgi or copy"
+  scripts/test-python.sh build-pyasan -k "thread or buffered or send or events or wsgi or http_respond or tls or aio or asgi or copy or mqtt"
 
 step "install, then build an outside program with pkg-config and with find_package"
 scripts/test-install.sh build

@@ -6,6 +6,7 @@
  *   cymg ws [-k] [--cacert F] URL      WebSocket client: stdin lines out, messages to stdout
  *   cymg sntp [SERVER]                 ask an SNTP server the time
  *   cymg resolve NAME [--type A|AAAA] [--server URL]   look a name up
+ *   cymg mqtt pub|sub ...              MQTT client (tools/mqtt.c)
  *   cymg --help | --version */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #include <cymg/cymg.h>
+
+#include "tool.h"
 
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
@@ -51,6 +54,12 @@ static void usage(FILE *out) {
           "                              which is asked for NAME as given, no search list):\n"
           "                              prints the CNAME chain and the addresses, one\n"
           "                              record a line: owner, TTL, type, value\n"
+          "  mqtt pub URL TOPIC MESSAGE [-q QOS] [-r] [-i ID]\n"
+          "                              publish one message (mqtt://HOST[:PORT]), wait for\n"
+          "                              its acknowledgement at QoS 1/2, then disconnect\n"
+          "  mqtt sub URL TOPIC... [-q QOS] [-v] [-C COUNT] [-i ID]\n"
+          "                              subscribe and print each payload on a line (-v:\n"
+          "                              \"TOPIC PAYLOAD\"); -C: exit after COUNT messages\n"
           "  --help                      this text\n"
           "  --version                   the libcymg version\n");
 }
@@ -570,6 +579,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "ws") == 0) return cmd_ws(argc - 2, argv + 2);
   if (strcmp(argv[1], "sntp") == 0) return cmd_sntp(argc - 2, argv + 2);
   if (strcmp(argv[1], "resolve") == 0) return cmd_resolve(argc - 2, argv + 2);
+  if (strcmp(argv[1], "mqtt") == 0) return cymg_tool_mqtt(argc - 2, argv + 2);
   fprintf(stderr, "cymg: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

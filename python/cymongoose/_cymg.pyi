@@ -55,6 +55,28 @@ MQTT_PROP_TYPE_VARIABLE_INT: int
 MQTT_PROP_TYPE_INT: int
 MQTT_PROP_TYPE_SHORT: int
 
+# MQTT packet types (MqttMessage.cmd)
+MQTT_CMD_CONNECT: int  # 1
+MQTT_CMD_CONNACK: int
+MQTT_CMD_PUBLISH: int
+MQTT_CMD_PUBACK: int
+MQTT_CMD_PUBREC: int
+MQTT_CMD_PUBREL: int
+MQTT_CMD_PUBCOMP: int
+MQTT_CMD_SUBSCRIBE: int
+MQTT_CMD_SUBACK: int
+MQTT_CMD_UNSUBSCRIBE: int
+MQTT_CMD_UNSUBACK: int
+MQTT_CMD_PINGREQ: int
+MQTT_CMD_PINGRESP: int
+MQTT_CMD_DISCONNECT: int
+MQTT_CMD_AUTH: int  # 15, MQTT 5 only
+
+# A v5 property: {"id": int, "iv": int} for the integer types,
+# {"id": int, "val": str | bytes} for strings / binary data, and
+# {"id": 0x26, "key": str, "val": str} for a user property.
+MqttProperty = Dict[str, Any]
+
 def event_name(ev: int) -> str:
     """``"MG_EV_READ"``, ``"MG_EV_USER+3"`` or ``"MG_EV_UNKNOWN(77)"``."""
 
@@ -264,6 +286,81 @@ class WsMessage:
         MG_EV_WS_CTL), 0x80 FIN, 0x40 when the message arrived compressed."""
     def __bool__(self) -> bool: ...
 
+class MqttMessage:
+    """The MQTT packet of ``MG_EV_MQTT_MSG`` (every PUBLISH received; its
+    PUBACK/PUBREC already queued) and ``MG_EV_MQTT_CMD`` (every packet, after
+    MSG for a PUBLISH). Fields a packet type lacks are empty / 0.
+
+    Valid only while the handler runs: afterwards ``bool(msg)`` is False and the
+    accessors give "", b"", 0, False and []. Accessors copy out."""
+
+    @property
+    def topic(self) -> str:
+        """PUBLISH topic; SUBSCRIBE/UNSUBSCRIBE: the first filter."""
+    @property
+    def data(self) -> bytes:
+        """PUBLISH payload; SUBACK/UNSUBACK: the codes as bytes."""
+    @property
+    def text(self) -> str:
+        """The payload as UTF-8 (invalid bytes replaced)."""
+    @property
+    def id(self) -> int:
+        """Packet identifier; 0 when the packet has none (QoS 0 PUBLISH...)."""
+    @property
+    def cmd(self) -> int:
+        """Packet type, MQTT_CMD_*."""
+    @property
+    def qos(self) -> int: ...
+    @property
+    def ack(self) -> int:
+        """Return / reason code: CONNACK, PUBACK..PUBCOMP (v5), DISCONNECT, AUTH."""
+    @property
+    def version(self) -> int:
+        """Protocol level: 4 (3.1.1) or 5."""
+    @property
+    def dup(self) -> bool: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def session_present(self) -> bool:
+        """CONNACK's session-present flag."""
+    # CONNECT fields, for programs answering CONNECT on an mqtt_listen() connection
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+    @property
+    def will_topic(self) -> str:
+        """"" when the CONNECT has no will."""
+    @property
+    def will_message(self) -> bytes: ...
+    @property
+    def will_qos(self) -> int: ...
+    @property
+    def will_retain(self) -> bool: ...
+    @property
+    def keepalive(self) -> int:
+        """Seconds."""
+    @property
+    def clean_session(self) -> bool: ...
+    @property
+    def raw(self) -> bytes:
+        """The whole packet as received."""
+    def properties(self) -> List[MqttProperty]:
+        """The v5 properties of the packet ([] in 3.1.1)."""
+    def will_properties(self) -> List[MqttProperty]:
+        """The v5 will properties of a CONNECT."""
+    def topics(self) -> List[Tuple[str, int]]:
+        """SUBSCRIBE: (filter, qos) per filter; UNSUBSCRIBE: (filter, 0)."""
+    def subscriptions(self) -> List[Tuple[str, int]]:
+        """SUBSCRIBE: (filter, options byte): QoS in the low 2 bits, v5 no-local
+        0x04, retain-as-published 0x08, retain handling 0x30."""
+    def codes(self) -> List[int]:
+        """SUBACK / UNSUBACK: one return / reason code per filter."""
+    def __bool__(self) -> bool: ...
+
 class Connection:
     """One connection: a listener, an accepted or an outbound connection.
 
@@ -302,6 +399,40 @@ class Connection:
         """This connection's own handler (None: the manager's default is used).
         Accepted connections start with their listener's handler."""
     def set_handler(self, fn: Optional[EventHandler]) -> None: ...
+    # MQTT. Each queues one packet (sent at the next poll). On a listener each
+    # does nothing and returns 0 / None; on a closed connection each raises
+    # RuntimeError("connection is closed"). TypeError for wrong types,
+    # ValueError for a bad topic / filter, QoS outside 0..2, properties on a
+    # 3.1.1 connection. RuntimeError when the in-flight window is full.
+    def mqtt_pub(self, topic: str, message: Data, qos: int = 0, retain: bool = False, *,
+                 properties: Optional[List[MqttProperty]] = None) -> int:
+        """PUBLISH. 0 for QoS 0, else the packet id (1..65535, never one still
+        in flight); the message is kept until acknowledged. Also on accepted
+        mqtt_listen() connections, to route messages."""
+    def mqtt_sub(self, topic: str, qos: int = 0, *,
+                 properties: Optional[List[MqttProperty]] = None) -> int:
+        """SUBSCRIBE one filter; returns the packet id (its SUBACK comes as
+        MG_EV_MQTT_CMD)."""
+    def mqtt_unsub(self, topic: str, *, properties: Optional[List[MqttProperty]] = None) -> int:
+        """UNSUBSCRIBE one filter; returns the packet id."""
+    def mqtt_ping(self) -> None:
+        """PINGREQ (the client also sends them by itself at the keep-alive)."""
+    def mqtt_pong(self) -> None:
+        """PINGRESP."""
+    def mqtt_pingresp(self) -> None:
+        """PINGRESP, the same as mqtt_pong()."""
+    def mqtt_disconnect(self, reason: int = 0, *,
+                        properties: Optional[List[MqttProperty]] = None) -> None:
+        """DISCONNECT (v5: with reason code) and nothing else: the peer closes."""
+    def mqtt_connack(self, code: int = 0, session_present: bool = False, *,
+                     properties: Optional[List[MqttProperty]] = None) -> None:
+        """CONNACK on an accepted mqtt_listen() connection (3.1.1 codes 0..5)."""
+    def mqtt_suback(self, packet_id: int, codes: List[int], *,
+                    properties: Optional[List[MqttProperty]] = None) -> None:
+        """SUBACK: one code (granted QoS, or 0x80 refused) per filter."""
+    def mqtt_unsuback(self, packet_id: int, codes: List[int] = ..., *,
+                      properties: Optional[List[MqttProperty]] = None) -> None:
+        """UNSUBACK (v5: one reason code per filter; 3.1.1: none)."""
     def sntp_request(self) -> None:
         """Send another SNTP request on a connection from
         :meth:`Manager.sntp_connect`; the answer arrives as ``MG_EV_SNTP_TIME``
@@ -573,9 +704,9 @@ class Manager:
         (requests arrive as MG_EV_HTTP_HDRS/MG_EV_HTTP_MSG; a WebSocket server
         calls ``conn.ws_upgrade(data)`` in MG_EV_HTTP_MSG, on either scheme);
         ``http=False`` uses the address for raw TCP; ``http=True`` on ``tcp://``
-        attaches HTTP. Other schemes libcymg knows are plain TCP with their
-        default port (``mqtt://`` 1883) until their protocol layer exists;
-        ``sntp://`` is UDP. Every failure raises
+        attaches HTTP. ``mqtt://`` and ``mqtts://`` are the parser-level MQTT
+        listener of :meth:`mqtt_listen`; other schemes libcymg knows are plain
+        TCP with their default port; ``sntp://`` is UDP. Every failure raises
         ``RuntimeError("Failed to listen on '<url>': <reason>")``: an unknown
         scheme (``invalid://``), a malformed URL, a busy port.
 
@@ -617,6 +748,43 @@ class Manager:
         then ``MG_EV_CLOSE``. ``ws_send()`` before MG_EV_WS_OPEN is held until it.
         Failures here raise ``RuntimeError("Failed to connect to '<url>': ...")``:
         another scheme, a malformed URL."""
+    def mqtt_connect(
+        self,
+        url: str,
+        handler: Optional[EventHandler] = None,
+        client_id: str = "",
+        username: str = "",
+        password: str = "",
+        clean_session: bool = True,
+        keepalive: int = 60,
+        *,
+        version: int = 4,
+        will_topic: str = "",
+        will_message: Data = b"",
+        will_qos: int = 0,
+        will_retain: bool = False,
+        will_properties: Optional[List[MqttProperty]] = None,
+        properties: Optional[List[MqttProperty]] = None,
+        session_expiry: int = 0,
+    ) -> Connection:
+        """An MQTT client on ``mqtt://HOST[:1883]``, ``mqtts://HOST[:8883]``,
+        ``ws://`` or ``wss://`` (MQTT over WebSocket). CONNECT is queued at once
+        (3.1.1, or 5.0 with ``version=5``; an empty ``client_id`` becomes a random
+        one; a will when ``will_topic`` is set). Then ``MG_EV_MQTT_OPEN`` once
+        (``data``: the CONNACK code, non-zero: refused, the connection closes),
+        ``MG_EV_MQTT_MSG`` per PUBLISH received, ``MG_EV_MQTT_CMD`` per packet.
+        PINGREQ goes out every ``keepalive`` seconds (0: never); no answer within
+        another interval gives MG_EV_ERROR "keep-alive timeout". ``properties``
+        (CONNECT) and ``will_properties`` need version 5. ValueError for a
+        keepalive outside 0..65535, another version, will_qos outside 0..2;
+        ``RuntimeError("Failed to connect to '<url>': ...")`` otherwise."""
+    def mqtt_listen(self, url: str, handler: Optional[EventHandler] = None) -> Connection:
+        """A parser-level MQTT listener (``mqtt://`` or ``mqtts://``; the same as
+        ``listen("mqtt://...")``): accepted connections deliver MG_EV_MQTT_MSG and
+        MG_EV_MQTT_CMD and answer only the QoS flow (PUBACK, PUBREC, PUBCOMP):
+        CONNACK, SUBACK, UNSUBACK and PINGRESP are the program's to send
+        (:meth:`Connection.mqtt_connack` ...). Malformed input, a packet before
+        CONNECT or a second CONNECT: MG_EV_ERROR, then that connection closes."""
     def sntp_connect(self, url: str, handler: Optional[EventHandler] = None) -> Connection:
         """Start an SNTP client on ``sntp://HOST`` (UDP port 123 unless given) or
         ``udp://HOST:PORT`` and return a UDP Connection (``is_udp`` True at once).

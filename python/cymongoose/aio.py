@@ -303,10 +303,7 @@ class AsyncManager:
         return conn
 
     def _mqtt(self, name: str, url: str, **kwargs: Any) -> Connection:
-        fn = getattr(self._require(), name, None)
-        if fn is None:  # MQTT lands with its own issue: nothing is faked until then
-            raise NotImplementedError("%s: MQTT is not available in this build yet" % name)
-        conn = fn(url, **kwargs)
+        conn = getattr(self._require(), name)(url, **kwargs)
         self._track_conn(conn)
         return conn
 
@@ -395,18 +392,22 @@ class AsyncManager:
                 ready.set_result(value)
 
         def wrapper(conn: Connection, ev: int, data: Any) -> None:
+            # The user's handler runs first, so that the awaiting coroutine
+            # resumes only after it has seen the event.
             if ev == MG_EV_ERROR:
                 errors.append(str(data))
-            if ev == want:
-                conn.set_handler(user)
-                loop.call_soon_threadsafe(settle, conn, None)
-            elif ev == MG_EV_CLOSE:
-                why = errors[0] if errors else "connection closed before it was ready"
-                loop.call_soon_threadsafe(
-                    settle, None, ConnectionError("connect to %r failed: %s" % (url, why))
-                )
-            if user is not None:
-                user(conn, ev, data)
+            try:
+                if user is not None:
+                    user(conn, ev, data)
+            finally:
+                if ev == want:
+                    conn.set_handler(user)
+                    loop.call_soon_threadsafe(settle, conn, None)
+                elif ev == MG_EV_CLOSE:
+                    why = errors[0] if errors else "connection closed before it was ready"
+                    loop.call_soon_threadsafe(
+                        settle, None, ConnectionError("connect to %r failed: %s" % (url, why))
+                    )
 
         conn = self.connect(url, wrapper, http=http)
         try:

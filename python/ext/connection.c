@@ -41,6 +41,10 @@ static PyObject *event_data(cymgpy_state *st, int ev, void *ev_data) {
       const cymg_str *s = ev_data;
       return PyBytes_FromStringAndSize(s->buf, (Py_ssize_t) s->len);
     }
+    case CYMG_EV_MQTT_MSG:
+    case CYMG_EV_MQTT_CMD:
+      if (ev_data == NULL) Py_RETURN_NONE;
+      return cymgpy_mqtt_message_new(st, ev_data);
     case CYMG_EV_MQTT_OPEN:
       return PyLong_FromLong(*(const int *) ev_data);
     case CYMG_EV_SNTP_TIME:
@@ -56,6 +60,8 @@ static void views_done(cymgpy_state *st, PyObject *data) {
     cymgpy_http_message_done(data);
   } else if (Py_IS_TYPE(data, st->ws_message_type)) {
     cymgpy_ws_message_done(data);
+  } else if (Py_IS_TYPE(data, st->mqtt_message_type)) {
+    cymgpy_mqtt_message_done(data);
   }
 }
 
@@ -1139,6 +1145,7 @@ static PyMethodDef conn_methods[] = {
     {"ws_send", (PyCFunction) (void (*)(void)) conn_ws_send_locked, METH_VARARGS | METH_KEYWORDS,
      "ws_send(data, op=WEBSOCKET_OP_TEXT) -> bool: send one WebSocket message or control "
      "frame (False: the WebSocket is closing)."},
+    CYMGPY_CONN_MQTT_METHODS
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,6 +26,7 @@ typedef struct {
   PyTypeObject *timer_type;
   PyTypeObject *http_message_type;
   PyTypeObject *ws_message_type;
+  PyTypeObject *mqtt_message_type;
   PyTypeObject *rpc_type;
   PyTypeObject *rpc_req_type;
   PyTypeObject *tls_opts_type;
@@ -114,7 +115,15 @@ typedef struct {
   const cymg_ws_msg *msg; /* NULL once stale */
 } cymgpy_ws_message;
 
+/* A view of one cymg_mqtt_msg (MG_EV_MQTT_MSG / MG_EV_MQTT_CMD), valid while
+ * its handler runs. */
+typedef struct {
+  PyObject_HEAD
+  const cymg_mqtt_msg *msg; /* NULL once stale */
+} cymgpy_mqtt_message;
+
 extern PyModuleDef cymgpy_module;
+extern PyType_Spec cymgpy_mqtt_message_spec;
 extern PyType_Spec cymgpy_manager_spec;
 extern PyType_Spec cymgpy_connection_spec;
 extern PyType_Spec cymgpy_timer_spec;
@@ -169,6 +178,65 @@ void cymgpy_unlock_conn(cymgpy_manager *m, int changed);
 #define CYMGPY_LOCKED_KW_READ(fn) CYMGPY_LOCKED_KW_(fn, 0)
 /* Raises RuntimeError (MemoryError for ENOMEM) describing rc. Returns NULL. */
 PyObject *cymgpy_raise_rc(const char *what, int rc);
+
+/* The C call that makes a connection: cymg_listen, cymg_connect, ... */
+typedef int (*cymgpy_open_fn)(cymg_mgr *, const char *, cymg_event_fn, void *, cymg_conn **);
+/* A Connection made by fn on url (the call lock held): checks handler and the
+ * manager's state; failures raise RuntimeError("Failed to listen on / connect
+ * to '<url>': <reason>"). */
+PyObject *cymgpy_open(cymgpy_manager *m, int is_listen, const char *url, PyObject *handler,
+                      cymgpy_open_fn fn);
+
+/* ---- mqtt.c ---- */
+/* Manager.mqtt_connect / mqtt_listen (they take the call lock themselves). */
+PyObject *cymgpy_manager_mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *cymgpy_manager_mqtt_listen(PyObject *self, PyObject *args, PyObject *kwargs);
+#define CYMGPY_MANAGER_MQTT_METHODS                                                          \
+  {"mqtt_connect", (PyCFunction) (void (*)(void)) cymgpy_manager_mqtt_connect,              \
+   METH_VARARGS | METH_KEYWORDS,                                                            \
+   "mqtt_connect(url, handler=None, client_id='', username='', password='', "              \
+   "clean_session=True, keepalive=60, *, version=4, will_topic='', will_message=b'', "      \
+   "will_qos=0, will_retain=False, will_properties=None, properties=None, "                 \
+   "session_expiry=0) -> Connection: an MQTT client (mqtt://, mqtts://, ws://, wss://)."},  \
+  {"mqtt_listen", (PyCFunction) (void (*)(void)) cymgpy_manager_mqtt_listen,                \
+   METH_VARARGS | METH_KEYWORDS,                                                            \
+   "mqtt_listen(url, handler=None) -> Connection: a parser-level MQTT listener (it "        \
+   "answers nothing by itself but the QoS flow)."},
+/* The Connection.mqtt_* methods (each under the call lock). */
+PyObject *cymgpy_conn_mqtt_pub(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *cymgpy_conn_mqtt_sub(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *cymgpy_conn_mqtt_unsub(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *cymgpy_conn_mqtt_ping(PyObject *self, PyObject *unused);
+PyObject *cymgpy_conn_mqtt_pong(PyObject *self, PyObject *unused);
+PyObject *cymgpy_conn_mqtt_disconnect(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *cymgpy_conn_mqtt_connack(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *cymgpy_conn_mqtt_suback(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *cymgpy_conn_mqtt_unsuback(PyObject *self, PyObject *args, PyObject *kwargs);
+#define CYMGPY_MQTT_KW_(name, fn, doc) \
+  {name, (PyCFunction) (void (*)(void)) fn, METH_VARARGS | METH_KEYWORDS, doc},
+#define CYMGPY_CONN_MQTT_METHODS                                                               \
+  CYMGPY_MQTT_KW_("mqtt_pub", cymgpy_conn_mqtt_pub,                                            \
+                  "mqtt_pub(topic, message, qos=0, retain=False, *, properties=None) -> int: " \
+                  "PUBLISH; 0 for QoS 0, else the packet id.")                                 \
+  CYMGPY_MQTT_KW_("mqtt_sub", cymgpy_conn_mqtt_sub,                                            \
+                  "mqtt_sub(topic, qos=0, *, properties=None) -> int: SUBSCRIBE; packet id.")  \
+  CYMGPY_MQTT_KW_("mqtt_unsub", cymgpy_conn_mqtt_unsub,                                        \
+                  "mqtt_unsub(topic, *, properties=None) -> int: UNSUBSCRIBE; packet id.")     \
+  {"mqtt_ping", cymgpy_conn_mqtt_ping, METH_NOARGS, "mqtt_ping(): PINGREQ."},                  \
+  {"mqtt_pong", cymgpy_conn_mqtt_pong, METH_NOARGS, "mqtt_pong(): PINGRESP."},                 \
+  {"mqtt_pingresp", cymgpy_conn_mqtt_pong, METH_NOARGS, "mqtt_pingresp(): PINGRESP."},         \
+  CYMGPY_MQTT_KW_("mqtt_disconnect", cymgpy_conn_mqtt_disconnect,                              \
+                  "mqtt_disconnect(reason=0, *, properties=None): DISCONNECT and nothing else.") \
+  CYMGPY_MQTT_KW_("mqtt_connack", cymgpy_conn_mqtt_connack,                                    \
+                  "mqtt_connack(code=0, session_present=False, *, properties=None): CONNACK.") \
+  CYMGPY_MQTT_KW_("mqtt_suback", cymgpy_conn_mqtt_suback,                                      \
+                  "mqtt_suback(packet_id, codes, *, properties=None): SUBACK, one code per "   \
+                  "filter.")                                                                   \
+  CYMGPY_MQTT_KW_("mqtt_unsuback", cymgpy_conn_mqtt_unsuback,                                  \
+                  "mqtt_unsuback(packet_id, codes=(), *, properties=None): UNSUBACK.")
+/* A new view of msg; cymgpy_mqtt_message_done() makes it stale. */
+PyObject *cymgpy_mqtt_message_new(cymgpy_state *st, const cymg_mqtt_msg *msg);
+void cymgpy_mqtt_message_done(PyObject *view);
 
 /* ---- connection.c ---- */
 /* A fresh, unbound wrapper with the given per-connection handler (may be NULL). */

@@ -615,7 +615,7 @@ done:;
 
 /* ---- listening and connecting ---- */
 
-typedef int (*open_fn)(cymg_mgr *, const char *, cymg_event_fn, void *, cymg_conn **);
+typedef cymgpy_open_fn open_fn;
 
 static int scheme_is(const char *url, size_t slen, const char *name) {
   return strlen(name) == slen && PyOS_strnicmp(url, name, slen) == 0;
@@ -682,7 +682,10 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   bool secure = sep && cymg_url_is_tls(cymg_str_n(url, slen));
   bool is_http = sep && (scheme_is(url, slen, "http") || scheme_is(url, slen, "https"));
   bool is_ws = sep && (scheme_is(url, slen, "ws") || scheme_is(url, slen, "wss"));
-  if (is_ws && want_http != 0) {
+  if (is_listen && want_http != 1 && sep &&
+      (scheme_is(url, slen, "mqtt") || scheme_is(url, slen, "mqtts"))) {
+    fn = cymg_mqtt_listen; /* the parser-level listener, as mqtt_listen() */
+  } else if (is_ws && want_http != 0) {
     fn = is_listen ? cymg_ws_listen : cymg_ws_connect;
   } else if ((is_http || is_ws) && want_http == 0) {
     /* http=False: the address is used for plain TCP (over TLS for https/wss). */
@@ -802,17 +805,21 @@ static PyObject *ws_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
 /* sntp_connect(): sntp://HOST (UDP port 123) or udp://HOST:PORT, the SNTP
  * client layer attached; the first request goes out by itself at CONNECT. */
 static PyObject *sntp_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
-  cymgpy_manager *m = (cymgpy_manager *) self;
   static char *kwlist[] = {"url", "handler", NULL};
   const char *url;
   PyObject *handler = Py_None;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:sntp_connect", kwlist, &url, &handler))
     return NULL;
+  return cymgpy_open((cymgpy_manager *) self, 0, url, handler, cymg_sntp_connect);
+}
+
+PyObject *cymgpy_open(cymgpy_manager *m, int is_listen, const char *url, PyObject *handler,
+                      cymgpy_open_fn fn) {
   if (check_callable("handler", handler) < 0) return NULL;
   if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
-    return open_failed(0, url, m->mgr ? "the manager is closing" : "the manager is closed");
+    return open_failed(is_listen, url, m->mgr ? "the manager is closing" : "the manager is closed");
   if (check_open(m) < 0) return NULL;
-  return open_with(m, 0, url, url, handler, cymg_sntp_connect, false, NULL, Py_None);
+  return open_with(m, is_listen, url, url, handler, fn, false, NULL, Py_None);
 }
 
 /* Under the call lock, like listen() and connect(). */
@@ -944,6 +951,7 @@ static PyMethodDef manager_methods[] = {
     {"sntp_connect", (PyCFunction) (void (*)(void)) manager_sntp_connect,
      METH_VARARGS | METH_KEYWORDS,
      "sntp_connect(url, handler=None) -> Connection: an SNTP client (sntp://HOST or udp://)."},
+    CYMGPY_MANAGER_MQTT_METHODS
     {"wakeup", (PyCFunction) (void (*)(void)) manager_wakeup, METH_VARARGS | METH_KEYWORDS,
      "wakeup(connection_id, data=b'') -> bool: thread-safe; MG_EV_WAKEUP with data."},
     {"timer_add", (PyCFunction) (void (*)(void)) manager_timer_add, METH_VARARGS | METH_KEYWORDS,

@@ -56,7 +56,25 @@ static const struct {
     {"MQTT_PROP_TYPE_VARIABLE_INT", 4},
     {"MQTT_PROP_TYPE_INT", 5},
     {"MQTT_PROP_TYPE_SHORT", 6},
+    /* MQTT packet types (MqttMessage.cmd) */
+    {"MQTT_CMD_CONNECT", CYMG_MQTT_CMD_CONNECT},
+    {"MQTT_CMD_CONNACK", CYMG_MQTT_CMD_CONNACK},
+    {"MQTT_CMD_PUBLISH", CYMG_MQTT_CMD_PUBLISH},
+    {"MQTT_CMD_PUBACK", CYMG_MQTT_CMD_PUBACK},
+    {"MQTT_CMD_PUBREC", CYMG_MQTT_CMD_PUBREC},
+    {"MQTT_CMD_PUBREL", CYMG_MQTT_CMD_PUBREL},
+    {"MQTT_CMD_PUBCOMP", CYMG_MQTT_CMD_PUBCOMP},
+    {"MQTT_CMD_SUBSCRIBE", CYMG_MQTT_CMD_SUBSCRIBE},
+    {"MQTT_CMD_SUBACK", CYMG_MQTT_CMD_SUBACK},
+    {"MQTT_CMD_UNSUBSCRIBE", CYMG_MQTT_CMD_UNSUBSCRIBE},
+    {"MQTT_CMD_UNSUBACK", CYMG_MQTT_CMD_UNSUBACK},
+    {"MQTT_CMD_PINGREQ", CYMG_MQTT_CMD_PINGREQ},
+    {"MQTT_CMD_PINGRESP", CYMG_MQTT_CMD_PINGRESP},
+    {"MQTT_CMD_DISCONNECT", CYMG_MQTT_CMD_DISCONNECT},
+    {"MQTT_CMD_AUTH", CYMG_MQTT_CMD_AUTH},
 };
+_Static_assert(CYMG_MQTT_PROP_TYPE_BYTE == 0 && CYMG_MQTT_PROP_TYPE_SHORT == 6,
+               "MQTT_PROP_TYPE_* are the C numbers");
 
 /* ---- module functions ---- */
 
@@ -128,6 +146,10 @@ static int module_exec(PyObject *mod) {
   st->ws_message_type =
       (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_ws_message_spec, NULL);
   if (st->ws_message_type == NULL || PyModule_AddType(mod, st->ws_message_type) < 0) return -1;
+  st->mqtt_message_type =
+      (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_mqtt_message_spec, NULL);
+  if (st->mqtt_message_type == NULL || PyModule_AddType(mod, st->mqtt_message_type) < 0)
+    return -1;
   st->rpc_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_rpc_spec, NULL);
   if (st->rpc_type == NULL || PyModule_AddType(mod, st->rpc_type) < 0) return -1;
   st->rpc_req_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_rpc_req_spec, NULL);
@@ -150,6 +172,7 @@ static int module_traverse(PyObject *mod, visitproc visit, void *arg) {
   Py_VISIT(st->timer_type);
   Py_VISIT(st->http_message_type);
   Py_VISIT(st->ws_message_type);
+  Py_VISIT(st->mqtt_message_type);
   Py_VISIT(st->rpc_type);
   Py_VISIT(st->rpc_req_type);
   Py_VISIT(st->tls_opts_type);
@@ -164,6 +187,7 @@ static int module_clear(PyObject *mod) {
   Py_CLEAR(st->timer_type);
   Py_CLEAR(st->http_message_type);
   Py_CLEAR(st->ws_message_type);
+  Py_CLEAR(st->mqtt_message_type);
   Py_CLEAR(st->rpc_type);
   Py_CLEAR(st->rpc_req_type);
   Py_CLEAR(st->tls_opts_type);
@@ -181,7 +205,7 @@ PyModuleDef cymgpy_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "cymongoose._cymg",
     .m_doc = "libcymg bindings: the event loop (Manager), connections, timers, HTTP, "
-             "WebSocket and utilities.",
+             "WebSocket, MQTT and utilities.",
     .m_size = sizeof(cymgpy_state),
     .m_methods = module_methods,
     .m_slots = module_slots,

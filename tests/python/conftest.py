@@ -147,3 +147,82 @@ def cymg_tool():
     if not os.access(path, os.X_OK):
         pytest.skip("the cymg tool is not in this build tree")
     return path
+
+
+def peer_env():
+    """The environment for peer programs (mosquitto, node...): without the
+    sanitizer runtime an ASan run preloads for our extension."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
+class Mosquitto:
+    """A mosquitto broker of our own (tcp, websockets and TLS listeners on free
+    loopback ports), started from its own config in a temporary folder."""
+
+    def __init__(self, folder):
+        import os
+        import subprocess
+
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        self.certs = os.path.join(folder, "certs")
+        subprocess.run(["sh", os.path.join(root, "tests", "data", "mkcerts.sh"), self.certs],
+                       check=True, capture_output=True, timeout=60)
+        self.ca = os.path.join(self.certs, "ca.crt")
+        self.port, self.ws_port, self.tls_port = free_port(), free_port(), free_port()
+        conf = os.path.join(folder, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(
+                "per_listener_settings false\nallow_anonymous true\npersistence false\n"
+                "max_keepalive 65535\n"
+                # as root mosquitto would switch to its own user, who cannot read our files
+                + ("user root\n" if os.geteuid() == 0 else "") +
+                f"listener {self.port} 127.0.0.1\n"
+                f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\n"
+                f"listener {self.tls_port} 127.0.0.1\n"
+                f"cafile {self.ca}\n"
+                f"certfile {os.path.join(self.certs, 'server-ec.crt')}\n"
+                f"keyfile {os.path.join(self.certs, 'server-ec.key')}\n")
+        self.log = open(os.path.join(folder, "mosquitto.log"), "w+")
+        self.proc = subprocess.Popen(["mosquitto", "-c", conf, "-v"], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=peer_env())
+        deadline = time.monotonic() + 15
+        for port in (self.port, self.ws_port, self.tls_port):
+            while True:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.log.seek(0)
+                    pytest.fail("mosquitto did not start: " + self.log.read()[-2000:])
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory):
+    """A private mosquitto (see Mosquitto), one per test module."""
+    b = Mosquitto(str(tmp_path_factory.mktemp("mosquitto")))
+    yield b
+    b.stop()
+
+
+def paho_client(version=4, client_id="", **kw):
+    """A paho-mqtt (Debian python3-paho-mqtt) client, not yet connected."""
+    import paho.mqtt.client as paho
+
+    proto = paho.MQTTv5 if version == 5 else paho.MQTTv311
+    if version == 5:
+        return paho.Client(client_id=client_id, protocol=proto, **kw)
+    return paho.Client(client_id=client_id, protocol=proto, clean_session=kw.pop("clean_session", True), **kw)

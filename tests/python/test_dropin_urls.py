@@ -1,6 +1,6 @@
 """listen()/connect()/ws_connect() failures all raise RuntimeError("Failed to
 listen on '<url>': <reason>") / ("Failed to connect to '<url>': <reason>"), and
-schemes without a protocol layer yet (mqtt://) are plain TCP."""
+schemes without a protocol layer are plain TCP."""
 
 import re
 
@@ -66,11 +66,14 @@ def test_tls_schemes_open_tls_connections(mgr, url):
     assert c.is_client  # the refusal comes later, as MG_EV_ERROR then MG_EV_CLOSE
 
 
-def test_mqtts_listens_over_tls(mgr):
-    # https, wss, tls and (since MQTT exists) mqtts listen over TLS.
-    c = mgr.listen("mqtts://127.0.0.1:0")
-    assert c.is_listening and c.local_addr[1] != 0
-    c.close()
+def test_listen_mqtt_schemes_are_mqtt_listeners(mgr):
+    # listen("mqtt://") and listen("mqtts://") are the parser-level MQTT
+    # listener (tests/python/test_mqtt_listen.py), the second one over TLS.
+    plain = mgr.listen("mqtt://127.0.0.1:0")
+    tls = mgr.listen("mqtts://127.0.0.1:0")
+    assert plain.is_listening and tls.is_listening
+    assert not plain.is_tls and tls.is_tls
+    assert plain.mqtt_pub("t", "m", qos=1) == 0  # an MQTT listener: the call does nothing
 
 
 def test_ws_connect_failures(mgr):
@@ -92,7 +95,9 @@ def test_http_specific_misuse_and_closed_manager():
         expect(failure(call, u), verb, u)
 
 
-def test_mqtt_scheme_listens_and_connects_as_plain_tcp(mgr):
+def test_mqtt_scheme_connects_as_plain_tcp(mgr):
+    # connect("mqtt://") is raw TCP to the port (mqtt_connect() is the client);
+    # listen("mqtt://") is the MQTT listener (above), so the server here is tcp://.
     got = {}
 
     def server(conn, ev, data):
@@ -106,7 +111,7 @@ def test_mqtt_scheme_listens_and_connects_as_plain_tcp(mgr):
         elif ev == MG_EV_READ:
             got["client"] = got.get("client", b"") + conn.recv_data()
 
-    lsn = mgr.listen("mqtt://127.0.0.1:0", server)
+    lsn = mgr.listen("tcp://127.0.0.1:0", server)
     assert lsn.is_listening and not lsn.is_udp
     port = lsn.local_addr[1]
     c = mgr.connect("mqtt://127.0.0.1:%d" % port, client)

@@ -58,8 +58,12 @@ void cymg_call(cymg_conn *c, int ev, void *ev_data) {
   bool handled = c->proto && c->proto->on_event && c->proto->on_event(c, ev, ev_data);
   /* READ after the protocol's own handling when the manager asks for it (the
    * Python API reports every read, whatever the protocol made of it), unless
-   * that handling ended the connection: ERROR is then its last word. */
-  if (handled && ev == CYMG_EV_READ && c->mgr->read_events && !(c->flags & CYMG__F_CLOSING))
+   * that handling ended the connection: ERROR is then its last word. Not
+   * while a request body is streamed: its pieces, the protocol's own READ
+   * events, are then what the program reads, and a second READ counting raw
+   * bytes could not be told from them. */
+  if (handled && ev == CYMG_EV_READ && c->mgr->read_events &&
+      !(c->flags & (CYMG__F_CLOSING | CYMG__F_BODY_STREAM)))
     handled = false;
   if ((!handled || ev == CYMG_EV_CLOSE) && c->fn) c->fn(c, ev, ev_data);
 }

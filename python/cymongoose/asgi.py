@@ -137,17 +137,20 @@ class _BodyStream:
     Pause and resume are both done on the poll thread (the app's side asks for
     a resume with a wakeup), so the flag and the socket's state never part."""
 
-    __slots__ = ("server", "conn", "pieces", "queued", "paused", "asked", "done", "discard", "lock")
+    __slots__ = ("server", "conn", "left", "pieces", "queued", "paused", "asked", "done", "discard",
+                 "ended", "lock")
 
-    def __init__(self, server: "ASGIServer", conn: Any) -> None:
+    def __init__(self, server: "ASGIServer", conn: Any, length: Optional[int]) -> None:
         self.server = server
         self.conn = conn
+        self.left = length  # a declared length: the body is complete with its last byte
         self.pieces: "collections.deque[bytes]" = collections.deque()
         self.queued = 0
         self.paused = False
         self.asked = False  # a resume wakeup is on its way
         self.done = False  # the last piece is queued (MG_EV_HTTP_MSG)
         self.discard = False  # the response is over: what is left of the body is dropped
+        self.ended = False  # poll thread: MG_EV_HTTP_MSG came (the next MSG is a new request)
         self.lock = threading.Lock()
 
     def add(self, piece: bytes) -> None:  # poll thread, in MG_EV_READ
@@ -156,6 +159,9 @@ class _BodyStream:
                 return
             self.pieces.append(piece)
             self.queued += len(piece)
+            if self.left is not None:
+                self.left -= len(piece)
+                self.done = self.left <= 0  # known now, before MG_EV_HTTP_MSG: one message less
             if self.queued > _BODY_QUEUED and not self.paused:
                 self.paused = True
                 self.conn.pause_reading()
@@ -167,10 +173,10 @@ class _BodyStream:
                 self.paused = False
                 self.conn.resume_reading()
 
-    def take(self) -> Optional[bytes]:  # asyncio thread
+    def take(self) -> Tuple[Optional[bytes], bool]:  # asyncio thread: (piece, whether it is the last)
         with self.lock:
             if not self.pieces:
-                return None
+                return None, self.done
             piece = self.pieces.popleft()
             self.queued -= len(piece)
             # Joined up to _BODY_PIECE: fewer, larger messages for the app.
@@ -180,9 +186,10 @@ class _BodyStream:
                 piece += nxt
             ask = self.paused and not self.asked and self.queued <= _BODY_QUEUED // 2
             self.asked |= ask
+            last = self.done and not self.pieces
         if ask:
             self._ask()
-        return piece
+        return piece, last
 
     def drop(self) -> None:  # asyncio thread: the app answered, the rest is read and dropped
         with self.lock:
@@ -229,13 +236,11 @@ class _HttpCycle(_Cycle):
         stream = self.stream
         if stream is not None and not self.body_read:
             while True:
-                done = stream.done  # read before take(): a piece queued after it is not the last
-                piece = stream.take()
+                piece, last = stream.take()
                 if piece is not None:
-                    last = done and not stream.pieces
                     self.body_read = last
                     return {"type": "http.request", "body": piece, "more_body": not last}
-                if done:
+                if last:
                     self.body_read = True
                     return {"type": "http.request", "body": b"", "more_body": False}
                 if self.gone:
@@ -317,7 +322,7 @@ class _HttpCycle(_Cycle):
     def end_body(self) -> None:
         """The response is over: a body the app did not read is dropped (and
         reading resumes, so the next keep-alive request can come)."""
-        if self.stream is not None and not self.stream.done:
+        if self.stream is not None:
             try:
                 self.stream.drop()
             except RuntimeError:
@@ -552,7 +557,7 @@ class ASGIServer:
         if ev == MG_EV_READ:
             cycle = self._cycles.get(conn.id)
             stream = getattr(cycle, "stream", None)
-            if stream is not None and not stream.done and data:
+            if stream is not None and not stream.ended and data:
                 stream.add(conn.recv_data(data))
                 self._post(cycle.piece)
             return
@@ -564,11 +569,13 @@ class ASGIServer:
             if not conn.is_listening:
                 cycle = self._cycles.get(conn.id)
                 stream = getattr(cycle, "stream", None)
-                if stream is not None and not stream.done:
+                if stream is not None and not stream.ended:
+                    stream.ended = True
                     # The streamed body's end (the app runs already). Marked here,
                     # not on the loop: the next pipelined request's MSG may follow
                     # at once and must not be taken for this end.
-                    stream.done = True
+                    with stream.lock:
+                        stream.done = True
                     self._post(cycle.piece)
                 else:
                     self._request(conn, data)
@@ -637,7 +644,9 @@ class ASGIServer:
             scope["method"] = msg.method
             cycle = _HttpCycle(self, conn, scope, memoryview(b"" if streamed else msg.body_bytes))
             if streamed:
-                cycle.stream = _BodyStream(self, conn)
+                length = msg.header("Content-Length")
+                chunked = msg.header("Transfer-Encoding") is not None
+                cycle.stream = _BodyStream(self, conn, None if chunked else int(length))
         previous = self._cycles.get(conn.id)
         self._cycles[conn.id] = cycle
         if previous is not None:

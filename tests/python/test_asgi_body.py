@@ -7,6 +7,7 @@ requests with bodies, and max_body (413 for a declared length above it)."""
 import asyncio
 import hashlib
 import http.client
+import os
 import socket
 import threading
 
@@ -107,7 +108,9 @@ async def test_100mb_upload_streams_in_bounded_memory():
     assert status == 200
     assert body == expected(blocks)
     assert seen["msgs"] > 100  # streamed in pieces, not one buffered body
-    assert seen["max_rss"] - base < 64 * MB
+    # ASan keeps freed memory in quarantine: RSS says little under it.
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert seen["max_rss"] - base < 64 * MB
 
 
 async def test_chunked_upload_is_streamed_byte_exact():

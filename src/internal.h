@@ -148,6 +148,9 @@ enum {
   CYMG__F_UNFLUSHED = 1u << 16,  /* output queued since the last write attempt */
   CYMG__F_HIDDEN = 1u << 17,     /* internal (a DNS query over TCP): not in cymg_mgr_first/count */
   CYMG__F_CONNECTED = 1u << 18,  /* a client that delivered CONNECT */
+  CYMG__F_READ_PAUSED = 1u << 19, /* the program asked for no reading (cymg_conn_pause_read) */
+  CYMG__F_BODY_STREAM = 1u << 20, /* a server streams a request body: its pieces are the
+                                     only READ events (no read_events copy) */
 };
 
 /* Work deferred to the next dispatch, so that no event fires inside the call

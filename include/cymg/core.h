@@ -286,6 +286,19 @@ CYMG_API void cymg_conn_set_limits(cymg_conn *c, size_t recv_limit, size_t send_
  * change takes effect at once. Returns 0, or CYMG_EINVAL (NULL, high == 0,
  * low > high). */
 CYMG_API int cymg_conn_set_watermarks(cymg_conn *c, size_t high, size_t low);
+/* Pauses (paused = true) or resumes reading from the connection's socket, for a
+ * program that cannot take more input yet (a slow consumer of a streamed body):
+ * while paused the descriptor is not watched for input, so the peer is held by
+ * TCP flow control once the kernel buffers fill. Bytes already in the receive
+ * buffer may still be delivered (at most one receive buffer's worth); bytes a
+ * TLS transport decrypted ahead are delivered after resume. Independent of the
+ * output watermarks and of the protocol's own holds: reading goes on only when
+ * none of them stops it. Works on every backend. A peer that closes while
+ * paused is noticed once reading resumes (or when a write fails). Returns 0, CYMG_EINVAL (NULL) or
+ * CYMG_ESTATE (a listener). Manager's thread. */
+CYMG_API CYMG_NODISCARD int cymg_conn_pause_read(cymg_conn *c, bool paused);
+/* Whether cymg_conn_pause_read() paused the connection. */
+CYMG_API bool cymg_conn_is_read_paused(const cymg_conn *c);
 /* This connection's send-stall timeout in ms, 0 to disable (see
  * cymg_mgr_set_send_stall); on a listener, also that of the connections it
  * accepts from now on. Pending output is given the full new time from now.

@@ -300,7 +300,10 @@ CYMG_API int cymg_http_set_body_timeouts(cymg_conn *c, uint32_t gap_ms, uint32_t
  * arrives, as CYMG_EV_READ events whose data (const size_t *) counts the decoded
  * body bytes now at the front of cymg_conn_recv_data(); they are discarded when
  * the event returns. CYMG_EV_HTTP_MSG follows the last piece, with the same head
- * and an empty body. The body limit does not apply. Returns 0 or CYMG_ESTATE. */
+ * and an empty body. The body limit does not apply. On a server, while the body
+ * streams, these pieces are the only READ events (cymg_mgr_set_read_events()
+ * adds none). cymg_conn_pause_read() holds the body back while the program
+ * cannot take more. Returns 0 or CYMG_ESTATE. */
 CYMG_API int cymg_http_stream_body(cymg_conn *c);
 
 /* ---- replies (server) ----

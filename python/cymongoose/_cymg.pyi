@@ -480,6 +480,9 @@ class Connection:
     @property
     def is_draining(self) -> bool: ...
     @property
+    def is_read_paused(self) -> bool:
+        """pause_reading() is in force."""
+    @property
     def local_addr(self) -> Optional[Tuple[str, int, bool]]:
         """``(ip, port, is_ipv6)``, or None when not known (yet)."""
     @property
@@ -508,6 +511,20 @@ class Connection:
         ``MG_EV_CLOSE`` follows once."""
     def drain(self) -> None:
         """Stop reading, send everything queued, then close."""
+    def pause_reading(self) -> None:
+        """Read nothing more from the socket until resume_reading() (the peer is
+        then held by TCP flow control); bytes already received may still be
+        delivered. Any thread; a no-op on a closed connection; RuntimeError on
+        a listener."""
+    def resume_reading(self) -> None:
+        """Read again after pause_reading(). Any thread; a no-op when closed."""
+    def http_stream_body(self) -> None:
+        """Only in MG_EV_HTTP_HDRS of a request on a server connection
+        (RuntimeError otherwise): the body is not buffered but handed over as
+        MG_EV_READ events whose data is the piece's length n (read the piece
+        with ``recv_data(n)`` during the event; it is discarded afterwards),
+        then MG_EV_HTTP_MSG with an empty body. No body limit applies; use
+        pause_reading() while you cannot take more."""
     # ---- TLS ----
     def tls_init(self, opts: TlsOpts) -> None:
         """Start TLS on this connection with ``opts``; on a listener, set the

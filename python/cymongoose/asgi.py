@@ -19,8 +19,11 @@ from urllib.parse import unquote
 
 from ._cymg import (
     MG_EV_CLOSE,
+    MG_EV_HTTP_HDRS,
     MG_EV_HTTP_MSG,
     MG_EV_POLL,
+    MG_EV_READ,
+    MG_EV_WAKEUP,
     MG_EV_WRITE,
     MG_EV_WS_CTL,
     MG_EV_WS_MSG,
@@ -37,7 +40,8 @@ _HIGH_WATER = 256 * 1024  # a response's send() waits while more than this is un
 _LOW_WATER = 64 * 1024  # ...until the socket has taken it down to this
 _WS_MAX_QUEUED = 4096  # WebSocket messages the app has not received yet (then 1008)
 _OP_CLOSE = 8
-_BODY_PIECE = 256 * 1024  # request bodies reach the app in http.request messages of this size
+_BODY_PIECE = 256 * 1024  # a buffered body reaches the app in http.request messages of this size
+_BODY_QUEUED = 256 * 1024  # a streamed body: reading pauses while more than this waits for the app
 _STOP_TIMEOUT = 5.0
 
 
@@ -124,9 +128,94 @@ class _Cycle:
             raise ClientDisconnected("client disconnected")
 
 
+class _BodyStream:
+    """A request body streamed from the socket: pieces the poll thread queued
+    for the app. Reading pauses while more than _BODY_QUEUED bytes wait and
+    resumes once the app has taken them, so the client is held by TCP flow
+    control and memory stays bounded whatever the body's size.
+
+    Pause and resume are both done on the poll thread (the app's side asks for
+    a resume with a wakeup), so the flag and the socket's state never part."""
+
+    __slots__ = ("server", "conn", "left", "pieces", "queued", "paused", "asked", "done", "discard",
+                 "ended", "lock")
+
+    def __init__(self, server: "ASGIServer", conn: Any, length: Optional[int]) -> None:
+        self.server = server
+        self.conn = conn
+        self.left = length  # a declared length: the body is complete with its last byte
+        self.pieces: "collections.deque[bytes]" = collections.deque()
+        self.queued = 0
+        self.paused = False
+        self.asked = False  # a resume wakeup is on its way
+        self.done = False  # the last piece is queued (MG_EV_HTTP_MSG)
+        self.discard = False  # the response is over: what is left of the body is dropped
+        self.ended = False  # poll thread: MG_EV_HTTP_MSG came (the next MSG is a new request)
+        self.lock = threading.Lock()
+
+    def add(self, piece: bytes) -> None:  # poll thread, in MG_EV_READ
+        with self.lock:
+            if self.discard:
+                return
+            self.pieces.append(piece)
+            self.queued += len(piece)
+            if self.left is not None:
+                self.left -= len(piece)
+                self.done = self.left <= 0  # known now, before MG_EV_HTTP_MSG: one message less
+            if self.queued > _BODY_QUEUED and not self.paused:
+                self.paused = True
+                self.conn.pause_reading()
+
+    def resume(self) -> None:  # poll thread, at the wakeup take() or drop() sent
+        with self.lock:
+            self.asked = False
+            if self.paused and (self.discard or self.queued <= _BODY_QUEUED // 2):
+                self.paused = False
+                self.conn.resume_reading()
+
+    def take(self) -> Tuple[Optional[bytes], bool]:  # asyncio thread: (piece, whether it is the last)
+        with self.lock:
+            if not self.pieces:
+                return None, self.done
+            piece = self.pieces.popleft()
+            self.queued -= len(piece)
+            # Joined up to _BODY_PIECE: fewer, larger messages for the app.
+            while self.pieces and len(piece) + len(self.pieces[0]) <= _BODY_PIECE:
+                nxt = self.pieces.popleft()
+                self.queued -= len(nxt)
+                piece += nxt
+            ask = self.paused and not self.asked and self.queued <= _BODY_QUEUED // 2
+            self.asked |= ask
+            last = self.done and not self.pieces
+        if ask:
+            self._ask()
+        return piece, last
+
+    def drop(self) -> None:  # asyncio thread: the app answered, the rest is read and dropped
+        with self.lock:
+            self.discard = True
+            self.pieces.clear()
+            self.queued = 0
+            ask = self.paused and not self.asked
+            self.asked |= ask
+        if ask:
+            self._ask()
+
+    def _ask(self) -> None:
+        try:
+            self.server._resume_wait[self.conn.id] = self
+            am = self.server._am
+            if am is None or not am.wakeup(self.conn.id, b"resume"):
+                self.server._resume_wait.pop(self.conn.id, None)
+                with self.lock:
+                    self.asked = False  # the next take() asks again
+        except RuntimeError:
+            pass  # the server is stopping or the connection is gone: nothing to resume
+
+
 class _HttpCycle(_Cycle):
     __slots__ = ("body", "body_read", "status", "headers", "length", "started", "streaming",
-                 "finished")
+                 "finished", "stream")
 
     def __init__(self, server: "ASGIServer", conn: Any, scope: Dict[str, Any], body: bytes) -> None:
         super().__init__(server, conn, scope)
@@ -138,8 +227,25 @@ class _HttpCycle(_Cycle):
         self.started = False
         self.streaming = False
         self.finished = False
+        self.stream: Optional[_BodyStream] = None
+
+    def piece(self) -> None:  # on the loop, posted when a piece (or the end) was queued
+        self.wake()
 
     async def receive(self) -> Dict[str, Any]:
+        stream = self.stream
+        if stream is not None and not self.body_read:
+            while True:
+                piece, last = stream.take()
+                if piece is not None:
+                    self.body_read = last
+                    return {"type": "http.request", "body": piece, "more_body": not last}
+                if last:
+                    self.body_read = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                if self.gone:
+                    return {"type": "http.disconnect"}  # the client left mid-body
+                await self.wait()
         if not self.body_read and not self.gone:
             # The loop read the whole body (bounded by the HTTP layer's limit: 413
             # beyond); the app gets it in pieces of _BODY_PIECE bytes.
@@ -187,6 +293,7 @@ class _HttpCycle(_Cycle):
                     else:
                         conn.http_respond(self.status, self.headers, body)  # Content-Length: len(body)
                     self.finished = True
+                    self.end_body()
                     return
                 if not self.streaming:
                     # The app's Content-Length frames the stream when it gave one, else chunked.
@@ -203,6 +310,7 @@ class _HttpCycle(_Cycle):
                     elif self.length > 0:
                         conn.drain()  # shorter than declared: the client sees a cut body
                     self.finished = True
+                    self.end_body()
                 else:
                     await self.drain()
             else:
@@ -211,8 +319,18 @@ class _HttpCycle(_Cycle):
             self.check_gone()
             raise
 
+    def end_body(self) -> None:
+        """The response is over: a body the app did not read is dropped (and
+        reading resumes, so the next keep-alive request can come)."""
+        if self.stream is not None:
+            try:
+                self.stream.drop()
+            except RuntimeError:
+                pass  # closed meanwhile
+
     def fail(self) -> None:
         """The app raised or returned without completing the response."""
+        self.end_body()
         if self.gone:
             return
         try:
@@ -336,8 +454,12 @@ class ASGIServer:
         await server.stop()
     """
 
-    def __init__(self, app: Callable[..., Any], error_handler: Optional[Callable[[Exception], Any]] = None) -> None:
+    def __init__(self, app: Callable[..., Any], error_handler: Optional[Callable[[Exception], Any]] = None,
+                 *, max_body: Optional[int] = None) -> None:
+        if max_body is not None and max_body < 1:
+            raise ValueError("max_body must be a positive number of bytes, or None for no limit")
         self.app = app
+        self.max_body = max_body  # a declared Content-Length above it: 413, the app never runs
         self._error_handler = error_handler
         self._am: Optional[AsyncManager] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -346,6 +468,7 @@ class ASGIServer:
         self._state: Dict[str, Any] = {}
         self._cycles: Dict[int, _Cycle] = {}  # poll thread only: conn id -> current cycle
         self._drain_wait: Dict[int, _Cycle] = {}  # conn id -> cycle waiting for the socket
+        self._resume_wait: Dict[int, _BodyStream] = {}  # conn id -> a body to resume reading
         self._tasks: "set[asyncio.Task]" = set()
         self._posted: List[Tuple[Callable[..., Any], tuple]] = []
         self._post_lock = threading.Lock()
@@ -426,9 +549,36 @@ class ASGIServer:
                 if cycle is not None and conn.send_len <= _LOW_WATER:
                     self._post(cycle.wake)
             return
+        if ev == MG_EV_WAKEUP:
+            stream = self._resume_wait.pop(conn.id, None)
+            if stream is not None:
+                stream.resume()
+            return
+        if ev == MG_EV_READ:
+            cycle = self._cycles.get(conn.id)
+            stream = getattr(cycle, "stream", None)
+            if stream is not None and not stream.ended and data:
+                stream.add(conn.recv_data(data))
+                self._post(cycle.piece)
+            return
+        if ev == MG_EV_HTTP_HDRS:
+            if not conn.is_listening and self._streams(conn, data):
+                self._request(conn, data, True)
+            return
         if ev == MG_EV_HTTP_MSG:
             if not conn.is_listening:
-                self._request(conn, data)
+                cycle = self._cycles.get(conn.id)
+                stream = getattr(cycle, "stream", None)
+                if stream is not None and not stream.ended:
+                    stream.ended = True
+                    # The streamed body's end (the app runs already). Marked here,
+                    # not on the loop: the next pipelined request's MSG may follow
+                    # at once and must not be taken for this end.
+                    with stream.lock:
+                        stream.done = True
+                    self._post(cycle.piece)
+                else:
+                    self._request(conn, data)
         elif ev == MG_EV_WS_MSG:
             cycle = self._cycles.get(conn.id)
             if cycle is not None:
@@ -444,11 +594,28 @@ class ASGIServer:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 self._post(cycle.peer_closed, code)
         elif ev == MG_EV_CLOSE:
+            self._resume_wait.pop(conn.id, None)
             cycle = self._cycles.pop(conn.id, None)
             if cycle is not None:
                 self._post(cycle.disconnected)
 
-    def _request(self, conn: Any, msg: Any) -> None:
+    def _streams(self, conn: Any, msg: Any) -> bool:
+        """At MG_EV_HTTP_HDRS: whether this request's body is streamed to an app
+        started at once. Requests without a body (and WebSocket upgrades) wait
+        for MG_EV_HTTP_MSG as before; a declared length above max_body is left
+        to the HTTP layer, which answers 413."""
+        chunked = msg.header("Transfer-Encoding") is not None
+        length = msg.header("Content-Length")
+        if not chunked:
+            if length is None or not length.strip().isdigit() or int(length) == 0:
+                return False  # no body, or a malformed length the layer refuses
+            if self.max_body is not None and int(length) > self.max_body:
+                conn.http_set_limits(max_body=self.max_body)
+                return False
+        conn.http_stream_body()
+        return True
+
+    def _request(self, conn: Any, msg: Any, streamed: bool = False) -> None:
         uri = msg.uri
         remote = conn.remote_addr
         upgrade = msg.header("Upgrade")
@@ -475,7 +642,11 @@ class ASGIServer:
             cycle: _Cycle = _WsCycle(self, conn, scope, msg.copy())
         else:
             scope["method"] = msg.method
-            cycle = _HttpCycle(self, conn, scope, memoryview(msg.body_bytes))
+            cycle = _HttpCycle(self, conn, scope, memoryview(b"" if streamed else msg.body_bytes))
+            if streamed:
+                length = msg.header("Content-Length")
+                chunked = msg.header("Transfer-Encoding") is not None
+                cycle.stream = _BodyStream(self, conn, None if chunked else int(length))
         previous = self._cycles.get(conn.id)
         self._cycles[conn.id] = cycle
         if previous is not None:
@@ -507,7 +678,7 @@ class ASGIServer:
             cycle.fail()
         else:
             if isinstance(cycle, _HttpCycle):
-                if not cycle.finished:
+                if not cycle.finished and not cycle.gone:
                     if not cycle.started:
                         self._report(RuntimeError("ASGI app returned without sending a response"))
                     cycle.fail()

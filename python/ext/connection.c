@@ -298,6 +298,48 @@ static PyObject *conn_sntp_request(PyObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+/* http_stream_body(): during MG_EV_HTTP_HDRS of a request, the body is handed
+ * over in pieces instead of buffered: MG_EV_READ with the piece's length n
+ * (recv_data(n) reads it; it is gone when the handler returns), then
+ * MG_EV_HTTP_MSG with an empty body. */
+static PyObject *conn_http_stream_body(PyObject *self, PyObject *unused) {
+  (void) unused;
+  cymg_conn *c = live_mut((cymgpy_conn *) self);
+  if (c == NULL) return NULL;
+  int rc = cymg_conn_is_client(c) ? CYMG_ESTATE : cymg_http_stream_body(c);
+  if (rc == CYMG_ESTATE) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "http_stream_body: only during MG_EV_HTTP_HDRS of a request on an HTTP server "
+                    "connection");
+    return NULL;
+  }
+  if (rc < 0) return cymgpy_raise_rc("http_stream_body", rc);
+  Py_RETURN_NONE;
+}
+
+/* pause_reading() / resume_reading(): on a closed connection, nothing to do. */
+static PyObject *set_paused(PyObject *self, bool paused) {
+  cymgpy_conn *w = (cymgpy_conn *) self;
+  if (w->conn == NULL) Py_RETURN_NONE;
+  int rc = cymg_conn_pause_read(w->conn, paused);
+  if (rc == CYMG_ESTATE) {
+    PyErr_SetString(PyExc_RuntimeError, "a listener cannot pause reading");
+    return NULL;
+  }
+  if (rc < 0) return cymgpy_raise_rc(paused ? "pause_reading" : "resume_reading", rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *conn_pause_reading(PyObject *self, PyObject *unused) {
+  (void) unused;
+  return set_paused(self, true);
+}
+
+static PyObject *conn_resume_reading(PyObject *self, PyObject *unused) {
+  (void) unused;
+  return set_paused(self, false);
+}
+
 /* resolve(url): a bare name or a URL (port from it, else the scheme's); then
  * MG_EV_RESOLVE with remote_addr set, or MG_EV_ERROR and close. */
 static PyObject *conn_resolve(PyObject *self, PyObject *arg) {
@@ -1082,6 +1124,9 @@ CYMGPY_LOCKED_O(conn_resolve)
 CYMGPY_LOCKED_O(conn_resolve_cancel)
 CYMGPY_LOCKED_O(conn_tls_init)
 CYMGPY_LOCKED_O(conn_tls_free)
+CYMGPY_LOCKED_O(conn_http_stream_body)
+CYMGPY_LOCKED_O(conn_pause_reading)
+CYMGPY_LOCKED_O(conn_resume_reading)
 CYMGPY_LOCKED_KW_READ(conn_recv_data)
 CYMGPY_LOCKED_KW_READ(conn_send_data)
 CYMGPY_LOCKED_KW(conn_reply)
@@ -1125,6 +1170,13 @@ static PyMethodDef conn_methods[] = {
      "files under root_dir."},
     {"serve_file", (PyCFunction) (void (*)(void)) conn_serve_file_locked, METH_VARARGS | METH_KEYWORDS,
      "serve_file(message, path, extra_headers='', mime_types=''): answer with one file."},
+    {"http_stream_body", conn_http_stream_body_locked, METH_NOARGS,
+     "http_stream_body(): in MG_EV_HTTP_HDRS, hand the request body over as MG_EV_READ "
+     "pieces (data: the piece's length; read it with recv_data(n)), then MG_EV_HTTP_MSG."},
+    {"pause_reading", conn_pause_reading_locked, METH_NOARGS,
+     "pause_reading(): read nothing more from the socket until resume_reading()."},
+    {"resume_reading", conn_resume_reading_locked, METH_NOARGS,
+     "resume_reading(): read again after pause_reading()."},
     {"http_chunk", conn_http_chunk_locked, METH_O,
      "http_chunk(data): one piece of a chunked response; b'' ends it."},
     {"http_sse", (PyCFunction) (void (*)(void)) conn_http_sse_locked, METH_VARARGS | METH_KEYWORDS,
@@ -1153,7 +1205,7 @@ static flag_fn f_listening = cymg_conn_is_listening, f_closing = cymg_conn_is_cl
                f_client = cymg_conn_is_client, f_tls = cymg_conn_is_tls, f_udp = cymg_conn_is_udp,
                f_readable = cymg_conn_is_readable, f_writable = cymg_conn_is_writable,
                f_full = cymg_conn_is_full, f_draining = cymg_conn_is_draining,
-               f_ws = cymg_conn_is_ws;
+               f_ws = cymg_conn_is_ws, f_read_paused = cymg_conn_is_read_paused;
 static size_fn s_recv_len = cymg_conn_recv_len, s_send_len = cymg_conn_send_len,
                s_recv_size = cymg_conn_recv_size, s_send_size = cymg_conn_send_size;
 
@@ -1171,6 +1223,7 @@ static PyGetSetDef conn_getset[] = {
     {"is_writable", get_flag, NULL, NULL, &f_writable},
     {"is_full", get_flag, NULL, NULL, &f_full},
     {"is_draining", get_flag, NULL, NULL, &f_draining},
+    {"is_read_paused", get_flag, NULL, NULL, &f_read_paused},
     {"local_addr", get_local_addr, NULL, "(ip, port, is_ipv6) or None", NULL},
     {"remote_addr", get_remote_addr, NULL, "(ip, port, is_ipv6) or None", NULL},
     {"recv_len", get_size, NULL, NULL, &s_recv_len},

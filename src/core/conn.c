@@ -58,8 +58,12 @@ void cymg_call(cymg_conn *c, int ev, void *ev_data) {
   bool handled = c->proto && c->proto->on_event && c->proto->on_event(c, ev, ev_data);
   /* READ after the protocol's own handling when the manager asks for it (the
    * Python API reports every read, whatever the protocol made of it), unless
-   * that handling ended the connection: ERROR is then its last word. */
-  if (handled && ev == CYMG_EV_READ && c->mgr->read_events && !(c->flags & CYMG__F_CLOSING))
+   * that handling ended the connection: ERROR is then its last word. Not
+   * while a request body is streamed: its pieces, the protocol's own READ
+   * events, are then what the program reads, and a second READ counting raw
+   * bytes could not be told from them. */
+  if (handled && ev == CYMG_EV_READ && c->mgr->read_events &&
+      !(c->flags & (CYMG__F_CLOSING | CYMG__F_BODY_STREAM)))
     handled = false;
   if ((!handled || ev == CYMG_EV_CLOSE) && c->fn) c->fn(c, ev, ev_data);
 }
@@ -77,9 +81,9 @@ bool cymg__conn_out_full(cymg_conn *c) {
 
 /* Whether reading may go on: not while the receive buffer is full, nor while
  * the peer leaves our output unread (each request read would only add to it),
- * nor while the protocol holds it. */
+ * nor while the protocol or the program holds it. */
 static bool may_read(cymg_conn *c) {
-  return !(c->flags & (CYMG__F_DRAINING | CYMG__F_READ_HELD)) && c->recv.len < c->recv_limit &&
+  return !(c->flags & (CYMG__F_DRAINING | CYMG__F_READ_HELD | CYMG__F_READ_PAUSED)) && c->recv.len < c->recv_limit &&
          !cymg__conn_out_full(c);
 }
 
@@ -631,6 +635,24 @@ void cymg__conn_hold_read(cymg_conn *c, bool on) {
   if (on == held) return;
   c->flags ^= CYMG__F_READ_HELD;
   cymg__conn_update_io(c);
+}
+
+/* Its own flag, not the protocol's hold: HTTP lifts its hold between pipelined
+ * requests, which must not undo the program's pause. Resuming goes through
+ * cymg__conn_update_io, whose transport_pending() schedules the bytes a TLS
+ * transport already holds, since the descriptor will not report them. */
+int cymg_conn_pause_read(cymg_conn *c, bool paused) {
+  if (c == NULL) return CYMG_EINVAL;
+  if (c->flags & CYMG__F_LISTENING) return CYMG_ESTATE;
+  bool was = (c->flags & CYMG__F_READ_PAUSED) != 0;
+  if (paused == was) return 0;
+  c->flags ^= CYMG__F_READ_PAUSED;
+  cymg__conn_update_io(c);
+  return 0;
+}
+
+bool cymg_conn_is_read_paused(const cymg_conn *c) {
+  return c != NULL && (c->flags & CYMG__F_READ_PAUSED) != 0;
 }
 
 void cymg_conn_set_proto(cymg_conn *c, const cymg_proto *p, void *state) {

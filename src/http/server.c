@@ -271,6 +271,7 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
   h->body_kind = cymg_http_body_kind(&h->msg, !h->is_server, client_method(h));
   h->body_have = 0;
   h->streaming = false;
+  c->flags &= ~CYMG__F_BODY_STREAM;
   if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) cymg_http_chunked_init(&h->chunked, 0);
   h->phase = HTTP_BODY;
   if (h->is_server) {
@@ -400,6 +401,7 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
       if (used == 0 || cymg_conn_recv_len(c) == 0) return false;
       continue;
     }
+    c->flags &= ~CYMG__F_BODY_STREAM;
     cymg__http_refresh_views(h, h->head_copy);
     h->msg.body = cymg_str_n(h->head_copy + h->head_len, 0);
     h->msg.message = cymg_str_n(h->msg.head.buf, h->msg.head.len);
@@ -525,6 +527,7 @@ int cymg_http_stream_body(cymg_conn *c) {
    * behind the head in the buffer. */
   if (h == NULL || h->phase != HTTP_BODY || !h->in_hdrs) return CYMG_ESTATE;
   h->streaming = true;
+  if (h->is_server) c->flags |= CYMG__F_BODY_STREAM;
   return 0;
 }
 

@@ -417,7 +417,24 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
 bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
   if (h->phase == HTTP_HEAD) {
     cymg_str d = cymg_conn_recv_data(c);
-    if (d.len == 0) return false;
+    if (d.len == 0) {
+      /* A keep-alive connection waiting for its next request keeps no
+       * header table (3.2 KiB by default; docs/tls.md): the next head gets
+       * a fresh one. No view points into it between requests. */
+      if (h->is_server) {
+        free(h->hdrs);
+        h->hdrs = NULL;
+      }
+      return false;
+    }
+    if (h->hdrs == NULL) {
+      size_t max = h->conf.max_headers ? h->conf.max_headers : 1;
+      h->hdrs = malloc(max * sizeof(*h->hdrs)); /* max is bounded by set_limits */
+      if (h->hdrs == NULL) {
+        cymg_error(c, "HTTP: header table: out of memory");
+        return false;
+      }
+    }
     if (h->is_server && h->deadline_kind != DL_HEAD)
       cymg__http_deadline(c, h, DL_HEAD, h->conf.head_ms);
     size_t n = d.len < h->conf.max_head ? d.len : h->conf.max_head;

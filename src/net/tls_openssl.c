@@ -275,10 +275,6 @@ static int ctx_common(cymg_mgr *mgr, SSL_CTX *ctx, const cymg_tls_opts *o, bool 
                             SSL_MODE_RELEASE_BUFFERS);
   /* Renegotiation would let a write want a read; TLS 1.3 has none anyway. */
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  /* One read(2) takes what the socket has (a whole request's record) rather
-   * than a 5-byte header, then the body; RELEASE_BUFFERS still frees the
-   * buffer once it is empty, and SSL_has_pending sees what it holds. */
-  SSL_CTX_set_read_ahead(ctx, 1);
   /* Kernel TLS where the kernel has it (files then go by SSL_sendfile);
    * OpenSSL falls back to its own records silently where it does not. */
   if (server) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
@@ -718,9 +714,6 @@ static ptrdiff_t tls_recv(cymg_conn *c, void *buf, size_t len) {
     int r = SSL_read_ex(t->ssl, (char *) buf + total, len - total, &n);
     if (r == 1) {
       total += n;
-      /* Nothing left inside OpenSSL: the socket's readiness shows the rest,
-       * so no read(2) is spent to learn it would block. */
-      if (!SSL_has_pending(t->ssl)) break;
       continue;
     }
     int e = SSL_get_error(t->ssl, r);

@@ -172,7 +172,9 @@ static void test_s_client_resumes(void **state) {
   for (int v = 0; v < 2; v++) {
     char addr[64], sess[1200];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    snprintf(sess, sizeof(sess), "%s", cert(v ? "sess13.pem" : "sess12.pem"));
+    char name[64]; /* per process: the backends' runs share the directory */
+    snprintf(name, sizeof(name), "sess%d-%ld.pem", v ? 13 : 12, (long) getpid());
+    snprintf(sess, sizeof(sess), "%s", cert(name));
     for (int run = 0; run < 2; run++) {
       char *argv[] = {"openssl", "s_client", "-connect", addr, "-CAfile", (char *) cert("ca.crt"),
                       "-verify_return_error", "-servername", "localhost",

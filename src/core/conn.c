@@ -301,6 +301,14 @@ static void io_failed(cymg_conn *c, const char *what, ptrdiff_t n) {
   }
 }
 
+/* An idle connection keeps no empty receive buffer: a keep-alive connection
+ * waits for its next request without its 16 KiB block (over TLS that was most
+ * of an idle connection's memory, docs/tls.md). The next read allocates again,
+ * which costs far less than the system calls around it. */
+static void release_empty(cymg__iobuf *b) {
+  if (b->len == 0 && b->buf != NULL) cymg__iobuf_free(b);
+}
+
 /* force: the backend reported an error or hang-up. One read then goes ahead
  * even while reading is paused, to learn what happened: the report repeats
  * until the socket is read or closed. */
@@ -330,12 +338,16 @@ static void do_read(cymg_conn *c, bool force) {
        * of WebSocket messages) leave together, in one send after the event. */
       cymg_call(c, CYMG_EV_READ, &got);
       if (c->send.len > 0 && !(c->flags & CYMG__F_CLOSING)) do_flush(c);
-      if (got < room) return; /* the socket is drained */
+      if (got < room) { /* the socket is drained */
+        if (!(c->flags & CYMG__F_CLOSING)) release_empty(&c->recv);
+        return;
+      }
     } else if (n == 0) {
       on_eof(c);
       return;
     } else if (n == CYMG_EAGAIN) {
       c->flags &= ~CYMG__F_READABLE;
+      release_empty(&c->recv);
       return;
     } else {
       io_failed(c, "recv", n);

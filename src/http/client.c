@@ -19,7 +19,8 @@ int cymg_http_connect(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *fn
     cymg__conn_fail_later(c, "HTTP: %s", cymg_strerror(rc));
     return 0;
   }
-  cymg__http_host(url, cymg__http_of(c)->host, sizeof(cymg__http_of(c)->host));
+  cymg__http_client *cl = cymg__http_of(c)->cl;
+  cymg__http_host(url, cl->host, sizeof(cl->host));
   return 0;
 }
 
@@ -55,14 +56,14 @@ int cymg_http_request(cymg_conn *c, const char *method, const char *uri, const c
   if (h == NULL) return CYMG_ESTATE;
   if (method == NULL || uri == NULL || (body == NULL && len > 0)) return CYMG_EINVAL;
   size_t mlen = strlen(method);
-  if (mlen == 0 || mlen >= sizeof(h->methods[0]) || strcspn(method, " \r\n") != mlen ||
+  if (mlen == 0 || mlen >= sizeof(h->cl->methods[0]) || strcspn(method, " \r\n") != mlen ||
       strcspn(uri, " \r\n") != strlen(uri) || uri[0] == '\0')
     return CYMG_EINVAL;
-  if (h->mq_len == 8) return CYMG_ELIMIT; /* that many requests in flight */
+  if (h->cl->mq_len == 8) return CYMG_ELIMIT; /* that many requests in flight */
   cymg_buf b;
   cymg_buf_init(&b);
   int rc = cymg_buf_printf(&b, "%s %s HTTP/1.1\r\n", method, uri);
-  if (rc >= 0 && !has_header(headers, "Host")) rc = cymg_buf_printf(&b, "Host: %s\r\n", h->host);
+  if (rc >= 0 && !has_header(headers, "Host")) rc = cymg_buf_printf(&b, "Host: %s\r\n", h->cl->host);
   bool wants_length = body != NULL || len > 0 || strcasecmp(method, "POST") == 0 ||
                       strcasecmp(method, "PUT") == 0 || strcasecmp(method, "PATCH") == 0;
   if (rc >= 0 && wants_length && !has_header(headers, "Content-Length") &&
@@ -74,8 +75,8 @@ int cymg_http_request(cymg_conn *c, const char *method, const char *uri, const c
   if (rc >= 0) rc = cymg_send(c, b.buf, b.len);
   cymg_buf_free(&b);
   if (rc < 0) return rc;
-  memcpy(h->methods[(h->mq_head + h->mq_len) % 8], method, mlen + 1);
-  h->mq_len++;
+  memcpy(h->cl->methods[(h->cl->mq_head + h->cl->mq_len) % 8], method, mlen + 1);
+  h->cl->mq_len++;
   cymg__http_deadline(c, h, DL_RESPONSE, h->conf.head_ms);
   return 0;
 }

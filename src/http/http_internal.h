@@ -25,6 +25,12 @@ enum { HTTP_HEAD, HTTP_BODY, HTTP_WAIT_REPLY, HTTP_DEAD };
 enum { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_BODY_TOTAL, DL_RESPONSE };
 
 /* The state of one HTTP connection (or the settings of a listener). */
+typedef struct cymg__http_client {
+  char host[272];        /* Host: value */
+  char methods[8][8];    /* FIFO of outstanding request methods (HEAD matters) */
+  unsigned mq_head, mq_len;
+} cymg__http_client;
+
 typedef struct cymg__http {
   cymg__http_conf conf;
   cymg_mgr *mgr;
@@ -55,10 +61,9 @@ typedef struct cymg__http {
   /* a file body being sent (server) */
   int file_fd;
   uint64_t file_off, file_left;
-  /* client */
-  char host[272];        /* Host: value */
-  char methods[8][8];    /* FIFO of outstanding request methods (HEAD matters) */
-  unsigned mq_head, mq_len;
+  /* client only: a server's connections keep none of it, as every idle
+   * connection's bytes count (docs/tls.md) */
+  struct cymg__http_client *cl;
   /* one timer per connection, re-armed lazily */
   cymg_timer_id timer;
   uint64_t timer_at, deadline;

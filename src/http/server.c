@@ -35,6 +35,10 @@ static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_s
   h->is_server = is_server;
   h->file_fd = -1;
   h->phase = HTTP_HEAD;
+  if (!is_server && (h->cl = calloc(1, sizeof(*h->cl))) == NULL) {
+    free(h);
+    return NULL;
+  }
   if (!(c->flags & CYMG__F_LISTENING)) {
     /* Not zeroed: the parser writes entries before anyone reads them, and
      * clearing 100 of them was a third of the user-space instructions of a
@@ -42,6 +46,7 @@ static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_s
     size_t n = conf->max_headers ? conf->max_headers : 1;
     h->hdrs = n <= SIZE_MAX / sizeof(*h->hdrs) ? malloc(n * sizeof(*h->hdrs)) : NULL;
     if (h->hdrs == NULL) {
+      free(h->cl);
       free(h);
       return NULL;
     }
@@ -57,6 +62,7 @@ static void http_free(void *state) {
   if (h->timer) cymg_timer_cancel(h->mgr, h->timer);
   if (h->file_fd >= 0) close(h->file_fd);
   free(h->hdrs);
+  free(h->cl);
   free(h->head_copy);
   free(h);
 }
@@ -260,8 +266,8 @@ static int parse_head(cymg__http *h, const char *buf, size_t len, int *reason) {
 }
 
 static cymg_str client_method(const cymg__http *h) {
-  if (h->mq_len == 0) return cymg_str_n("GET", 3);
-  return cymg_str_c(h->methods[h->mq_head % 8]);
+  if (h->cl == NULL || h->cl->mq_len == 0) return cymg_str_n("GET", 3);
+  return cymg_str_c(h->cl->methods[h->cl->mq_head % 8]);
 }
 
 /* Head complete: note what it asks for, hand HTTP_HDRS over. Returns false when
@@ -352,11 +358,11 @@ static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
     cymg__http_deadline(c, h, DL_NONE, 0);
   } else {
     h->phase = HTTP_HEAD;
-    if (h->mq_len) {
-      h->mq_head++;
-      h->mq_len--;
+    if (h->cl->mq_len) {
+      h->cl->mq_head++;
+      h->cl->mq_len--;
     }
-    cymg__http_deadline(c, h, h->mq_len ? DL_RESPONSE : DL_NONE, h->conf.head_ms);
+    cymg__http_deadline(c, h, h->cl->mq_len ? DL_RESPONSE : DL_NONE, h->conf.head_ms);
   }
   /* The handler may switch the connection to another protocol (a WebSocket
    * upgrade), which frees h: after it, only c is touched. The message's bytes
@@ -419,7 +425,24 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
 bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
   if (h->phase == HTTP_HEAD) {
     cymg_str d = cymg_conn_recv_data(c);
-    if (d.len == 0) return false;
+    if (d.len == 0) {
+      /* A keep-alive connection waiting for its next request keeps no
+       * header table (3.2 KiB by default; docs/tls.md): the next head gets
+       * a fresh one. No view points into it between requests. */
+      if (h->is_server) {
+        free(h->hdrs);
+        h->hdrs = NULL;
+      }
+      return false;
+    }
+    if (h->hdrs == NULL) {
+      size_t max = h->conf.max_headers ? h->conf.max_headers : 1;
+      h->hdrs = malloc(max * sizeof(*h->hdrs)); /* max is bounded by set_limits */
+      if (h->hdrs == NULL) {
+        cymg_error(c, "HTTP: header table: out of memory");
+        return false;
+      }
+    }
     if (h->is_server && h->deadline_kind != DL_HEAD)
       cymg__http_deadline(c, h, DL_HEAD, h->conf.head_ms);
     size_t n = d.len < h->conf.max_head ? d.len : h->conf.max_head;

@@ -298,6 +298,9 @@ static int ctx_common(cymg_mgr *mgr, SSL_CTX *ctx, const cymg_tls_opts *o, bool 
     static const unsigned char sid[] = "cymg";
     if (SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1) != 1)
       return material_error(mgr, "session id");
+    /* Resumption is by tickets (stateless, TLS 1.2 and 1.3): a server-side
+     * cache would only hold up to 20,480 TLS 1.2 sessions, lock and sweep. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   } else {
     /* Sessions go to the manager's cache (host:port), not OpenSSL's. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -437,7 +440,8 @@ typedef struct cymg__tls {
   unsigned hs_want; /* CYMG__IO_* the handshake waits for */
   cymg_timer_id timer;
   char *subject;
-  char sess_key[300];
+  char *sess_key; /* client: its session cache key (servers keep none: every
+                   * idle connection's bytes count, docs/tls.md) */
 } cymg__tls;
 
 static const cymg__transport tls_transport;
@@ -449,7 +453,7 @@ static cymg__tls *tls_of(const cymg_conn *c) {
 static int new_session(SSL *ssl, SSL_SESSION *sess) {
   cymg_conn *c = SSL_get_app_data(ssl);
   cymg__tls *t = tls_of(c);
-  if (t == NULL || t->sess_key[0] == '\0') return 0;
+  if (t == NULL || t->sess_key == NULL) return 0;
   cymg__tls_mgr *m = tls_mgr(c->mgr);
   if (m == NULL) return 0;
   size_t slot = SESS_SLOTS;
@@ -512,6 +516,7 @@ static void state_free(cymg_conn *c, cymg__tls *t) {
   free(t->err);
   free(t->host);
   free(t->subject);
+  free(t->sess_key);
   free(t);
 }
 
@@ -574,8 +579,13 @@ static bool ssl_make(cymg_conn *c, cymg__tls *t) {
       fail(c, t, "", 0, SSL_ERROR_SSL);
       return false;
     }
-    snprintf(t->sess_key, sizeof(t->sess_key), "%s:%u/%016llx", name, (unsigned) t->port,
+    char key[sizeof(((cymg__tls_mgr *) 0)->cache[0].key)];
+    snprintf(key, sizeof(key), "%s:%u/%016llx", name, (unsigned) t->port,
              (unsigned long long) t->ctx->fp);
+    if ((t->sess_key = strdup(key)) == NULL) {
+      cymg__conn_fail_later(c, "TLS: out of memory");
+      return false;
+    }
     SSL_SESSION *s = cached_session(c->mgr, t->sess_key);
     if (s && SSL_set_session(t->ssl, s) != 1) ERR_clear_error(); /* a full handshake then */
   }
@@ -608,8 +618,22 @@ static void note_peer(cymg__tls *t) {
   X509_free(peer);
 }
 
+/* A server turned TLS (STARTTLS) whose receive buffer still holds bytes once
+ * the handler that called cymg_tls_init returned: they came in the clear
+ * after the command. They are refused rather than fed to OpenSSL: a peer must
+ * wait for the answer to STARTTLS, and plain text injected there must never
+ * count as protected (RFC 3207 section 4.2). True when it failed c. */
+static bool early_bytes(cymg_conn *c, cymg__tls *t) {
+  if (t->hs_done || t->ssl || (c->flags & CYMG__F_CLIENT) || c->recv.len == 0) return false;
+  t->fatal = true;
+  cymg__conn_fail_later(c, "TLS: %zu bytes arrived in the clear before the handshake "
+                           "(a peer must wait for the answer to STARTTLS)", c->recv.len);
+  return true;
+}
+
 /* One step of the handshake: true once it completed (and TLS_HS was delivered). */
 static bool handshake(cymg_conn *c, cymg__tls *t) {
+  if (early_bytes(c, t)) return false;
   if (t->ssl == NULL && !ssl_make(c, t)) {
     t->fatal = true; /* its reason is on the way */
     return false;
@@ -670,6 +694,10 @@ static unsigned tls_want(const cymg_conn *c, unsigned want) {
 
 static bool tls_pending(const cymg_conn *c) {
   const cymg__tls *t = c->tp_state;
+  /* Bytes left from before a STARTTLS: a read (tls_recv) refuses them, as no
+   * readiness report would come for bytes already read. */
+  if (!t->hs_done && !t->fatal && !t->ssl && !(c->flags & CYMG__F_CLIENT) && c->recv.len > 0)
+    return true;
   return t->hs_done && !t->fatal && t->ssl && (t->peer_closed || SSL_has_pending(t->ssl));
 }
 
@@ -678,7 +706,7 @@ static bool tls_pending(const cymg_conn *c) {
 static ptrdiff_t tls_recv(cymg_conn *c, void *buf, size_t len) {
   cymg__tls *t = c->tp_state;
   if (t->fatal) return CYMG_ETLS;
-  if (!t->hs_done) return CYMG_EAGAIN;
+  if (!t->hs_done) return early_bytes(c, t) ? CYMG_ETLS : CYMG_EAGAIN;
   size_t total = 0;
   while (total < len) {
     size_t n = 0;
@@ -827,7 +855,11 @@ void cymg__tls_accepted(cymg_conn *c) {
 /* ---- public ---- */
 
 int cymg_tls_init(cymg_conn *c, const cymg_tls_opts *opts) {
-  if (c == NULL || (c->flags & CYMG__F_UDP)) return CYMG_EINVAL;
+  if (c == NULL) return CYMG_EINVAL;
+  if (c->flags & CYMG__F_UDP) {
+    cymg__mgr_errmsg(c->mgr, "TLS needs a TCP connection, not UDP");
+    return CYMG_EINVAL;
+  }
   if (c->flags & CYMG__F_CLOSING) return CYMG_ECLOSED;
   cymg__tls *t = tls_of(c);
   if (t && t->ssl) {

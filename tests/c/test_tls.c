@@ -534,6 +534,93 @@ static void test_tls_on_plain(void **state) {
   finish(mgr);
 }
 
+/* STARTTLS: the server turns TLS on when it reads the command. Bytes that came
+ * in the clear behind it (here "EXTRA", in the same segment) are refused with
+ * a clear error, never fed to TLS nor taken as protected; the check runs once
+ * the handler returned (it consumes the command after cymg_tls_init), so only
+ * the 5 bytes count. A client that waits for the answer gets its handshake. */
+static void starttls_srv_fn(cymg_conn *c, int ev, void *ev_data) {
+  peer *p = cymg_conn_userdata(c);
+  if (ev == CYMG_EV_READ && !cymg_conn_is_tls(c)) {
+    cymg_str d = cymg_conn_recv_data(c);
+    if (d.len < 10 || memcmp(d.buf, "STARTTLS\r\n", 10) != 0) return;
+    if (d.len == 10) { /* a well-behaved peer: answer in the clear, then TLS */
+      assert_int_equal(cymg_send(c, "GO\r\n", 4), 0);
+      cymg_conn_consume(c, 10);
+      return;
+    }
+    assert_int_equal(cymg_tls_init(c, &starttls_srv), 0);
+    cymg_conn_consume(c, 10);
+  } else if (ev == CYMG_EV_WRITE && !cymg_conn_is_tls(c)) {
+    assert_int_equal(cymg_tls_init(c, &starttls_srv), 0); /* "GO" has left */
+  } else if (ev == CYMG_EV_TLS_HS) {
+    peer_note_hs(c, p);
+  } else if (ev == CYMG_EV_ERROR) {
+    peer_note_err(p, ev_data);
+  }
+}
+
+static bool starttls_extra;
+static void starttls_cli_fn(cymg_conn *c, int ev, void *ev_data) {
+  if (ev == CYMG_EV_CONNECT) {
+    const char *cmd = starttls_extra ? "STARTTLS\r\nEXTRA" : "STARTTLS\r\n";
+    assert_int_equal(cymg_send(c, cmd, strlen(cmd)), 0);
+  } else if (ev == CYMG_EV_READ && !cymg_conn_is_tls(c)) {
+    cymg_str d = cymg_conn_recv_data(c);
+    if (d.len < 4) return;
+    assert_memory_equal(d.buf, "GO\r\n", 4);
+    cymg_conn_consume(c, 4);
+    cymg_tls_opts o = ca_opts();
+    o.name = cymg_str_c("localhost");
+    assert_int_equal(cymg_tls_init(c, &o), 0);
+  } else {
+    echo_cli(c, ev, ev_data);
+  }
+}
+
+static void test_starttls_early_bytes(void **state) {
+  (void) state;
+  cymg_mgr *mgr = new_mgr();
+  starttls_srv = srv_opts(cert("server-ec.crt"), cert("server-ec.key"));
+  peer sp = {0}, cp = {0};
+  cymg_conn *lsn = NULL;
+  assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", starttls_srv_fn, &sp, &lsn), 0);
+  char url[96];
+  url_of(lsn, url, sizeof(url));
+  for (int i = 0; i < 2; i++) {
+    starttls_extra = i == 0;
+    memset(&sp, 0, sizeof(sp));
+    memset(&cp, 0, sizeof(cp));
+    cymg_conn *c = NULL;
+    assert_int_equal(cymg_connect(mgr, url, starttls_cli_fn, &cp, &c), 0);
+    if (starttls_extra) {
+      POLL_UNTIL(mgr, cp.closed);
+      assert_int_equal(sp.errors, 1);
+      assert_true(strstr(sp.err, "5 bytes arrived in the clear before the handshake") != NULL);
+      assert_false(sp.hs);
+      continue;
+    }
+    POLL_UNTIL(mgr, cp.hs && sp.hs);
+    assert_int_equal(sp.errors + cp.errors, 0);
+    cymg_close(c);
+    POLL_UNTIL(mgr, cp.closed);
+  }
+  finish(mgr);
+}
+
+/* TLS is for TCP: on a UDP connection a clear reason, not just EINVAL. */
+static void test_udp_refused(void **state) {
+  (void) state;
+  cymg_mgr *mgr = new_mgr();
+  cymg_conn *u = NULL;
+  assert_int_equal(cymg_listen(mgr, "udp://127.0.0.1:0", echo_srv, NULL, &u), 0);
+  cymg_tls_opts o = srv_opts(cert("server-ec.crt"), cert("server-ec.key"));
+  assert_int_equal(cymg_tls_init(u, &o), CYMG_EINVAL);
+  assert_string_equal(cymg_mgr_errmsg(mgr), "TLS needs a TCP connection, not UDP");
+  assert_false(cymg_conn_is_tls(u));
+  finish(mgr);
+}
+
 int main(void) {
   /* CYMG_TEST_BACKENDS: registered once per backend. */
   const struct CMUnitTest tests[] = {
@@ -542,7 +629,8 @@ int main(void) {
       cmocka_unit_test(test_verify_failures), cmocka_unit_test(test_sni_and_mtls),
       cmocka_unit_test(test_resumption),     cmocka_unit_test(test_broken_peers),
       cmocka_unit_test(test_no_close_notify), cmocka_unit_test(test_bulk_echo),
-      cmocka_unit_test(test_tls_on_plain),
+      cmocka_unit_test(test_tls_on_plain),   cmocka_unit_test(test_starttls_early_bytes),
+      cmocka_unit_test(test_udp_refused),
   };
   return cmocka_run_group_tests(tests, tls_certs_setup, NULL);
 }

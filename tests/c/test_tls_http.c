@@ -161,6 +161,38 @@ static void test_s_client_pipelined(void **state) {
   finish(mgr);
 }
 
+/* Resumption by tickets with the server's session cache off, in TLS 1.2 as in
+ * 1.3: openssl s_client saves its session, the second run offers it and says
+ * "Reused". */
+static void test_s_client_resumes(void **state) {
+  (void) state;
+  cymg_mgr *mgr = new_mgr();
+  uint16_t port;
+  https_server(mgr, false, &port);
+  for (int v = 0; v < 2; v++) {
+    char addr[64], sess[1200];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    char name[64]; /* per process: the backends' runs share the directory */
+    snprintf(name, sizeof(name), "sess%d-%ld.pem", v ? 13 : 12, (long) getpid());
+    snprintf(sess, sizeof(sess), "%s", cert(name));
+    for (int run = 0; run < 2; run++) {
+      char *argv[] = {"openssl", "s_client", "-connect", addr, "-CAfile", (char *) cert("ca.crt"),
+                      "-verify_return_error", "-servername", "localhost",
+                      v ? "-tls1_3" : "-tls1_2", run ? "-sess_in" : "-sess_out", sess, NULL};
+      child ch;
+      child_start(&ch, "/usr/bin/openssl", argv);
+      const char req[] = "GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      assert_int_equal(write(ch.in, req, sizeof(req) - 1), (ssize_t) sizeof(req) - 1);
+      assert_true(child_wait_for(mgr, &ch, "hello /r"));
+      child_end(mgr, &ch, false);
+      const char *want = run ? "Reused, TLSv1." : "New, TLSv1.";
+      if (strstr(ch.buf, want) == NULL) fail_msg("no '%s' in: %s", want, ch.buf);
+    }
+    unlink(sess);
+  }
+  finish(mgr);
+}
+
 /* Our HTTPS client against openssl s_server -www, TLS 1.2 and 1.3. */
 typedef struct {
   int status;
@@ -328,7 +360,7 @@ static void test_wss(void **state) {
 int main(void) {
   /* CYMG_TEST_BACKENDS: registered once per backend. */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_curl),           cmocka_unit_test(test_curl_client_cert),
+      cmocka_unit_test(test_curl),           cmocka_unit_test(test_s_client_resumes),           cmocka_unit_test(test_curl_client_cert),
       cmocka_unit_test(test_bodies),         cmocka_unit_test(test_s_client_pipelined),
       cmocka_unit_test(test_s_server),       cmocka_unit_test(test_static_100mb),
       cmocka_unit_test(test_wss),

@@ -226,3 +226,30 @@ def paho_client(version=4, client_id="", **kw):
     if version == 5:
         return paho.Client(client_id=client_id, protocol=proto, **kw)
     return paho.Client(client_id=client_id, protocol=proto, clean_session=kw.pop("clean_session", True), **kw)
+
+
+async def blocking(fn, *args, hang=60.0):
+    """Runs a blocking call (a client) in the default executor from a coroutine."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    return await asyncio.wait_for(loop.run_in_executor(None, fn, *args), hang)
+
+
+class AsgiRunning:
+    """async with AsgiRunning(app) as (server, port): a started
+    cymongoose.asgi.ASGIServer on a free loopback port, stopped after."""
+
+    def __init__(self, app, **kw):
+        from cymongoose.asgi import ASGIServer
+
+        self.server = ASGIServer(app, **kw)
+
+    async def __aenter__(self):
+        lsn = await self.server.start("http://127.0.0.1:0")
+        return self.server, lsn.local_addr[1]
+
+    async def __aexit__(self, *exc):
+        import asyncio
+
+        await asyncio.wait_for(self.server.stop(), 60.0)

@@ -14,29 +14,12 @@ import threading
 import pytest
 
 from cymongoose.asgi import ASGIServer
-from conftest import raw_exchange
+from conftest import AsgiRunning as Running, blocking, raw_exchange
 
 pytestmark = pytest.mark.asyncio
 
 HANG = 60  # seconds: hang guard only
 MB = 1 << 20
-
-
-async def blocking(fn, *args):
-    loop = asyncio.get_running_loop()
-    return await asyncio.wait_for(loop.run_in_executor(None, fn, *args), HANG)
-
-
-class Running:
-    def __init__(self, app, **kw):
-        self.server = ASGIServer(app, **kw)
-
-    async def __aenter__(self):
-        lsn = await self.server.start("http://127.0.0.1:0")
-        return self.server, lsn.local_addr[1]
-
-    async def __aexit__(self, *exc):
-        await asyncio.wait_for(self.server.stop(), HANG)
 
 
 def rss():

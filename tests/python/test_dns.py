@@ -14,7 +14,6 @@ import tempfile
 
 import pytest
 
-import cymongoose
 from cymongoose import (
     MG_EV_CLOSE,
     MG_EV_CONNECT,
@@ -24,7 +23,7 @@ from cymongoose import (
     Manager,
 )
 
-from conftest import free_port, poll_until
+from conftest import cymg_tool, free_port, poll_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESPONDER = os.path.join(HERE, "..", "data", "dns_responder.py")
@@ -279,14 +278,6 @@ def test_http_client_connects_by_name(dnsmasq):
         c = m.connect(f"http://x.nx.test:{port}/", client)
         poll_until(m, lambda: ev.of(c, MG_EV_CLOSE))
         assert ev.of(c) == [(MG_EV_ERROR, "x.nx.test: name not found"), (MG_EV_CLOSE, None)]
-
-
-def cymg_tool():
-    build = os.path.dirname(os.path.dirname(os.path.dirname(cymongoose.__file__)))
-    path = os.path.join(build, "tools", "cymg")
-    if not os.access(path, os.X_OK):
-        pytest.skip("the cymg tool is not in this build tree")
-    return path
 
 
 def run_tool(*args):

@@ -1,25 +1,14 @@
 """`cymg mqtt pub` / `cymg mqtt sub` against a private mosquitto, with
 mosquitto_sub / mosquitto_pub as the other side; exit codes 0/1/2."""
 
-import os
 import subprocess
 import threading
 
 import pytest
 
-import cymongoose
-
-from conftest import free_port, peer_env
+from conftest import cymg_tool, free_port, peer_env
 
 TIMEOUT = 20
-
-
-def cymg_tool():
-    build = os.path.dirname(os.path.dirname(os.path.dirname(cymongoose.__file__)))
-    path = os.path.join(build, "tools", "cymg")
-    if not os.access(path, os.X_OK):
-        pytest.skip("the cymg tool is not in this build tree")
-    return path
 
 
 def run(*args):

@@ -157,9 +157,9 @@ static int send_simple(cymg_conn *c, uint8_t cmd, uint16_t id, uint8_t ack,
   memset(&m, 0, sizeof(m));
   if ((rc = props_block(mq, props, n, &pb, &m.props)) < 0) return rc;
   m.cmd = cmd;
-  m.id = id;
   m.ack = ack;
   m.data = data;
+  /* CONNACK has no packet id: its id argument carries session_present. */
   m.session_present = (cmd == CYMG_MQTT_CMD_CONNACK) && (id != 0);
   m.id = cmd == CYMG_MQTT_CMD_CONNACK ? 0 : id;
   rc = send_msg(c, mq, &m);

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "ws.h"
 #include "mqtt.h"
+#include "mqtt_broker.h"
 #include "sntp.h"
 #include "dns.h"
 #include "tls.h"

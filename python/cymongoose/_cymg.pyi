@@ -791,7 +791,10 @@ class Manager:
         (``data``: the CONNACK code, non-zero: refused, the connection closes),
         ``MG_EV_MQTT_MSG`` per PUBLISH received, ``MG_EV_MQTT_CMD`` per packet.
         PINGREQ goes out every ``keepalive`` seconds (0: never); no answer within
-        another interval gives MG_EV_ERROR "keep-alive timeout". ``properties``
+        another interval gives MG_EV_ERROR "keep-alive timeout". With
+        ``clean_session=False`` and a client id, what the broker had not
+        acknowledged when the connection closed is resent (DUP) by the next
+        such connect to the same URL with that id. ``properties``
         (CONNECT) and ``will_properties`` need version 5. ValueError for a
         keepalive outside 0..65535, another version, will_qos outside 0..2;
         ``RuntimeError("Failed to connect to '<url>': ...")`` otherwise."""

@@ -176,6 +176,7 @@ void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
     Py_DECREF(handler);
   }
   if (consume) cymg_conn_consume(c, consume);
+  if (ev == CYMG_EV_CLOSE && w->mqtt_key != NULL) cymgpy_mqtt_keep_session(m, c, w);
   if (ev == CYMG_EV_CLOSE && w->conn == c) unbind(c, w);
   Py_DECREF(w);
 }
@@ -1099,6 +1100,7 @@ static int conn_clear(PyObject *self) {
   Py_CLEAR(w->handler);
   Py_CLEAR(w->userdata);
   Py_CLEAR(w->ws_queue);
+  Py_CLEAR(w->mqtt_key);
   w->ws_queued = 0;
   return 0;
 }

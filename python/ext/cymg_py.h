@@ -47,6 +47,9 @@ typedef struct {
   PyObject *timers;      /* set of live Timers */
   PyObject *cancels;     /* list of Timers cancelled off the poll thread */
   PyObject *pending_exc; /* a non-Exception BaseException from a callback */
+  /* Persistent MQTT client sessions between connections: a dict from
+   * "url\0client_id" to a capsule holding a cymg_mqtt_session, or NULL. */
+  PyObject *mqtt_sessions;
   PyObject *weakreflist;
   int64_t wakeup_id;
   unsigned long poll_thread;
@@ -81,6 +84,9 @@ typedef struct {
    * (op, bytes) sent at MG_EV_WS_OPEN, or NULL. */
   PyObject *ws_queue;
   size_t ws_queued; /* payload bytes in ws_queue */
+  /* A persistent MQTT client's session key (see cymgpy_manager.mqtt_sessions),
+   * or NULL: its session is kept there when it closes. */
+  PyObject *mqtt_key;
   uint64_t id;
   int state;
   unsigned http_sent; /* CYMGPY_SENT_* */
@@ -234,6 +240,9 @@ PyObject *cymgpy_conn_mqtt_unsuback(PyObject *self, PyObject *args, PyObject *kw
                   "filter.")                                                                   \
   CYMGPY_MQTT_KW_("mqtt_unsuback", cymgpy_conn_mqtt_unsuback,                                  \
                   "mqtt_unsuback(packet_id, codes=(), *, properties=None): UNSUBACK.")
+/* At CLOSE of a persistent MQTT client: keeps its session for the next
+ * mqtt_connect() with the same URL and client id. */
+void cymgpy_mqtt_keep_session(cymgpy_manager *m, cymg_conn *c, cymgpy_conn *w);
 /* A new view of msg; cymgpy_mqtt_message_done() makes it stale. */
 PyObject *cymgpy_mqtt_message_new(cymgpy_state *st, const cymg_mqtt_msg *msg);
 void cymgpy_mqtt_message_done(PyObject *view);

@@ -423,6 +423,7 @@ static int manager_clear(PyObject *self) {
   Py_CLEAR(m->timers);
   Py_CLEAR(m->cancels);
   Py_CLEAR(m->pending_exc);
+  Py_CLEAR(m->mqtt_sessions);
   return 0;
 }
 

@@ -387,10 +387,13 @@ PyType_Spec cymgpy_mqtt_message_spec = {
  * (cymgpy_open's open function has no argument for them). Set and cleared
  * within one call, with the GIL and the call lock held. */
 static const cymg_mqtt_opts *connect_opts;
+static bool connect_took; /* cymg_mqtt_connect succeeded (it took opts.session) */
 
 static int mqtt_open(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *data,
                      cymg_conn **out) {
-  return cymg_mqtt_connect(mgr, url, connect_opts, fn, data, out);
+  int rc = cymg_mqtt_connect(mgr, url, connect_opts, fn, data, out);
+  connect_took = rc == 0;
+  return rc;
 }
 
 /* A str argument's UTF-8 bytes. */
@@ -410,6 +413,94 @@ static int qos_ok(int qos, const char *what) {
   if (qos >= 0 && qos <= 2) return 0;
   PyErr_Format(PyExc_ValueError, "%s must be 0, 1 or 2, not %d", what, qos);
   return -1;
+}
+
+/* ---- sessions kept between connections ----
+ * A client connecting with clean_session=False and a client id leaves its
+ * session (QoS 1/2 messages not acknowledged, QoS 2 ids awaiting PUBREL, the
+ * packet id counter) in the Manager when it closes; the next such connect to
+ * the same URL with the same client id resumes it (resent with DUP when the
+ * broker says it kept the session, dropped when it did not). A clean connect
+ * discards it. At most MAX_KEPT sessions are kept, the oldest dropped. */
+
+#define SESSION_CAPSULE "cymongoose.mqtt_session"
+#define MAX_KEPT 1024
+static char kept_taken; /* a capsule's pointer once its session was handed on */
+
+static void session_capsule_free(PyObject *cap) {
+  void *p = PyCapsule_GetPointer(cap, SESSION_CAPSULE);
+  if (p != &kept_taken) cymg_mqtt_session_free(p);
+}
+
+static PyObject *session_key(const char *url, cymg_str client_id) {
+  PyObject *u = PyBytes_FromString(url);
+  if (u == NULL) return NULL;
+  PyObject *k = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(u) + 1 + (Py_ssize_t)client_id.len);
+  if (k != NULL) {
+    char *d = PyBytes_AS_STRING(k);
+    memcpy(d, PyBytes_AS_STRING(u), (size_t)PyBytes_GET_SIZE(u));
+    d[PyBytes_GET_SIZE(u)] = '\0';
+    memcpy(d + PyBytes_GET_SIZE(u) + 1, client_id.buf, client_id.len);
+  }
+  Py_DECREF(u);
+  return k;
+}
+
+/* Sets *key, and *kept when a session is kept for it and clean is false
+ * (taken out of the Manager: the caller owns it); a clean connect drops it. */
+static int session_lookup(cymgpy_manager *m, const char *url, cymg_str client_id, int clean,
+                          PyObject **key, cymg_mqtt_session **kept) {
+  *kept = NULL;
+  if ((*key = session_key(url, client_id)) == NULL) return -1;
+  if (m->mqtt_sessions == NULL) return 0;
+  PyObject *cap = PyDict_GetItemWithError(m->mqtt_sessions, *key);
+  if (cap == NULL) return PyErr_Occurred() ? -1 : 0;
+  if (!clean) {
+    cymg_mqtt_session *s = PyCapsule_GetPointer(cap, SESSION_CAPSULE);
+    if (s == NULL || PyCapsule_SetPointer(cap, &kept_taken) < 0) return -1;
+    *kept = s;
+  }
+  return PyDict_DelItem(m->mqtt_sessions, *key);
+}
+
+/* Keeps s under key (the Manager owns it after; freed on failure). */
+static int session_put(cymgpy_manager *m, PyObject *key, cymg_mqtt_session *s) {
+  PyObject *cap = PyCapsule_New(s, SESSION_CAPSULE, session_capsule_free);
+  if (cap == NULL) {
+    cymg_mqtt_session_free(s);
+    return -1;
+  }
+  int rc = 0;
+  if (m->mqtt_sessions == NULL && (m->mqtt_sessions = PyDict_New()) == NULL) rc = -1;
+  if (rc == 0 && PyDict_GET_SIZE(m->mqtt_sessions) >= MAX_KEPT) {
+    Py_ssize_t pos = 0;
+    PyObject *oldest, *v;
+    if (PyDict_Next(m->mqtt_sessions, &pos, &oldest, &v)) {
+      Py_INCREF(oldest);
+      rc = PyDict_DelItem(m->mqtt_sessions, oldest);
+      Py_DECREF(oldest);
+    }
+  }
+  if (rc == 0) rc = PyDict_SetItem(m->mqtt_sessions, key, cap);
+  Py_DECREF(cap);
+  return rc;
+}
+
+void cymgpy_mqtt_keep_session(cymgpy_manager *m, cymg_conn *c, cymgpy_conn *w) {
+  PyObject *key = w->mqtt_key;
+  w->mqtt_key = NULL;
+  if (m->quiet) { /* the Manager is being collected: nothing will connect again */
+    Py_DECREF(key);
+    return;
+  }
+  cymg_mqtt_session *s = NULL;
+  int rc = cymg_mqtt_session_take(c, &s);
+  if (rc < 0)
+    cymgpy_raise_rc("MQTT session not kept", rc);
+  else
+    rc = session_put(m, key, s);
+  Py_DECREF(key);
+  if (rc < 0) cymgpy_report_exception(m); /* the session is lost: say so, the loop goes on */
 }
 
 static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -474,9 +565,24 @@ static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) 
   o.num_props = pb.n;
   o.will_props = wpb.props;
   o.num_will_props = wpb.n;
+  PyObject *key = NULL;
+  cymg_mqtt_session *kept = NULL;
+  if (o.client_id.len &&
+      session_lookup((cymgpy_manager *)self, url, o.client_id, clean, &key, &kept) < 0) {
+    cymg_mqtt_session_free(kept);
+    Py_XDECREF(key);
+    goto out;
+  }
+  o.session = kept;
   connect_opts = &o;
+  connect_took = false;
   r = cymgpy_open((cymgpy_manager *)self, 0, url, handler, mqtt_open);
   connect_opts = NULL;
+  /* A connection made owns the session; otherwise it stays the Manager's. */
+  if (kept != NULL && !connect_took && session_put((cymgpy_manager *)self, key, kept) < 0)
+    Py_CLEAR(r);
+  if (r != NULL && !clean && key != NULL) ((cymgpy_conn *)r)->mqtt_key = Py_NewRef(key);
+  Py_XDECREF(key);
 out:
   props_release(&wpb);
 out_pb:

@@ -1,6 +1,7 @@
 """MQTT client (Manager.mqtt_connect) against a real mosquitto on loopback, with
 paho-mqtt as the other party."""
 
+import socket
 import threading
 
 import pytest
@@ -397,3 +398,141 @@ def test_pub_from_another_thread_while_polling(mgr, mosquitto):
     t.join()
     assert sorted({i for cmd, i, _ in h.cmds if cmd == 4}) == sorted(ids)
     c.close()
+
+
+class NoAckBroker:
+    """A broker stand-in on a raw socket: answers CONNECT with a CONNACK whose
+    session-present flag the test sets, then records every packet and
+    acknowledges none, so QoS 1/2 messages stay in flight."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.url = "mqtt://127.0.0.1:%d" % self.port
+        self.session_present = False
+        self.conns = []  # per connection: list of (first byte, body)
+        self.done = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _read_packet(s):
+        def exact(n):
+            b = b""
+            while len(b) < n:
+                chunk = s.recv(n - len(b))
+                if not chunk:
+                    raise EOFError
+                b += chunk
+            return b
+        first = exact(1)[0]
+        length, mult = 0, 1
+        while True:
+            byte = exact(1)[0]
+            length += (byte & 0x7F) * mult
+            mult *= 128
+            if not byte & 0x80:
+                break
+        return first, exact(length)
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self.done:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                continue
+            got = []
+            self.conns.append(got)
+            s.settimeout(10)
+            try:
+                first, _ = self._read_packet(s)
+                assert first >> 4 == 1  # CONNECT
+                s.sendall(bytes([0x20, 2, 1 if self.session_present else 0, 0]))
+                while True:
+                    got.append(self._read_packet(s))
+            except (EOFError, OSError):
+                s.close()
+
+    def close(self):
+        self.done = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def noack():
+    b = NoAckBroker()
+    yield b
+    b.close()
+
+
+def publishes(got):
+    """(dup, qos, packet id, topic, payload) of each PUBLISH recorded."""
+    out = []
+    for first, body in got:
+        if first >> 4 != 3:
+            continue
+        tl = int.from_bytes(body[:2], "big")
+        topic = body[2:2 + tl].decode()
+        pid = int.from_bytes(body[2 + tl:4 + tl], "big")
+        out.append((bool(first & 8), (first >> 1) & 3, pid, topic, body[4 + tl:]))
+    return out
+
+
+def test_unacknowledged_messages_resent_on_the_next_connection(mgr, noack):
+    """clean_session=False: what the broker never acknowledged goes out again,
+    with DUP and the same ids, when the same client id reconnects to the same
+    URL and the broker says it kept the session."""
+    h = Mqtt()
+    c = open_client(mgr, noack.url, h, client_id="resume-me", clean_session=False)
+    id1 = c.mqtt_pub("r/1", b"one", qos=1)
+    id2 = c.mqtt_pub("r/2", b"two", qos=2)
+    poll_until(mgr, lambda: len(publishes(noack.conns[0])) == 2)
+    c.close()
+    poll_until(mgr, lambda: h.closed)
+    noack.session_present = True
+    h2 = Mqtt()
+    c2 = open_client(mgr, noack.url, h2, client_id="resume-me", clean_session=False)
+    poll_until(mgr, lambda: len(noack.conns) == 2 and len(publishes(noack.conns[1])) == 2)
+    assert publishes(noack.conns[1]) == [(True, 1, id1, "r/1", b"one"),
+                                         (True, 2, id2, "r/2", b"two")]
+    id3 = c2.mqtt_pub("r/3", b"three", qos=1)
+    assert id3 not in (id1, id2)
+    c2.close()
+    poll_until(mgr, lambda: h2.closed)
+
+
+def test_session_not_resumed_when_clean_or_another_id_or_not_present(mgr, noack):
+    h = Mqtt()
+    c = open_client(mgr, noack.url, h, client_id="keep", clean_session=False)
+    c.mqtt_pub("k/1", b"x", qos=1)
+    poll_until(mgr, lambda: publishes(noack.conns[0]))
+    c.close()
+    poll_until(mgr, lambda: h.closed)
+    noack.session_present = True
+    # another client id: nothing of "keep" goes to it
+    h2 = Mqtt()
+    c2 = open_client(mgr, noack.url, h2, client_id="other", clean_session=False)
+    c2.mqtt_ping()
+    poll_until(mgr, lambda: len(noack.conns) == 2 and noack.conns[1])
+    assert publishes(noack.conns[1]) == []
+    c2.close()
+    # a clean connect with the same id discards the kept session...
+    h3 = Mqtt()
+    c3 = open_client(mgr, noack.url, h3, client_id="keep", clean_session=True)
+    c3.mqtt_ping()
+    poll_until(mgr, lambda: len(noack.conns) == 3 and noack.conns[2])
+    assert publishes(noack.conns[2]) == []
+    c3.close()
+    poll_until(mgr, lambda: h3.closed)
+    # ...so a later persistent one has nothing to resend either
+    h4 = Mqtt()
+    c4 = open_client(mgr, noack.url, h4, client_id="keep", clean_session=False)
+    c4.mqtt_ping()
+    poll_until(mgr, lambda: len(noack.conns) == 4 and noack.conns[3])
+    assert publishes(noack.conns[3]) == []
+    c4.close()
+    poll_until(mgr, lambda: h4.closed)

@@ -49,10 +49,18 @@ typedef struct {
    * in in (a packet may span messages, a message hold several packets). */
   bool ws;
   cymg_buf pre, in;
+  /* v5 topic aliases the peer may set on PUBLISHes to us (we advertised
+   * alias_max: in CONNECT's properties, or a listener program's CONNACK):
+   * aliases[a - 1] is the topic of alias a (NUL-terminated), NULL when unset. */
+  uint16_t alias_max;
+  char **aliases;
+  size_t alias_bytes;
 } mqtt_state;
 
 #define DEFAULT_INFLIGHT 64
 #define DEFAULT_MAX_PACKET (1u << 20)
+/* Bytes of topics the peer may keep in our alias table at once. */
+#define MAX_ALIAS_BYTES (256u * 1024)
 
 static const cymg_proto mqtt_proto, mqtt_ws_inner;
 
@@ -90,8 +98,30 @@ static void disarm(mqtt_state *mq) {
   mq->timer = 0;
 }
 
+static void aliases_free(mqtt_state *mq) {
+  for (size_t i = 0; mq->aliases && i < mq->alias_max; i++) free(mq->aliases[i]);
+  free(mq->aliases);
+  mq->aliases = NULL;
+  mq->alias_bytes = 0;
+}
+
+/* The integer value of property id among props[0..n), or 0 when absent. */
+static uint32_t prop_value(const cymg_mqtt_prop *props, size_t n, uint8_t id) {
+  for (size_t i = 0; props && i < n; i++)
+    if (props[i].id == id) return props[i].iv;
+  return 0;
+}
+
+/* The peer may now set up to max aliases (a new table: the old one, from a
+ * previous CONNACK of a listener program, is dropped). */
+static void aliases_allow(mqtt_state *mq, uint32_t max) {
+  aliases_free(mq);
+  mq->alias_max = (uint16_t)(max > 65535 ? 65535 : max);
+}
+
 static void mqtt_free(void *state) {
   mqtt_state *mq = state;
+  aliases_free(mq);
   disarm(mq);
   session_clear(&mq->s);
   cymg_buf_free(&mq->pre);
@@ -275,8 +305,12 @@ int cymg_mqtt_disconnect(cymg_conn *c, uint8_t reason, const cymg_mqtt_prop *pro
 int cymg_mqtt_connack(cymg_conn *c, bool session_present, uint8_t code, const cymg_mqtt_prop *props,
                       size_t n) {
   /* send_simple carries session_present in the id argument */
-  return send_simple(c, CYMG_MQTT_CMD_CONNACK, session_present ? 1 : 0, code, props, n,
-                     cymg_str_n(NULL, 0));
+  int rc = send_simple(c, CYMG_MQTT_CMD_CONNACK, session_present ? 1 : 0, code, props, n,
+                       cymg_str_n(NULL, 0));
+  mqtt_state *mq = mq_of(c);
+  if (rc >= 0 && mq && !mq->listener && mq->server)
+    aliases_allow(mq, prop_value(props, n, CYMG_MQTT_PROP_TOPIC_ALIAS_MAXIMUM));
+  return rc;
 }
 
 int cymg_mqtt_suback(cymg_conn *c, uint16_t id, const uint8_t *codes, size_t n,
@@ -314,6 +348,54 @@ static void fail(cymg_conn *c, mqtt_state *mq, uint8_t reason, const char *why) 
   snprintf(msg, sizeof(msg), "MQTT: %s", why);
   cymg_call(c, CYMG_EV_ERROR, msg);
   cymg_drain(c);
+}
+
+/* v5 topic aliases on a PUBLISH received (MQTT 5.0 3.3.2.3.4): a topic with
+ * an alias sets it, an empty topic uses it; m->topic is the topic either way.
+ * Returns false when the connection failed. */
+static bool resolve_alias(cymg_conn *c, mqtt_state *mq, cymg_mqtt_msg *m) {
+  size_t ofs = 0;
+  cymg_mqtt_prop p;
+  uint32_t alias = 0;
+  while (cymg_mqtt_next_prop(m->props, &ofs, &p) == 1)
+    if (p.id == CYMG_MQTT_PROP_TOPIC_ALIAS) alias = p.iv;
+  if (alias == 0) {
+    if (m->topic.len == 0) fail(c, mq, CYMG_MQTT_RC_PROTOCOL_ERROR, "empty topic and no alias");
+    return m->topic.len != 0;
+  }
+  if (alias > mq->alias_max) {
+    fail(c, mq, CYMG_MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias above the maximum we allowed");
+    return false;
+  }
+  if (mq->aliases == NULL && (mq->aliases = calloc(mq->alias_max, sizeof(char *))) == NULL) {
+    fail(c, mq, CYMG_MQTT_RC_UNSPECIFIED, "out of memory");
+    return false;
+  }
+  char **slot = &mq->aliases[alias - 1];
+  if (m->topic.len == 0) {
+    if (*slot == NULL) {
+      fail(c, mq, CYMG_MQTT_RC_PROTOCOL_ERROR, "topic alias used before it was set");
+      return false;
+    }
+    m->topic = cymg_str_c(*slot);
+    return true;
+  }
+  size_t old = *slot ? strlen(*slot) : 0;
+  if (mq->alias_bytes - old + m->topic.len > MAX_ALIAS_BYTES) {
+    fail(c, mq, CYMG_MQTT_RC_QUOTA_EXCEEDED, "topic aliases hold too many bytes");
+    return false;
+  }
+  char *t = malloc(m->topic.len + 1);
+  if (t == NULL) {
+    fail(c, mq, CYMG_MQTT_RC_UNSPECIFIED, "out of memory");
+    return false;
+  }
+  memcpy(t, m->topic.buf, m->topic.len);
+  t[m->topic.len] = '\0';
+  free(*slot);
+  *slot = t;
+  mq->alias_bytes = mq->alias_bytes - old + m->topic.len;
+  return true;
 }
 
 static int ack(cymg_conn *c, mqtt_state *mq, uint8_t cmd, uint16_t id) {
@@ -442,6 +524,7 @@ static bool handle(cymg_conn *c, mqtt_state *mq, cymg_mqtt_msg *m) {
       if (m->ack == 0) rc = on_connack(c, mq, m);
       break;
     case CYMG_MQTT_CMD_PUBLISH:
+      if (mq->version == CYMG_MQTT_V5 && !resolve_alias(c, mq, m)) return false;
       if (m->qos == 1) rc = ack(c, mq, CYMG_MQTT_CMD_PUBACK, m->id);
       if (m->qos == 2) {
         rc = ack(c, mq, CYMG_MQTT_CMD_PUBREC, m->id);
@@ -677,6 +760,8 @@ int cymg_mqtt_connect(cymg_mgr *mgr, const char *url, const cymg_mqtt_opts *opts
   mq->keepalive = o->no_keepalive ? 0 : (o->keepalive ? o->keepalive : 60);
   mq->max_packet = o->max_packet ? o->max_packet : DEFAULT_MAX_PACKET;
   mq->inflight_max = o->inflight ? o->inflight : DEFAULT_INFLIGHT;
+  if (mq->version == CYMG_MQTT_V5)
+    aliases_allow(mq, prop_value(o->props, o->num_props, CYMG_MQTT_PROP_TOPIC_ALIAS_MAXIMUM));
   char idbuf[32];
   uint8_t *pb = NULL, *wpb = NULL;
   cymg_mqtt_msg m;

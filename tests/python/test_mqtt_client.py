@@ -412,6 +412,8 @@ class NoAckBroker:
         self.port = self.sock.getsockname()[1]
         self.url = "mqtt://127.0.0.1:%d" % self.port
         self.session_present = False
+        self.v5 = False
+        self.then = b""  # bytes sent after the CONNACK
         self.conns = []  # per connection: list of (first byte, body)
         self.done = False
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -450,7 +452,9 @@ class NoAckBroker:
             try:
                 first, _ = self._read_packet(s)
                 assert first >> 4 == 1  # CONNECT
-                s.sendall(bytes([0x20, 2, 1 if self.session_present else 0, 0]))
+                flags = 1 if self.session_present else 0
+                s.sendall(bytes([0x20, 3, flags, 0, 0] if self.v5 else [0x20, 2, flags, 0]))
+                s.sendall(self.then)
                 while True:
                     got.append(self._read_packet(s))
             except (EOFError, OSError):
@@ -536,3 +540,46 @@ def test_session_not_resumed_when_clean_or_another_id_or_not_present(mgr, noack)
     assert publishes(noack.conns[3]) == []
     c4.close()
     poll_until(mgr, lambda: h4.closed)
+
+
+def v5_publish(topic, payload, alias):
+    """A QoS 0 v5 PUBLISH with a Topic Alias property."""
+    t = topic.encode()
+    body = len(t).to_bytes(2, "big") + t + bytes([3, 0x23]) + alias.to_bytes(2, "big") + payload
+    return bytes([0x30, len(body)]) + body
+
+
+def test_v5_topic_aliases_from_the_broker_are_resolved(mgr, noack):
+    noack.v5 = True
+    noack.then = (v5_publish("sensors/room1/temp", b"20", 1) + v5_publish("", b"21", 1) +
+                  v5_publish("sensors/room2/temp", b"19", 1) + v5_publish("", b"18", 1))
+    h = Mqtt()
+    open_client(mgr, noack.url, h, version=5, properties=[{"id": 0x22, "iv": 4}])
+    poll_until(mgr, lambda: len(h.msgs) == 4)
+    assert [(t, d) for t, d, *_ in h.msgs] == [
+        ("sensors/room1/temp", b"20"), ("sensors/room1/temp", b"21"),
+        ("sensors/room2/temp", b"19"), ("sensors/room2/temp", b"18")]
+    assert not h.errors
+
+
+@pytest.mark.parametrize("then,why", [
+    (v5_publish("a/b", b"x", 5), "above the maximum"),
+    (v5_publish("", b"x", 2), "before it was set"),
+])
+def test_v5_bad_topic_alias_fails_the_connection(mgr, noack, then, why):
+    noack.v5 = True
+    noack.then = then
+    h = Mqtt()
+    open_client(mgr, noack.url, h, version=5, properties=[{"id": 0x22, "iv": 4}])
+    poll_until(mgr, lambda: h.closed)
+    assert h.msgs == []
+    assert any(why in e for e in h.errors), h.errors
+
+
+def test_v5_alias_not_allowed_when_we_advertised_none(mgr, noack):
+    noack.v5 = True
+    noack.then = v5_publish("a/b", b"x", 1)
+    h = Mqtt()
+    open_client(mgr, noack.url, h, version=5)
+    poll_until(mgr, lambda: h.closed)
+    assert h.msgs == [] and any("topic alias" in e for e in h.errors), h.errors

@@ -281,6 +281,10 @@ struct cymg_mgr {
   cymg__ready *ready;
   int nready, ready_cap;
   bool waited; /* wait() ran; dispatch() owes its ready list */
+  /* Only deferred reports made a wait of 0: block() skips that wait (it could
+   * only say "nothing yet" or what the next one will say), never twice in a
+   * row, so readiness is still collected every other pass at worst. */
+  bool skip_wait, skipped;
   cymg__timers timers;
   cymg__wakeup wk;
   size_t recv_limit, send_limit;

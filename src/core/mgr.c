@@ -185,8 +185,13 @@ int cymg_mgr_prepare(cymg_mgr *mgr, int timeout_ms) {
   /* Queued output leaves now, and the backend learns every interest change
    * made since the last poll, connections opened meanwhile included. */
   cymg__conns_prepare(mgr);
-  /* Deferred work and closes are due now: don't sleep on them. */
-  if (mgr->pending || mgr->closing) timeout_ms = 0;
+  /* Deferred work and closes are due now: don't sleep on them. Most often
+   * that is the WRITE report of output just flushed above: asking the backend
+   * with a zero timeout then costs a system call that finds nothing, so block()
+   * skips it once (the caller's own zero timeout is always honoured). */
+  bool due = mgr->pending || mgr->closing;
+  mgr->skip_wait = due && timeout_ms != 0 && !mgr->skipped;
+  if (due) timeout_ms = 0;
   int64_t next = cymg__timers_next(&mgr->timers, mgr->now);
   if (next >= 0 && (timeout_ms < 0 || next < timeout_ms)) timeout_ms = (int) next;
   return timeout_ms;
@@ -196,6 +201,14 @@ int cymg_mgr_block(cymg_mgr *mgr, int timeout_ms) {
   if (mgr == NULL) return CYMG_EINVAL;
   /* Only the backend's wait and the ready list: nothing a call made meanwhile
    * from another thread (under the caller's lock) may touch. */
+  if (mgr->skip_wait && timeout_ms == 0) {
+    mgr->skip_wait = false;
+    mgr->skipped = true;
+    mgr->nready = 0;
+    mgr->waited = true;
+    return 0;
+  }
+  mgr->skipped = false;
   int n = mgr->be->wait(mgr->be_state, mgr->ready, mgr->ready_cap, timeout_ms);
   if (n == 0) cymg__trim_idle(mgr); /* nothing to do: a moment to give memory back */
   mgr->nready = n > 0 ? n : 0;

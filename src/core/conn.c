@@ -394,6 +394,8 @@ static void flush_output(cymg_conn *c, bool quiet) {
       !(c->flags & CYMG__F_CLOSING) && !c->pump(c))
     c->pump = NULL;
   if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0 && !c->pump) cymg_close(c);
+  /* A pump refills its buffer at once: that one stays. */
+  if (written && !c->pump) release_empty(&c->send);
 }
 
 static void do_flush(cymg_conn *c) { flush_output(c, false); }

@@ -301,10 +301,11 @@ static void io_failed(cymg_conn *c, const char *what, ptrdiff_t n) {
   }
 }
 
-/* An idle connection keeps no empty receive buffer: a keep-alive connection
- * waits for its next request without its 16 KiB block (over TLS that was most
- * of an idle connection's memory, docs/tls.md). The next read allocates again,
- * which costs far less than the system calls around it. */
+/* An idle connection keeps no empty buffers: a keep-alive connection waits
+ * for its next request without its 16 KiB receive block or the send block of
+ * its last reply (over TLS those were most of an idle connection's memory,
+ * docs/tls.md). The next read or send allocates again, which costs far less
+ * than the system calls around it. */
 static void release_empty(cymg__iobuf *b) {
   if (b->len == 0 && b->buf != NULL) cymg__iobuf_free(b);
 }

@@ -537,7 +537,8 @@ static void test_split_records(void **state) {
   uint64_t start = cymg_mgr_now(mgr);
   while (!b.closed) {
     assert_true(cymg_mgr_poll(mgr, 1) >= 0);
-    if (cymg_mgr_now(mgr) - start > CYMG_TEST_WAIT_MS) fail_msg("relay: %zu of %zu echoed", b.got, b.total);
+    if (cymg_mgr_now(mgr) - start > CYMG_TEST_WAIT_MS)
+      fail_msg("relay: %zu of %zu echoed", b.got, b.total);
   }
   assert_int_equal(b.errors + sp.errors, 0);
   assert_false(b.bad);

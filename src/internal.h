@@ -103,7 +103,10 @@ typedef struct cymg__transport {
    * or write whatever the buffers say). */
   unsigned (*want)(const cymg_conn *c, unsigned want);
   /* True when bytes are buffered inside the transport, where the descriptor's
-   * readiness does not show them. */
+   * readiness does not show them, and a recv would make progress with them:
+   * never for a fragment that only waits for the socket (the deferred read
+   * runs in the same dispatch pass, so a read that cannot progress would
+   * spin it). */
   bool (*pending)(const cymg_conn *c);
   /* A client connection just delivered CONNECT. */
   void (*connected)(cymg_conn *c);

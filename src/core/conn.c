@@ -301,10 +301,11 @@ static void io_failed(cymg_conn *c, const char *what, ptrdiff_t n) {
   }
 }
 
-/* An idle connection keeps no empty receive buffer: a keep-alive connection
- * waits for its next request without its 16 KiB block (over TLS that was most
- * of an idle connection's memory, docs/tls.md). The next read allocates again,
- * which costs far less than the system calls around it. */
+/* An idle connection keeps no empty buffers: a keep-alive connection waits
+ * for its next request without its 16 KiB receive block or the send block of
+ * its last reply (over TLS those were most of an idle connection's memory,
+ * docs/tls.md). The next read or send allocates again, which costs far less
+ * than the system calls around it. */
 static void release_empty(cymg__iobuf *b) {
   if (b->len == 0 && b->buf != NULL) cymg__iobuf_free(b);
 }
@@ -394,6 +395,8 @@ static void flush_output(cymg_conn *c, bool quiet) {
       !(c->flags & CYMG__F_CLOSING) && !c->pump(c))
     c->pump = NULL;
   if ((c->flags & CYMG__F_DRAINING) && c->send.len == 0 && !c->pump) cymg_close(c);
+  /* A pump refills its buffer at once: that one stays. */
+  if (written && !c->pump) release_empty(&c->send);
 }
 
 static void do_flush(cymg_conn *c) { flush_output(c, false); }

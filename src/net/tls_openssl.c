@@ -68,6 +68,14 @@ static void ssl_reason(SSL *ssl, int ret, int err, char *out, size_t len) {
   }
 }
 
+/* SSL_get_error reads the thread's error queue, so it must hold nothing from
+ * before the call. Peeking is cheaper than clearing all its slots, and on the
+ * data path (two calls per keep-alive request) the queue is nearly always
+ * empty: every failure here empties it in ssl_reason. */
+static void err_fresh(void) {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 /* The reason of a failed material load, for cymg_mgr_errmsg. */
 static int material_error(cymg_mgr *mgr, const char *what) {
   char r[256];
@@ -275,6 +283,11 @@ static int ctx_common(cymg_mgr *mgr, SSL_CTX *ctx, const cymg_tls_opts *o, bool 
                             SSL_MODE_RELEASE_BUFFERS);
   /* Renegotiation would let a write want a read; TLS 1.3 has none anyway. */
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  /* One read(2) takes what the socket has (a whole request's record) rather
+   * than a 5-byte header, then the body: a keep-alive request costs one
+   * read instead of three. RELEASE_BUFFERS still frees the buffer once it is
+   * empty; what it holds is seen by tls_pending. */
+  SSL_CTX_set_read_ahead(ctx, 1);
   /* Kernel TLS where the kernel has it (files then go by SSL_sendfile);
    * OpenSSL falls back to its own records silently where it does not. */
   if (server) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
@@ -437,6 +450,10 @@ typedef struct cymg__tls {
   uint16_t port;
   bool scheme;    /* made for a TLS scheme: stays TLS through cymg_tls_free */
   bool hs_done, fatal, read_wants_write, write_wants_read, peer_closed;
+  /* The last SSL_read wanted bytes from the socket: what OpenSSL still holds
+   * (SSL_has_pending) is the start of a record, and the socket's readiness
+   * brings the rest. */
+  bool rx_starved;
   unsigned hs_want; /* CYMG__IO_* the handshake waits for */
   cymg_timer_id timer;
   char *subject;
@@ -698,11 +715,16 @@ static bool tls_pending(const cymg_conn *c) {
    * readiness report would come for bytes already read. */
   if (!t->hs_done && !t->fatal && !t->ssl && !(c->flags & CYMG__F_CLIENT) && c->recv.len > 0)
     return true;
-  return t->hs_done && !t->fatal && t->ssl && (t->peer_closed || SSL_has_pending(t->ssl));
+  /* SSL_has_pending is also true for an incomplete record (read-ahead takes
+   * what the socket has): a read then only wants the socket, whose readiness
+   * shows the rest, and deferring one would spin the dispatch pass. */
+  return t->hs_done && !t->fatal && t->ssl &&
+         (t->peer_closed || (!t->rx_starved && SSL_has_pending(t->ssl)));
 }
 
-/* Reads records until OpenSSL wants more from the socket or buf is full, so
- * that nothing decrypted stays behind where readiness would not show it. */
+/* Reads records until OpenSSL holds nothing more, wants more from the socket
+ * or buf is full. What stays inside OpenSSL (buf full, or a whole record
+ * read ahead) is reported by tls_pending, as readiness would not show it. */
 static ptrdiff_t tls_recv(cymg_conn *c, void *buf, size_t len) {
   cymg__tls *t = c->tp_state;
   if (t->fatal) return CYMG_ETLS;
@@ -710,14 +732,22 @@ static ptrdiff_t tls_recv(cymg_conn *c, void *buf, size_t len) {
   size_t total = 0;
   while (total < len) {
     size_t n = 0;
-    ERR_clear_error();
+    err_fresh();
     int r = SSL_read_ex(t->ssl, (char *) buf + total, len - total, &n);
     if (r == 1) {
       total += n;
+      t->rx_starved = false;
+      /* Nothing left inside OpenSSL: the socket's (level-triggered)
+       * readiness shows whatever else comes, so no read(2) is spent to
+       * learn that it would block. */
+      if (!SSL_has_pending(t->ssl)) break;
       continue;
     }
     int e = SSL_get_error(t->ssl, r);
-    if (e == SSL_ERROR_WANT_READ) break;
+    if (e == SSL_ERROR_WANT_READ) {
+      t->rx_starved = true;
+      break;
+    }
     if (e == SSL_ERROR_WANT_WRITE) {
       t->read_wants_write = true;
       break;
@@ -741,7 +771,7 @@ static ptrdiff_t tls_send(cymg_conn *c, const void *buf, size_t len) {
   if (t->fatal) return CYMG_ETLS;
   if (!t->hs_done) return CYMG_EAGAIN;
   size_t n = 0;
-  ERR_clear_error();
+  err_fresh();
   int r = SSL_write_ex(t->ssl, buf, len, &n);
   if (r == 1) return (ptrdiff_t) n;
   int e = SSL_get_error(t->ssl, r);

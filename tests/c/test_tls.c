@@ -470,6 +470,83 @@ static void test_bulk_echo(void **state) {
   finish(mgr);
 }
 
+/* A plain relay between a TLS client and server that passes the client's
+ * bytes on a piece at a time, one piece per poll: the server keeps finding
+ * incomplete records, which OpenSSL holds (SSL_has_pending) until the rest
+ * comes. Reading them must wait for the socket: a deferred read that found
+ * nothing new would run again in the same dispatch pass, for ever. */
+typedef struct {
+  char up_url[64];
+  cymg_conn *down, *up;
+  bool up_ready;
+  size_t piece, passed;
+} relay;
+
+static void relay_up(cymg_conn *c, int ev, void *ev_data) {
+  relay *r = cymg_conn_userdata(c);
+  (void) ev_data;
+  if (ev == CYMG_EV_CONNECT) {
+    r->up_ready = true;
+  } else if (ev == CYMG_EV_READ && r->down) {
+    cymg_str d = cymg_conn_recv_data(c);
+    assert_int_equal(cymg_send(r->down, d.buf, d.len), 0);
+    cymg_conn_consume(c, d.len);
+  } else if (ev == CYMG_EV_CLOSE) {
+    r->up = NULL;
+    if (r->down) cymg_close(r->down);
+  }
+}
+
+static void relay_down(cymg_conn *c, int ev, void *ev_data) {
+  relay *r = cymg_conn_userdata(c);
+  (void) ev_data;
+  if (ev == CYMG_EV_ACCEPT) {
+    r->down = c;
+    assert_int_equal(cymg_connect(cymg_conn_mgr(c), r->up_url, relay_up, r, &r->up), 0);
+    cymg_conn_set_poll(c, true);
+  } else if (ev == CYMG_EV_POLL && r->up_ready && r->up) {
+    cymg_str d = cymg_conn_recv_data(c);
+    size_t n = d.len < r->piece ? d.len : r->piece;
+    if (n == 0) return;
+    assert_int_equal(cymg_send(r->up, d.buf, n), 0);
+    cymg_conn_consume(c, n);
+    r->passed += n;
+  } else if (ev == CYMG_EV_CLOSE && c == r->down) {
+    r->down = NULL;
+    if (r->up) cymg_close(r->up);
+  }
+}
+
+static void test_split_records(void **state) {
+  (void) state;
+  cymg_mgr *mgr = new_mgr();
+  peer sp = {0};
+  char url[64];
+  cymg_tls_opts so = srv_opts(cert("server-ec.crt"), cert("server-ec.key"));
+  cymg_conn *lsn = tls_server(mgr, &so, &sp, url, sizeof(url));
+  relay r = {.piece = 500};
+  snprintf(r.up_url, sizeof(r.up_url), "tcp://127.0.0.1:%u", cymg_conn_local(lsn)->port);
+  cymg_conn *rl = NULL;
+  assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", relay_down, &r, &rl), 0);
+  snprintf(url, sizeof(url), "tls://localhost:%u", cymg_conn_local(rl)->port);
+  cymg_tls_opts co = ca_opts();
+  bulk b = {0, 0, 64u << 10, false, false, 0}; /* records of 8 KiB, in pieces of 500 B */
+  cymg_conn *c = NULL;
+  assert_int_equal(cymg_connect(mgr, url, bulk_cli, &b, &c), 0);
+  assert_int_equal(cymg_tls_init(c, &co), 0);
+  uint64_t start = cymg_mgr_now(mgr);
+  while (!b.closed) {
+    assert_true(cymg_mgr_poll(mgr, 1) >= 0);
+    if (cymg_mgr_now(mgr) - start > CYMG_TEST_WAIT_MS)
+      fail_msg("relay: %zu of %zu echoed", b.got, b.total);
+  }
+  assert_int_equal(b.errors + sp.errors, 0);
+  assert_false(b.bad);
+  assert_int_equal(b.got, b.total);
+  assert_true(r.passed > b.total); /* all of it went through the relay */
+  finish(mgr);
+}
+
 /* TLS on plain tcp:// connections: the server turns it on in ACCEPT and
  * greets at once (kept until the handshake is done), the client in CONNECT. */
 static cymg_tls_opts starttls_srv;
@@ -629,6 +706,7 @@ int main(void) {
       cmocka_unit_test(test_verify_failures), cmocka_unit_test(test_sni_and_mtls),
       cmocka_unit_test(test_resumption),     cmocka_unit_test(test_broken_peers),
       cmocka_unit_test(test_no_close_notify), cmocka_unit_test(test_bulk_echo),
+      cmocka_unit_test(test_split_records),
       cmocka_unit_test(test_tls_on_plain),   cmocka_unit_test(test_starttls_early_bytes),
       cmocka_unit_test(test_udp_refused),
   };

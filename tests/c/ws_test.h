@@ -34,6 +34,17 @@ typedef struct {
   char last_error[256];
 } ws_srv;
 
+/* The number after a command's prefix. A message's payload is not a C
+ * string: what lies after it in the receive buffer is whatever that memory
+ * held (atoi on it once read stale digits on: "frag:200000" became 2000005). */
+static int ws_cmd_num(cymg_str d, size_t skip) {
+  char num[16];
+  size_t n = d.len - skip < sizeof(num) - 1 ? d.len - skip : sizeof(num) - 1;
+  memcpy(num, d.buf + skip, n);
+  num[n] = '\0';
+  return atoi(num);
+}
+
 static void ws_srv_fn(cymg_conn *c, int ev, void *ev_data) {
   ws_srv *s = cymg_conn_userdata(c);
   if (ev == CYMG_EV_HTTP_MSG) {
@@ -55,12 +66,12 @@ static void ws_srv_fn(cymg_conn *c, int ev, void *ev_data) {
     cymg_str d = m->data;
     int op = CYMG_WS_OPCODE(m->flags);
     if (op == CYMG_WS_OP_TEXT && d.len > 6 && memcmp(d.buf, "close:", 6) == 0) {
-      assert_int_equal(cymg_ws_close(c, atoi(d.buf + 6), "bye"), 0);
+      assert_int_equal(cymg_ws_close(c, ws_cmd_num(d, 6), "bye"), 0);
     } else if (op == CYMG_WS_OP_TEXT && cymg_str_eq(d, cymg_str_c("ping"))) {
       s->want_pong = true;
       assert_int_equal(cymg_ws_send(c, "srv-ping", 8, CYMG_WS_OP_PING), 0);
     } else if (op == CYMG_WS_OP_TEXT && d.len > 5 && memcmp(d.buf, "frag:", 5) == 0) {
-      size_t n = (size_t) atoi(d.buf + 5), third = n / 3;
+      size_t n = (size_t) ws_cmd_num(d, 5), third = n / 3;
       uint8_t *b = malloc(n);
       ws_payload(b, n, false);
       assert_int_equal(cymg_ws_send_frag(c, CYMG_WS_OP_BINARY, b, third, false), 0);

@@ -314,6 +314,10 @@ static int ctx_common(cymg_mgr *mgr, SSL_CTX *ctx, const cymg_tls_opts *o, bool 
     /* Resumption is by tickets (stateless, TLS 1.2 and 1.3): a server-side
      * cache would only hold up to 20,480 TLS 1.2 sessions, lock and sweep. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* One TLS 1.3 ticket per handshake, not OpenSSL's two: clients keep one
+     * session per server (ours does), and each ticket is an encryption and a
+     * record more for every full handshake. */
+    if (SSL_CTX_set_num_tickets(ctx, 1) != 1) return material_error(mgr, "tickets");
   } else {
     /* Sessions go to the manager's cache (host:port), not OpenSSL's. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -360,7 +360,9 @@ static void q_unlink(bsess *s, qent *prev, qent *e) {
 static void flush_queue(bconn *bc) {
   bsess *s = bc->s;
   cymg_mqtt_broker *b = bc->b;
-  if (s == NULL || !bc->connected || bc->failed) return;
+  if (s == NULL || !bc->connected || bc->failed ||
+      (bc->c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)))
+    return;
   qent *prev = NULL;
   for (qent *e = s->qhead; e && e != s->unsent; e = e->next) prev = e;
   while (s->unsent && s->ninfl < bc->recv_max_out && !cymg__conn_out_full(bc->c)) {
@@ -373,16 +375,12 @@ static void flush_queue(bconn *bc) {
     }
     e->id = new_id(s);
     int rc = send_entry(bc, e, false);
-    if (rc == CYMG_ELIMIT) break; /* send buffer at its cap: stays queued */
-    if (rc != 0) {
+    if (rc < 0) break; /* send buffer at its cap, closing, no memory: stays queued */
+    if (rc == 1) {     /* larger than the client takes: dropped for it */
       cymg__bk_p_msg_del(b, s, e);
       q_unlink(s, prev, e);
       cymg__bk_qent_free(b, s, e);
       b->st.dropped++;
-      if (rc < 0) {
-        fail(bc, CYMG_MQTT_RC_UNSPECIFIED, "send failed");
-        return;
-      }
       continue;
     }
     e->sent = true;
@@ -617,7 +615,8 @@ static void route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg
     uint8_t qos = m->qos < d.qos ? m->qos : d.qos;
     bool retain = d.retain && m->retain;
     bconn *bc = d.s->bc;
-    bool online = bc && bc->connected && !bc->failed;
+    bool online = bc && bc->connected && !bc->failed &&
+                  !(bc->c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING));
     if (qos == 0) {
       if (online)
         deliver0(b, bc, m, retain, d.sub_id, cache, &ncache, scratch, &used, sizeof(scratch));

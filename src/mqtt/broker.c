@@ -353,6 +353,7 @@ static void q_unlink(bsess *s, qent *prev, qent *e) {
     s->qhead = e->next;
   if (s->qtail == e) s->qtail = prev;
   if (s->unsent == e) s->unsent = e->next;
+  if (s->last_sent == e) s->last_sent = prev;
 }
 
 /* Sends what the session has queued, as far as the client's window and our
@@ -363,8 +364,7 @@ static void flush_queue(bconn *bc) {
   if (s == NULL || !bc->connected || bc->failed ||
       (bc->c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)))
     return;
-  qent *prev = NULL;
-  for (qent *e = s->qhead; e && e != s->unsent; e = e->next) prev = e;
+  qent *prev = s->last_sent;
   while (s->unsent && s->ninfl < bc->recv_max_out && !cymg__conn_out_full(bc->c)) {
     qent *e = s->unsent;
     if (expired(b, e->m)) {
@@ -387,7 +387,7 @@ static void flush_queue(bconn *bc) {
     cymg__bk_p_msg(b, s, e);
     s->ninfl++;
     s->unsent = e->next;
-    prev = e;
+    s->last_sent = prev = e;
   }
 }
 
@@ -420,12 +420,15 @@ qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, 
   e->retain = retain;
   e->sent = e->released = false;
   e->seq = ++s->seq;
+  if (s->unsent == NULL) { /* all before it is in flight: the old tail is the last sent */
+    s->unsent = e;
+    s->last_sent = s->qtail;
+  }
   if (s->qtail)
     s->qtail->next = e;
   else
     s->qhead = e;
   s->qtail = e;
-  if (s->unsent == NULL) s->unsent = e;
   s->nq++;
   s->qbytes += m->payload_len;
   b->st.queued++;
@@ -1574,6 +1577,10 @@ static void sweep_fn(void *arg) {
     } else if (bc->connected && bc->keepalive &&
                now - bc->last_rx > (uint64_t)bc->keepalive * 1500) {
       fail(bc, CYMG_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep-alive timeout");
+    } else if (bc->c->send.len == 0 && bc->c->send.size && !bc->c->pump) {
+      /* an idle client keeps no send buffer (the core keeps the last one) */
+      cymg__trim_note_free(b->mgr, bc->c->send.size);
+      cymg__iobuf_free(&bc->c->send);
     }
   }
   for (size_t i = 0; i < b->scap; i++)

@@ -939,6 +939,91 @@ static void test_stalled_subscriber(void **state) {
   bk_stop(&k);
 }
 
+/* ---- resend with DUP on resume; CONNACK properties ---- */
+
+static void raw_conn5(bk *k, rawc *r, const char *id, bool clean, uint32_t expiry) {
+  uint8_t pr[] = {CYMG_MQTT_PROP_SESSION_EXPIRY_INTERVAL, (uint8_t)(expiry >> 24),
+                  (uint8_t)(expiry >> 16), (uint8_t)(expiry >> 8), (uint8_t)expiry};
+  cymg_mqtt_msg m;
+  memset(&m, 0, sizeof(m));
+  m.cmd = CYMG_MQTT_CMD_CONNECT;
+  m.connect.client_id = cymg_str_c(id);
+  m.connect.clean = clean;
+  m.props = cymg_str_n(pr, expiry ? sizeof(pr) : 0);
+  raw_pkt(k, r, &m);
+}
+
+static void test_resend_and_connack(void **state) {
+  (void)state;
+  cymg_mqtt_broker_opts o = {.receive_max = 10, .topic_alias_max = 5};
+  bk k;
+  bk_start(&k, &o);
+  rawc r;
+  cymg_mqtt_msg m;
+  /* an empty client id in 5.0: one is assigned; our limits are advertised */
+  raw_open(&k, &r, 5);
+  raw_conn5(&k, &r, "", true, 0);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_CONNACK, &m);
+  assert_int_equal(m.ack, 0);
+  bool assigned = false, rmax = false, amax = false;
+  size_t ofs = 0;
+  cymg_mqtt_prop p;
+  while (cymg_mqtt_next_prop(m.props, &ofs, &p) == 1) {
+    if (p.id == CYMG_MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER) assigned = p.val.len > 0;
+    if (p.id == CYMG_MQTT_PROP_RECEIVE_MAXIMUM) rmax = p.iv == 10;
+    if (p.id == CYMG_MQTT_PROP_TOPIC_ALIAS_MAXIMUM) amax = p.iv == 5;
+  }
+  assert_true(assigned && rmax && amax);
+  close(r.fd);
+  /* a subscriber that takes a QoS 1 and a QoS 2 message and acknowledges
+   * neither fully, then goes */
+  raw_open(&k, &r, 5);
+  raw_conn5(&k, &r, "forgetful", false, 60);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_CONNACK, &m);
+  assert_false(m.session_present);
+  uint8_t fl[32];
+  int n = cymg_mqtt_filter_encode(cymg_str_c("rs/#"), 2, fl, sizeof(fl), 0);
+  assert_true(n > 0);
+  memset(&m, 0, sizeof(m));
+  m.cmd = CYMG_MQTT_CMD_SUBSCRIBE;
+  m.id = 1;
+  m.filters = cymg_str_n(fl, (size_t)n);
+  raw_pkt(&k, &r, &m);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_SUBACK, &m);
+  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/1"), cymg_str_c("one"), 1, false,
+                                            NULL, 0, NULL),
+                   0);
+  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/2"), cymg_str_c("two"), 2, false,
+                                            NULL, 0, NULL),
+                   0);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_PUBLISH, &m);
+  uint16_t id1 = m.id;
+  assert_false(m.dup);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_PUBLISH, &m);
+  uint16_t id2 = m.id;
+  assert_int_equal(m.qos, 2);
+  raw_simple(&k, &r, CYMG_MQTT_CMD_PUBREC, id2);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_PUBREL, &m);
+  close(r.fd);
+  POLL_UNTIL(k.mgr, stat_clients(&k) == 0);
+  /* back: the QoS 1 message again with DUP and its id, then PUBREL for the other */
+  raw_open(&k, &r, 5);
+  raw_conn5(&k, &r, "forgetful", false, 60);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_CONNACK, &m);
+  assert_true(m.session_present);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_PUBLISH, &m);
+  assert_true(m.dup);
+  assert_int_equal(m.id, id1);
+  assert_true(cymg_str_eq(m.data, cymg_str_c("one")));
+  raw_simple(&k, &r, CYMG_MQTT_CMD_PUBACK, id1);
+  raw_expect(&k, &r, CYMG_MQTT_CMD_PUBREL, &m);
+  assert_int_equal(m.id, id2);
+  raw_simple(&k, &r, CYMG_MQTT_CMD_PUBCOMP, id2);
+  POLL_UNTIL(k.mgr, stat_queued(&k) == 0);
+  close(r.fd);
+  bk_stop(&k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_routing_311),        cmocka_unit_test(test_routing_v5),
@@ -949,7 +1034,7 @@ int main(void) {
       cmocka_unit_test(test_v5_properties),      cmocka_unit_test(test_keepalive_enforced),
       cmocka_unit_test(test_auth_acl),           cmocka_unit_test(test_limits),
       cmocka_unit_test(test_bad_input),          cmocka_unit_test(test_tls_and_ws),
-      cmocka_unit_test(test_stalled_subscriber),
+      cmocka_unit_test(test_stalled_subscriber), cmocka_unit_test(test_resend_and_connack),
   };
   return cmocka_run_group_tests(tests, tls_certs_setup, NULL);
 }

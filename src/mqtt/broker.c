@@ -912,6 +912,15 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
       refuse(bc, 0x9A, "retain not supported");
       return false;
     }
+    if (b->o.acl) { /* checked now too: a delayed will is published with no connection */
+      cymg_mqtt_client_info ci = info_of(bc);
+      int code = b->o.acl(b->o.acl_data, &ci, CYMG_MQTT_ACL_PUBLISH, cf->will_topic,
+                          cf->will_qos, cf->will_retain);
+      if (code) {
+        refuse(bc, code >= 0x80 ? code : 0x87, "will topic not authorised");
+        return false;
+      }
+    }
     size_t ofs = 0;
     cymg_mqtt_prop p;
     while (cymg_mqtt_next_prop(cf->will_props, &ofs, &p) == 1)

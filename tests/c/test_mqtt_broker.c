@@ -691,6 +691,9 @@ static void test_auth_acl(void **state) {
   bad.version = 5;
   (void)xcl(&k, &x, &bad);
   assert_int_equal(x.r.open_code, 0x86);
+  cymg_mqtt_opts sw = {.version = 5, .will_topic = cymg_str_c("secret/will")};
+  (void)xcl(&k, &x, &sw);
+  assert_int_equal(x.r.open_code, 0x87); /* the will goes through the ACL */
   cymg_mqtt_opts ban = {.version = 5, .client_id = cymg_str_c("banned")};
   (void)xcl(&k, &x, &ban);
   assert_int_equal(x.r.open_code, 0x8A);

@@ -57,6 +57,12 @@ static size_t stat_subs(const bk *k) {
   return st.subscriptions;
 }
 
+static void count_fn(void *data, const cymg_mqtt_msg *m, const void *origin) {
+  (void)m;
+  (void)origin;
+  (*(int *)data)++;
+}
+
 static void routing_with(int version) {
   bk k;
   bk_start(&k, NULL);
@@ -401,6 +407,44 @@ static void test_session_resume(void **state) {
   resume_with(5, NULL);
 }
 
+/* QoS 2 ids received survive a restart: the resent PUBLISH is not routed again. */
+static void qos2_across_restart(const char *path) {
+  cymg_mqtt_broker_opts o = {.persist_path = path};
+  bk k;
+  bk_start(&k, &o);
+  uint64_t wid;
+  int seen = 0;
+  assert_int_equal(cymg_mqtt_broker_watch(k.b, cymg_str_c("r2/#"), count_fn, &seen, &wid), 0);
+  rawc p;
+  cymg_mqtt_msg m;
+  raw_open(&k, &p, 4);
+  raw_conn(&k, &p, "r2pub", false, 0);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_CONNACK, &m);
+  raw_pub(&k, &p, "r2/a", "once", 2, 9, false);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBREC, &m);
+  close(p.fd);
+  assert_int_equal(seen, 1);
+  cymg_mqtt_broker_free(k.b);
+  POLL_UNTIL(k.mgr, cymg_mgr_count(k.mgr) == 0);
+  assert_int_equal(cymg_mqtt_broker_new(k.mgr, &o, &k.b), 0);
+  assert_int_equal(cymg_mqtt_broker_watch(k.b, cymg_str_c("r2/#"), count_fn, &seen, &wid), 0);
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "mqtt://127.0.0.1:0", &k.lsn), 0);
+  k.port = cymg_conn_local(k.lsn)->port;
+  raw_open(&k, &p, 4);
+  raw_conn(&k, &p, "r2pub", false, 0);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_CONNACK, &m);
+  assert_true(m.session_present);
+  raw_pub(&k, &p, "r2/a", "once", 2, 9, true);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBREC, &m);
+  raw_simple(&k, &p, CYMG_MQTT_CMD_PUBREL, 9);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBCOMP, &m);
+  raw_pub(&k, &p, "r2/b", "after", 1, 10, false);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBACK, &m);
+  assert_int_equal(seen, 2); /* "r2/b" only */
+  close(p.fd);
+  bk_stop(&k);
+}
+
 static void test_persistence_restart(void **state) {
   (void)state;
   char path[1200];
@@ -409,6 +453,8 @@ static void test_persistence_restart(void **state) {
   resume_with(4, path);
   unlink(path);
   resume_with(5, path);
+  unlink(path);
+  qos2_across_restart(path);
   unlink(path);
 }
 

@@ -1575,6 +1575,25 @@ static void ws_lsn_fn(cymg_conn *c, int ev, void *ev_data) {
 
 /* ---- the sweep: keep-alive, session expiry, delayed wills ---- */
 
+/* Expired retained messages (skipped on replay anyway) are removed once a
+ * minute, so they do not hold memory or a place under max_retained. */
+static void sweep_retained(cymg_mqtt_broker *b) {
+  for (size_t i = 0; i < b->ret.cap; i++)
+    for (rent **pp = &b->ret.tab[i]; *pp;) {
+      rent *e = *pp;
+      if (!expired(b, e->m)) {
+        pp = &e->next;
+        continue;
+      }
+      cymg__bk_p_retain_del(b, bmsg_topic(e->m));
+      *pp = e->next;
+      bmsg_unref(e->m);
+      free(e);
+      b->ret.n--;
+    }
+  b->st.retained = b->ret.n;
+}
+
 static void sweep_fn(void *arg) {
   cymg_mqtt_broker *b = arg;
   uint64_t now = now_ms(b);
@@ -1605,6 +1624,7 @@ static void sweep_fn(void *arg) {
       }
       if (ends) cymg__bk_sess_free(b, s);
     }
+  if (++b->sweeps % 60 == 0) sweep_retained(b);
   cymg__bk_store_sync(b); /* what was put outside a batch (publish from the process) */
 }
 

@@ -237,6 +237,7 @@ struct cymg_mqtt_broker {
   dlv *d;
   size_t nd, dcap;
   bsess *from; /* routing: the publisher's session (no-local) */
+  uint64_t sweeps;
   bool freeing, replaying;
 };
 

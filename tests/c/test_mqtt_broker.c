@@ -181,6 +181,18 @@ static void test_mosquitto_clients(void **state) {
     assert_true(child_wait_for(k.mgr, &sc, "m/x hello"));
     assert_true(child_wait_for(k.mgr, &sc, "m/y inside"));
     assert_int_equal(child_end(k.mgr, &sc, false), 0);
+    /* retained from mosquitto_pub -r, replayed to a later mosquitto_sub */
+    char *rargv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", ver, "-t",
+                     "keep/me",       "-m", "stays",     "-q", "1",  "-r", NULL};
+    child rc;
+    child_start(&rc, "/usr/bin/mosquitto_pub", rargv);
+    assert_int_equal(child_end(k.mgr, &rc, false), 0);
+    char *gargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-V", ver, "-t",
+                     "keep/#",        "-C", "1",         "-v", NULL};
+    child gc;
+    child_start(&gc, "/usr/bin/mosquitto_sub", gargv);
+    assert_true(child_wait_for(k.mgr, &gc, "keep/me stays"));
+    assert_int_equal(child_end(k.mgr, &gc, false), 0);
   }
   bk_stop(&k);
 }

@@ -484,6 +484,24 @@ static void test_persistence_restart(void **state) {
   unlink(path);
   qos2_across_restart(path);
   unlink(path);
+  /* not a store: refused with a message; the same file twice: refused too */
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("this is not a broker's log, but something else entirely\n", f);
+  fclose(f);
+  cymg_mgr *mgr = new_mgr();
+  cymg_mqtt_broker_opts o = {.persist_path = path};
+  cymg_mqtt_broker *b = NULL;
+  assert_true(cymg_mqtt_broker_new(mgr, &o, &b) < 0);
+  assert_null(b);
+  assert_true(strlen(cymg_mgr_errmsg(mgr)) > 0);
+  unlink(path);
+  assert_int_equal(cymg_mqtt_broker_new(mgr, &o, &b), 0);
+  cymg_mqtt_broker *b2 = NULL;
+  assert_true(cymg_mqtt_broker_new(mgr, &o, &b2) < 0);
+  cymg_mqtt_broker_free(b);
+  close_all_and_free(mgr);
+  unlink(path);
 }
 
 /* ---- wills ---- */

@@ -250,7 +250,13 @@ void cymg__bk_qent_free(cymg_mqtt_broker *b, bsess *s, qent *e) {
   s->qbytes -= e->m->payload_len;
   b->st.queued--;
   bmsg_unref(e->m);
-  free(e);
+  if (b->nqfree < QENT_CACHE) { /* kept for the next delivery: no malloc per message */
+    e->next = b->qfree;
+    b->qfree = e;
+    b->nqfree++;
+  } else {
+    free(e);
+  }
 }
 
 static void sub_free(cymg_mqtt_broker *b, bsub *sub) {
@@ -314,10 +320,17 @@ static bool id_busy(const bsess *s, uint16_t id) {
   return false;
 }
 
+/* Ids go out in list order, so the ids in flight lie in the circular range
+ * from the head's to the last sent one's: outside it an id is free without a
+ * walk (the walk is left for a candidate inside, after a wrap). */
 static uint16_t new_id(bsess *s) {
   for (;;) {
     if (++s->next_id == 0) s->next_id = 1;
-    if (!id_busy(s, s->next_id)) return s->next_id;
+    const qent *h = s->qhead;
+    if (h == NULL || h == s->unsent || s->last_sent == NULL) return s->next_id;
+    uint16_t lo = h->id, hi = s->last_sent->id, id = s->next_id;
+    bool inside = lo <= hi ? (id >= lo && id <= hi) : (id >= lo || id <= hi);
+    if (!inside || !id_busy(s, id)) return id;
   }
 }
 
@@ -408,7 +421,13 @@ static bool enqueue(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool re
 
 qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool retain,
                            uint32_t sub_id) {
-  qent *e = malloc(sizeof(*e));
+  qent *e = b->qfree;
+  if (e) {
+    b->qfree = e->next;
+    b->nqfree--;
+  } else {
+    e = malloc(sizeof(*e));
+  }
   if (e == NULL) return NULL;
   e->next = NULL;
   e->m = bmsg_ref(m);
@@ -1509,6 +1528,9 @@ bconn *cymg__bk_bconn_new(cymg_mqtt_broker *b, cymg_conn *c) {
   bc->b = b;
   bc->c = c;
   bc->since = bc->last_rx = cymg__bk_now_ms(b);
+  /* A small first send buffer (the core would start at 1 KiB for a 4-byte
+   * CONNACK), allocated now, beside the connection's other long-lived blocks. */
+  if (c->send.size == 0 && (c->send.buf = malloc(SEND_FIRST)) != NULL) c->send.size = SEND_FIRST;
   bc->next = b->conns;
   if (b->conns) b->conns->prev = bc;
   b->conns = bc;

@@ -120,6 +120,8 @@ void cymg__bk_ret_match(rstore *r, cymg_str filter, void (*fn)(void *arg, bmsg *
 #define CONNECT_WAIT_MS 30000 /* a connection that sends no CONNECT is closed */
 #define SWEEP_MS 1000
 #define NEVER UINT32_MAX
+#define QENT_CACHE 1024 /* free queue entries kept per broker */
+#define SEND_FIRST 128  /* first send buffer of a client connection */
 
 enum { K_LSN = 1, K_CONN };
 
@@ -238,6 +240,8 @@ struct cymg_mqtt_broker {
   size_t nd, dcap;
   bsess *from; /* routing: the publisher's session (no-local) */
   uint64_t sweeps;
+  qent *qfree; /* free queue entries, reused */
+  size_t nqfree;
   bool freeing, replaying;
 };
 

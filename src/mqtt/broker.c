@@ -138,8 +138,9 @@ static size_t enc_publish(const cymg_mqtt_broker *b, const bmsg *m, uint8_t vers
 
 static int xmit(bconn *bc, const void *p, size_t n) {
   if (bc->holding) {
-    if (bc->held.len + n > bc->c->send_limit && bc->c->send_limit) return CYMG_ELIMIT;
-    int hr = cymg_buf_append(&bc->held, p, n);
+    if (bc->x == NULL && (bc->x = calloc(1, sizeof(*bc->x))) == NULL) return CYMG_ENOMEM;
+    if (bc->x->held.len + n > bc->c->send_limit && bc->c->send_limit) return CYMG_ELIMIT;
+    int hr = cymg_buf_append(&bc->x->held, p, n);
     if (hr >= 0) bc->b->st.bytes_out += n;
     return hr;
   }
@@ -190,11 +191,13 @@ static void release_held(bconn *bc) {
   if (!bc->holding) return;
   bc->holding = false;
   if (bc->b) cymg__bk_store_sync(bc->b);
-  if (bc->held.len && xmit(bc, bc->held.buf, bc->held.len) < 0)
+  if (bc->x == NULL) return;
+  cymg_buf *h = &bc->x->held;
+  if (h->len && xmit(bc, h->buf, h->len) < 0)
     cymg_error(bc->c, "MQTT: output not queued");
-  else if (bc->b && bc->held.len)
-    bc->b->st.bytes_out -= bc->held.len; /* counted once, when held */
-  cymg_buf_free(&bc->held);
+  else if (bc->b && h->len)
+    bc->b->st.bytes_out -= h->len; /* counted once, when held */
+  cymg_buf_free(h);
 }
 
 static void bdrain(bconn *bc) {
@@ -729,8 +732,11 @@ void cymg__bk_bconn_free(void *state) {
   free(bc->alias);
   free(bc->cid);
   free(bc->user);
-  cymg_buf_free(&bc->in);
-  cymg_buf_free(&bc->held);
+  if (bc->x) {
+    cymg_buf_free(&bc->x->in);
+    cymg_buf_free(&bc->x->held);
+    free(bc->x);
+  }
   free(bc);
 }
 
@@ -1439,7 +1445,9 @@ static void bk_read_batch(bconn *bc) {
   cymg_conn *c = bc->c;
   while (bc->b && !bc->failed && !(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) &&
          !cymg__conn_out_full(c)) {
-    cymg_str d = bc->ws ? cymg_str_n(bc->in.buf, bc->in.len) : cymg_conn_recv_data(c);
+    cymg_str d = !bc->ws ? cymg_conn_recv_data(c)
+                 : bc->x ? cymg_str_n(bc->x->in.buf, bc->x->in.len)
+                         : cymg_str_n(NULL, 0);
     if (d.len == 0) break;
     cymg_mqtt_msg m;
     cymg_mqtt_err e;
@@ -1459,7 +1467,7 @@ static void bk_read_batch(bconn *bc) {
       cymg_call(c, CYMG_EV_MQTT_CMD, &m);
     }
     if (bc->ws)
-      cymg_buf_del(&bc->in, 0, (size_t)rc);
+      cymg_buf_del(&bc->x->in, 0, (size_t)rc);
     else
       cymg_conn_consume(c, (size_t)rc);
     if (!go) return;
@@ -1501,11 +1509,15 @@ static bool bk_ws_event(cymg_conn *c, int ev, void *ev_data) {
       cymg__bk_fail(bc, CYMG_MQTT_RC_MALFORMED, "text WebSocket message (MQTT needs binary)");
       return true;
     }
-    if (bc->in.len + m->data.len > (size_t)bc->b->o.max_packet + 5) {
+    if (bc->x == NULL && (bc->x = calloc(1, sizeof(*bc->x))) == NULL) {
+      cymg__bk_fail(bc, 0x80, "out of memory");
+      return true;
+    }
+    if (bc->x->in.len + m->data.len > (size_t)bc->b->o.max_packet + 5) {
       cymg__bk_fail(bc, CYMG_MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
       return true;
     }
-    if (cymg_buf_append(&bc->in, m->data.buf, m->data.len) < 0) {
+    if (cymg_buf_append(&bc->x->in, m->data.buf, m->data.len) < 0) {
       cymg__bk_fail(bc, 0x80, "out of memory");
       return true;
     }
@@ -1515,7 +1527,7 @@ static bool bk_ws_event(cymg_conn *c, int ev, void *ev_data) {
   if (ev == CYMG_EV_WS_OPEN) return true;
   if (ev == CYMG_EV_WRITE && !bc->failed && !cymg__conn_out_full(c)) {
     flush_queue(bc);
-    if (bc->in.len) bk_read(bc);
+    if (bc->x && bc->x->in.len) bk_read(bc);
   }
   if (ev == CYMG_EV_CLOSE) cymg__bk_conn_gone(bc);
   return false;

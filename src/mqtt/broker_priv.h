@@ -185,8 +185,12 @@ struct bconn {
   uint16_t cidlen, userlen;
   char **alias; /* v5 topic aliases set by the client, [1..nalias] */
   uint16_t nalias;
-  cymg_buf in;   /* over WebSocket: message bytes not parsed yet */
-  cymg_buf held; /* with a store: output held until the batch read is synced */
+  /* allocated when first needed: in, over WebSocket, the message bytes not
+   * parsed yet; held, with a store, the output held until the batch read is
+   * synced */
+  struct bconn_bufs {
+    cymg_buf in, held;
+  } * x;
   uint64_t since, last_rx;
   uint32_t max_out; /* the client's Maximum Packet Size; 0: none */
   uint16_t keepalive;

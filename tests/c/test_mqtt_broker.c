@@ -1129,6 +1129,53 @@ static void test_resend_and_connack(void **state) {
   bk_stop(&k);
 }
 
+/* ---- the program's event function ---- */
+
+typedef struct {
+  int cmds, closes, lsn_closes, bad_data;
+} seen_t;
+
+static void user_fn(cymg_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  seen_t *t = cymg_conn_userdata(c);
+  if (t == NULL || t->bad_data < 0) return;
+  if (t->cmds < 0) { /* not ours: would be a wrong pointer */
+    t->bad_data++;
+    return;
+  }
+  if (ev == CYMG_EV_MQTT_CMD) t->cmds++;
+  if (ev == CYMG_EV_CLOSE && cymg_conn_is_listening(c)) t->lsn_closes++;
+  if (ev == CYMG_EV_CLOSE && !cymg_conn_is_listening(c)) t->closes++;
+}
+
+static void test_user_fn(void **state) {
+  (void)state;
+  seen_t t = {0};
+  cymg_mqtt_broker_opts o = {.fn = user_fn, .fn_data = &t};
+  bk k;
+  bk_start(&k, &o);
+  cymg_conn *wl = NULL;
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "ws://127.0.0.1:0", &wl), 0);
+  rec a, b;
+  cymg_conn *ac = cl(&k, &a, 4, "fa");
+  char url[96];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", cymg_conn_local(wl)->port);
+  cymg_mqtt_opts bo = {.client_id = cymg_str_c("fb")};
+  memset(&b, 0, sizeof(b));
+  cymg_conn *bc = NULL;
+  assert_int_equal(cymg_mqtt_connect(k.mgr, url, &bo, rec_fn, &b, &bc), 0);
+  wait_open(k.mgr, &b);
+  assert_int_equal(t.cmds, 2); /* the two CONNECTs, with fn_data as the user pointer */
+  assert_int_equal(pub(ac, "x", "y", 0, false), 0);
+  POLL_UNTIL(k.mgr, t.cmds == 3);
+  /* freeing the broker closes everything: every CLOSE reaches fn */
+  cymg_mqtt_broker_free(k.b);
+  POLL_UNTIL(k.mgr, t.closes == 2 && t.lsn_closes == 2);
+  assert_int_equal(t.bad_data, 0);
+  (void)bc;
+  close_all_and_free(k.mgr);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_routing_311),
@@ -1149,6 +1196,7 @@ int main(void) {
       cmocka_unit_test(test_tls_and_ws),
       cmocka_unit_test(test_stalled_subscriber),
       cmocka_unit_test(test_resend_and_connack),
+      cmocka_unit_test(test_user_fn),
   };
   return cmocka_run_group_tests(tests, tls_certs_setup, NULL);
 }

@@ -985,10 +985,27 @@ static void test_tls_and_ws(void **state) {
   assert_int_equal(cymg_mqtt_connect(k.mgr, url, &bo, rec_fn, &b, &bc), 0);
   wait_open(k.mgr, &b);
   sub_wait(&k, bc, &b, "mix/#", 2);
+  /* wss:// too, at the same time */
+  cymg_conn *sl = NULL;
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "wss://127.0.0.1:0", &sl), 0);
+  cymg_tls_opts wso = {.cert = cymg_str_c(cert("server-ec.crt")),
+                       .key = cymg_str_c(cert("server-ec.key"))};
+  assert_int_equal(cymg_tls_init(sl, &wso), 0);
+  snprintf(url, sizeof(url), "wss://127.0.0.1:%u/", cymg_conn_local(sl)->port);
+  rec d;
+  memset(&d, 0, sizeof(d));
+  cymg_mqtt_opts dopt = {.version = 5, .client_id = cymg_str_c("wssc")};
+  cymg_conn *dc = NULL;
+  assert_int_equal(cymg_mqtt_connect(k.mgr, url, &dopt, rec_fn, &d, &dc), 0);
+  cymg_tls_opts dco = {.ca = cymg_str_c(cert("ca.crt")), .name = cymg_str_c("localhost")};
+  assert_int_equal(cymg_tls_init(dc, &dco), 0);
+  wait_open(k.mgr, &d);
+  sub_wait(&k, dc, &d, "mix/1", 1);
   cymg_conn *pc = cl(&k, &c, 5, "plain");
   assert_true(pub(pc, "mix/1", "over all", 2, false) > 0);
   assert_true(pub(bc, "mix/2", "from ws", 1, false) > 0);
-  POLL_UNTIL(k.mgr, a.msgs == 2 && b.msgs == 2);
+  POLL_UNTIL(k.mgr, a.msgs == 2 && b.msgs == 2 && d.msgs == 1);
+  assert_string_equal(d.data[0], "over all");
   /* two publishers: either order */
   bool first = strcmp(a.data[0], "over all") == 0;
   assert_string_equal(a.data[first ? 0 : 1], "over all");

@@ -1455,6 +1455,12 @@ static void bk_read_batch(bconn *bc) {
                              b->o.max_packet, &m, &e);
     if (rc == CYMG_EAGAIN) break;
     if (rc < 0) {
+      if (!bc->connected && e.reason == CYMG_MQTT_RC_UNSUPPORTED_VERSION) {
+        /* MQTT-3.1.2-2: CONNACK "unacceptable protocol level", in the form
+         * every level understands */
+        static const uint8_t level[] = {0x20, 2, 0, 1};
+        if (xmit(bc, level, sizeof(level)) < 0) CYMG__DEBUG("MQTT broker: CONNACK not queued");
+      }
       cymg__bk_fail(bc, e.reason, e.why);
       return;
     }

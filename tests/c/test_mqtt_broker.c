@@ -930,6 +930,17 @@ static void test_bad_input(void **state) {
   raw_open(&k, &r, 4);
   raw_simple(&k, &r, CYMG_MQTT_CMD_PINGREQ, 0);
   assert_int_equal(raw_until_closed(&k, &r), -1);
+  /* MQTT 3.1 (level 3): CONNACK 1, unacceptable protocol level */
+  static const uint8_t conn31[] = {0x10, 15, 0,    6, 'M', 'Q', 'I', 's', 'd',
+                                   'p',  3,  0x02, 0, 60,  0,   1,   'a'};
+  raw_open(&k, &r, 4);
+  raw_send(k.mgr, r.fd, conn31, sizeof(conn31));
+  {
+    cymg_mqtt_msg a;
+    raw_expect(&k, &r, CYMG_MQTT_CMD_CONNACK, &a);
+    assert_int_equal(a.ack, 1);
+  }
+  (void)raw_until_closed(&k, &r);
   /* empty client id with a persistent 3.1.1 session: CONNACK 2 */
   raw_open(&k, &r, 4);
   raw_conn(&k, &r, "", false, 0);

@@ -309,18 +309,25 @@ static void test_upstream_restart(void **state) {
   POLL_UNTIL(l.mgr, !cymg_mqtt_bridge_connected(l.br));
   logged_len = 0;
   cymg_log_set_sink(log_sink, NULL);
+  /* More than the bridge's queue holds while the upstream is away: the
+   * oldest are dropped (and said so), the newest kept. */
+  for (int i = 0; i < 1000; i++)
+    assert_int_equal(cymg_mqtt_broker_publish(l.b, cymg_str_c("rs/flood/x"), cymg_str_c("f"), 0,
+                                              false, NULL, 0, NULL), 0);
+  assert_int_equal(count_logged("oldest dropped"), 0);
   cli_pub(&p, "rs/1", "one", 1, true);
   cli_pub(&p, "rs/2", "two", 1, true);
   cli_pub(&p, "rs/3", "three", 1, true);
   POLL_UNTIL(l.mgr, cli_acks(&p) == 3);
+  assert_int_equal(count_logged("oldest dropped"), 1); /* logged once, not per message */
   /* Retried while it is down, each failure reported. */
-  POLL_UNTIL(l.mgr, count_logged("mqtt bridge") >= 2);
+  POLL_UNTIL(l.mgr, count_logged("Connection refused") >= 2);
   mosq_start();
   POLL_UNTIL(l.mgr, cymg_mqtt_bridge_connected(l.br));
   cymg_log_set_sink(NULL, NULL);
   cli s;
   cli_open(l.mgr, &s, up_port, CYMG_MQTT_V311);
-  cli_sub(l.mgr, &s, "rs/#", 1);
+  cli_sub(l.mgr, &s, "rs/+", 1);
   POLL_UNTIL(l.mgr, got(&s, "rs/1", NULL) && got(&s, "rs/2", NULL) && got(&s, "rs/3", NULL));
   int at = -1;
   assert_int_equal(got(&s, "rs/2", &at), 1);
@@ -340,6 +347,37 @@ static void test_upstream_restart(void **state) {
   fence(l.mgr, &s, &ls, "rs/back");
   cli_close(l.mgr, &s);
   cli_close(l.mgr, &ls);
+  cli_close(l.mgr, &p);
+  local_stop(&l);
+}
+
+/* A QoS 1 message in flight (sent, never acknowledged: the upstream is
+ * stopped) when the upstream dies and comes back without our session: the
+ * bridge publishes it again. (The client alone would drop it with the
+ * session the CONNACK says is gone.) */
+static void test_inflight_republished(void **state) {
+  (void) state;
+  local l;
+  local_start(&l);
+  cymg_mqtt_bridge_topic t[] = {{"fl/#", CYMG_MQTT_BRIDGE_OUT, 1}};
+  bridge_up(&l, "mqtt", up_port, CYMG_MQTT_V311, t, 1);
+  cli p;
+  cli_open(l.mgr, &p, l.port, CYMG_MQTT_V5);
+  assert_int_equal(kill(mosq.pid, SIGSTOP), 0);
+  cli_pub(&p, "fl/1", "in flight", 1, true);
+  POLL_UNTIL(l.mgr, cli_acks(&p) == 1); /* routed here, so handed to the bridge */
+  for (int i = 0; i < 10; i++) cymg_mgr_poll(l.mgr, 5); /* let it reach the socket */
+  mosq_stop(SIGKILL);
+  POLL_UNTIL(l.mgr, !cymg_mqtt_bridge_connected(l.br));
+  mosq_start();
+  POLL_UNTIL(l.mgr, cymg_mqtt_bridge_connected(l.br));
+  cli s;
+  cli_open(l.mgr, &s, up_port, CYMG_MQTT_V311);
+  cli_sub(l.mgr, &s, "fl/+", 1);
+  wait_got(l.mgr, &s, "fl/1");
+  assert_string_equal(s.r.data[0], "in flight");
+  cli_pub(&s, "fl/1", "", 0, true);
+  cli_close(l.mgr, &s);
   cli_close(l.mgr, &p);
   local_stop(&l);
 }
@@ -441,6 +479,7 @@ int main(void) {
       cmocka_unit_test(test_no_loop_v5),
       cmocka_unit_test(test_no_loop_v311),
       cmocka_unit_test(test_upstream_restart),
+      cmocka_unit_test(test_inflight_republished),
       cmocka_unit_test(test_tls_upstream),
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_unreachable_and_refused),

@@ -78,4 +78,10 @@ static inline void cli_close(cymg_mgr *mgr, cli *k) {
   POLL_UNTIL(mgr, k->r.closed);
 }
 
+/* Frees a broker (its bridges with it) and lets the closes run. */
+static inline void broker_free_settle(cymg_mgr *mgr, cymg_mqtt_broker *b) {
+  cymg_mqtt_broker_free(b);
+  for (int i = 0; i < 20 && cymg_mgr_count(mgr) > 0; i++) cymg_mgr_poll(mgr, 10);
+}
+
 #endif

@@ -107,8 +107,7 @@ static void bridge_up(local *l, const char *scheme, uint16_t port, int version,
 }
 
 static void local_stop(local *l) {
-  cymg_mqtt_broker_free(l->b); /* frees the bridge too */
-  for (int i = 0; i < 20 && cymg_mgr_count(l->mgr) > 0; i++) cymg_mgr_poll(l->mgr, 10);
+  broker_free_settle(l->mgr, l->b); /* frees the bridge too */
   ASSERT_MGR_CLEAN(l->mgr);
   cymg_mgr_free(l->mgr);
 }

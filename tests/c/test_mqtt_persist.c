@@ -91,6 +91,46 @@ static void test_restart_v311(void **state) {
   restart(CYMG_MQTT_V311);
 }
 
+/* Churn grows the log past the compaction threshold: the broker rewrites it
+ * from its live state, and a restart finds that state (the newest retained
+ * payload), not the history. */
+static void test_compaction(void **state) {
+  (void) state;
+  cymg_mgr *mgr = new_mgr();
+  uint16_t port;
+  cymg_mqtt_broker *b = broker_on(mgr, 0, &port);
+  cli p;
+  cli_open(mgr, &p, port, CYMG_MQTT_V311);
+  static char pay[4097];
+  int n = 0;
+  for (int batch = 0; batch < 12; batch++) {
+    for (int i = 0; i < 40; i++, n++) {
+      memset(pay, 'a' + n % 26, sizeof(pay) - 1);
+      snprintf(pay, 16, "%06d", n);
+      pay[6] = '-';
+      cli_pub(&p, "c/x", pay, 1, true);
+    }
+    POLL_UNTIL(mgr, cli_acks(&p) == n);
+  }
+  /* 480 x 4 KiB went through: without compaction the file would hold them. */
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  assert_true(sb.st_size < 1200 * 1024);
+  cli_close(mgr, &p);
+  broker_free_settle(mgr, b);
+
+  b = broker_on(mgr, 0, &port);
+  cli s;
+  cli_open(mgr, &s, port, CYMG_MQTT_V311);
+  cli_sub(mgr, &s, "c/x", 1);
+  wait_got(mgr, &s, "c/x");
+  assert_int_equal(strncmp(s.r.data[0], "000479-", 7), 0);
+  cli_close(mgr, &s);
+  broker_free_settle(mgr, b);
+  ASSERT_MGR_CLEAN(mgr);
+  cymg_mgr_free(mgr);
+}
+
 /* A second broker on a file in use is refused with a message. */
 static void test_file_in_use(void **state) {
   (void) state;
@@ -194,6 +234,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_restart_v5, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_restart_v311, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_compaction, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_file_in_use, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_sigkill_after_ack, store_dir_setup, persist_teardown),
   };

@@ -146,6 +146,29 @@ static void test_round_trip(void **state) {
   cymg__mqtt_store_close(st);
 }
 
+/* The bytes on disk, pinned: header, frame (length, CRC-32C computed by an
+ * independent bitwise implementation), type, mask, fields. A change here
+ * is a format change and needs a new version number. */
+static void test_format_bytes(void **state) {
+  (void) state;
+  loaded l = {0};
+  cymg__mqtt_store *st = open_ok(&l);
+  cymg__mqtt_rec r = {.type = CYMG__ST_RETAIN, .topic = {"a/b", 3}, .payload = {"hi", 2},
+                      .qos = 1};
+  assert_int_equal(cymg__mqtt_store_put(st, &r), 0);
+  cymg__mqtt_store_close(st);
+  static const unsigned char want[] = {
+      0x43, 0x59, 0x4d, 0x47, 0x4d, 0x51, 0x53, 0x54, 0x01, 0x00, 0x00, 0x00, 0x0b,
+      0x00, 0x00, 0x00, 0xfb, 0x42, 0x9e, 0x8c, 0x01, 0x86, 0x02, 0x03, 0x61, 0x2f,
+      0x62, 0x02, 0x68, 0x69, 0x01};
+  unsigned char buf[64];
+  int fd = open(path, O_RDONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(read(fd, buf, sizeof(buf)), sizeof(want));
+  assert_int_equal(close(fd), 0);
+  assert_memory_equal(buf, want, sizeof(want));
+}
+
 /* More than the in-memory bound between two syncs: written early, all there. */
 static void test_big_batch(void **state) {
   (void) state;
@@ -489,6 +512,7 @@ static void test_sigkill_mid_stream(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_round_trip, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_format_bytes, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_big_batch, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_bad_put, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_locked, store_dir_setup, store_dir_teardown),

@@ -360,7 +360,7 @@ static int send_entry(bconn *bc, qent *e, bool dup) {
 }
 
 /* Unlinks e (prev is its predecessor or NULL) from s's queue. */
-static void q_unlink(bsess *s, qent *prev, qent *e) {
+void cymg__bk_q_unlink(bsess *s, qent *prev, qent *e) {
   if (prev)
     prev->next = e->next;
   else
@@ -383,7 +383,7 @@ static void flush_queue(bconn *bc) {
     qent *e = s->unsent;
     if (cymg__bk_expired(b, e->m)) {
       cymg__bk_p_msg_del(b, s, e);
-      q_unlink(s, prev, e);
+      cymg__bk_q_unlink(s, prev, e);
       cymg__bk_qent_free(b, s, e);
       continue;
     }
@@ -392,7 +392,7 @@ static void flush_queue(bconn *bc) {
     if (rc < 0) break; /* send buffer at its cap, closing, no memory: stays queued */
     if (rc == 1) {     /* larger than the client takes: dropped for it */
       cymg__bk_p_msg_del(b, s, e);
-      q_unlink(s, prev, e);
+      cymg__bk_q_unlink(s, prev, e);
       cymg__bk_qent_free(b, s, e);
       b->st.dropped++;
       continue;
@@ -1147,7 +1147,7 @@ static bool on_ack(bconn *bc, const cymg_mqtt_msg *m) {
   }
   if (done) {
     cymg__bk_p_msg_del(b, s, e);
-    q_unlink(s, prev, e);
+    cymg__bk_q_unlink(s, prev, e);
     cymg__bk_qent_free(b, s, e);
     s->ninfl--;
     flush_queue(bc);

@@ -265,6 +265,9 @@ void cymg__bk_retain(cymg_mqtt_broker *b, bmsg *m);
 qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool retain,
                            uint32_t sub_id);
 void cymg__bk_qent_free(cymg_mqtt_broker *b, bsess *s, qent *e);
+/* Unlinks e (prev: its predecessor, or NULL) from s's queue, keeping the
+ * queue's cursors (tail, first unsent, last sent) right. */
+void cymg__bk_q_unlink(bsess *s, qent *prev, qent *e);
 int cymg__bk_in_add(bsess *s, uint16_t id);
 bool cymg__bk_in_del(bsess *s, uint16_t id);
 

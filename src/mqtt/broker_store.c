@@ -196,13 +196,7 @@ static void replay_rec(void *data, const cymg__mqtt_rec *r) {
     case CYMG__ST_MSG: replay_msg(b, s, r); break;
     case CYMG__ST_MSG_DEL:
       if ((e = find_seq(s, r->seq, &prev)) == NULL) break;
-      if (prev)
-        prev->next = e->next;
-      else
-        s->qhead = e->next;
-      if (s->qtail == e) s->qtail = prev;
-      if (s->unsent == e) s->unsent = e->next;
-      if (s->last_sent == e) s->last_sent = prev;
+      cymg__bk_q_unlink(s, prev, e);
       cymg__bk_qent_free(b, s, e);
       break;
     case CYMG__ST_QOS2_IN:

@@ -289,7 +289,9 @@ class PahoPeer:
         self.subacks.append([int(getattr(g, "value", g)) for g in granted])
 
     def start(self, **connect_kw):
-        self.cli.connect(self.host, self.port, **connect_kw)
+        # the network thread connects: a TLS or WebSocket handshake needs our
+        # loop, polled by the test thread meanwhile
+        self.cli.connect_async(self.host, self.port, **connect_kw)
         self.cli.loop_start()
         self.started = True
 

@@ -103,7 +103,9 @@ def test_listen_close_stats_and_lifetime(mgr):
         b.publish("a", b"x")
     with pytest.raises(RuntimeError, match="closed"):
         b.stats()
-    # the port is free again
+    # the port is free again once the loop has run (closing happens there)
+    mgr.poll(10)
+    mgr.poll(10)
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
 

@@ -9,8 +9,7 @@
 
 #include "cymg_test.h"
 #include "mqtt/broker_internal.h"
-
-static char dir[64], path[128];
+#include "store_test.h"
 
 /* What the store logged (the torn-tail warning). */
 static char logged[4096];
@@ -18,23 +17,6 @@ static void log_sink(int level, const char *line, size_t len, void *arg) {
   (void) level;
   (void) arg;
   snprintf(logged, sizeof(logged), "%.*s", (int) len, line);
-}
-
-static int setup(void **state) {
-  (void) state;
-  snprintf(dir, sizeof(dir), "/tmp/cymg-store-XXXXXX");
-  if (mkdtemp(dir) == NULL) return -1;
-  snprintf(path, sizeof(path), "%s/broker.db", dir);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void) state;
-  char p[160];
-  unlink(path);
-  snprintf(p, sizeof(p), "%s.tmp", path);
-  unlink(p);
-  return rmdir(dir);
 }
 
 /* Records as loaded, deep-copied so they outlive the callback. */
@@ -506,17 +488,17 @@ static void test_sigkill_mid_stream(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_big_batch, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_put, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_flipped_bit_in_middle, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_stale_temp, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_compact_failure, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_sigkill_mid_stream, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_round_trip, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_big_batch, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_put, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_locked, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_flipped_bit_in_middle, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_not_a_store, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_compact, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_stale_temp, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_compact_failure, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_sigkill_mid_stream, store_dir_setup, store_dir_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

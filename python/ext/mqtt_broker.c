@@ -307,6 +307,14 @@ static void broker_close_c(cymgpy_mqtt_broker *self) {
   cymg_mqtt_broker_free(b);
   self->busy--;
   self->b = NULL;
+  /* Its connections close at the next poll, with CLOSE still going to
+   * broker_event and this object as the user pointer: by then it may be gone. */
+  if (self->mgr != NULL && self->mgr->mgr != NULL) {
+    for (cymg_conn *c = cymg_mgr_first(self->mgr->mgr); c != NULL; c = cymg_conn_next(c)) {
+      if (cymg_conn_handler(c) == broker_event && cymg_conn_userdata(c) == self)
+        cymg_conn_set_handler(c, NULL, NULL);
+    }
+  }
   if (self->listeners != NULL) {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->listeners); i++)
       unbind_wrapper((cymgpy_conn *) PyList_GET_ITEM(self->listeners, i));

@@ -122,6 +122,23 @@ def test_manager_close_frees_brokers():
     p.cli.loop_stop()
 
 
+def test_closed_and_dropped_broker_leaves_the_loop_sound(mgr):
+    events = []
+    b, port = start(mgr, handler=lambda c, ev, d: events.append(ev))
+    b.listen("ws://127.0.0.1:0")
+    p = peer(mgr, port, reconnect_on_failure=False)
+    b.close()
+    del b
+    import gc
+
+    gc.collect()
+    poll_until(mgr, lambda: p.disconnects)  # the CLOSEs come now, after the broker is gone
+    for _ in range(3):
+        mgr.poll(10)
+    assert all(isinstance(c, cymongoose.Connection) for c in mgr.connections)
+    p.cli.loop_stop()
+
+
 def test_broker_without_reference_keeps_running(mgr):
     port = mgr.mqtt_broker("mqtt://127.0.0.1:0").listeners[0].local_addr[1]
     import gc

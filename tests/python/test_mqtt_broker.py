@@ -684,3 +684,31 @@ def test_packet_before_connect_is_refused(mgr):
     settle(mgr)
     assert good.texts() == [("ok", b"real")]
     good.stop()
+
+
+# ---- AsyncManager ---------------------------------------------------------------------
+
+
+def test_async_manager_runs_a_broker():
+    import asyncio
+
+    from cymongoose import AsyncManager
+
+    async def main():
+        got = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        async with AsyncManager(poll_interval=20) as am:
+            b = am.mqtt_broker("mqtt://127.0.0.1:0")
+            port = b.listeners[0].local_addr[1]
+            b.watch("aio/#", lambda m: loop.call_soon_threadsafe(got.put_nowait, m.text))
+            p = PahoPeer(port)
+            for _ in range(200):  # the connect happens on the poll thread
+                if p.connacks:
+                    break
+                await asyncio.sleep(0.05)
+            p.cli.publish("aio/x", b"through asyncio", qos=1)
+            assert await asyncio.wait_for(got.get(), 20) == "through asyncio"
+            p.stop()
+        assert b.closed  # stopping the AsyncManager closed its manager and the broker
+
+    asyncio.run(main())

@@ -114,16 +114,21 @@ def test_node_mqtt(mgr, scheme, version):
 # ---- QoS 2 exactly once with a publisher killed mid-flow ------------------------------
 
 KILLED_PUBLISHER = r"""
-import socket, sys
-sys.path.insert(0, sys.argv[2])
-from conftest import mqtt_connect_pkt, mqtt_pkt, mqtt_read, mqtt_s
+import socket, sys, time
+def s_(b): return len(b).to_bytes(2, "big") + b
+def pkt(first, body): return bytes([first, len(body)]) + body  # bodies here are < 128 bytes
+def read(sock):
+    head = sock.recv(2)
+    body = b""
+    while len(body) < head[1]:
+        body += sock.recv(head[1] - len(body))
+    return head[0], body
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(mqtt_connect_pkt("q2-killed", clean=False))
-assert mqtt_read(s)[0] == 0x20
-s.sendall(mqtt_pkt(0x34, mqtt_s("q2/x") + (7).to_bytes(2, "big") + b"once"))
-assert mqtt_read(s) == (0x50, b"\x00\x07")
+s.sendall(pkt(0x10, s_(b"MQTT") + bytes([4, 0]) + (60).to_bytes(2, "big") + s_(b"q2-killed")))
+assert read(s)[0] == 0x20
+s.sendall(pkt(0x34, s_(b"q2/x") + (7).to_bytes(2, "big") + b"once"))
+assert read(s) == (0x50, b"\x00\x07")
 print("PUBREC", flush=True)
-import time
 time.sleep(600)
 """
 
@@ -131,9 +136,8 @@ time.sleep(600)
 def test_qos2_exactly_once_with_publisher_killed_between_pubrec_and_pubrel(mgr):
     b, port = start(mgr)
     s = peer(mgr, port, sub="q2/#", qos=2)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISHER, str(port),
-                             os.path.dirname(__file__)], stdout=subprocess.PIPE, text=True,
-                            env=peer_env())
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISHER, str(port)],
+                            stdout=subprocess.PIPE, text=True, env=peer_env())
     try:
         line = in_thread(mgr, proc.stdout.readline, timeout=20)
         assert line.strip() == "PUBREC"

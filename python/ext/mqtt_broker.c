@@ -17,41 +17,18 @@
  * refuses to free the broker under them. A hook that raises (or returns
  * something that is neither a bool nor a reason code) refuses, with the
  * exception reported like a handler's. */
-#include "cymg_py.h"
+#include "mqtt_broker.h"
 
 #include <string.h>
 
 #include "structmember.h"
-
-typedef struct {
-  PyObject_HEAD
-  cymgpy_manager *mgr; /* strong while open, NULL once closed */
-  cymg_mqtt_broker *b; /* NULL once closed */
-  PyObject *auth, *acl, *handler; /* or NULL */
-  PyObject *watches;   /* dict id -> (broker, callback): the tuple is the C data */
-  PyObject *listeners; /* list of the listener Connections */
-  PyObject *conns;     /* dict conn id -> Connection, for the handler */
-  PyObject *bridges;   /* list of open MqttBridges */
-  PyObject *weakreflist;
-  int busy; /* Python callbacks running from inside broker code */
-} cymgpy_mqtt_broker;
-
-typedef struct {
-  PyObject_HEAD
-  cymgpy_mqtt_broker *broker; /* strong while open */
-  cymg_mqtt_bridge *br;       /* NULL once closed (or freed with its broker) */
-  PyObject *keep;             /* what the C options point into */
-  cymg_mqtt_bridge_topic *topics;
-  cymg_tls_opts tls;
-  PyObject *url;
-} cymgpy_mqtt_bridge;
 
 /* What hooks answer when they fail: refused, "not authorized". */
 #define REFUSE_CODE 0x87
 /* False from auth: "bad user name or password" (3.1.1: return code 4). */
 #define BAD_LOGIN_CODE 0x86
 
-static cymgpy_state *state_of(cymgpy_mqtt_broker *self) {
+cymgpy_state *cymgpy_broker_state(cymgpy_mqtt_broker *self) {
   return self->mgr->st;
 }
 
@@ -107,7 +84,7 @@ static cymgpy_conn *conn_wrapper(cymgpy_mqtt_broker *self, cymg_conn *c) {
     Py_DECREF(key);
     return (cymgpy_conn *) Py_NewRef(w);
   }
-  w = PyErr_Occurred() ? NULL : bound_wrapper(state_of(self), c);
+  w = PyErr_Occurred() ? NULL : bound_wrapper(cymgpy_broker_state(self), c);
   if (w != NULL && PyDict_SetItem(self->conns, key, (PyObject *) w) < 0) Py_CLEAR(w);
   Py_DECREF(key);
   return w;
@@ -175,7 +152,7 @@ static PyObject *opt_bytes(cymg_str s, bool present) {
 }
 
 static PyObject *client_info(cymgpy_mqtt_broker *self, const cymg_mqtt_client_info *who) {
-  PyObject *info = PyStructSequence_New(state_of(self)->mqtt_client_info_type);
+  PyObject *info = PyStructSequence_New(cymgpy_broker_state(self)->mqtt_client_info_type);
   if (info == NULL) return NULL;
   PyObject *addr = who->conn ? cymgpy_addr_tuple(cymg_conn_remote(who->conn)) : Py_NewRef(Py_None);
   PyObject *v[] = {
@@ -272,7 +249,7 @@ static void watch_fn(void *data, const cymg_mqtt_msg *msg, const void *origin) {
   Py_INCREF(entry); /* the callback may unwatch itself */
   Py_INCREF(self);
   self->busy++;
-  PyObject *view = cymgpy_mqtt_message_new(state_of(self), msg);
+  PyObject *view = cymgpy_mqtt_message_new(cymgpy_broker_state(self), msg);
   PyObject *r = view ? PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 1), view) : NULL;
   if (r == NULL) cymgpy_report_exception(self->mgr);
   Py_XDECREF(r);
@@ -287,8 +264,6 @@ static void watch_fn(void *data, const cymg_mqtt_msg *msg, const void *origin) {
 
 /* ---- life cycle ---- */
 
-static void bridge_detach(cymgpy_mqtt_bridge *br);
-
 /* Frees the C broker and everything that hangs off it; the object stays,
  * closed. Safe to call twice. */
 static void broker_close_c(cymgpy_mqtt_broker *self) {
@@ -298,7 +273,7 @@ static void broker_close_c(cymgpy_mqtt_broker *self) {
     while (PyList_GET_SIZE(self->bridges) > 0) {
       PyObject *br = Py_NewRef(PyList_GET_ITEM(self->bridges, 0));
       ((cymgpy_mqtt_bridge *) br)->br = NULL;
-      bridge_detach((cymgpy_mqtt_bridge *) br);
+      cymgpy_bridge_detach((cymgpy_mqtt_bridge *) br);
       Py_DECREF(br);
     }
   }
@@ -349,7 +324,7 @@ void cymgpy_brokers_close_all(cymgpy_manager *m) {
 }
 
 /* The open broker, or NULL with RuntimeError. */
-static cymg_mqtt_broker *live(cymgpy_mqtt_broker *self) {
+cymg_mqtt_broker *cymgpy_broker_live(cymgpy_mqtt_broker *self) {
   if (self->b == NULL || self->mgr == NULL || self->mgr->mgr == NULL) {
     PyErr_SetString(PyExc_RuntimeError, "the MQTT broker is closed");
     return NULL;
@@ -371,7 +346,7 @@ static int tls_scheme(const char *url) {
 
 /* Listens on url (the call lock held); the listener Connection, or NULL. */
 static PyObject *do_listen(cymgpy_mqtt_broker *self, const char *url, PyObject *tls) {
-  cymg_mqtt_broker *b = live(self);
+  cymg_mqtt_broker *b = cymgpy_broker_live(self);
   if (b == NULL) return NULL;
   cymgpy_manager *m = self->mgr;
   if (tls != Py_None && cymgpy_tls_opts_check(m->st, tls, "MqttBroker.listen(tls=)") < 0)
@@ -626,7 +601,7 @@ static PyObject *publish_impl(cymgpy_mqtt_broker *self, PyObject *args, PyObject
   if (!cymg_mqtt_topic_valid(t))
     return PyErr_Format(PyExc_ValueError,
                         "publish: invalid topic name %R (non-empty, no '+' or '#')", topic);
-  cymg_mqtt_broker *b = live(self);
+  cymg_mqtt_broker *b = cymgpy_broker_live(self);
   if (b == NULL) return NULL;
   Py_buffer v;
   if (cymgpy_get_bytes(message, &v, "message") < 0) return NULL;
@@ -664,7 +639,7 @@ static PyObject *watch_impl(cymgpy_mqtt_broker *self, PyObject *filter, PyObject
                         Py_TYPE(callback)->tp_name);
   if (!cymg_mqtt_filter_valid(f))
     return PyErr_Format(PyExc_ValueError, "watch: invalid topic filter %R", filter);
-  cymg_mqtt_broker *b = live(self);
+  cymg_mqtt_broker *b = cymgpy_broker_live(self);
   if (b == NULL) return NULL;
   PyObject *entry = PyTuple_Pack(2, (PyObject *) self, callback);
   if (entry == NULL) return NULL;
@@ -701,7 +676,7 @@ static PyObject *unwatch_impl(cymgpy_mqtt_broker *self, PyObject *id, PyObject *
     PyErr_Clear();
     return PyErr_Format(PyExc_TypeError, "unwatch: id must be an int returned by watch()");
   }
-  cymg_mqtt_broker *b = live(self);
+  cymg_mqtt_broker *b = cymgpy_broker_live(self);
   if (b == NULL) return NULL;
   if (cymg_mqtt_broker_unwatch(b, n) < 0)
     return PyErr_Format(PyExc_KeyError, "unwatch: no watch with id %llu", n);
@@ -723,7 +698,7 @@ static int stat_item(PyObject *d, const char *k, unsigned long long v) {
 static PyObject *stats_impl(cymgpy_mqtt_broker *self, PyObject *unused, PyObject *unused2) {
   (void) unused;
   (void) unused2;
-  cymg_mqtt_broker *b = live(self);
+  cymg_mqtt_broker *b = cymgpy_broker_live(self);
   if (b == NULL) return NULL;
   cymg_mqtt_broker_stats s;
   memset(&s, 0, sizeof(s));
@@ -802,161 +777,8 @@ static PyObject *b_repr(PyObject *op) {
                               PyList_GET_SIZE(self->listeners), s.clients, s.sessions);
 }
 
-/* ---- bridge ---- */
-
-static const char *const direction_names[] = {NULL, "out", "in", "both"};
-
-/* topics: a sequence of (filter, "in"|"out"|"both", qos). */
-static int bridge_topics(cymgpy_mqtt_bridge *br, PyObject *topics, size_t *n_out) {
-  PyObject *seq = PySequence_Fast(topics, "bridge: topics must be a list of (filter, direction, qos)");
-  if (seq == NULL) return -1;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-  if (n == 0) {
-    Py_DECREF(seq);
-    PyErr_SetString(PyExc_ValueError, "bridge: topics is empty");
-    return -1;
-  }
-  br->topics = PyMem_Calloc((size_t) n, sizeof(cymg_mqtt_bridge_topic));
-  if (br->topics == NULL) {
-    Py_DECREF(seq);
-    PyErr_NoMemory();
-    return -1;
-  }
-  for (Py_ssize_t i = 0; i < n; i++) {
-    PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
-    PyObject *filter, *dir;
-    int qos = 0;
-    if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "UU|i", &filter, &dir, &qos)) {
-      PyErr_Clear();
-      PyErr_Format(PyExc_TypeError, "bridge: topics[%zd] must be (filter, direction, qos), not %R",
-                   i, t);
-      goto fail;
-    }
-    cymg_str f;
-    if (cymgpy_str_arg(filter, "filter", &f) < 0 || cymgpy_qos_ok(qos, "bridge topic qos") < 0)
-      goto fail;
-    if (!cymg_mqtt_filter_valid(f) || strlen(PyUnicode_AsUTF8(filter)) != f.len) {
-      PyErr_Format(PyExc_ValueError, "bridge: invalid topic filter %R", filter);
-      goto fail;
-    }
-    int d = 0;
-    for (int k = 1; k <= 3; k++)
-      if (PyUnicode_CompareWithASCIIString(dir, direction_names[k]) == 0) d = k;
-    if (d == 0) {
-      PyErr_Format(PyExc_ValueError, "bridge: direction must be 'in', 'out' or 'both', not %R",
-                   dir);
-      goto fail;
-    }
-    if (PyList_Append(br->keep, filter) < 0) goto fail;
-    br->topics[i].filter = PyUnicode_AsUTF8(filter);
-    br->topics[i].direction = d;
-    br->topics[i].qos = qos;
-  }
-  Py_DECREF(seq);
-  *n_out = (size_t) n;
-  return 0;
-fail:
-  Py_DECREF(seq);
-  return -1;
-}
-
-static cymg_str keep_str(PyObject *keep, PyObject *o) {
-  if (o == NULL || PyList_Append(keep, o) < 0) return cymg_str_n(NULL, 0);
-  Py_ssize_t n = 0;
-  const char *s = PyUnicode_AsUTF8AndSize(o, &n);
-  return cymg_str_n(s, s ? (size_t) n : 0);
-}
-
-static PyObject *bridge_impl(cymgpy_mqtt_broker *self, PyObject *args, PyObject *kwargs) {
-  static char *kwlist[] = {"url", "topics", "client_id", "username", "password", "version",
-                           "keepalive", "tls", "backoff_min_ms", "backoff_max_ms", NULL};
-  PyObject *url, *topics, *client_id = NULL, *username = NULL, *password = NULL, *tls = Py_None;
-  int version = 5, keepalive = 60;
-  unsigned int bmin = 0, bmax = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO|$UUUiiOII:bridge", kwlist, &url, &topics,
-                                   &client_id, &username, &password, &version, &keepalive, &tls,
-                                   &bmin, &bmax))
-    return NULL;
-  if (version != 4 && version != 5)
-    return PyErr_Format(PyExc_ValueError, "bridge: version must be 4 (3.1.1) or 5, not %d",
-                        version);
-  if (keepalive < 0 || keepalive > 65535)
-    return PyErr_Format(PyExc_ValueError, "bridge: keepalive must be 0..65535, not %d", keepalive);
-  if (bmax != 0 && bmin > bmax)
-    return PyErr_Format(PyExc_ValueError, "bridge: backoff_min_ms is above backoff_max_ms");
-  cymg_mqtt_broker *b = live(self);
-  if (b == NULL) return NULL;
-  cymgpy_state *st = state_of(self);
-  if (tls != Py_None && cymgpy_tls_opts_check(st, tls, "bridge(tls=)") < 0) return NULL;
-  PyTypeObject *tp = st->mqtt_bridge_type;
-  cymgpy_mqtt_bridge *br = (cymgpy_mqtt_bridge *) tp->tp_alloc(tp, 0);
-  if (br == NULL) return NULL;
-  br->url = Py_NewRef(url);
-  if ((br->keep = PyList_New(0)) == NULL) goto fail;
-  cymg_mqtt_bridge_opts o;
-  memset(&o, 0, sizeof(o));
-  if (bridge_topics(br, topics, &o.num_topics) < 0) goto fail;
-  o.topics = br->topics;
-  o.url = PyUnicode_AsUTF8(url);
-  if (o.url == NULL) goto fail;
-  o.client.client_id = keep_str(br->keep, client_id);
-  o.client.username = keep_str(br->keep, username);
-  o.client.password = keep_str(br->keep, password);
-  if (PyErr_Occurred()) goto fail;
-  o.client.version = (uint8_t) version;
-  o.client.keepalive = (uint16_t) keepalive;
-  o.client.no_keepalive = keepalive == 0;
-  o.backoff_min_ms = bmin;
-  o.backoff_max_ms = bmax;
-  if (tls != Py_None) {
-    if (PyList_Append(br->keep, tls) < 0) goto fail;
-    PyObject *ca = PyObject_GetAttrString(tls, "ca"), *cert = PyObject_GetAttrString(tls, "cert"),
-             *key = PyObject_GetAttrString(tls, "key"), *name = PyObject_GetAttrString(tls, "name"),
-             *skip = PyObject_GetAttrString(tls, "skip_verification");
-    PyObject *parts[] = {ca, cert, key, name};
-    cymg_str *dst[] = {&br->tls.ca, &br->tls.cert, &br->tls.key, &br->tls.name};
-    int bad = skip == NULL;
-    for (int i = 0; i < 4; i++) {
-      if (parts[i] == NULL || !PyBytes_Check(parts[i]) || PyList_Append(br->keep, parts[i]) < 0) {
-        bad = 1;
-      } else {
-        *dst[i] = cymg_str_n(PyBytes_AS_STRING(parts[i]), (size_t) PyBytes_GET_SIZE(parts[i]));
-      }
-      Py_XDECREF(parts[i]);
-    }
-    br->tls.skip_verification = skip != NULL && PyObject_IsTrue(skip) == 1;
-    Py_XDECREF(skip);
-    if (bad) {
-      if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "bridge(tls=): bad TlsOpts");
-      goto fail;
-    }
-    o.tls = &br->tls;
-  }
-  int rc = cymg_mqtt_bridge_new(b, &o, &br->br);
-  if (rc < 0) {
-    br->br = NULL;
-    const char *why = cymg_mgr_errmsg(self->mgr->mgr);
-    if (rc == CYMG_EINVAL) {
-      PyErr_Format(PyExc_ValueError, "bridge: invalid options%s%s", why[0] ? ": " : "", why);
-    } else {
-      cymgpy_raise_rc("bridge", rc);
-    }
-    goto fail;
-  }
-  br->broker = (cymgpy_mqtt_broker *) Py_NewRef(self);
-  if (PyList_Append(self->bridges, (PyObject *) br) < 0) {
-    cymg_mqtt_bridge_free(br->br);
-    br->br = NULL;
-    goto fail;
-  }
-  return (PyObject *) br;
-fail:
-  Py_DECREF(br);
-  return NULL;
-}
-
 static PyObject *b_bridge(PyObject *op, PyObject *args, PyObject *kwargs) {
-  LOCKED(bridge_impl, args, kwargs);
+  LOCKED(cymgpy_broker_bridge, args, kwargs);
 }
 
 static int b_traverse(PyObject *op, visitproc visit, void *arg) {
@@ -1068,106 +890,6 @@ static PyType_Spec broker_spec = {
     .slots = b_slots,
 };
 
-/* Drops a bridge from its broker (br->br already freed or taken). */
-static void bridge_detach(cymgpy_mqtt_bridge *br) {
-  cymgpy_mqtt_broker *b = br->broker;
-  br->broker = NULL;
-  if (b == NULL) return;
-  if (b->bridges != NULL) {
-    Py_ssize_t i = PySequence_Index(b->bridges, (PyObject *) br);
-    if (i >= 0 && PySequence_DelItem(b->bridges, i) < 0) i = -1;
-    if (i < 0) PyErr_Clear();
-  }
-  Py_DECREF(b);
-}
-
-static PyObject *br_close(PyObject *op, PyObject *unused) {
-  (void) unused;
-  cymgpy_mqtt_bridge *br = (cymgpy_mqtt_bridge *) op;
-  if (br->broker == NULL) Py_RETURN_NONE;
-  cymgpy_manager *m = br->broker->mgr ? (cymgpy_manager *) Py_NewRef(br->broker->mgr) : NULL;
-  if (m != NULL) cymgpy_lock(m);
-  if (br->br != NULL) {
-    cymg_mqtt_bridge_free(br->br);
-    br->br = NULL;
-  }
-  bridge_detach(br);
-  if (m != NULL) {
-    cymgpy_unlock(m);
-    Py_DECREF(m);
-  }
-  Py_RETURN_NONE;
-}
-
-static PyObject *br_get_connected(PyObject *op, void *closure) {
-  (void) closure;
-  cymgpy_mqtt_bridge *br = (cymgpy_mqtt_bridge *) op;
-  return PyBool_FromLong(br->br != NULL && cymg_mqtt_bridge_connected(br->br));
-}
-
-static PyObject *br_repr(PyObject *op) {
-  cymgpy_mqtt_bridge *br = (cymgpy_mqtt_bridge *) op;
-  if (br->br == NULL) return PyUnicode_FromFormat("<cymongoose.MqttBridge %R closed>", br->url);
-  return PyUnicode_FromFormat("<cymongoose.MqttBridge %R %s>", br->url,
-                              cymg_mqtt_bridge_connected(br->br) ? "connected" : "connecting");
-}
-
-static int br_traverse(PyObject *op, visitproc visit, void *arg) {
-  cymgpy_mqtt_bridge *br = (cymgpy_mqtt_bridge *) op;
-  Py_VISIT(Py_TYPE(op));
-  Py_VISIT(br->broker);
-  Py_VISIT(br->keep);
-  return 0;
-}
-
-/* An open bridge is in its broker's list and the broker closes it first
- * (b_clear), so only a closed one loses its references here. */
-static int br_clear(PyObject *op) {
-  cymgpy_mqtt_bridge *br = (cymgpy_mqtt_bridge *) op;
-  if (br->br == NULL) Py_CLEAR(br->broker);
-  return 0;
-}
-
-static void br_dealloc(PyObject *op) {
-  cymgpy_mqtt_bridge *br = (cymgpy_mqtt_bridge *) op;
-  PyTypeObject *tp = Py_TYPE(op);
-  PyObject_GC_UnTrack(op);
-  Py_CLEAR(br->keep);
-  Py_CLEAR(br->url);
-  Py_CLEAR(br->broker);
-  PyMem_Free(br->topics);
-  tp->tp_free(op);
-  Py_DECREF(tp);
-}
-
-static PyMethodDef br_methods[] = {
-    {"close", br_close, METH_NOARGS, "close(): disconnect from upstream and stop (idempotent)."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef br_getset[] = {
-    {"connected", br_get_connected, NULL, "Whether the upstream accepted our CONNECT.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyType_Slot br_slots[] = {
-    {Py_tp_doc, "A bridge from an MqttBroker to an upstream broker: MqttBroker.bridge()."},
-    {Py_tp_dealloc, br_dealloc},
-    {Py_tp_traverse, br_traverse},
-    {Py_tp_clear, br_clear},
-    {Py_tp_repr, br_repr},
-    {Py_tp_methods, br_methods},
-    {Py_tp_getset, br_getset},
-    {0, NULL},
-};
-
-static PyType_Spec bridge_spec = {
-    .name = "cymongoose.MqttBridge",
-    .basicsize = sizeof(cymgpy_mqtt_bridge),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = br_slots,
-};
-
 static PyStructSequence_Field info_fields[] = {
     {"client_id", "the client identifier (the assigned one when the client sent none)"},
     {"username", "the CONNECT user name, or None"},
@@ -1188,7 +910,7 @@ static PyStructSequence_Desc info_desc = {
 int cymgpy_mqtt_broker_types(PyObject *mod, cymgpy_state *st) {
   st->mqtt_broker_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &broker_spec, NULL);
   if (st->mqtt_broker_type == NULL || PyModule_AddType(mod, st->mqtt_broker_type) < 0) return -1;
-  st->mqtt_bridge_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &bridge_spec, NULL);
+  st->mqtt_bridge_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_mqtt_bridge_spec, NULL);
   if (st->mqtt_bridge_type == NULL || PyModule_AddType(mod, st->mqtt_bridge_type) < 0) return -1;
   st->mqtt_client_info_type = PyStructSequence_NewType(&info_desc);
   if (st->mqtt_client_info_type == NULL || PyModule_AddType(mod, st->mqtt_client_info_type) < 0)

@@ -262,7 +262,7 @@ class PahoPeer:
     file; kw goes to paho.Client (clean_session...)."""
 
     def __init__(self, port, version=4, client_id="", transport="tcp", ca=None, connect=True,
-                 host="127.0.0.1", **kw):
+                 host="127.0.0.1", cert=None, **kw):
         import threading
 
         self.connacks, self.msgs, self.subacks, self.acked, self.disconnects = [], [], [], [], []
@@ -271,8 +271,8 @@ class PahoPeer:
         self.cli = paho_client(version, client_id, transport=transport, **kw)
         if transport == "websockets":
             self.cli.ws_set_options(path="/mqtt")
-        if ca is not None:
-            self.cli.tls_set(ca_certs=ca)
+        if ca is not None:  # cert: (certfile, keyfile) of a client certificate
+            self.cli.tls_set(ca_certs=ca, certfile=cert and cert[0], keyfile=cert and cert[1])
         self.cli.on_connect = self._on_connect
         self.cli.on_message = lambda c, u, m: self.msgs.append(m)
         self.cli.on_subscribe = self._on_subscribe

@@ -573,6 +573,22 @@ def test_paho_over_mqtts_with_the_test_ca(mgr, certs):
     p.stop()
 
 
+def test_client_certificate_subject_reaches_the_hooks(mgr, certs):
+    seen = []
+
+    def auth(info):
+        seen.append(info.cert_subject)
+        return "test-client" in info.cert_subject
+
+    tls = certs.server_opts(ca=certs.pem("ca.crt"))  # a CA: client certificates asked for
+    b = mgr.mqtt_broker("mqtts://127.0.0.1:0", tls=tls, auth=auth)
+    port = b.listeners[0].local_addr[1]
+    p = peer(mgr, port, ca=certs.path("ca.crt"), host="localhost",
+             cert=(certs.path("client.crt"), certs.path("client.key")))
+    assert p.connacks[0][0] == 0 and "test-client" in seen[0]
+    p.stop()
+
+
 # ---- limits and bad input ------------------------------------------------------------
 
 

@@ -653,6 +653,11 @@ class Timer:
 class MqttClientInfo(Tuple[str, Optional[str], Optional[bytes], str,
                            Optional[Tuple[str, int, bool]], int]):
     """Who is connecting or acting, as the MqttBroker hooks see it (a named tuple)."""
+    n_fields: int
+    n_sequence_fields: int
+    n_unnamed_fields: int
+    def count(self, value: Any) -> int: ...
+    def index(self, value: Any, start: int = ..., stop: int = ...) -> int: ...
     @property
     def client_id(self) -> str:
         """The client identifier (the assigned one when the client sent none)."""

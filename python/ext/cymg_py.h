@@ -254,6 +254,18 @@ PyObject *cymgpy_props_to_list(cymg_str block);
 int cymgpy_str_arg(PyObject *o, const char *what, cymg_str *out);
 /* ValueError unless qos is 0, 1 or 2. */
 int cymgpy_qos_ok(int qos, const char *what);
+/* The (topic, message, qos=0, retain=False, properties=None) of a PUBLISH call,
+ * checked (TypeError / ValueError naming what); fmt is the PyArg format for
+ * those five. Release with cymgpy_pub_args_release when it returned 0. */
+typedef struct {
+  cymg_str topic; /* points into the str argument */
+  Py_buffer data;
+  int qos, retain;
+  cymgpy_props props;
+} cymgpy_pub_args;
+int cymgpy_pub_args_parse(PyObject *args, PyObject *kwargs, const char *fmt, const char *what,
+                          cymgpy_pub_args *a);
+void cymgpy_pub_args_release(cymgpy_pub_args *a);
 /* A new view of msg; cymgpy_mqtt_message_done() makes it stale. */
 PyObject *cymgpy_mqtt_message_new(cymgpy_state *st, const cymg_mqtt_msg *msg);
 void cymgpy_mqtt_message_done(PyObject *view);

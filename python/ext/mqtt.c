@@ -533,34 +533,45 @@ static int props_allowed(cymg_conn *c, const cymgpy_props *pb, const char *what)
   return -1;
 }
 
-static PyObject *mqtt_pub(PyObject *self, PyObject *args, PyObject *kwargs) {
+int cymgpy_pub_args_parse(PyObject *args, PyObject *kwargs, const char *fmt, const char *what,
+                          cymgpy_pub_args *a) {
   static char *kwlist[] = {"topic", "message", "qos", "retain", "properties", NULL};
   PyObject *topic, *message, *props = Py_None;
-  int qos = 0, retain = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ip$O:mqtt_pub", kwlist, &topic, &message, &qos,
-                                   &retain, &props))
-    return NULL;
-  cymg_str t;
-  if (cymgpy_str_arg(topic, "topic", &t) < 0 || cymgpy_qos_ok(qos, "qos") < 0) return NULL;
-  if (!cymg_mqtt_topic_valid(t))
-    return PyErr_Format(PyExc_ValueError,
-                        "mqtt_pub: invalid topic name %R (non-empty, no "
-                        "'+' or '#')",
-                        topic);
-  Py_buffer v;
-  if (cymgpy_get_bytes(message, &v, "message") < 0) return NULL;
-  cymgpy_props pb;
-  PyObject *r = NULL;
-  if (cymgpy_props_from(props, &pb) == 0) {
-    cymg_conn *c = conn_of(self);
-    if (c != NULL && props_allowed(c, &pb, "mqtt_pub") == 0) {
-      r = result("mqtt_pub",
-                 cymg_mqtt_pub(c, t, cymg_str_n(v.buf, (size_t)v.len), qos, retain, pb.props, pb.n),
-                 true);
-    }
-    cymgpy_props_release(&pb);
+  memset(a, 0, sizeof(*a));
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &topic, &message, &a->qos,
+                                   &a->retain, &props))
+    return -1;
+  if (cymgpy_str_arg(topic, "topic", &a->topic) < 0 || cymgpy_qos_ok(a->qos, "qos") < 0) return -1;
+  if (!cymg_mqtt_topic_valid(a->topic)) {
+    PyErr_Format(PyExc_ValueError, "%s: invalid topic name %R (non-empty, no '+' or '#')", what,
+                 topic);
+    return -1;
   }
-  PyBuffer_Release(&v);
+  if (cymgpy_get_bytes(message, &a->data, "message") < 0) return -1;
+  if (cymgpy_props_from(props, &a->props) < 0) {
+    PyBuffer_Release(&a->data);
+    return -1;
+  }
+  return 0;
+}
+
+void cymgpy_pub_args_release(cymgpy_pub_args *a) {
+  cymgpy_props_release(&a->props);
+  PyBuffer_Release(&a->data);
+}
+
+static PyObject *mqtt_pub(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_pub_args a;
+  if (cymgpy_pub_args_parse(args, kwargs, "OO|ip$O:mqtt_pub", "mqtt_pub", &a) < 0) return NULL;
+  PyObject *r = NULL;
+  cymg_conn *c = conn_of(self);
+  if (c != NULL && props_allowed(c, &a.props, "mqtt_pub") == 0) {
+    r = result("mqtt_pub",
+               cymg_mqtt_pub(c, a.topic, cymg_str_n(a.data.buf, (size_t)a.data.len), a.qos,
+                             a.retain, a.props.props, a.props.n),
+               true);
+  }
+  cymgpy_pub_args_release(&a);
   return r;
 }
 

@@ -590,29 +590,15 @@ static PyObject *b_listen(PyObject *op, PyObject *args, PyObject *kwargs) {
 }
 
 static PyObject *publish_impl(cymgpy_mqtt_broker *self, PyObject *args, PyObject *kwargs) {
-  static char *kwlist[] = {"topic", "message", "qos", "retain", "properties", NULL};
-  PyObject *topic, *message, *props = Py_None;
-  int qos = 0, retain = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ipO:publish", kwlist, &topic, &message, &qos,
-                                   &retain, &props))
-    return NULL;
-  cymg_str t;
-  if (cymgpy_str_arg(topic, "topic", &t) < 0 || cymgpy_qos_ok(qos, "qos") < 0) return NULL;
-  if (!cymg_mqtt_topic_valid(t))
-    return PyErr_Format(PyExc_ValueError,
-                        "publish: invalid topic name %R (non-empty, no '+' or '#')", topic);
+  cymgpy_pub_args a;
+  if (cymgpy_pub_args_parse(args, kwargs, "OO|ipO:publish", "publish", &a) < 0) return NULL;
   cymg_mqtt_broker *b = cymgpy_broker_live(self);
-  if (b == NULL) return NULL;
-  Py_buffer v;
-  if (cymgpy_get_bytes(message, &v, "message") < 0) return NULL;
-  cymgpy_props pb;
   PyObject *r = NULL;
-  if (cymgpy_props_from(props, &pb) == 0) {
+  if (b != NULL) {
     self->busy++; /* watch callbacks run inside */
-    int rc = cymg_mqtt_broker_publish(b, t, cymg_str_n(v.buf, (size_t) v.len), qos, retain,
-                                      pb.props, pb.n, NULL);
+    int rc = cymg_mqtt_broker_publish(b, a.topic, cymg_str_n(a.data.buf, (size_t) a.data.len),
+                                      a.qos, a.retain, a.props.props, a.props.n, NULL);
     self->busy--;
-    cymgpy_props_release(&pb);
     if (rc == CYMG_EINVAL) {
       PyErr_SetString(PyExc_ValueError,
                       "publish: invalid argument (topic, QoS or a property not allowed in "
@@ -623,7 +609,7 @@ static PyObject *publish_impl(cymgpy_mqtt_broker *self, PyObject *args, PyObject
       r = Py_NewRef(Py_None);
     }
   }
-  PyBuffer_Release(&v);
+  cymgpy_pub_args_release(&a);
   return r;
 }
 

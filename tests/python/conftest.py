@@ -373,3 +373,27 @@ def mqtt_read(sock, timeout=10.0):
             break
     body = exact(n) if n else b""
     return None if body is None else (head[0], body)
+
+
+def broker_on(mgr, url="mqtt://127.0.0.1:0", **kw):
+    """mgr.mqtt_broker listening on url; returns (broker, its first port)."""
+    b = mgr.mqtt_broker(url, **kw)
+    return b, b.listeners[0].local_addr[1]
+
+
+def paho_ready(mgr, port, sub=None, qos=0, **kw):
+    """A connected paho peer (CONNACK seen), subscribed to sub if given."""
+    p = PahoPeer(port, **kw)
+    poll_until(mgr, lambda: p.connacks, timeout=10)
+    if sub is not None:
+        n = len(p.subacks)
+        p.cli.subscribe(sub, qos)
+        poll_until(mgr, lambda: len(p.subacks) > n, timeout=10)
+    return p
+
+
+def settle(mgr, ms=300):
+    """Polls for a while: lets messages that should NOT arrive have their chance."""
+    end = time.monotonic() + ms / 1000
+    while time.monotonic() < end:
+        mgr.poll(10)

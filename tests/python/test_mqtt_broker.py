@@ -3,7 +3,6 @@ python3-paho-mqtt 1.6) and our own client, on loopback. The broker's manager is
 polled on the test thread; each paho client runs its own network thread."""
 
 import socket
-import time
 
 import pytest
 
@@ -11,6 +10,7 @@ import cymongoose
 from cymongoose import MG_EV_CLOSE, MG_EV_MQTT_CMD, MG_EV_MQTT_MSG, MG_EV_MQTT_OPEN
 
 from conftest import (PahoPeer, mqtt_connect_pkt, mqtt_pkt, mqtt_read, mqtt_s, poll_until)
+from conftest import broker_on as start, paho_ready as peer, settle
 
 paho = pytest.importorskip("paho.mqtt.client")
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
@@ -18,29 +18,6 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
 CONNACK, PUBLISH, SUBACK = 2, 3, 9
-
-
-def start(mgr, url="mqtt://127.0.0.1:0", **kw):
-    b = mgr.mqtt_broker(url, **kw)
-    return b, b.listeners[0].local_addr[1]
-
-
-def peer(mgr, port, sub=None, qos=0, **kw):
-    """A connected paho peer (CONNACK seen), subscribed to sub if given."""
-    p = PahoPeer(port, **kw)
-    poll_until(mgr, lambda: p.connacks, timeout=10)
-    if sub is not None:
-        n = len(p.subacks)
-        p.cli.subscribe(sub, qos)
-        poll_until(mgr, lambda: len(p.subacks) > n, timeout=10)
-    return p
-
-
-def settle(mgr, ms=300):
-    """Polls for a while: lets messages that should NOT arrive have their chance."""
-    end = time.monotonic() + ms / 1000
-    while time.monotonic() < end:
-        mgr.poll(10)
 
 
 # ---- the API ----------------------------------------------------------------

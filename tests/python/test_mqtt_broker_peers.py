@@ -15,31 +15,12 @@ import pytest
 
 import cymongoose
 
-from conftest import (PahoPeer, cymg_tool, in_thread, mqtt_connect_pkt, mqtt_pkt, mqtt_read,
-                      mqtt_s, peer_env, poll_until)
+from conftest import (cymg_tool, in_thread, mqtt_connect_pkt, mqtt_pkt, mqtt_read, mqtt_s,
+                      peer_env, poll_until)
+from conftest import broker_on as start, paho_ready as peer, settle
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "..", "node")
 HAVE_MOSQ_CLIENTS = shutil.which("mosquitto_pub") and shutil.which("mosquitto_sub")
-
-
-def start(mgr, url="mqtt://127.0.0.1:0", **kw):
-    b = mgr.mqtt_broker(url, **kw)
-    return b, b.listeners[0].local_addr[1]
-
-
-def peer(mgr, port, sub=None, qos=0, **kw):
-    p = PahoPeer(port, **kw)
-    poll_until(mgr, lambda: p.connacks, timeout=10)
-    if sub is not None:
-        p.cli.subscribe(sub, qos)
-        poll_until(mgr, lambda: p.subacks, timeout=10)
-    return p
-
-
-def settle(mgr, ms=300):
-    end = time.monotonic() + ms / 1000
-    while time.monotonic() < end:
-        mgr.poll(10)
 
 
 def run(mgr, argv, timeout=30):

@@ -20,6 +20,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 CONNACK, PUBLISH, SUBACK = 2, 3, 9
 
 
+@pytest.fixture
+def mgr(both_backends):
+    return both_backends
+
+
 # ---- the API ----------------------------------------------------------------
 
 

@@ -23,6 +23,11 @@ NODE_DIR = os.path.join(os.path.dirname(__file__), "..", "node")
 HAVE_MOSQ_CLIENTS = shutil.which("mosquitto_pub") and shutil.which("mosquitto_sub")
 
 
+@pytest.fixture
+def mgr(both_backends):
+    return both_backends
+
+
 def run(mgr, argv, timeout=30):
     """Runs a peer program to its end while our loop is polled."""
     return in_thread(mgr, lambda: subprocess.run(argv, capture_output=True, text=True,

@@ -353,6 +353,7 @@ static void q_unlink(bsess *s, qent *prev, qent *e) {
     s->qhead = e->next;
   if (s->qtail == e) s->qtail = prev;
   if (s->unsent == e) s->unsent = e->next;
+  if (s->last_sent == e) s->last_sent = prev;
 }
 
 /* Sends what the session has queued, as far as the client's window and our
@@ -360,9 +361,10 @@ static void q_unlink(bsess *s, qent *prev, qent *e) {
 static void flush_queue(bconn *bc) {
   bsess *s = bc->s;
   cymg_mqtt_broker *b = bc->b;
-  if (s == NULL || !bc->connected || bc->failed) return;
-  qent *prev = NULL;
-  for (qent *e = s->qhead; e && e != s->unsent; e = e->next) prev = e;
+  if (s == NULL || !bc->connected || bc->failed ||
+      (bc->c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)))
+    return;
+  qent *prev = s->last_sent;
   while (s->unsent && s->ninfl < bc->recv_max_out && !cymg__conn_out_full(bc->c)) {
     qent *e = s->unsent;
     if (expired(b, e->m)) {
@@ -373,23 +375,19 @@ static void flush_queue(bconn *bc) {
     }
     e->id = new_id(s);
     int rc = send_entry(bc, e, false);
-    if (rc == CYMG_ELIMIT) break; /* send buffer at its cap: stays queued */
-    if (rc != 0) {
+    if (rc < 0) break; /* send buffer at its cap, closing, no memory: stays queued */
+    if (rc == 1) {     /* larger than the client takes: dropped for it */
       cymg__bk_p_msg_del(b, s, e);
       q_unlink(s, prev, e);
       cymg__bk_qent_free(b, s, e);
       b->st.dropped++;
-      if (rc < 0) {
-        fail(bc, CYMG_MQTT_RC_UNSPECIFIED, "send failed");
-        return;
-      }
       continue;
     }
     e->sent = true;
     cymg__bk_p_msg(b, s, e);
     s->ninfl++;
     s->unsent = e->next;
-    prev = e;
+    s->last_sent = prev = e;
   }
 }
 
@@ -422,12 +420,15 @@ qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, 
   e->retain = retain;
   e->sent = e->released = false;
   e->seq = ++s->seq;
+  if (s->unsent == NULL) { /* all before it is in flight: the old tail is the last sent */
+    s->unsent = e;
+    s->last_sent = s->qtail;
+  }
   if (s->qtail)
     s->qtail->next = e;
   else
     s->qhead = e;
   s->qtail = e;
-  if (s->unsent == NULL) s->unsent = e;
   s->nq++;
   s->qbytes += m->payload_len;
   b->st.queued++;
@@ -617,7 +618,8 @@ static void route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg
     uint8_t qos = m->qos < d.qos ? m->qos : d.qos;
     bool retain = d.retain && m->retain;
     bconn *bc = d.s->bc;
-    bool online = bc && bc->connected && !bc->failed;
+    bool online = bc && bc->connected && !bc->failed &&
+                  !(bc->c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING));
     if (qos == 0) {
       if (online)
         deliver0(b, bc, m, retain, d.sub_id, cache, &ncache, scratch, &used, sizeof(scratch));
@@ -909,6 +911,15 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
     if (cf->will_retain && b->o.no_retain) {
       refuse(bc, 0x9A, "retain not supported");
       return false;
+    }
+    if (b->o.acl) { /* checked now too: a delayed will is published with no connection */
+      cymg_mqtt_client_info ci = info_of(bc);
+      int code = b->o.acl(b->o.acl_data, &ci, CYMG_MQTT_ACL_PUBLISH, cf->will_topic,
+                          cf->will_qos, cf->will_retain);
+      if (code) {
+        refuse(bc, code >= 0x80 ? code : 0x87, "will topic not authorised");
+        return false;
+      }
     }
     size_t ofs = 0;
     cymg_mqtt_prop p;
@@ -1575,6 +1586,10 @@ static void sweep_fn(void *arg) {
     } else if (bc->connected && bc->keepalive &&
                now - bc->last_rx > (uint64_t)bc->keepalive * 1500) {
       fail(bc, CYMG_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep-alive timeout");
+    } else if (bc->c->send.len == 0 && bc->c->send.size && !bc->c->pump) {
+      /* an idle client keeps no send buffer (the core keeps the last one) */
+      cymg__trim_note_free(b->mgr, bc->c->send.size);
+      cymg__iobuf_free(&bc->c->send);
     }
   }
   for (size_t i = 0; i < b->scap; i++)

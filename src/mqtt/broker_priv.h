@@ -151,6 +151,7 @@ typedef struct bsess {
   bsub **subs;
   uint32_t nsubs, scap;
   qent *qhead, *qtail, *unsent; /* entries before unsent are in flight */
+  qent *last_sent;               /* the entry before unsent (NULL: unsent is the head) */
   uint32_t nq, ninfl;
   uint64_t qbytes;
   uint16_t *in_ids; /* QoS 2 received, PUBREL awaited */

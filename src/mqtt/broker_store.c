@@ -203,6 +203,7 @@ static void replay_rec(void *data, const cymg__mqtt_rec *r) {
         s->qhead = e->next;
       if (s->qtail == e) s->qtail = prev;
       if (s->unsent == e) s->unsent = e->next;
+      if (s->last_sent == e) s->last_sent = prev;
       cymg__bk_qent_free(b, s, e);
       break;
     case CYMG__ST_QOS2_IN:
@@ -218,7 +219,7 @@ static void replay_rec(void *data, const cymg__mqtt_rec *r) {
 static void settle(cymg_mqtt_broker *b) {
   for (size_t i = 0; i < b->scap; i++)
     for (bsess *s = b->stab[i]; s; s = s->hnext) {
-      s->unsent = NULL;
+      s->unsent = s->last_sent = NULL;
       bool inflight = true;
       for (qent *e = s->qhead; e; e = e->next) {
         if (e->id == 0 || !inflight) {
@@ -228,6 +229,7 @@ static void settle(cymg_mqtt_broker *b) {
           e->released = false;
           if (s->unsent == NULL) s->unsent = e;
         } else {
+          s->last_sent = e;
           e->sent = true;
           if (e->id > s->next_id) s->next_id = e->id;
         }

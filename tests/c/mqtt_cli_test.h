@@ -41,7 +41,8 @@ static inline void cli_open(cymg_mgr *mgr, cli *k, uint16_t port, int version) {
 static inline void cli_open_persistent(cymg_mgr *mgr, cli *k, uint16_t port, int version,
                                        const char *id) {
   cymg_mqtt_opts o = {.version = (uint8_t) version, .persistent = true,
-                      .client_id = cymg_str_c(id), .session_expiry = 3600};
+                      .client_id = cymg_str_c(id),
+                      .session_expiry = version == CYMG_MQTT_V5 ? 3600 : 0};
   cli_connect(mgr, k, port, &o);
 }
 

@@ -21,6 +21,7 @@ static void mosq_start(void) {
 
 static void mosq_stop(int sig) {
   kill(mosq.pid, sig);
+  kill(mosq.pid, SIGCONT); /* a stopped one (test_inflight_republished) must see it */
   int st;
   waitpid(mosq.pid, &st, 0);
   close(mosq.in);

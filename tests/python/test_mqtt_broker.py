@@ -523,6 +523,70 @@ def test_v5_no_local(mgr):
     other.stop()
 
 
+def test_v5_retain_handling_and_retain_as_published(mgr):
+    b, port = start(mgr)
+    b.publish("rh/x", b"kept", retain=True)
+    never = peer(mgr, port, version=5)
+    never.cli.subscribe("rh/#", options=SubscribeOptions(qos=0, retainHandling=2))
+    rap = peer(mgr, port, version=5)
+    rap.cli.subscribe("rh/#", options=SubscribeOptions(qos=0, retainAsPublished=True))
+    plain = peer(mgr, port, version=5, sub="rh/#")
+    poll_until(mgr, lambda: never.subacks and rap.subacks and plain.msgs and rap.msgs)
+    plain.msgs.clear()
+    rap.msgs.clear()
+    b.publish("rh/y", b"live", retain=True)
+    poll_until(mgr, lambda: plain.msgs and rap.msgs and never.msgs)
+    settle(mgr)
+    assert never.texts() == [("rh/y", b"live")]  # retainHandling 2: no replay at SUBSCRIBE
+    assert rap.msgs[0].retain and not plain.msgs[0].retain  # live ones: RETAIN only if kept
+    for p in (never, rap, plain):
+        p.stop()
+
+
+def test_sub_ids_off_refuses(mgr):
+    b, port = start(mgr, sub_ids=False)
+    s = PahoPeer(port, version=5)
+    poll_until(mgr, lambda: s.connacks)
+    sp = Properties(PacketTypes.SUBSCRIBE)
+    sp.SubscriptionIdentifier = 7
+    s.cli.subscribe("x", options=SubscribeOptions(qos=0), properties=sp)
+    poll_until(mgr, lambda: s.subacks or s.disconnects)
+    assert s.subacks == [[0xA1]]
+    s.stop()
+
+
+def test_max_queued_drops_and_counts(mgr):
+    b, port = start(mgr, max_queued=3)
+    s = peer(mgr, port, sub="mq/#", qos=1, client_id="small", clean_session=False)
+    s.stop()
+    poll_until(mgr, lambda: b.stats()["clients"] == 0)
+    p = peer(mgr, port)
+    for i in range(6):
+        p.cli.publish(f"mq/{i}", str(i).encode(), qos=1)
+    poll_until(mgr, lambda: len(p.acked) == 6)
+    poll_until(mgr, lambda: b.stats()["dropped"] >= 3)
+    again = peer(mgr, port, client_id="small", clean_session=False)
+    poll_until(mgr, lambda: len(again.msgs) >= 3)
+    settle(mgr)
+    assert len(again.msgs) == 3
+    p.stop()
+    again.stop()
+
+
+def test_keepalive_enforced_and_will_published(mgr):
+    b, port = start(mgr)
+    w = peer(mgr, port, sub="ka/#")
+    s = socket.create_connection(("127.0.0.1", port))
+    will = mqtt_s("ka/silent") + mqtt_s("timed out")
+    body = (mqtt_s("MQTT") + bytes([4, 0x02 | 0x04]) + (1).to_bytes(2, "big") + mqtt_s("silent")
+            + will)
+    s.sendall(mqtt_pkt(0x10, body))  # keep-alive 1 s, a will, then nothing at all
+    poll_until(mgr, lambda: w.msgs, timeout=15)  # closed after 1.5 s without a packet
+    assert w.texts() == [("ka/silent", b"timed out")]
+    s.close()
+    w.stop()
+
+
 # ---- transports ----------------------------------------------------------------------
 
 

@@ -74,6 +74,10 @@ def test_listen_close_stats_and_lifetime(mgr):
     assert set(st) >= {"clients", "sessions", "subscriptions", "retained", "queued", "msgs_in",
                        "msgs_out", "bytes_in", "bytes_out", "dropped"}
     assert st["clients"] == 0
+    extra = b.listen("ws://127.0.0.1:0")
+    extra.close()  # by the program: its CLOSE takes it out, the wrapper goes stale
+    poll_until(mgr, lambda: extra not in b.listeners)
+    assert extra.local_addr is None and b.listeners == (lsn, ws)
     port = lsn.local_addr[1]
     with pytest.raises(RuntimeError, match="Failed to listen"):
         b.listen(f"mqtt://127.0.0.1:{port}")  # in use

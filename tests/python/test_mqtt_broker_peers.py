@@ -238,6 +238,28 @@ def test_bridge_with_mosquitto_upstream(mgr, mosquitto):
     local.stop()
 
 
+def test_bridge_over_tls_to_mosquitto(mgr, mosquitto):
+    with open(mosquitto.ca, "rb") as f:
+        ca = f.read()
+    b, port = start(mgr)
+    br = b.bridge(f"mqtts://localhost:{mosquitto.tls_port}", [("sec/#", "both", 1)],
+                  tls=cymongoose.TlsOpts(ca=ca), backoff_min_ms=100, backoff_max_ms=1000)
+    bad = b.bridge(f"mqtts://localhost:{mosquitto.tls_port}", [("never/#", "out", 0)],
+                   tls=cymongoose.TlsOpts(ca=b""), backoff_min_ms=100, backoff_max_ms=500)
+    poll_until(mgr, lambda: br.connected, timeout=15)
+    up = peer(mgr, mosquitto.port, sub="sec/#", qos=1)
+    local = peer(mgr, port, sub="sec/#", qos=1)
+    local.cli.publish("sec/a", b"over tls", qos=1)
+    poll_until(mgr, lambda: ("sec/a", b"over tls") in up.texts(), timeout=15)
+    up.cli.publish("sec/b", b"back down", qos=1)
+    poll_until(mgr, lambda: ("sec/b", b"back down") in local.texts(), timeout=15)
+    assert not bad.connected  # the system store does not know the test CA
+    b.close()
+    assert not br.connected and not bad.connected
+    up.stop()
+    local.stop()
+
+
 # ---- the cymg mqtt broker tool ---------------------------------------------------------------
 
 

@@ -261,6 +261,27 @@ def test_watch_publish_unwatch(mgr):
         mgr2.close()
 
 
+def test_publish_and_stats_from_another_thread(mgr):
+    import threading
+
+    b, port = start(mgr)
+    s = peer(mgr, port, sub="thr/#", qos=1)
+    done = []
+
+    def worker():
+        for i in range(50):
+            b.publish(f"thr/{i}", str(i).encode(), qos=1)
+            b.stats()
+        done.append(True)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    poll_until(mgr, lambda: done and len(s.msgs) == 50, timeout=30)
+    t.join(10)
+    assert sorted(int(m.payload) for m in s.msgs) == list(range(50))
+    s.stop()
+
+
 def test_publish_properties_reach_v5_subscriber(mgr):
     b, port = start(mgr)
     s = peer(mgr, port, sub="p", version=5)

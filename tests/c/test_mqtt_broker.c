@@ -150,13 +150,27 @@ static void test_mosquitto_clients(void **state) {
   snprintf(port, sizeof(port), "%u", k.port);
   for (int v = 0; v < 2; v++) {
     char *ver = v ? "mqttv5" : "mqttv311";
-    char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p",  port, "-V", ver, "-t",
-                     "m/+",           "-q", "2",         "-C",  "2",  "-v", "-i", "msub",
+    char *sargv[] = {"mosquitto_sub",
+                     "-h",
+                     "127.0.0.1",
+                     "-p",
+                     port,
+                     "-V",
+                     ver,
+                     "-t",
+                     "m/+",
+                     "-q",
+                     "2",
+                     "-C",
+                     "2",
+                     "-v",
+                     "-i",
+                     "msub",
                      NULL};
     child sc;
     child_start(&sc, "/usr/bin/mosquitto_sub", sargv);
     POLL_UNTIL(k.mgr, stat_subs(&k) == 1);
-    char *pargv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", ver,  "-t",
+    char *pargv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", ver,    "-t",
                      "m/x",           "-m", "hello",     "-q", "2",  "-i", "mpub", NULL};
     child pc;
     child_start(&pc, "/usr/bin/mosquitto_pub", pargv);
@@ -167,6 +181,18 @@ static void test_mosquitto_clients(void **state) {
     assert_true(child_wait_for(k.mgr, &sc, "m/x hello"));
     assert_true(child_wait_for(k.mgr, &sc, "m/y inside"));
     assert_int_equal(child_end(k.mgr, &sc, false), 0);
+    /* retained from mosquitto_pub -r, replayed to a later mosquitto_sub */
+    char *rargv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", ver, "-t",
+                     "keep/me",       "-m", "stays",     "-q", "1",  "-r", NULL};
+    child rc;
+    child_start(&rc, "/usr/bin/mosquitto_pub", rargv);
+    assert_int_equal(child_end(k.mgr, &rc, false), 0);
+    char *gargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-V", ver, "-t",
+                     "keep/#",        "-C", "1",         "-v", NULL};
+    child gc;
+    child_start(&gc, "/usr/bin/mosquitto_sub", gargv);
+    assert_true(child_wait_for(k.mgr, &gc, "keep/me stays"));
+    assert_int_equal(child_end(k.mgr, &gc, false), 0);
   }
   bk_stop(&k);
 }
@@ -356,8 +382,10 @@ static void resume_with(int version, const char *persist) {
   bk k;
   bk_start(&k, &o);
   rec s, p;
-  cymg_mqtt_opts so = {.version = (uint8_t)version, .client_id = cymg_str_c("keeper"),
-                       .persistent = true, .session_expiry = version == 5 ? 600 : 0};
+  cymg_mqtt_opts so = {.version = (uint8_t)version,
+                       .client_id = cymg_str_c("keeper"),
+                       .persistent = true,
+                       .session_expiry = version == 5 ? 600 : 0};
   memset(&s, 0, sizeof(s));
   cymg_conn *sc = client(k.mgr, "mqtt", k.port, &so, &s);
   wait_open(k.mgr, &s);
@@ -456,6 +484,24 @@ static void test_persistence_restart(void **state) {
   unlink(path);
   qos2_across_restart(path);
   unlink(path);
+  /* not a store: refused with a message; the same file twice: refused too */
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("this is not a broker's log, but something else entirely\n", f);
+  fclose(f);
+  cymg_mgr *mgr = new_mgr();
+  cymg_mqtt_broker_opts o = {.persist_path = path};
+  cymg_mqtt_broker *b = NULL;
+  assert_true(cymg_mqtt_broker_new(mgr, &o, &b) < 0);
+  assert_null(b);
+  assert_true(strlen(cymg_mgr_errmsg(mgr)) > 0);
+  unlink(path);
+  assert_int_equal(cymg_mqtt_broker_new(mgr, &o, &b), 0);
+  cymg_mqtt_broker *b2 = NULL;
+  assert_true(cymg_mqtt_broker_new(mgr, &o, &b2) < 0);
+  cymg_mqtt_broker_free(b);
+  close_all_and_free(mgr);
+  unlink(path);
 }
 
 /* ---- wills ---- */
@@ -469,8 +515,10 @@ static void test_wills(void **state) {
   sub_wait(&k, wc, &w, "will/#", 1);
   /* abrupt close: published */
   rec a;
-  cymg_mqtt_opts ao = {.client_id = cymg_str_c("dies"), .will_topic = cymg_str_c("will/dies"),
-                       .will_payload = cymg_str_c("gone"), .will_qos = 1};
+  cymg_mqtt_opts ao = {.client_id = cymg_str_c("dies"),
+                       .will_topic = cymg_str_c("will/dies"),
+                       .will_payload = cymg_str_c("gone"),
+                       .will_qos = 1};
   memset(&a, 0, sizeof(a));
   cymg_conn *ac = client(k.mgr, "mqtt", k.port, &ao, &a);
   wait_open(k.mgr, &a);
@@ -516,9 +564,13 @@ static void test_wills(void **state) {
   assert_string_equal(w.topic[2], "will/bad");
   /* will delay: cancelled when the session resumes in time */
   cymg_mqtt_prop delay = {.id = CYMG_MQTT_PROP_WILL_DELAY_INTERVAL, .iv = 30};
-  cymg_mqtt_opts d = {.version = 5, .client_id = cymg_str_c("delayed"), .persistent = true,
-                      .session_expiry = 60, .will_topic = cymg_str_c("will/delayed"),
-                      .will_payload = cymg_str_c("late"), .will_props = &delay,
+  cymg_mqtt_opts d = {.version = 5,
+                      .client_id = cymg_str_c("delayed"),
+                      .persistent = true,
+                      .session_expiry = 60,
+                      .will_topic = cymg_str_c("will/delayed"),
+                      .will_payload = cymg_str_c("late"),
+                      .will_props = &delay,
                       .num_will_props = 1};
   rec d1, d2;
   memset(&d1, 0, sizeof(d1));
@@ -552,8 +604,8 @@ static void test_takeover(void **state) {
   bk k;
   bk_start(&k, NULL);
   xrec a, b;
-  cymg_mqtt_opts o = {.version = 5, .client_id = cymg_str_c("same"), .persistent = true,
-                      .session_expiry = 60};
+  cymg_mqtt_opts o = {
+      .version = 5, .client_id = cymg_str_c("same"), .persistent = true, .session_expiry = 60};
   cymg_conn *ac = xcl(&k, &a, &o);
   sub_wait(&k, ac, &a.r, "to/#", 1);
   cymg_conn *bc = xcl(&k, &b, &o);
@@ -561,9 +613,9 @@ static void test_takeover(void **state) {
   POLL_UNTIL(k.mgr, a.r.closed);
   assert_int_equal(a.disc, 0x8E);
   /* the session went on: its subscription serves the new connection */
-  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("to/x"), cymg_str_c("hi"), 1, false,
-                                            NULL, 0, NULL),
-                   0);
+  assert_int_equal(
+      cymg_mqtt_broker_publish(k.b, cymg_str_c("to/x"), cymg_str_c("hi"), 1, false, NULL, 0, NULL),
+      0);
   POLL_UNTIL(k.mgr, b.r.msgs == 1);
   assert_string_equal(b.r.topic[0], "to/x");
   cymg_mqtt_broker_stats st;
@@ -654,16 +706,18 @@ static void test_v5_properties(void **state) {
   assert_int_equal(raw_until_closed(&k, &r), 0x94);
   /* message expiry: a message that expired while queued is not delivered */
   xrec off;
-  cymg_mqtt_opts po = {.version = 5, .client_id = cymg_str_c("sleepy"), .persistent = true,
-                       .session_expiry = 60};
+  cymg_mqtt_opts po = {
+      .version = 5, .client_id = cymg_str_c("sleepy"), .persistent = true, .session_expiry = 60};
   cymg_conn *oc = xcl(&k, &off, &po);
   sub_props(&k, oc, &off.r, "exp/#", 1, 0);
   cymg_close(oc);
   POLL_UNTIL(k.mgr, stat_clients(&k) == 2); /* the broker saw it go */
   props[1].iv = 1;
-  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/a"), cymg_str_c("old"), 1, false, props + 1, 1) > 0);
+  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/a"), cymg_str_c("old"), 1, false, props + 1, 1) >
+              0);
   props[1].iv = 600;
-  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/b"), cymg_str_c("new"), 1, false, props + 1, 1) > 0);
+  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/b"), cymg_str_c("new"), 1, false, props + 1, 1) >
+              0);
   POLL_UNTIL(k.mgr, stat_queued(&k) == 2);
   uint64_t t0 = cymg_mgr_now(k.mgr);
   POLL_UNTIL(k.mgr, cymg_mgr_now(k.mgr) - t0 > 1100);
@@ -714,8 +768,8 @@ static int auth_fn(void *data, const cymg_mqtt_client_info *who) {
   return 0;
 }
 
-static int acl_fn(void *data, const cymg_mqtt_client_info *who, int action, cymg_str topic,
-                  int qos, bool retain) {
+static int acl_fn(void *data, const cymg_mqtt_client_info *who, int action, cymg_str topic, int qos,
+                  bool retain) {
   (void)data;
   (void)who;
   (void)qos;
@@ -774,8 +828,8 @@ static void test_auth_acl(void **state) {
 
 static void test_limits(void **state) {
   (void)state;
-  cymg_mqtt_broker_opts o = {.max_connections = 3, .max_subs = 1, .max_packet = 200,
-                             .max_queued = 2};
+  cymg_mqtt_broker_opts o = {
+      .max_connections = 3, .max_subs = 1, .max_packet = 200, .max_queued = 2};
   bk k;
   bk_start(&k, &o);
   xrec a, b, c, d;
@@ -785,16 +839,16 @@ static void test_limits(void **state) {
   sub_props(&k, ac, &a.r, "l/2", 1, 0);
   assert_int_equal(a.suback, 0x97);
   /* a session queue of 2: the third message for an offline session is dropped */
-  cymg_mqtt_opts bo = {.version = 5, .client_id = cymg_str_c("lb"), .persistent = true,
-                       .session_expiry = 60};
+  cymg_mqtt_opts bo = {
+      .version = 5, .client_id = cymg_str_c("lb"), .persistent = true, .session_expiry = 60};
   cymg_conn *bcn = xcl(&k, &b, &bo);
   sub_props(&k, bcn, &b.r, "q/#", 1, 0);
   cymg_close(bcn);
   POLL_UNTIL(k.mgr, b.r.closed);
   for (int i = 0; i < 3; i++)
-    assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("q/x"), cymg_str_c("m"), 1, false,
-                                              NULL, 0, NULL),
-                     0);
+    assert_int_equal(
+        cymg_mqtt_broker_publish(k.b, cymg_str_c("q/x"), cymg_str_c("m"), 1, false, NULL, 0, NULL),
+        0);
   cymg_mqtt_broker_stats st;
   cymg_mqtt_broker_get_stats(k.b, &st);
   assert_int_equal(st.queued, 2);
@@ -876,6 +930,17 @@ static void test_bad_input(void **state) {
   raw_open(&k, &r, 4);
   raw_simple(&k, &r, CYMG_MQTT_CMD_PINGREQ, 0);
   assert_int_equal(raw_until_closed(&k, &r), -1);
+  /* MQTT 3.1 (level 3): CONNACK 1, unacceptable protocol level */
+  static const uint8_t conn31[] = {0x10, 15, 0,    6, 'M', 'Q', 'I', 's', 'd',
+                                   'p',  3,  0x02, 0, 60,  0,   1,   'a'};
+  raw_open(&k, &r, 4);
+  raw_send(k.mgr, r.fd, conn31, sizeof(conn31));
+  {
+    cymg_mqtt_msg a;
+    raw_expect(&k, &r, CYMG_MQTT_CMD_CONNACK, &a);
+    assert_int_equal(a.ack, 1);
+  }
+  (void)raw_until_closed(&k, &r);
   /* empty client id with a persistent 3.1.1 session: CONNACK 2 */
   raw_open(&k, &r, 4);
   raw_conn(&k, &r, "", false, 0);
@@ -915,8 +980,10 @@ static void test_tls_and_ws(void **state) {
   cymg_mqtt_opts ao = {.version = 5, .client_id = cymg_str_c("tlsc")};
   memset(&a, 0, sizeof(a));
   cymg_conn *ac = client(k.mgr, "mqtts", cymg_conn_local(tl)->port, &ao, &a);
-  cymg_tls_opts co = {.ca = cymg_str_c(cert("ca.crt")), .cert = cymg_str_c(cert("client.crt")),
-                      .key = cymg_str_c(cert("client.key")), .name = cymg_str_c("localhost")};
+  cymg_tls_opts co = {.ca = cymg_str_c(cert("ca.crt")),
+                      .cert = cymg_str_c(cert("client.crt")),
+                      .key = cymg_str_c(cert("client.key")),
+                      .name = cymg_str_c("localhost")};
   assert_int_equal(cymg_tls_init(ac, &co), 0);
   wait_open(k.mgr, &a);
   assert_non_null(strstr(seen_subject, "test-client"));
@@ -929,10 +996,27 @@ static void test_tls_and_ws(void **state) {
   assert_int_equal(cymg_mqtt_connect(k.mgr, url, &bo, rec_fn, &b, &bc), 0);
   wait_open(k.mgr, &b);
   sub_wait(&k, bc, &b, "mix/#", 2);
+  /* wss:// too, at the same time */
+  cymg_conn *sl = NULL;
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "wss://127.0.0.1:0", &sl), 0);
+  cymg_tls_opts wso = {.cert = cymg_str_c(cert("server-ec.crt")),
+                       .key = cymg_str_c(cert("server-ec.key"))};
+  assert_int_equal(cymg_tls_init(sl, &wso), 0);
+  snprintf(url, sizeof(url), "wss://127.0.0.1:%u/", cymg_conn_local(sl)->port);
+  rec d;
+  memset(&d, 0, sizeof(d));
+  cymg_mqtt_opts dopt = {.version = 5, .client_id = cymg_str_c("wssc")};
+  cymg_conn *dc = NULL;
+  assert_int_equal(cymg_mqtt_connect(k.mgr, url, &dopt, rec_fn, &d, &dc), 0);
+  cymg_tls_opts dco = {.ca = cymg_str_c(cert("ca.crt")), .name = cymg_str_c("localhost")};
+  assert_int_equal(cymg_tls_init(dc, &dco), 0);
+  wait_open(k.mgr, &d);
+  sub_wait(&k, dc, &d, "mix/1", 1);
   cymg_conn *pc = cl(&k, &c, 5, "plain");
   assert_true(pub(pc, "mix/1", "over all", 2, false) > 0);
   assert_true(pub(bc, "mix/2", "from ws", 1, false) > 0);
-  POLL_UNTIL(k.mgr, a.msgs == 2 && b.msgs == 2);
+  POLL_UNTIL(k.mgr, a.msgs == 2 && b.msgs == 2 && d.msgs == 1);
+  assert_string_equal(d.data[0], "over all");
   /* two publishers: either order */
   bool first = strcmp(a.data[0], "over all") == 0;
   assert_string_equal(a.data[first ? 0 : 1], "over all");
@@ -970,10 +1054,10 @@ static void test_stalled_subscriber(void **state) {
   static char payload[16384];
   memset(payload, 'p', sizeof(payload));
   for (int i = 0; i < 400; i++) {
-    assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("st/x"),
-                                              cymg_str_n(payload, sizeof(payload)), i & 1, false,
-                                              NULL, 0, NULL),
-                     0);
+    assert_int_equal(
+        cymg_mqtt_broker_publish(k.b, cymg_str_c("st/x"), cymg_str_n(payload, sizeof(payload)),
+                                 i & 1, false, NULL, 0, NULL),
+        0);
     assert_true(cymg_mgr_poll(k.mgr, 0) >= 0);
   }
   cymg_mqtt_broker_stats st;
@@ -1039,12 +1123,12 @@ static void test_resend_and_connack(void **state) {
   m.filters = cymg_str_n(fl, (size_t)n);
   raw_pkt(&k, &r, &m);
   raw_expect(&k, &r, CYMG_MQTT_CMD_SUBACK, &m);
-  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/1"), cymg_str_c("one"), 1, false,
-                                            NULL, 0, NULL),
-                   0);
-  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/2"), cymg_str_c("two"), 2, false,
-                                            NULL, 0, NULL),
-                   0);
+  assert_int_equal(
+      cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/1"), cymg_str_c("one"), 1, false, NULL, 0, NULL),
+      0);
+  assert_int_equal(
+      cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/2"), cymg_str_c("two"), 2, false, NULL, 0, NULL),
+      0);
   raw_expect(&k, &r, CYMG_MQTT_CMD_PUBLISH, &m);
   uint16_t id1 = m.id;
   assert_false(m.dup);
@@ -1073,17 +1157,74 @@ static void test_resend_and_connack(void **state) {
   bk_stop(&k);
 }
 
+/* ---- the program's event function ---- */
+
+typedef struct {
+  int cmds, closes, lsn_closes, bad_data;
+} seen_t;
+
+static void user_fn(cymg_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  seen_t *t = cymg_conn_userdata(c);
+  if (t == NULL || t->bad_data < 0) return;
+  if (t->cmds < 0) { /* not ours: would be a wrong pointer */
+    t->bad_data++;
+    return;
+  }
+  if (ev == CYMG_EV_MQTT_CMD) t->cmds++;
+  if (ev == CYMG_EV_CLOSE && cymg_conn_is_listening(c)) t->lsn_closes++;
+  if (ev == CYMG_EV_CLOSE && !cymg_conn_is_listening(c)) t->closes++;
+}
+
+static void test_user_fn(void **state) {
+  (void)state;
+  seen_t t = {0};
+  cymg_mqtt_broker_opts o = {.fn = user_fn, .fn_data = &t};
+  bk k;
+  bk_start(&k, &o);
+  cymg_conn *wl = NULL;
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "ws://127.0.0.1:0", &wl), 0);
+  rec a, b;
+  cymg_conn *ac = cl(&k, &a, 4, "fa");
+  char url[96];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", cymg_conn_local(wl)->port);
+  cymg_mqtt_opts bo = {.client_id = cymg_str_c("fb")};
+  memset(&b, 0, sizeof(b));
+  cymg_conn *bc = NULL;
+  assert_int_equal(cymg_mqtt_connect(k.mgr, url, &bo, rec_fn, &b, &bc), 0);
+  wait_open(k.mgr, &b);
+  assert_int_equal(t.cmds, 2); /* the two CONNECTs, with fn_data as the user pointer */
+  assert_int_equal(pub(ac, "x", "y", 0, false), 0);
+  POLL_UNTIL(k.mgr, t.cmds == 3);
+  /* freeing the broker closes everything: every CLOSE reaches fn */
+  cymg_mqtt_broker_free(k.b);
+  POLL_UNTIL(k.mgr, t.closes == 2 && t.lsn_closes == 2);
+  assert_int_equal(t.bad_data, 0);
+  (void)bc;
+  close_all_and_free(k.mgr);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_routing_311),        cmocka_unit_test(test_routing_v5),
-      cmocka_unit_test(test_retained),           cmocka_unit_test(test_mosquitto_clients),
-      cmocka_unit_test(test_qos2_exactly_once),  cmocka_unit_test(test_session_resume),
-      cmocka_unit_test(test_persistence_restart), cmocka_unit_test(test_wills),
-      cmocka_unit_test(test_takeover),           cmocka_unit_test(test_shared),
-      cmocka_unit_test(test_v5_properties),      cmocka_unit_test(test_keepalive_enforced),
-      cmocka_unit_test(test_auth_acl),           cmocka_unit_test(test_limits),
-      cmocka_unit_test(test_bad_input),          cmocka_unit_test(test_tls_and_ws),
-      cmocka_unit_test(test_stalled_subscriber), cmocka_unit_test(test_resend_and_connack),
+      cmocka_unit_test(test_routing_311),
+      cmocka_unit_test(test_routing_v5),
+      cmocka_unit_test(test_retained),
+      cmocka_unit_test(test_mosquitto_clients),
+      cmocka_unit_test(test_qos2_exactly_once),
+      cmocka_unit_test(test_session_resume),
+      cmocka_unit_test(test_persistence_restart),
+      cmocka_unit_test(test_wills),
+      cmocka_unit_test(test_takeover),
+      cmocka_unit_test(test_shared),
+      cmocka_unit_test(test_v5_properties),
+      cmocka_unit_test(test_keepalive_enforced),
+      cmocka_unit_test(test_auth_acl),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_tls_and_ws),
+      cmocka_unit_test(test_stalled_subscriber),
+      cmocka_unit_test(test_resend_and_connack),
+      cmocka_unit_test(test_user_fn),
   };
   return cmocka_run_group_tests(tests, tls_certs_setup, NULL);
 }

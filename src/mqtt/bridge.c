@@ -64,8 +64,8 @@ struct cymg_mqtt_bridge {
   cymg_timer_id timer;
   cymg_conn *conn;
   cymg_mqtt_session *sess; /* between connections, when persistent */
-  bool connected; /* CONNACK accepted */
-  bool acked;     /* the CONNACK's session state applied: may publish */
+  bool connected;          /* CONNACK accepted */
+  bool acked;              /* the CONNACK's session state applied: may publish */
   br_msg *head, *tail;
   size_t queued, queued_bytes;
   uint64_t dropped;
@@ -97,7 +97,7 @@ static int dup_props(const cymg_mqtt_prop **props, size_t n, cymg_mqtt_prop **ow
   for (size_t i = 0; i < n; i++) bytes += (*props)[i].key.len + (*props)[i].val.len;
   cymg_mqtt_prop *p = malloc(bytes);
   if (p == NULL) return CYMG_ENOMEM;
-  char *s = (char *) (p + n);
+  char *s = (char *)(p + n);
   for (size_t i = 0; i < n; i++) {
     p[i] = (*props)[i];
     cymg_str *f[2] = {&p[i].key, &p[i].val};
@@ -120,8 +120,7 @@ static int copy_opts(cymg_mqtt_bridge *br, const cymg_mqtt_bridge_opts *o) {
   for (int i = 0; i < 5; i++)
     if (dup_str(cs[i], &br->c_strs[i]) != 0) return CYMG_ENOMEM;
   int rc = dup_props(&br->copts.props, br->copts.num_props, &br->props_copy[0]);
-  if (rc == 0)
-    rc = dup_props(&br->copts.will_props, br->copts.num_will_props, &br->props_copy[1]);
+  if (rc == 0) rc = dup_props(&br->copts.will_props, br->copts.num_will_props, &br->props_copy[1]);
   if (rc != 0) return rc;
   if (br->copts.version == 0) br->copts.version = CYMG_MQTT_V5;
   if (br->copts.client_id.len == 0) {
@@ -138,9 +137,9 @@ static int copy_opts(cymg_mqtt_bridge *br, const cymg_mqtt_bridge_opts *o) {
     br->has_tls_opts = true;
     br->tls_opts.sni_certs = NULL; /* a server's; the bridge is a client */
     br->tls_opts.sni_count = 0;
-    cymg_str *ts[7] = {&br->tls_opts.ca,   &br->tls_opts.cert, &br->tls_opts.key,
-                       &br->tls_opts.key_password, &br->tls_opts.name,
-                       &br->tls_opts.alpn, &br->tls_opts.ciphers};
+    cymg_str *ts[7] = {&br->tls_opts.ca,           &br->tls_opts.cert, &br->tls_opts.key,
+                       &br->tls_opts.key_password, &br->tls_opts.name, &br->tls_opts.alpn,
+                       &br->tls_opts.ciphers};
     for (int i = 0; i < 7; i++)
       if (dup_str(ts[i], &br->tls_strs[i]) != 0) return CYMG_ENOMEM;
   }
@@ -181,8 +180,10 @@ static size_t props_collect(cymg_mqtt_bridge *br, cymg_str block, cymg_mqtt_prop
       continue;
     if (n == BR_MAX_PROPS) {
       if (!br->prop_warned)
-        CYMG__ERR("mqtt bridge %s: a message has over %d properties; the rest are not "
-                  "forwarded", br->url, BR_MAX_PROPS);
+        CYMG__ERR(
+            "mqtt bridge %s: a message has over %d properties; the rest are not "
+            "forwarded",
+            br->url, BR_MAX_PROPS);
       br->prop_warned = true;
       break;
     }
@@ -208,11 +209,11 @@ static void pump(cymg_mqtt_bridge *br) {
     int rc = cymg_mqtt_pub(br->conn, m->topic, m->data, m->qos, m->retain, props, np);
     if (rc == CYMG_ELIMIT || rc == CYMG_ECLOSED) return; /* window or buffer full */
     if (rc < 0) {
-      CYMG__ERR("mqtt bridge %s: message on %.*s not forwarded: %s", br->url,
-                (int) m->topic.len, m->topic.buf, cymg_strerror(rc));
+      CYMG__ERR("mqtt bridge %s: message on %.*s not forwarded: %s", br->url, (int)m->topic.len,
+                m->topic.buf, cymg_strerror(rc));
       br->dropped++;
     } else if (m->qos > 0) {
-      m->id = (uint16_t) rc;
+      m->id = (uint16_t)rc;
       prev = m;
       m = m->next;
       continue;
@@ -225,9 +226,9 @@ static void pump(cymg_mqtt_bridge *br) {
 
 static uint64_t echo_hash(cymg_str topic, cymg_str data) {
   uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-  for (size_t i = 0; i < topic.len; i++) h = (h ^ (unsigned char) topic.buf[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < topic.len; i++) h = (h ^ (unsigned char)topic.buf[i]) * 0x100000001b3ull;
   h = (h ^ 0xff) * 0x100000001b3ull; /* separator no topic byte can be (UTF-8) */
-  for (size_t i = 0; i < data.len; i++) h = (h ^ (unsigned char) data.buf[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < data.len; i++) h = (h ^ (unsigned char)data.buf[i]) * 0x100000001b3ull;
   return h | 1; /* 0 marks a free slot */
 }
 
@@ -259,7 +260,7 @@ static void on_local(void *data, const cymg_mqtt_msg *m, const void *origin) {
   if (bytes > BR_MAX_QUEUE_BYTES) {
     br->dropped++;
     CYMG__ERR("mqtt bridge %s: a %zu-byte message on %.*s is larger than the queue; dropped",
-              br->url, bytes, (int) m->topic.len, m->topic.buf);
+              br->url, bytes, (int)m->topic.len, m->topic.buf);
     return;
   }
   while (br->head != NULL &&
@@ -267,17 +268,18 @@ static void on_local(void *data, const cymg_mqtt_msg *m, const void *origin) {
     br->dropped++;
     if (br->dropped == 1 || br->dropped % 1000 == 0)
       CYMG__ERR("mqtt bridge %s: upstream queue full (%zu messages); oldest dropped, %" PRIu64
-                " so far", br->url, br->queued, br->dropped);
+                " so far",
+                br->url, br->queued, br->dropped);
     outbox_drop_head(br);
   }
   br_msg *e = malloc(sizeof(*e) + bytes);
   if (e == NULL) {
     br->dropped++;
     CYMG__ERR("mqtt bridge %s: out of memory; a message on %.*s dropped", br->url,
-              (int) m->topic.len, m->topic.buf);
+              (int)m->topic.len, m->topic.buf);
     return;
   }
-  char *p = (char *) (e + 1);
+  char *p = (char *)(e + 1);
   cymg_str src[3] = {m->topic, m->data, m->props};
   cymg_str *dst[3] = {&e->topic, &e->data, &e->props};
   for (int i = 0; i < 3; i++) {
@@ -287,10 +289,12 @@ static void on_local(void *data, const cymg_mqtt_msg *m, const void *origin) {
   }
   e->next = NULL;
   e->id = 0;
-  e->qos = (uint8_t) qos;
+  e->qos = (uint8_t)qos;
   e->retain = m->retain;
-  if (br->tail) br->tail->next = e;
-  else br->head = e;
+  if (br->tail)
+    br->tail->next = e;
+  else
+    br->head = e;
   br->tail = e;
   br->queued++;
   br->queued_bytes += bytes;
@@ -331,7 +335,7 @@ static void on_upstream(cymg_mqtt_bridge *br, const cymg_mqtt_msg *m) {
   int rc = cymg_mqtt_broker_publish(br->b, m->topic, m->data, qos, m->retain, props, np, br);
   if (rc != 0)
     CYMG__ERR("mqtt bridge %s: upstream message on %.*s not published locally: %s", br->url,
-              (int) m->topic.len, m->topic.buf, cymg_strerror(rc));
+              (int)m->topic.len, m->topic.buf, cymg_strerror(rc));
 }
 
 /* The acknowledgement that ends a QoS flow upstream. */
@@ -341,7 +345,7 @@ static void on_acked(cymg_mqtt_bridge *br, uint16_t id, uint8_t qos, uint8_t cod
     if (m->id != id || m->qos != qos) continue;
     if (code >= 0x80)
       CYMG__ERR("mqtt bridge %s: upstream refused a message on %.*s (reason 0x%02x)", br->url,
-                (int) m->topic.len, m->topic.buf, code);
+                (int)m->topic.len, m->topic.buf, code);
     outbox_remove(br, prev, m);
     break;
   }
@@ -361,7 +365,7 @@ static void schedule(cymg_mqtt_bridge *br) {
   /* Full jitter over the upper half: [d/2, d], so brokers that lost the same
    * upstream do not come back in step. */
   uint32_t d = br->backoff, r = 0;
-  if (cymg_random_bytes(&r, sizeof(r)) != 0) r = (uint32_t) cymg_mgr_now(br->mgr);
+  if (cymg_random_bytes(&r, sizeof(r)) != 0) r = (uint32_t)cymg_mgr_now(br->mgr);
   uint32_t delay = d / 2 + r % (d / 2 + 1);
   br->backoff = d > br->backoff_max / 2 ? br->backoff_max : d * 2;
   int rc = cymg_timer_add(br->mgr, delay, CYMG_TIMER_ONCE, retry_timer, br, &br->timer);
@@ -375,9 +379,9 @@ static void schedule(cymg_mqtt_bridge *br) {
 }
 
 static void noop_fn(cymg_conn *c, int ev, void *ev_data) {
-  (void) c;
-  (void) ev;
-  (void) ev_data;
+  (void)c;
+  (void)ev;
+  (void)ev_data;
 }
 
 static void subscribe_in(cymg_mqtt_bridge *br) {
@@ -401,10 +405,10 @@ static void subscribe_in(cymg_mqtt_bridge *br) {
 static void bridge_fn(cymg_conn *c, int ev, void *ev_data) {
   cymg_mqtt_bridge *br = cymg_conn_userdata(c);
   if (ev == CYMG_EV_MQTT_OPEN) {
-    int code = *(const int *) ev_data;
+    int code = *(const int *)ev_data;
     if (code != 0) {
-      CYMG__ERR("mqtt bridge %s: upstream refused the connection (CONNACK code 0x%02x)",
-                br->url, (unsigned) code);
+      CYMG__ERR("mqtt bridge %s: upstream refused the connection (CONNACK code 0x%02x)", br->url,
+                (unsigned)code);
       return; /* the connection closes; CLOSE retries */
     }
     br->connected = true;
@@ -428,14 +432,14 @@ static void bridge_fn(cymg_conn *c, int ev, void *ev_data) {
       on_acked(br, m->id, 2, m->ack); /* v5: the flow ends at a failed PUBREC */
     } else if (m->cmd == CYMG_MQTT_CMD_SUBACK) {
       for (size_t i = 0; i < m->data.len; i++)
-        if ((unsigned char) m->data.buf[i] >= 0x80)
+        if ((unsigned char)m->data.buf[i] >= 0x80)
           CYMG__ERR("mqtt bridge %s: upstream refused a subscription (code 0x%02x)", br->url,
-                    (unsigned char) m->data.buf[i]);
+                    (unsigned char)m->data.buf[i]);
     }
   } else if (ev == CYMG_EV_WRITE) {
     if (br->head != NULL) pump(br);
   } else if (ev == CYMG_EV_ERROR) {
-    CYMG__ERR("mqtt bridge %s: %s", br->url, (const char *) ev_data);
+    CYMG__ERR("mqtt bridge %s: %s", br->url, (const char *)ev_data);
   } else if (ev == CYMG_EV_CLOSE) {
     if (br->copts.persistent) {
       cymg_mqtt_session *s = NULL;
@@ -515,13 +519,14 @@ static int check_opts(const cymg_mqtt_bridge_opts *o) {
   if (cymg_url_parse(cymg_str_c(o->url), &u) != 0 || u.host.len == 0) return CYMG_EINVAL;
   static const char *schemes[] = {"mqtt", "mqtts", "ws", "wss"};
   bool known = false;
-  for (size_t i = 0; i < 4; i++) known = known || cymg_str_case_eq(u.scheme, cymg_str_c(schemes[i]));
+  for (size_t i = 0; i < 4; i++)
+    known = known || cymg_str_case_eq(u.scheme, cymg_str_c(schemes[i]));
   if (!known) return CYMG_EINVAL;
   for (size_t i = 0; i < o->num_topics; i++) {
     const cymg_mqtt_bridge_topic *t = &o->topics[i];
     if (t->filter == NULL || !cymg_mqtt_filter_valid(cymg_str_c(t->filter)) ||
-        t->direction < CYMG_MQTT_BRIDGE_OUT || t->direction > CYMG_MQTT_BRIDGE_BOTH ||
-        t->qos < 0 || t->qos > 2)
+        t->direction < CYMG_MQTT_BRIDGE_OUT || t->direction > CYMG_MQTT_BRIDGE_BOTH || t->qos < 0 ||
+        t->qos > 2)
       return CYMG_EINVAL;
   }
   uint8_t v = o->client.version;

@@ -33,12 +33,12 @@
 #define ST_HDR_LEN 12
 #define ST_FRAME 8
 /* Largest body: an MQTT packet is at most 256 MiB, plus the other fields. */
-#define ST_MAX_BODY ((size_t) 300 << 20)
+#define ST_MAX_BODY ((size_t)300 << 20)
 /* put writes the queue out (without syncing) once it holds this much, so
  * memory stays bounded however long the broker goes between syncs. */
-#define ST_QUEUE_MAX ((size_t) 4 << 20)
-#define ST_QUEUE_HARD ((size_t) 64 << 20)
-#define ST_COMPACT_SLACK ((uint64_t) 1 << 20)
+#define ST_QUEUE_MAX ((size_t)4 << 20)
+#define ST_QUEUE_HARD ((size_t)64 << 20)
+#define ST_COMPACT_SLACK ((uint64_t)1 << 20)
 
 enum {
   F_CLIENT = 1u << 0,
@@ -59,8 +59,8 @@ enum {
 
 struct cymg__mqtt_store {
   char *path, *tmp_path;
-  int fd;       /* the log in use */
-  int out_fd;   /* where writes go: fd, or the temporary file while compacting */
+  int fd;             /* the log in use */
+  int out_fd;         /* where writes go: fd, or the temporary file while compacting */
   uint64_t size;      /* bytes of out_fd known good (header + whole records) */
   uint64_t base_size; /* size after the last open or compaction */
   char *q;            /* queued records, not written yet */
@@ -70,33 +70,60 @@ struct cymg__mqtt_store {
   int dump_err; /* the first put error during a compaction's dump */
 };
 
-/* ---- CRC-32C (Castagnoli), four bits at a time ---- */
+/* ---- CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), a byte at a
+ * time. The table is the CRC of each byte value, generated once from the
+ * bitwise definition; test_mqtt_store.c pins the bytes of a record on disk. */
 
-static const uint32_t crc_tab[16] = {
-    0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1, 0x417b1dbc, 0x5125dad3,
-    0x61c69362, 0x7198540d, 0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9,
-    0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75};
+static const uint32_t crc_tab[256] = {
+    0x00000000, 0xf26b8303, 0xe13b70f7, 0x1350f3f4, 0xc79a971f, 0x35f1141c, 0x26a1e7e8, 0xd4ca64eb,
+    0x8ad958cf, 0x78b2dbcc, 0x6be22838, 0x9989ab3b, 0x4d43cfd0, 0xbf284cd3, 0xac78bf27, 0x5e133c24,
+    0x105ec76f, 0xe235446c, 0xf165b798, 0x030e349b, 0xd7c45070, 0x25afd373, 0x36ff2087, 0xc494a384,
+    0x9a879fa0, 0x68ec1ca3, 0x7bbcef57, 0x89d76c54, 0x5d1d08bf, 0xaf768bbc, 0xbc267848, 0x4e4dfb4b,
+    0x20bd8ede, 0xd2d60ddd, 0xc186fe29, 0x33ed7d2a, 0xe72719c1, 0x154c9ac2, 0x061c6936, 0xf477ea35,
+    0xaa64d611, 0x580f5512, 0x4b5fa6e6, 0xb93425e5, 0x6dfe410e, 0x9f95c20d, 0x8cc531f9, 0x7eaeb2fa,
+    0x30e349b1, 0xc288cab2, 0xd1d83946, 0x23b3ba45, 0xf779deae, 0x05125dad, 0x1642ae59, 0xe4292d5a,
+    0xba3a117e, 0x4851927d, 0x5b016189, 0xa96ae28a, 0x7da08661, 0x8fcb0562, 0x9c9bf696, 0x6ef07595,
+    0x417b1dbc, 0xb3109ebf, 0xa0406d4b, 0x522bee48, 0x86e18aa3, 0x748a09a0, 0x67dafa54, 0x95b17957,
+    0xcba24573, 0x39c9c670, 0x2a993584, 0xd8f2b687, 0x0c38d26c, 0xfe53516f, 0xed03a29b, 0x1f682198,
+    0x5125dad3, 0xa34e59d0, 0xb01eaa24, 0x42752927, 0x96bf4dcc, 0x64d4cecf, 0x77843d3b, 0x85efbe38,
+    0xdbfc821c, 0x2997011f, 0x3ac7f2eb, 0xc8ac71e8, 0x1c661503, 0xee0d9600, 0xfd5d65f4, 0x0f36e6f7,
+    0x61c69362, 0x93ad1061, 0x80fde395, 0x72966096, 0xa65c047d, 0x5437877e, 0x4767748a, 0xb50cf789,
+    0xeb1fcbad, 0x197448ae, 0x0a24bb5a, 0xf84f3859, 0x2c855cb2, 0xdeeedfb1, 0xcdbe2c45, 0x3fd5af46,
+    0x7198540d, 0x83f3d70e, 0x90a324fa, 0x62c8a7f9, 0xb602c312, 0x44694011, 0x5739b3e5, 0xa55230e6,
+    0xfb410cc2, 0x092a8fc1, 0x1a7a7c35, 0xe811ff36, 0x3cdb9bdd, 0xceb018de, 0xdde0eb2a, 0x2f8b6829,
+    0x82f63b78, 0x709db87b, 0x63cd4b8f, 0x91a6c88c, 0x456cac67, 0xb7072f64, 0xa457dc90, 0x563c5f93,
+    0x082f63b7, 0xfa44e0b4, 0xe9141340, 0x1b7f9043, 0xcfb5f4a8, 0x3dde77ab, 0x2e8e845f, 0xdce5075c,
+    0x92a8fc17, 0x60c37f14, 0x73938ce0, 0x81f80fe3, 0x55326b08, 0xa759e80b, 0xb4091bff, 0x466298fc,
+    0x1871a4d8, 0xea1a27db, 0xf94ad42f, 0x0b21572c, 0xdfeb33c7, 0x2d80b0c4, 0x3ed04330, 0xccbbc033,
+    0xa24bb5a6, 0x502036a5, 0x4370c551, 0xb11b4652, 0x65d122b9, 0x97baa1ba, 0x84ea524e, 0x7681d14d,
+    0x2892ed69, 0xdaf96e6a, 0xc9a99d9e, 0x3bc21e9d, 0xef087a76, 0x1d63f975, 0x0e330a81, 0xfc588982,
+    0xb21572c9, 0x407ef1ca, 0x532e023e, 0xa145813d, 0x758fe5d6, 0x87e466d5, 0x94b49521, 0x66df1622,
+    0x38cc2a06, 0xcaa7a905, 0xd9f75af1, 0x2b9cd9f2, 0xff56bd19, 0x0d3d3e1a, 0x1e6dcdee, 0xec064eed,
+    0xc38d26c4, 0x31e6a5c7, 0x22b65633, 0xd0ddd530, 0x0417b1db, 0xf67c32d8, 0xe52cc12c, 0x1747422f,
+    0x49547e0b, 0xbb3ffd08, 0xa86f0efc, 0x5a048dff, 0x8ecee914, 0x7ca56a17, 0x6ff599e3, 0x9d9e1ae0,
+    0xd3d3e1ab, 0x21b862a8, 0x32e8915c, 0xc083125f, 0x144976b4, 0xe622f5b7, 0xf5720643, 0x07198540,
+    0x590ab964, 0xab613a67, 0xb831c993, 0x4a5a4a90, 0x9e902e7b, 0x6cfbad78, 0x7fab5e8c, 0x8dc0dd8f,
+    0xe330a81a, 0x115b2b19, 0x020bd8ed, 0xf0605bee, 0x24aa3f05, 0xd6c1bc06, 0xc5914ff2, 0x37faccf1,
+    0x69e9f0d5, 0x9b8273d6, 0x88d28022, 0x7ab90321, 0xae7367ca, 0x5c18e4c9, 0x4f48173d, 0xbd23943e,
+    0xf36e6f75, 0x0105ec76, 0x12551f82, 0xe03e9c81, 0x34f4f86a, 0xc69f7b69, 0xd5cf889d, 0x27a40b9e,
+    0x79b737ba, 0x8bdcb4b9, 0x988c474d, 0x6ae7c44e, 0xbe2da0a5, 0x4c4623a6, 0x5f16d052, 0xad7d5351,
+};
 
 static uint32_t crc32c(const void *p, size_t n) {
   const unsigned char *s = p;
   uint32_t c = 0xffffffffu;
-  for (size_t i = 0; i < n; i++) {
-    c ^= s[i];
-    c = (c >> 4) ^ crc_tab[c & 15];
-    c = (c >> 4) ^ crc_tab[c & 15];
-  }
+  for (size_t i = 0; i < n; i++) c = (c >> 8) ^ crc_tab[(c ^ s[i]) & 0xff];
   return c ^ 0xffffffffu;
 }
-
 static void put_u32le(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char) v;
-  p[1] = (unsigned char) (v >> 8);
-  p[2] = (unsigned char) (v >> 16);
-  p[3] = (unsigned char) (v >> 24);
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
 }
 
 static uint32_t get_u32le(const unsigned char *p) {
-  return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) CYMG_PRINTF(3, 4);
@@ -114,24 +141,24 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 static int write_all(int fd, const void *p, size_t n, uint64_t off) {
   const char *s = p;
   while (n > 0) {
-    ssize_t w = pwrite(fd, s, n, (off_t) off);
+    ssize_t w = pwrite(fd, s, n, (off_t)off);
     if (w < 0) {
       if (errno == EINTR) continue;
       return -errno;
     }
     if (w == 0) return -EIO;
     s += w;
-    n -= (size_t) w;
-    off += (uint64_t) w;
+    n -= (size_t)w;
+    off += (uint64_t)w;
   }
   return 0;
 }
 
 static int sync_dir_of(const char *path) {
   const char *slash = strrchr(path, '/');
-  char *dir = slash == NULL ? strdup(".")
+  char *dir = slash == NULL   ? strdup(".")
               : slash == path ? strdup("/")
-                              : strndup(path, (size_t) (slash - path));
+                              : strndup(path, (size_t)(slash - path));
   if (dir == NULL) return CYMG_ENOMEM;
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   free(dir);
@@ -147,7 +174,7 @@ static int flush_queue(cymg__mqtt_store *st) {
   if (st->qlen == 0) return 0;
   int rc = write_all(st->out_fd, st->q, st->qlen, st->size);
   if (rc != 0) {
-    if (ftruncate(st->out_fd, (off_t) st->size) != 0 && st->out_fd == st->fd) st->broken = rc;
+    if (ftruncate(st->out_fd, (off_t)st->size) != 0 && st->out_fd == st->fd) st->broken = rc;
     return rc;
   }
   st->size += st->qlen;
@@ -168,10 +195,10 @@ static size_t varint_len(uint64_t v) {
 
 static unsigned char *put_varint(unsigned char *p, uint64_t v) {
   while (v >= 0x80) {
-    *p++ = (unsigned char) (v | 0x80);
+    *p++ = (unsigned char)(v | 0x80);
     v >>= 7;
   }
-  *p++ = (unsigned char) v;
+  *p++ = (unsigned char)v;
   return p;
 }
 
@@ -229,7 +256,7 @@ static int put_rec(cymg__mqtt_store *st, const cymg__mqtt_rec *r) {
     st->q = nq;
     st->qcap = cap;
   }
-  unsigned char *start = (unsigned char *) st->q + st->qlen, *p = start + ST_FRAME;
+  unsigned char *start = (unsigned char *)st->q + st->qlen, *p = start + ST_FRAME;
   *p++ = r->type;
   p = put_varint(p, m);
   for (int i = 0; i < 4; i++) {
@@ -245,7 +272,7 @@ static int put_rec(cymg__mqtt_store *st, const cymg__mqtt_rec *r) {
   if (m & F_QOS) *p++ = r->qos;
   if (m & F_OPTS) *p++ = r->opts;
   if (m & F_VERSION) *p++ = r->version;
-  put_u32le(start, (uint32_t) body);
+  put_u32le(start, (uint32_t)body);
   put_u32le(start + 4, crc32c(start + ST_FRAME, body));
   st->qlen += need;
   st->dirty = true;
@@ -269,7 +296,7 @@ static bool get_varint(const unsigned char **p, const unsigned char *end, uint64
     if (*p >= end) return false;
     unsigned char c = *(*p)++;
     if (shift == 63 && c > 1) return false;
-    v |= (uint64_t) (c & 0x7f) << shift;
+    v |= (uint64_t)(c & 0x7f) << shift;
     if (!(c & 0x80)) {
       if (v > max) return false;
       *out = v;
@@ -290,20 +317,20 @@ static bool decode_body(const unsigned char *p, size_t n, cymg__mqtt_rec *r) {
   cymg_str *strs[4] = {&r->client_id, &r->topic, &r->payload, &r->props};
   for (int i = 0; i < 4; i++) {
     if (!(m & (1u << i))) continue;
-    if (!get_varint(&p, end, (uint64_t) (end - p), &v)) return false;
-    if (v > (uint64_t) (end - p)) return false;
-    *strs[i] = cymg_str_n(p, (size_t) v);
+    if (!get_varint(&p, end, (uint64_t)(end - p), &v)) return false;
+    if (v > (uint64_t)(end - p)) return false;
+    *strs[i] = cymg_str_n(p, (size_t)v);
     p += v;
   }
   if ((m & F_SEQ) && !get_varint(&p, end, UINT64_MAX, &r->seq)) return false;
   if ((m & F_TIME) && !get_varint(&p, end, UINT64_MAX, &r->time)) return false;
   if (m & F_NUM) {
     if (!get_varint(&p, end, UINT32_MAX, &v)) return false;
-    r->num = (uint32_t) v;
+    r->num = (uint32_t)v;
   }
   if (m & F_ID) {
     if (!get_varint(&p, end, UINT16_MAX, &v)) return false;
-    r->id = (uint16_t) v;
+    r->id = (uint16_t)v;
   }
   uint8_t *bytes[3] = {&r->qos, &r->opts, &r->version};
   for (int i = 0; i < 3; i++) {
@@ -359,8 +386,8 @@ static int replay(const char *path, const unsigned char *map, uint64_t fsize,
     }
     cymg__mqtt_rec r;
     if (!decode_body(map + off + ST_FRAME, len, &r)) {
-      set_err(err, errlen, "%s: record %" PRIu64 " at byte %" PRIu64 " has a bad encoding",
-              path, count + 1, off);
+      set_err(err, errlen, "%s: record %" PRIu64 " at byte %" PRIu64 " has a bad encoding", path,
+              count + 1, off);
       return CYMG_EPARSE;
     }
     if (fn != NULL) fn(data, &r);
@@ -397,20 +424,20 @@ static int load(cymg__mqtt_store *st, cymg__mqtt_store_fn fn, void *data, char *
     set_err(err, errlen, "%s: %s", st->path, strerror(-rc));
     return rc;
   }
-  uint64_t fsize = (uint64_t) sb.st_size;
+  uint64_t fsize = (uint64_t)sb.st_size;
   unsigned char h[ST_HDR_LEN];
   header(h);
   if (fsize < ST_HDR_LEN) {
     /* Empty, or a crash while it was being created: a new log. Anything else
      * this short is not ours. */
     unsigned char buf[ST_HDR_LEN];
-    ssize_t n = fsize == 0 ? 0 : pread(st->fd, buf, (size_t) fsize, 0);
+    ssize_t n = fsize == 0 ? 0 : pread(st->fd, buf, (size_t)fsize, 0);
     if (n < 0) {
       int rc = -errno;
       set_err(err, errlen, "%s: %s", st->path, strerror(-rc));
       return rc;
     }
-    if ((uint64_t) n != fsize || memcmp(buf, h, (size_t) fsize) != 0) {
+    if ((uint64_t)n != fsize || memcmp(buf, h, (size_t)fsize) != 0) {
       set_err(err, errlen, "%s: not an MQTT persistence file (bad header)", st->path);
       return CYMG_EPARSE;
     }
@@ -429,7 +456,7 @@ static int load(cymg__mqtt_store *st, cymg__mqtt_store_fn fn, void *data, char *
     set_err(err, errlen, "%s: too large to load", st->path);
     return CYMG_ERANGE;
   }
-  void *map = mmap(NULL, (size_t) fsize, PROT_READ, MAP_PRIVATE, st->fd, 0);
+  void *map = mmap(NULL, (size_t)fsize, PROT_READ, MAP_PRIVATE, st->fd, 0);
   if (map == MAP_FAILED) {
     int rc = -errno;
     set_err(err, errlen, "%s: mmap: %s", st->path, strerror(-rc));
@@ -440,23 +467,23 @@ static int load(cymg__mqtt_store *st, cymg__mqtt_store_fn fn, void *data, char *
   if (memcmp(map, h, ST_MAGIC_LEN) != 0) {
     set_err(err, errlen, "%s: not an MQTT persistence file (bad magic)", st->path);
     rc = CYMG_EPARSE;
-  } else if (get_u32le((const unsigned char *) map + ST_MAGIC_LEN) != ST_VERSION) {
+  } else if (get_u32le((const unsigned char *)map + ST_MAGIC_LEN) != ST_VERSION) {
     set_err(err, errlen, "%s: persistence format version %u, this build reads %u", st->path,
-            get_u32le((const unsigned char *) map + ST_MAGIC_LEN), ST_VERSION);
+            get_u32le((const unsigned char *)map + ST_MAGIC_LEN), ST_VERSION);
     rc = CYMG_EPARSE;
   } else {
     rc = replay(st->path, map, fsize, fn, data, &good, err, errlen);
   }
-  if (munmap(map, (size_t) fsize) != 0 && rc == 0) {
+  if (munmap(map, (size_t)fsize) != 0 && rc == 0) {
     rc = -errno;
     set_err(err, errlen, "%s: munmap: %s", st->path, strerror(-rc));
   }
   if (rc != 0) return rc;
   if (good < fsize) {
-    CYMG__ERR("mqtt store %s: warning: torn or corrupt tail of %" PRIu64
-              " bytes at byte %" PRIu64 " cut off (never acknowledged)",
+    CYMG__ERR("mqtt store %s: warning: torn or corrupt tail of %" PRIu64 " bytes at byte %" PRIu64
+              " cut off (never acknowledged)",
               st->path, fsize - good, good);
-    if (ftruncate(st->fd, (off_t) good) != 0 || fdatasync(st->fd) != 0) {
+    if (ftruncate(st->fd, (off_t)good) != 0 || fdatasync(st->fd) != 0) {
       rc = -errno;
       set_err(err, errlen, "%s: cannot cut the torn tail: %s", st->path, strerror(-rc));
       return rc;

@@ -16,8 +16,8 @@ typedef struct {
 
 static inline void cli_fn(cymg_conn *c, int ev, void *ev_data) {
   cli *k = cymg_conn_userdata(c);
-  if (ev == CYMG_EV_MQTT_CMD && ((const cymg_mqtt_msg *) ev_data)->cmd == CYMG_MQTT_CMD_CONNACK)
-    k->session_present = ((const cymg_mqtt_msg *) ev_data)->session_present;
+  if (ev == CYMG_EV_MQTT_CMD && ((const cymg_mqtt_msg *)ev_data)->cmd == CYMG_MQTT_CMD_CONNACK)
+    k->session_present = ((const cymg_mqtt_msg *)ev_data)->session_present;
   rec_fn(c, ev, ev_data);
   if (ev == CYMG_EV_CLOSE) k->c = NULL;
 }
@@ -33,14 +33,15 @@ static inline void cli_connect(cymg_mgr *mgr, cli *k, uint16_t port, const cymg_
 }
 
 static inline void cli_open(cymg_mgr *mgr, cli *k, uint16_t port, int version) {
-  cymg_mqtt_opts o = {.version = (uint8_t) version};
+  cymg_mqtt_opts o = {.version = (uint8_t)version};
   cli_connect(mgr, k, port, &o);
 }
 
 /* A client with a persistent session under a fixed id. */
 static inline void cli_open_persistent(cymg_mgr *mgr, cli *k, uint16_t port, int version,
                                        const char *id) {
-  cymg_mqtt_opts o = {.version = (uint8_t) version, .persistent = true,
+  cymg_mqtt_opts o = {.version = (uint8_t)version,
+                      .persistent = true,
                       .client_id = cymg_str_c(id),
                       .session_expiry = version == CYMG_MQTT_V5 ? 3600 : 0};
   cli_connect(mgr, k, port, &o);

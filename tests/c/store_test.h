@@ -11,7 +11,7 @@
 static char dir[64], path[128];
 
 static int store_dir_setup(void **state) {
-  (void) state;
+  (void)state;
   snprintf(dir, sizeof(dir), "/tmp/cymg-store-XXXXXX");
   if (mkdtemp(dir) == NULL) return -1;
   snprintf(path, sizeof(path), "%s/broker.db", dir);
@@ -19,7 +19,7 @@ static int store_dir_setup(void **state) {
 }
 
 static int store_dir_teardown(void **state) {
-  (void) state;
+  (void)state;
   char p[160];
   unlink(path);
   snprintf(p, sizeof(p), "%s.tmp", path);

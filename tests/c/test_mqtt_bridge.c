@@ -35,7 +35,7 @@ static int setup(void **state) {
   while (up_tls_port == up_port);
   do up_auth_port = free_port();
   while (up_auth_port == up_port || up_auth_port == up_tls_port);
-  snprintf(conf, sizeof(conf), "%s/mosquitto-bridge-%d.conf", tls_dir, (int) getpid());
+  snprintf(conf, sizeof(conf), "%s/mosquitto-bridge-%d.conf", tls_dir, (int)getpid());
   FILE *f = fopen(conf, "w");
   if (f == NULL) return -1;
   /* No logging: nobody reads the pipe, and a full pipe would stall it. The
@@ -52,7 +52,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  (void) state;
+  (void)state;
   mosq_stop(SIGTERM);
   unlink(conf);
   return 0;
@@ -63,8 +63,8 @@ static int teardown(void **state) {
 static char logged[1 << 14];
 static size_t logged_len;
 static void log_sink(int level, const char *line, size_t len, void *arg) {
-  (void) level;
-  (void) arg;
+  (void)level;
+  (void)arg;
   if (logged_len + len + 2 > sizeof(logged)) logged_len = 0; /* keep the newest */
   memcpy(logged + logged_len, line, len);
   logged_len += len;
@@ -100,9 +100,13 @@ static void bridge_up(local *l, const char *scheme, uint16_t port, int version,
   char url[64];
   snprintf(url, sizeof(url), "%s://127.0.0.1:%u", scheme, port);
   cymg_tls_opts tls = {.ca = cymg_str_c(cert("ca.crt"))};
-  cymg_mqtt_bridge_opts o = {.url = url, .topics = t, .num_topics = n,
-                             .client = {.version = (uint8_t) version, .persistent = true},
-                             .tls = &tls, .backoff_min_ms = 50, .backoff_max_ms = 400};
+  cymg_mqtt_bridge_opts o = {.url = url,
+                             .topics = t,
+                             .num_topics = n,
+                             .client = {.version = (uint8_t)version, .persistent = true},
+                             .tls = &tls,
+                             .backoff_min_ms = 50,
+                             .backoff_max_ms = 400};
   assert_int_equal(cymg_mqtt_bridge_new(l->b, &o, &l->br), 0);
   POLL_UNTIL(l->mgr, cymg_mqtt_bridge_connected(l->br));
 }
@@ -123,7 +127,7 @@ static void fence(cymg_mgr *mgr, cli *from, cli *to, const char *topic) {
 /* ---- tests ---- */
 
 static void test_local_to_upstream(void **state) {
-  (void) state;
+  (void)state;
   local l;
   local_start(&l);
   cymg_mqtt_bridge_topic t[] = {{"up/#", CYMG_MQTT_BRIDGE_OUT, 2},
@@ -139,7 +143,8 @@ static void test_local_to_upstream(void **state) {
   cli_pub(&p, "cap/q2", "capped", 2, false); /* the pattern's QoS 1 is the most */
   cli_pub(&p, "not/bridged", "x", 1, false);
   assert_int_equal(cymg_mqtt_broker_publish(l.b, cymg_str_c("up/inproc"), cymg_str_c("ip"), 1,
-                                            false, NULL, 0, NULL), 0);
+                                            false, NULL, 0, NULL),
+                   0);
   /* A QoS 2 message may be routed at PUBREL, after later ones: wait for each,
    * then a fence for what must not come. */
   const char *expect[] = {"up/q0", "up/q1", "up/q2", "cap/q2", "up/inproc"};
@@ -185,7 +190,7 @@ static void test_local_to_upstream(void **state) {
 }
 
 static void test_upstream_to_local(void **state) {
-  (void) state;
+  (void)state;
   local l;
   local_start(&l);
   /* The retained message exists upstream before the bridge subscribes. */
@@ -285,12 +290,12 @@ static void no_loop(int version) {
 }
 
 static void test_no_loop_v5(void **state) {
-  (void) state;
+  (void)state;
   no_loop(CYMG_MQTT_V5);
 }
 
 static void test_no_loop_v311(void **state) {
-  (void) state;
+  (void)state;
   no_loop(CYMG_MQTT_V311);
 }
 
@@ -298,7 +303,7 @@ static void test_no_loop_v311(void **state) {
  * QoS 1 messages are waiting; the bridge reconnects by itself and delivers
  * them. Retained, so the subscriber sees them whenever it subscribes. */
 static void test_upstream_restart(void **state) {
-  (void) state;
+  (void)state;
   local l;
   local_start(&l);
   cymg_mqtt_bridge_topic t[] = {{"rs/#", CYMG_MQTT_BRIDGE_BOTH, 1}};
@@ -313,7 +318,8 @@ static void test_upstream_restart(void **state) {
    * oldest are dropped (and said so), the newest kept. */
   for (int i = 0; i < 1000; i++)
     assert_int_equal(cymg_mqtt_broker_publish(l.b, cymg_str_c("rs/flood/x"), cymg_str_c("f"), 0,
-                                              false, NULL, 0, NULL), 0);
+                                              false, NULL, 0, NULL),
+                     0);
   assert_int_equal(count_logged("oldest dropped"), 0);
   cli_pub(&p, "rs/1", "one", 1, true);
   cli_pub(&p, "rs/2", "two", 1, true);
@@ -356,7 +362,7 @@ static void test_upstream_restart(void **state) {
  * bridge publishes it again. (The client alone would drop it with the
  * session the CONNACK says is gone.) */
 static void test_inflight_republished(void **state) {
-  (void) state;
+  (void)state;
   local l;
   local_start(&l);
   cymg_mqtt_bridge_topic t[] = {{"fl/#", CYMG_MQTT_BRIDGE_OUT, 1}};
@@ -365,7 +371,7 @@ static void test_inflight_republished(void **state) {
   cli_open(l.mgr, &p, l.port, CYMG_MQTT_V5);
   assert_int_equal(kill(mosq.pid, SIGSTOP), 0);
   cli_pub(&p, "fl/1", "in flight", 1, true);
-  POLL_UNTIL(l.mgr, cli_acks(&p) == 1); /* routed here, so handed to the bridge */
+  POLL_UNTIL(l.mgr, cli_acks(&p) == 1);                 /* routed here, so handed to the bridge */
   for (int i = 0; i < 10; i++) cymg_mgr_poll(l.mgr, 5); /* let it reach the socket */
   mosq_stop(SIGKILL);
   POLL_UNTIL(l.mgr, !cymg_mqtt_bridge_connected(l.br));
@@ -383,7 +389,7 @@ static void test_inflight_republished(void **state) {
 }
 
 static void test_tls_upstream(void **state) {
-  (void) state;
+  (void)state;
   local l;
   local_start(&l);
   cymg_mqtt_bridge_topic t[] = {{"tls/#", CYMG_MQTT_BRIDGE_BOTH, 2}};
@@ -405,12 +411,12 @@ static void test_tls_upstream(void **state) {
 }
 
 static void test_bad_options(void **state) {
-  (void) state;
+  (void)state;
   local l;
   local_start(&l);
   cymg_mqtt_bridge_topic good = {"a/#", CYMG_MQTT_BRIDGE_BOTH, 1};
   cymg_mqtt_bridge_opts o = {.url = "mqtt://127.0.0.1:1", .topics = &good, .num_topics = 1};
-  cymg_mqtt_bridge *br = (cymg_mqtt_bridge *) 1;
+  cymg_mqtt_bridge *br = (cymg_mqtt_bridge *)1;
   const char *bad_urls[] = {"http://127.0.0.1:1", "mqtt://", "not a url", "tcp://h:1"};
   for (size_t i = 0; i < 4; i++) {
     o.url = bad_urls[i];
@@ -444,7 +450,7 @@ static void test_bad_options(void **state) {
 /* Nobody listening, then a broker that refuses us: each attempt reported,
  * and retried, until an upstream takes the bridge. */
 static void test_unreachable_and_refused(void **state) {
-  (void) state;
+  (void)state;
   local l;
   local_start(&l);
   logged_len = 0;
@@ -453,8 +459,8 @@ static void test_unreachable_and_refused(void **state) {
   char url[64];
   snprintf(url, sizeof(url), "mqtt://127.0.0.1:%u", nobody);
   cymg_mqtt_bridge_topic t = {"x/#", CYMG_MQTT_BRIDGE_BOTH, 1};
-  cymg_mqtt_bridge_opts o = {.url = url, .topics = &t, .num_topics = 1,
-                             .backoff_min_ms = 20, .backoff_max_ms = 100};
+  cymg_mqtt_bridge_opts o = {
+      .url = url, .topics = &t, .num_topics = 1, .backoff_min_ms = 20, .backoff_max_ms = 100};
   cymg_mqtt_bridge *br1 = NULL, *br2 = NULL;
   assert_int_equal(cymg_mqtt_bridge_new(l.b, &o, &br1), 0);
   POLL_UNTIL(l.mgr, count_logged(url) >= 3);

@@ -82,12 +82,12 @@ static void restart(int version) {
 }
 
 static void test_restart_v5(void **state) {
-  (void) state;
+  (void)state;
   restart(CYMG_MQTT_V5);
 }
 
 static void test_restart_v311(void **state) {
-  (void) state;
+  (void)state;
   restart(CYMG_MQTT_V311);
 }
 
@@ -95,7 +95,7 @@ static void test_restart_v311(void **state) {
  * from its live state, and a restart finds that state (the newest retained
  * payload), not the history. */
 static void test_compaction(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr = new_mgr();
   uint16_t port;
   cymg_mqtt_broker *b = broker_on(mgr, 0, &port);
@@ -133,7 +133,7 @@ static void test_compaction(void **state) {
 
 /* A second broker on a file in use is refused with a message. */
 static void test_file_in_use(void **state) {
-  (void) state;
+  (void)state;
   cymg_mgr *mgr = new_mgr();
   cymg_mqtt_broker *b = broker_on(mgr, 0, NULL), *b2 = NULL;
   cymg_mqtt_broker_opts o = {.persist_path = path};
@@ -196,7 +196,7 @@ static int persist_teardown(void **state) {
 }
 
 static void test_sigkill_after_ack(void **state) {
-  (void) state;
+  (void)state;
   uint16_t port = free_port();
   pid_t pid = spawn_broker(port);
   cymg_mgr *mgr = new_mgr();

@@ -14,9 +14,9 @@
 /* What the store logged (the torn-tail warning). */
 static char logged[4096];
 static void log_sink(int level, const char *line, size_t len, void *arg) {
-  (void) level;
-  (void) arg;
-  snprintf(logged, sizeof(logged), "%.*s", (int) len, line);
+  (void)level;
+  (void)arg;
+  snprintf(logged, sizeof(logged), "%.*s", (int)len, line);
 }
 
 /* Records as loaded, deep-copied so they outlive the callback. */
@@ -77,21 +77,44 @@ static void assert_rec(const cymg__mqtt_rec *a, const cymg__mqtt_rec *b) {
 /* One record of every type, with extreme values where a field allows. */
 static const char binary[] = {'\0', '\xff', '\x80', 'x', '\0'};
 static const cymg__mqtt_rec samples[] = {
-    {.type = CYMG__ST_RETAIN, .topic = {"a/b", 3}, .payload = {binary, sizeof(binary)},
-     .props = {"\x01\x01", 2}, .qos = 2, .time = UINT64_MAX},
+    {.type = CYMG__ST_RETAIN,
+     .topic = {"a/b", 3},
+     .payload = {binary, sizeof(binary)},
+     .props = {"\x01\x01", 2},
+     .qos = 2,
+     .time = UINT64_MAX},
     {.type = CYMG__ST_RETAIN, .topic = {"empty/payload", 13}, .qos = 0},
     {.type = CYMG__ST_RETAIN_DEL, .topic = {"a/b", 3}},
-    {.type = CYMG__ST_SESSION, .client_id = {"c1", 2}, .num = UINT32_MAX, .version = 5,
+    {.type = CYMG__ST_SESSION,
+     .client_id = {"c1", 2},
+     .num = UINT32_MAX,
+     .version = 5,
      .time = 1764640000},
     {.type = CYMG__ST_SESSION, .client_id = {"c2", 2}, .num = 0, .version = 4},
-    {.type = CYMG__ST_SUB, .client_id = {"c1", 2}, .topic = {"s/+/#", 5}, .opts = 0x2d,
+    {.type = CYMG__ST_SUB,
+     .client_id = {"c1", 2},
+     .topic = {"s/+/#", 5},
+     .opts = 0x2d,
      .num = 268435455},
     {.type = CYMG__ST_UNSUB, .client_id = {"c1", 2}, .topic = {"s/+/#", 5}},
-    {.type = CYMG__ST_MSG, .client_id = {"c1", 2}, .seq = UINT64_MAX, .topic = {"t", 1},
-     .payload = {"hello", 5}, .props = {"\x23\x00\x05", 3}, .qos = 1, .retain = true,
-     .time = 42, .id = 65535, .released = false},
-    {.type = CYMG__ST_MSG, .client_id = {"c1", 2}, .seq = 1, .topic = {"t", 1}, .qos = 2,
-     .id = 7, .released = true},
+    {.type = CYMG__ST_MSG,
+     .client_id = {"c1", 2},
+     .seq = UINT64_MAX,
+     .topic = {"t", 1},
+     .payload = {"hello", 5},
+     .props = {"\x23\x00\x05", 3},
+     .qos = 1,
+     .retain = true,
+     .time = 42,
+     .id = 65535,
+     .released = false},
+    {.type = CYMG__ST_MSG,
+     .client_id = {"c1", 2},
+     .seq = 1,
+     .topic = {"t", 1},
+     .qos = 2,
+     .id = 7,
+     .released = true},
     {.type = CYMG__ST_MSG_DEL, .client_id = {"c1", 2}, .seq = 1},
     {.type = CYMG__ST_QOS2_IN, .client_id = {"c2", 2}, .id = 1},
     {.type = CYMG__ST_QOS2_IN_DEL, .client_id = {"c2", 2}, .id = 1},
@@ -126,7 +149,7 @@ static void write_samples(size_t n) {
 }
 
 static void test_round_trip(void **state) {
-  (void) state;
+  (void)state;
   write_samples(NSAMPLES);
   struct stat sb;
   assert_int_equal(stat(path, &sb), 0);
@@ -146,15 +169,36 @@ static void test_round_trip(void **state) {
   cymg__mqtt_store_close(st);
 }
 
+/* The bytes on disk, pinned: header, frame (length, CRC-32C computed by an
+ * independent bitwise implementation), type, mask, fields. A change here
+ * is a format change and needs a new version number. */
+static void test_format_bytes(void **state) {
+  (void)state;
+  loaded l = {0};
+  cymg__mqtt_store *st = open_ok(&l);
+  cymg__mqtt_rec r = {.type = CYMG__ST_RETAIN, .topic = {"a/b", 3}, .payload = {"hi", 2}, .qos = 1};
+  assert_int_equal(cymg__mqtt_store_put(st, &r), 0);
+  cymg__mqtt_store_close(st);
+  static const unsigned char want[] = {0x43, 0x59, 0x4d, 0x47, 0x4d, 0x51, 0x53, 0x54,
+                                       0x01, 0x00, 0x00, 0x00, 0x0b, 0x00, 0x00, 0x00,
+                                       0xfb, 0x42, 0x9e, 0x8c, 0x01, 0x86, 0x02, 0x03,
+                                       0x61, 0x2f, 0x62, 0x02, 0x68, 0x69, 0x01};
+  unsigned char buf[64];
+  int fd = open(path, O_RDONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(read(fd, buf, sizeof(buf)), sizeof(want));
+  assert_int_equal(close(fd), 0);
+  assert_memory_equal(buf, want, sizeof(want));
+}
+
 /* More than the in-memory bound between two syncs: written early, all there. */
 static void test_big_batch(void **state) {
-  (void) state;
+  (void)state;
   loaded l = {0};
   cymg__mqtt_store *st = open_ok(&l);
   static char pay[64 << 10];
   memset(pay, 'b', sizeof(pay));
-  cymg__mqtt_rec r = {.type = CYMG__ST_RETAIN, .topic = {"big", 3},
-                      .payload = {pay, sizeof(pay)}};
+  cymg__mqtt_rec r = {.type = CYMG__ST_RETAIN, .topic = {"big", 3}, .payload = {pay, sizeof(pay)}};
   for (int i = 0; i < 100; i++) assert_int_equal(cymg__mqtt_store_put(st, &r), 0);
   assert_true(file_size(path) > (4 << 20)); /* the queue went out before the sync */
   assert_true(cymg__mqtt_store_dirty(st));
@@ -168,7 +212,7 @@ static void test_big_batch(void **state) {
 }
 
 static void test_bad_put(void **state) {
-  (void) state;
+  (void)state;
   loaded l = {0};
   cymg__mqtt_store *st = open_ok(&l);
   cymg__mqtt_rec r = {.type = 0};
@@ -176,7 +220,7 @@ static void test_bad_put(void **state) {
   r.type = CYMG__ST_QOS2_IN_DEL + 1;
   assert_int_equal(cymg__mqtt_store_put(st, &r), CYMG_EINVAL);
   r.type = CYMG__ST_RETAIN;
-  r.payload = cymg_str_n("x", (size_t) 1 << 30); /* never read: refused by length */
+  r.payload = cymg_str_n("x", (size_t)1 << 30); /* never read: refused by length */
   assert_int_equal(cymg__mqtt_store_put(st, &r), CYMG_EINVAL);
   assert_false(cymg__mqtt_store_dirty(st));
   assert_int_equal(cymg__mqtt_store_put(NULL, &samples[0]), CYMG_EINVAL);
@@ -185,7 +229,7 @@ static void test_bad_put(void **state) {
 }
 
 static void test_locked(void **state) {
-  (void) state;
+  (void)state;
   loaded l = {0};
   cymg__mqtt_store *st = open_ok(&l), *st2 = NULL;
   char err[256];
@@ -200,7 +244,7 @@ static void test_locked(void **state) {
  * every earlier record comes back, the torn one does not, and the file is cut
  * so the next append frames correctly. */
 static void test_torn_tail_every_offset(void **state) {
-  (void) state;
+  (void)state;
   write_samples(NSAMPLES - 1);
   off_t before = file_size(path);
   loaded l = {0};
@@ -210,23 +254,25 @@ static void test_torn_tail_every_offset(void **state) {
   cymg__mqtt_store_close(st);
   off_t full = file_size(path);
   assert_true(full > before);
-  char *copy = malloc((size_t) full);
+  char *copy = malloc((size_t)full);
   assert_non_null(copy);
   int fd = open(path, O_RDONLY);
   assert_true(fd >= 0);
-  assert_int_equal(read(fd, copy, (size_t) full), full);
+  assert_int_equal(read(fd, copy, (size_t)full), full);
   assert_int_equal(close(fd), 0);
 
   cymg_log_set_sink(log_sink, NULL);
   for (off_t len = before; len < full; len++) {
     fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, copy, (size_t) len), len);
+    assert_int_equal(write(fd, copy, (size_t)len), len);
     assert_int_equal(close(fd), 0);
     logged[0] = '\0';
     st = open_ok(&l);
-    if (len > before) assert_non_null(strstr(logged, "torn or corrupt tail"));
-    else assert_null(strstr(logged, "torn"));
+    if (len > before)
+      assert_non_null(strstr(logged, "torn or corrupt tail"));
+    else
+      assert_null(strstr(logged, "torn"));
     assert_int_equal(l.n, NSAMPLES - 1);
     for (size_t i = 0; i < l.n; i++) assert_rec(&l.r[i], &samples[i]);
     loaded_free(&l);
@@ -259,7 +305,7 @@ static void flip_bit(off_t at, int bit) {
   assert_true(fd >= 0);
   unsigned char c;
   assert_int_equal(pread(fd, &c, 1, at), 1);
-  c ^= (unsigned char) (1u << bit);
+  c ^= (unsigned char)(1u << bit);
   assert_int_equal(pwrite(fd, &c, 1, at), 1);
   assert_int_equal(close(fd), 0);
 }
@@ -267,22 +313,22 @@ static void flip_bit(off_t at, int bit) {
 /* A bit flipped in any record but the last, in its frame or its body, is
  * damage: refused with CYMG_EPARSE, the file left alone. */
 static void test_flipped_bit_in_middle(void **state) {
-  (void) state;
+  (void)state;
   write_samples(NSAMPLES);
   off_t full = file_size(path);
   /* Every byte of the first half of the records (the header is 12 bytes). */
   for (off_t at = 12; at < full / 2; at++) {
-    flip_bit(at, (int) (at % 8));
+    flip_bit(at, (int)(at % 8));
     cymg__mqtt_store *st = NULL;
     char err[256] = "";
     loaded l = {0};
     int rc = cymg__mqtt_store_open(path, on_rec, &l, &st, err, sizeof(err));
     loaded_free(&l);
-    if (rc != CYMG_EPARSE) fail_msg("bit at byte %ld: rc %d (%s)", (long) at, rc, err);
+    if (rc != CYMG_EPARSE) fail_msg("bit at byte %ld: rc %d (%s)", (long)at, rc, err);
     assert_null(st);
     assert_non_null(strstr(err, "record"));
     assert_int_equal(file_size(path), full);
-    flip_bit(at, (int) (at % 8));
+    flip_bit(at, (int)(at % 8));
   }
   loaded l = {0};
   cymg__mqtt_store_close(open_ok(&l));
@@ -293,7 +339,7 @@ static void test_flipped_bit_in_middle(void **state) {
 static void write_file(const void *p, size_t n) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   assert_true(fd >= 0);
-  assert_int_equal(write(fd, p, n), (ssize_t) n);
+  assert_int_equal(write(fd, p, n), (ssize_t)n);
   assert_int_equal(close(fd), 0);
 }
 
@@ -306,7 +352,7 @@ static void expect_eparse(const char *what) {
 }
 
 static void test_not_a_store(void **state) {
-  (void) state;
+  (void)state;
   const char text[] = "retained messages, but in a text file\n";
   write_file(text, sizeof(text) - 1);
   expect_eparse("not an MQTT persistence file");
@@ -335,13 +381,13 @@ static void test_not_a_store(void **state) {
 static cymg__mqtt_store *dump_st;
 static size_t dump_n;
 static void dump(void *data) {
-  (void) data;
+  (void)data;
   for (size_t i = 0; i < dump_n; i++)
     assert_int_equal(cymg__mqtt_store_put(dump_st, &samples[i]), 0);
 }
 
 static void test_compact(void **state) {
-  (void) state;
+  (void)state;
   loaded l = {0};
   cymg__mqtt_store *st = open_ok(&l);
   /* Churn: the same retained topic set and cleared, until it is worth it. */
@@ -384,7 +430,7 @@ static void test_compact(void **state) {
 /* A compaction that crashed before its rename leaves a temporary file; the
  * log is whole and the leftover is removed, never read. */
 static void test_stale_temp(void **state) {
-  (void) state;
+  (void)state;
   write_samples(3);
   char tmp[160];
   snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -402,14 +448,14 @@ static void test_stale_temp(void **state) {
 
 /* A dump that fails (a put refused) leaves the old log in use, whole. */
 static void bad_dump(void *data) {
-  (void) data;
+  (void)data;
   cymg__mqtt_rec r = {.type = 99};
   assert_int_equal(cymg__mqtt_store_put(dump_st, &samples[0]), 0);
   assert_int_equal(cymg__mqtt_store_put(dump_st, &r), CYMG_EINVAL);
 }
 
 static void test_compact_failure(void **state) {
-  (void) state;
+  (void)state;
   write_samples(3);
   loaded l = {0};
   cymg__mqtt_store *st = open_ok(&l);
@@ -442,7 +488,7 @@ static void on_count(void *data, const cymg__mqtt_rec *r) {
 }
 
 static void test_sigkill_mid_stream(void **state) {
-  (void) state;
+  (void)state;
   write_samples(0);
   int pfd[2];
   assert_int_equal(pipe(pfd), 0);
@@ -455,8 +501,11 @@ static void test_sigkill_mid_stream(void **state) {
     char pay[300];
     memset(pay, 'q', sizeof(pay));
     for (uint64_t seq = 1;; seq++) {
-      cymg__mqtt_rec r = {.type = CYMG__ST_MSG, .client_id = {"crash", 5}, .seq = seq,
-                          .topic = {"t/x", 3}, .payload = {pay, 1 + seq % sizeof(pay)},
+      cymg__mqtt_rec r = {.type = CYMG__ST_MSG,
+                          .client_id = {"crash", 5},
+                          .seq = seq,
+                          .topic = {"t/x", 3},
+                          .payload = {pay, 1 + seq % sizeof(pay)},
                           .qos = 1};
       if (cymg__mqtt_store_put(st, &r) != 0) _exit(3);
       if (seq % 3 == 0) { /* a batch of three, as a group commit would */
@@ -489,11 +538,14 @@ static void test_sigkill_mid_stream(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_round_trip, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_format_bytes, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_big_batch, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_bad_put, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_locked, store_dir_setup, store_dir_teardown),
-      cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, store_dir_setup, store_dir_teardown),
-      cmocka_unit_test_setup_teardown(test_flipped_bit_in_middle, store_dir_setup, store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, store_dir_setup,
+                                      store_dir_teardown),
+      cmocka_unit_test_setup_teardown(test_flipped_bit_in_middle, store_dir_setup,
+                                      store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_not_a_store, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_compact, store_dir_setup, store_dir_teardown),
       cmocka_unit_test_setup_teardown(test_stale_temp, store_dir_setup, store_dir_teardown),

@@ -7,6 +7,7 @@
  *   cymg sntp [SERVER]                 ask an SNTP server the time
  *   cymg resolve NAME [--type A|AAAA] [--server URL]   look a name up
  *   cymg mqtt pub|sub ...              MQTT client (tools/mqtt.c)
+ *   cymg mqtt broker [--listen URL]... MQTT broker (tools/mqtt.c)
  *   cymg --help | --version */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -60,6 +61,15 @@ static void usage(FILE *out) {
           "  mqtt sub URL TOPIC... [-q QOS] [-v] [-C COUNT] [-i ID]\n"
           "                              subscribe and print each payload on a line (-v:\n"
           "                              \"TOPIC PAYLOAD\"); -C: exit after COUNT messages\n"
+          "  mqtt broker [--listen URL]... [--persist FILE] [--tls-cert F --tls-key F\n"
+          "              [--cafile F]] [--max-connections N] [-v]\n"
+          "              [--bridge URL --topic PATTERN[:in|out|both[:QOS]]...]\n"
+          "                              an MQTT 3.1.1/5.0 broker (default listener\n"
+          "                              mqtt://0.0.0.0:1883; mqtts://, ws://, wss:// too);\n"
+          "                              --persist keeps retained messages and sessions\n"
+          "                              across restarts; --bridge forwards PATTERN to/from\n"
+          "                              an upstream broker; -v logs connects; see\n"
+          "                              'cymg mqtt --help'\n"
           "  --help                      this text\n"
           "  --version                   the libcymg version\n");
 }

@@ -650,6 +650,86 @@ class Timer:
         callback is not called again; off the poll thread, the timer is removed
         from the loop at the start of the next poll."""
 
+class MqttClientInfo(Tuple[str, Optional[str], Optional[bytes], str,
+                           Optional[Tuple[str, int, bool]], int]):
+    """Who is connecting or acting, as the MqttBroker hooks see it (a named tuple)."""
+    n_fields: int
+    n_sequence_fields: int
+    n_unnamed_fields: int
+    def count(self, value: Any) -> int: ...
+    def index(self, value: Any, start: int = ..., stop: int = ...) -> int: ...
+    @property
+    def client_id(self) -> str:
+        """The client identifier (the assigned one when the client sent none)."""
+    @property
+    def username(self) -> Optional[str]:
+        """The CONNECT user name, None when absent."""
+    @property
+    def password(self) -> Optional[bytes]:
+        """The CONNECT password, None when absent."""
+    @property
+    def cert_subject(self) -> str:
+        """The TLS client certificate's subject ('' without one)."""
+    @property
+    def remote_addr(self) -> Optional[Tuple[str, int, bool]]:
+        """(ip, port, is_ipv6) of the client."""
+    @property
+    def version(self) -> int:
+        """4 (MQTT 3.1.1) or 5."""
+
+class MqttBridge:
+    """A link from an MqttBroker to an upstream broker (:meth:`MqttBroker.bridge`):
+    reconnects with exponential back-off; QoS 1/2 kept until the upstream
+    acknowledges; messages never loop."""
+    @property
+    def connected(self) -> bool:
+        """Whether the upstream accepted our CONNECT (False once closed)."""
+    def close(self) -> None:
+        """Disconnect and stop (idempotent; also done by the broker's close())."""
+
+class MqttBroker:
+    """An MQTT broker made by :meth:`Manager.mqtt_broker`. It runs while its
+    Manager does, whether or not the program keeps a reference; ``close()`` or
+    ``Manager.close()`` ends it (persistent sessions stay in the persistence
+    file; no wills are published for a shutdown). Every method is safe from any
+    thread; a context manager closes it."""
+    @property
+    def listeners(self) -> Tuple[Connection, ...]:
+        """The live listener Connections."""
+    @property
+    def closed(self) -> bool: ...
+    def listen(self, url: str, tls: Optional[TlsOpts] = None) -> Connection:
+        """Another listener: ``mqtt://`` (1883), ``mqtts://`` (8883, needs ``tls``),
+        ``ws://HOST:PORT[/PATH]`` or ``wss://`` (MQTT over WebSocket, subprotocol
+        ``mqtt``). A CA in ``tls`` asks clients for certificates (the hooks see the
+        subject). ``RuntimeError("Failed to listen on '<url>': ...")`` on failure."""
+    def publish(self, topic: str, message: Data, qos: int = 0, retain: bool = False,
+                properties: Optional[List[MqttProperty]] = None) -> None:
+        """Route a message as if a client had published it (retained when asked; an
+        empty retained payload clears the topic). ValueError for a bad topic, QoS or
+        a property not allowed in PUBLISH."""
+    def watch(self, filter: str, callback: Callable[[MqttMessage], Any]) -> int:
+        """``callback(MqttMessage)`` for every message the broker routes whose topic
+        matches ``filter`` (from clients, wills, :meth:`publish`), the PUBLISH as
+        received; retained ones are not replayed. Exceptions in it are reported,
+        not propagated. Returns an id for :meth:`unwatch`."""
+    def unwatch(self, id: int) -> None:
+        """End a watch; KeyError if there is none with that id."""
+    def bridge(self, url: str, topics: List[Tuple[str, str, int]], *, client_id: str = "",
+               username: str = "", password: str = "", version: int = 5, keepalive: int = 60,
+               tls: Optional[TlsOpts] = None, backoff_min_ms: int = 0,
+               backoff_max_ms: int = 0) -> MqttBridge:
+        """Connect to an upstream broker and forward ``topics``: (filter, "in" |
+        "out" | "both", qos) each. Back-off defaults: 1 s to 60 s."""
+    def stats(self) -> Dict[str, int]:
+        """clients, sessions, subscriptions, retained, queued, msgs_in, msgs_out,
+        bytes_in, bytes_out, dropped."""
+    def close(self) -> None:
+        """Close listeners and clients, flush the persistence file, free (idempotent).
+        RuntimeError from inside the broker's own hooks or callbacks."""
+    def __enter__(self) -> "MqttBroker": ...
+    def __exit__(self, *exc: Any) -> bool: ...
+
 class Manager:
     """The event loop: owns connections and timers, driven by :meth:`poll`.
 
@@ -805,6 +885,51 @@ class Manager:
         CONNACK, SUBACK, UNSUBACK and PINGRESP are the program's to send
         (:meth:`Connection.mqtt_connack` ...). Malformed input, a packet before
         CONNECT or a second CONNECT: MG_EV_ERROR, then that connection closes."""
+    def mqtt_broker(
+        self,
+        url: Optional[str] = None,
+        *,
+        tls: Optional[TlsOpts] = None,
+        persist: Optional[Union[str, "os.PathLike[str]"]] = None,
+        auth: Optional[Callable[["MqttClientInfo"], Union[bool, int]]] = None,
+        acl: Optional[Callable[["MqttClientInfo", str, str, int, bool], Union[bool, int]]] = None,
+        handler: Optional[EventHandler] = None,
+        max_connections: int = 0,
+        max_packet: int = 0,
+        max_subs: int = 0,
+        max_queued: int = 0,
+        max_queued_bytes: int = 0,
+        max_retained: int = 0,
+        max_session_expiry: int = 0,
+        receive_max: int = 0,
+        topic_alias_max: int = 0,
+        max_keepalive: int = 0,
+        max_qos: int = 2,
+        retain: bool = True,
+        wildcard: bool = True,
+        shared: bool = True,
+        sub_ids: bool = True,
+        disconnect_on_full: bool = False,
+    ) -> "MqttBroker":
+        """An MQTT 3.1.1 / 5.0 broker on this loop (see :class:`MqttBroker`), listening
+        on ``url`` at once when given (``tls=`` for that listener; ``mqtts://`` and
+        ``wss://`` need it). ``persist``: a file keeping retained messages and
+        persistent sessions across restarts (one that cannot be loaded raises
+        RuntimeError with the reason). ``auth(info)`` and ``acl(info, action, topic,
+        qos, retain)`` (action ``"publish"`` or ``"subscribe"``) return True, False
+        or a reason code (0x80..0xFF); False from auth is 0x86 "bad user name or
+        password" (3.1.1: 4), from acl 0x87 "not authorized"; a hook that raises or
+        returns anything else refuses with 0x87, the exception reported like a
+        handler's. ``handler(conn, ev, data)`` sees the events of the broker's
+        connections after the broker handled them (logging: do not send on them).
+        Limits (0: the library's default): connections (beyond: CONNACK 0x97 /
+        3.1.1: 3), packet size (1 MiB), subscriptions per client (1000), messages
+        (1000) and bytes (16 MiB) queued per session, retained messages (100,000),
+        session expiry cap, receive maximum (64), topic aliases (64), server
+        keep-alive; ``max_qos`` caps granted QoS; ``retain``, ``wildcard``,
+        ``shared``, ``sub_ids`` False turn those features off; a full session queue
+        drops the new message unless ``disconnect_on_full``. ValueError/TypeError
+        for bad options; the hooks run on the polling thread with the GIL."""
     def sntp_connect(self, url: str, handler: Optional[EventHandler] = None) -> Connection:
         """Start an SNTP client on ``sntp://HOST`` (UDP port 123 unless given) or
         ``udp://HOST:PORT`` and return a UDP Connection (``is_udp`` True at once).

@@ -34,6 +34,7 @@ from ._cymg import (
     Connection,
     HttpMessage,
     Manager,
+    MqttBroker,
     Timer,
     WsMessage,
 )
@@ -312,6 +313,13 @@ class AsyncManager:
 
     def mqtt_listen(self, url: str, handler: Optional[Callable[..., Any]] = None) -> Connection:
         return self._mqtt("mqtt_listen", url, handler=handler)
+
+    def mqtt_broker(self, url: Optional[str] = None, **kwargs: Any) -> MqttBroker:
+        """Manager.mqtt_broker() on this loop's manager: an MqttBroker whose methods
+        are safe from the event loop's thread; its hooks, handler and watch
+        callbacks run on the poll thread (hand results to asyncio with
+        ``loop.call_soon_threadsafe``). Stopping the AsyncManager closes it."""
+        return self._require().mqtt_broker(url, **kwargs)
 
     def sntp_connect(self, url: str, handler: Optional[Callable[..., Any]] = None) -> Connection:
         conn = self._require().sntp_connect(url, handler=handler)

@@ -19,7 +19,7 @@ cymgpy_conn *cymgpy_conn_new(cymgpy_state *st, PyObject *handler) {
 
 /* ---- event delivery ---- */
 
-static PyObject *event_data(cymgpy_state *st, int ev, void *ev_data) {
+PyObject *cymgpy_event_data(cymgpy_state *st, int ev, void *ev_data) {
   switch (ev) {
     case CYMG_EV_HTTP_HDRS:
     case CYMG_EV_HTTP_MSG:
@@ -55,7 +55,7 @@ static PyObject *event_data(cymgpy_state *st, int ev, void *ev_data) {
 }
 
 /* The views point into buffers reused once the handler returns. */
-static void views_done(cymgpy_state *st, PyObject *data) {
+void cymgpy_views_done(cymgpy_state *st, PyObject *data) {
   if (Py_IS_TYPE(data, st->http_message_type)) {
     cymgpy_http_message_done(data);
   } else if (Py_IS_TYPE(data, st->ws_message_type)) {
@@ -158,12 +158,12 @@ void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data) {
   PyObject *handler = w->handler ? w->handler : m->handler;
   if (handler != NULL && !m->quiet) {
     Py_INCREF(handler);
-    PyObject *data = event_data(m->st, ev, ev_data);
+    PyObject *data = cymgpy_event_data(m->st, ev, ev_data);
     PyObject *evo = data ? PyLong_FromLong(ev) : NULL;
     PyObject *argv[3] = {(PyObject *) w, evo, data};
     PyObject *r = evo ? PyObject_Vectorcall(handler, argv, 3, NULL) : NULL;
     if (r == NULL) cymgpy_report_exception(m);
-    if (data != NULL) views_done(m->st, data);
+    if (data != NULL) cymgpy_views_done(m->st, data);
     /* A request whose handler failed before writing anything still gets an
      * answer, so the client is not left waiting and keep-alive goes on. */
     if (r == NULL && ev == CYMG_EV_HTTP_MSG && w->http_sent == 0 && !cymg_conn_is_client(c) &&
@@ -1041,7 +1041,7 @@ static PyObject *get_size(PyObject *self, void *closure) {
   return PyLong_FromSize_t((*(size_fn *) closure)(w->conn));
 }
 
-static PyObject *addr_tuple(const cymg_addr *a) {
+PyObject *cymgpy_addr_tuple(const cymg_addr *a) {
   static const uint8_t zero[16];
   if (a->port == 0 && memcmp(a->ip, zero, sizeof(zero)) == 0) Py_RETURN_NONE;
   char ip[64];
@@ -1053,14 +1053,14 @@ static PyObject *get_local_addr(PyObject *self, void *closure) {
   (void) closure;
   cymgpy_conn *w = (cymgpy_conn *) self;
   if (w->conn == NULL) Py_RETURN_NONE;
-  return addr_tuple(cymg_conn_local(w->conn));
+  return cymgpy_addr_tuple(cymg_conn_local(w->conn));
 }
 
 static PyObject *get_remote_addr(PyObject *self, void *closure) {
   (void) closure;
   cymgpy_conn *w = (cymgpy_conn *) self;
   if (w->conn == NULL) Py_RETURN_NONE;
-  return addr_tuple(cymg_conn_remote(w->conn));
+  return cymgpy_addr_tuple(cymg_conn_remote(w->conn));
 }
 
 static PyObject *conn_repr(PyObject *self) {

@@ -30,6 +30,9 @@ typedef struct {
   PyTypeObject *rpc_type;
   PyTypeObject *rpc_req_type;
   PyTypeObject *tls_opts_type;
+  PyTypeObject *mqtt_broker_type;
+  PyTypeObject *mqtt_bridge_type;
+  PyTypeObject *mqtt_client_info_type;
 } cymgpy_state;
 
 /* What the thread running poll() is doing. In WAITING it blocks in the OS
@@ -50,6 +53,7 @@ typedef struct {
   /* Persistent MQTT client sessions between connections: a dict from
    * "url\0client_id" to a capsule holding a cymg_mqtt_session, or NULL. */
   PyObject *mqtt_sessions;
+  PyObject *brokers;     /* list of the open MqttBrokers (mqtt_broker.c), or NULL */
   PyObject *weakreflist;
   int64_t wakeup_id;
   unsigned long poll_thread;
@@ -243,6 +247,34 @@ PyObject *cymgpy_conn_mqtt_unsuback(PyObject *self, PyObject *args, PyObject *kw
 /* At CLOSE of a persistent MQTT client: keeps its session for the next
  * mqtt_connect() with the same URL and client id. */
 void cymgpy_mqtt_keep_session(cymgpy_manager *m, cymg_conn *c, cymgpy_conn *w);
+/* What a Python list of v5 property dicts became: the C array and the bytes
+ * objects its strings point into. */
+typedef struct {
+  cymg_mqtt_prop *props;
+  size_t n;
+  PyObject *keep; /* list of bytes */
+} cymgpy_props;
+/* Converts a list of property dicts (None: none). Returns 0 or -1. */
+int cymgpy_props_from(PyObject *obj, cymgpy_props *pb);
+void cymgpy_props_release(cymgpy_props *pb);
+/* A property block as a list of dicts. */
+PyObject *cymgpy_props_to_list(cymg_str block);
+/* A str argument's UTF-8 bytes (TypeError naming what otherwise). */
+int cymgpy_str_arg(PyObject *o, const char *what, cymg_str *out);
+/* ValueError unless qos is 0, 1 or 2. */
+int cymgpy_qos_ok(int qos, const char *what);
+/* The (topic, message, qos=0, retain=False, properties=None) of a PUBLISH call,
+ * checked (TypeError / ValueError naming what); fmt is the PyArg format for
+ * those five. Release with cymgpy_pub_args_release when it returned 0. */
+typedef struct {
+  cymg_str topic; /* points into the str argument */
+  Py_buffer data;
+  int qos, retain;
+  cymgpy_props props;
+} cymgpy_pub_args;
+int cymgpy_pub_args_parse(PyObject *args, PyObject *kwargs, const char *fmt, const char *what,
+                          cymgpy_pub_args *a);
+void cymgpy_pub_args_release(cymgpy_pub_args *a);
 /* A new view of msg; cymgpy_mqtt_message_done() makes it stale. */
 PyObject *cymgpy_mqtt_message_new(cymgpy_state *st, const cymg_mqtt_msg *msg);
 void cymgpy_mqtt_message_done(PyObject *view);
@@ -252,6 +284,12 @@ void cymgpy_mqtt_message_done(PyObject *view);
 cymgpy_conn *cymgpy_conn_new(cymgpy_state *st, PyObject *handler);
 /* The C event function of every connection made from Python. */
 void cymgpy_conn_event(cymg_conn *c, int ev, void *ev_data);
+/* An event's data as the handler gets it (views made stale by
+ * cymgpy_views_done once it returned). */
+PyObject *cymgpy_event_data(cymgpy_state *st, int ev, void *ev_data);
+void cymgpy_views_done(cymgpy_state *st, PyObject *data);
+/* (ip, port, is_ipv6), or None for an unset address. */
+PyObject *cymgpy_addr_tuple(const cymg_addr *a);
 
 /* ---- messages.c ---- */
 /* A new view of msg; the caller makes it stale with cymgpy_http_message_done(). */
@@ -290,6 +328,14 @@ int cymgpy_tls_opts_check(cymgpy_state *st, PyObject *obj, const char *what);
  * RuntimeError/MemoryError for misuse. Bad material raises nothing: it is
  * MG_EV_ERROR on c (on a listener, on each connection it accepts). */
 PyObject *cymgpy_tls_apply(cymg_conn *c, PyObject *obj);
+
+/* ---- mqtt_broker.c ---- */
+/* Manager.mqtt_broker (takes the call lock itself). */
+PyObject *cymgpy_manager_mqtt_broker(PyObject *self, PyObject *args, PyObject *kwargs);
+/* Frees every broker of m (before the C manager goes). */
+void cymgpy_brokers_close_all(cymgpy_manager *m);
+/* Creates the MqttBroker, MqttBridge and MqttClientInfo types into st. */
+int cymgpy_mqtt_broker_types(PyObject *mod, cymgpy_state *st);
 
 /* ---- timer.c ---- */
 PyObject *cymgpy_timer_add(cymgpy_manager *m, PyObject *args, PyObject *kwargs);

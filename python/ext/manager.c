@@ -342,6 +342,7 @@ static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
 static void free_c_manager(cymgpy_manager *m, int quiet) {
   m->state = CYMGPY_CLOSING;
   m->quiet = quiet;
+  cymgpy_brokers_close_all(m); /* they hold connections and timers of m->mgr */
   cymg_mgr_free(m->mgr);
   m->mgr = NULL;
   m->wakeup_id = 0;
@@ -402,12 +403,14 @@ static int manager_traverse(PyObject *self, visitproc visit, void *arg) {
   Py_VISIT(m->timers);
   Py_VISIT(m->cancels);
   Py_VISIT(m->pending_exc);
+  Py_VISIT(m->brokers);
   /* The references the C connections hold. The connection list only changes in
    * dispatch and in calls made with the GIL, so walking it here is safe even
    * while another thread waits in poll(). */
   if (m->mgr != NULL) {
     for (cymg_conn *c = cymg_mgr_first(m->mgr); c != NULL; c = cymg_conn_next(c)) {
-      cymgpy_conn *w = cymg_conn_userdata(c);
+      /* A broker's connections carry its own user pointer, not a wrapper. */
+      cymgpy_conn *w = cymg_conn_handler(c) == cymgpy_conn_event ? cymg_conn_userdata(c) : NULL;
       if (w != NULL && w->conn == c) Py_VISIT(w);
     }
   }
@@ -424,6 +427,7 @@ static int manager_clear(PyObject *self) {
   Py_CLEAR(m->cancels);
   Py_CLEAR(m->pending_exc);
   Py_CLEAR(m->mqtt_sessions);
+  Py_CLEAR(m->brokers);
   return 0;
 }
 
@@ -910,7 +914,7 @@ static PyObject *manager_get_connections(PyObject *self, void *closure) {
   PyObject *list = PyList_New(0);
   if (list == NULL) return NULL;
   for (cymg_conn *c = cymg_mgr_first(m->mgr); c != NULL; c = cymg_conn_next(c)) {
-    cymgpy_conn *w = cymg_conn_userdata(c);
+    cymgpy_conn *w = cymg_conn_handler(c) == cymgpy_conn_event ? cymg_conn_userdata(c) : NULL;
     if (w != NULL && w->conn == c && PyList_Append(list, (PyObject *) w) < 0) {
       Py_DECREF(list);
       return NULL;
@@ -953,6 +957,10 @@ static PyMethodDef manager_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "sntp_connect(url, handler=None) -> Connection: an SNTP client (sntp://HOST or udp://)."},
     CYMGPY_MANAGER_MQTT_METHODS
+    {"mqtt_broker", (PyCFunction) (void (*)(void)) cymgpy_manager_mqtt_broker,
+     METH_VARARGS | METH_KEYWORDS,
+     "mqtt_broker(url=None, *, tls=None, persist=None, auth=None, acl=None, handler=None, "
+     "limits...) -> MqttBroker: an MQTT 3.1.1/5.0 broker on this loop."},
     {"wakeup", (PyCFunction) (void (*)(void)) manager_wakeup, METH_VARARGS | METH_KEYWORDS,
      "wakeup(connection_id, data=b'') -> bool: thread-safe; MG_EV_WAKEUP with data."},
     {"timer_add", (PyCFunction) (void (*)(void)) manager_timer_add, METH_VARARGS | METH_KEYWORDS,

@@ -156,6 +156,7 @@ static int module_exec(PyObject *mod) {
   if (st->rpc_req_type == NULL || PyModule_AddType(mod, st->rpc_req_type) < 0) return -1;
   st->tls_opts_type = (PyTypeObject *) PyType_FromModuleAndSpec(mod, &cymgpy_tls_opts_spec, NULL);
   if (st->tls_opts_type == NULL || PyModule_AddType(mod, st->tls_opts_type) < 0) return -1;
+  if (cymgpy_mqtt_broker_types(mod, st) < 0) return -1;
   if (PyModule_AddFunctions(mod, cymgpy_util_methods) < 0) return -1;
   for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
     if (PyModule_AddIntConstant(mod, constants[i].name, constants[i].value) < 0) return -1;
@@ -176,6 +177,9 @@ static int module_traverse(PyObject *mod, visitproc visit, void *arg) {
   Py_VISIT(st->rpc_type);
   Py_VISIT(st->rpc_req_type);
   Py_VISIT(st->tls_opts_type);
+  Py_VISIT(st->mqtt_broker_type);
+  Py_VISIT(st->mqtt_bridge_type);
+  Py_VISIT(st->mqtt_client_info_type);
   return 0;
 }
 
@@ -191,6 +195,9 @@ static int module_clear(PyObject *mod) {
   Py_CLEAR(st->rpc_type);
   Py_CLEAR(st->rpc_req_type);
   Py_CLEAR(st->tls_opts_type);
+  Py_CLEAR(st->mqtt_broker_type);
+  Py_CLEAR(st->mqtt_bridge_type);
+  Py_CLEAR(st->mqtt_client_info_type);
   return 0;
 }
 

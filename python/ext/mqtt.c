@@ -13,15 +13,7 @@
 
 /* ---- properties ---- */
 
-/* What a Python property list became: the C array and the bytes objects its
- * strings point into. */
-typedef struct {
-  cymg_mqtt_prop *props;
-  size_t n;
-  PyObject *keep; /* list of bytes */
-} props_buf;
-
-static void props_release(props_buf *pb) {
+void cymgpy_props_release(cymgpy_props *pb) {
   PyMem_Free(pb->props);
   Py_CLEAR(pb->keep);
   pb->props = NULL;
@@ -29,7 +21,7 @@ static void props_release(props_buf *pb) {
 }
 
 /* The bytes of a str (UTF-8) or bytes-like value, kept in pb->keep. */
-static int prop_bytes(props_buf *pb, PyObject *v, bool text, const char *what, cymg_str *out) {
+static int prop_bytes(cymgpy_props *pb, PyObject *v, bool text, const char *what, cymg_str *out) {
   PyObject *b;
   if (PyUnicode_Check(v)) {
     b = PyUnicode_AsUTF8String(v);
@@ -52,8 +44,7 @@ static int prop_bytes(props_buf *pb, PyObject *v, bool text, const char *what, c
   return 0;
 }
 
-/* Converts a list of property dicts (None: none). Returns 0 or -1. */
-static int props_from(PyObject *obj, props_buf *pb) {
+int cymgpy_props_from(PyObject *obj, cymgpy_props *pb) {
   memset(pb, 0, sizeof(*pb));
   if (obj == NULL || obj == Py_None) return 0;
   PyObject *seq = PySequence_Fast(obj, "properties must be a list of dicts");
@@ -63,7 +54,7 @@ static int props_from(PyObject *obj, props_buf *pb) {
   pb->props = PyMem_Calloc(n ? (size_t)n : 1, sizeof(cymg_mqtt_prop));
   if (pb->keep == NULL || pb->props == NULL) {
     Py_DECREF(seq);
-    props_release(pb);
+    cymgpy_props_release(pb);
     if (!PyErr_Occurred()) PyErr_NoMemory();
     return -1;
   }
@@ -129,12 +120,11 @@ static int props_from(PyObject *obj, props_buf *pb) {
   return 0;
 fail:
   Py_DECREF(seq);
-  props_release(pb);
+  cymgpy_props_release(pb);
   return -1;
 }
 
-/* A property block as a list of dicts. */
-static PyObject *props_to_list(cymg_str block) {
+PyObject *cymgpy_props_to_list(cymg_str block) {
   PyObject *list = PyList_New(0);
   if (list == NULL) return NULL;
   size_t ofs = 0;
@@ -241,14 +231,14 @@ static PyObject *m_properties(PyObject *self, PyObject *unused) {
   (void)unused;
   const cymg_mqtt_msg *m = mlive(self);
   if (m == NULL) return PyList_New(0);
-  return props_to_list(m->props);
+  return cymgpy_props_to_list(m->props);
 }
 
 static PyObject *m_will_properties(PyObject *self, PyObject *unused) {
   (void)unused;
   const cymg_mqtt_msg *m = mlive(self);
   if (m == NULL) return PyList_New(0);
-  return props_to_list(m->connect.will_props);
+  return cymgpy_props_to_list(m->connect.will_props);
 }
 
 /* topics(): SUBSCRIBE (filter, qos) / UNSUBSCRIBE (filter, 0) pairs; options
@@ -396,8 +386,7 @@ static int mqtt_open(cymg_mgr *mgr, const char *url, cymg_event_fn fn, void *dat
   return rc;
 }
 
-/* A str argument's UTF-8 bytes. */
-static int str_arg(PyObject *o, const char *what, cymg_str *out) {
+int cymgpy_str_arg(PyObject *o, const char *what, cymg_str *out) {
   if (!PyUnicode_Check(o)) {
     PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what, Py_TYPE(o)->tp_name);
     return -1;
@@ -409,7 +398,7 @@ static int str_arg(PyObject *o, const char *what, cymg_str *out) {
   return 0;
 }
 
-static int qos_ok(int qos, const char *what) {
+int cymgpy_qos_ok(int qos, const char *what) {
   if (qos >= 0 && qos <= 2) return 0;
   PyErr_Format(PyExc_ValueError, "%s must be 0, 1 or 2, not %d", what, qos);
   return -1;
@@ -534,14 +523,14 @@ static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) 
     return PyErr_Format(PyExc_ValueError, "keepalive must be 0..65535 seconds, not %d", keepalive);
   if (version != 4 && version != 5)
     return PyErr_Format(PyExc_ValueError, "version must be 4 (MQTT 3.1.1) or 5, not %d", version);
-  if (qos_ok(will_qos, "will_qos") < 0) return NULL;
+  if (cymgpy_qos_ok(will_qos, "will_qos") < 0) return NULL;
   if (expiry > UINT32_MAX) return PyErr_Format(PyExc_ValueError, "session_expiry out of range");
   cymg_mqtt_opts o;
   memset(&o, 0, sizeof(o));
-  if ((client_id && str_arg(client_id, "client_id", &o.client_id) < 0) ||
-      (username && str_arg(username, "username", &o.username) < 0) ||
-      (password && str_arg(password, "password", &o.password) < 0) ||
-      (will_topic && str_arg(will_topic, "will_topic", &o.will_topic) < 0))
+  if ((client_id && cymgpy_str_arg(client_id, "client_id", &o.client_id) < 0) ||
+      (username && cymgpy_str_arg(username, "username", &o.username) < 0) ||
+      (password && cymgpy_str_arg(password, "password", &o.password) < 0) ||
+      (will_topic && cymgpy_str_arg(will_topic, "will_topic", &o.will_topic) < 0))
     return NULL;
   Py_buffer wm = {0};
   if (will_message != NULL && cymgpy_get_bytes(will_message, &wm, "will_message") < 0) return NULL;
@@ -553,10 +542,10 @@ static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) 
   o.will_retain = will_retain;
   o.persistent = !clean;
   o.session_expiry = (uint32_t)expiry;
-  props_buf pb, wpb;
+  cymgpy_props pb, wpb;
   PyObject *r = NULL;
-  if (props_from(props, &pb) < 0) goto out_wm;
-  if (props_from(will_props, &wpb) < 0) goto out_pb;
+  if (cymgpy_props_from(props, &pb) < 0) goto out_wm;
+  if (cymgpy_props_from(will_props, &wpb) < 0) goto out_pb;
   if (version != 5 && (pb.n || wpb.n)) {
     PyErr_SetString(PyExc_ValueError, "properties need MQTT 5 (version=5)");
     goto out;
@@ -584,9 +573,9 @@ static PyObject *mqtt_connect(PyObject *self, PyObject *args, PyObject *kwargs) 
   if (r != NULL && !clean && key != NULL) ((cymgpy_conn *)r)->mqtt_key = Py_NewRef(key);
   Py_XDECREF(key);
 out:
-  props_release(&wpb);
+  cymgpy_props_release(&wpb);
 out_pb:
-  props_release(&pb);
+  cymgpy_props_release(&pb);
 out_wm:
   if (will_message != NULL) PyBuffer_Release(&wm);
   return r;
@@ -644,40 +633,51 @@ static PyObject *result(const char *what, int rc, bool want_int) {
 }
 
 /* properties= on a connection that is not v5 (listeners: nothing is sent). */
-static int props_allowed(cymg_conn *c, const props_buf *pb, const char *what) {
+static int props_allowed(cymg_conn *c, const cymgpy_props *pb, const char *what) {
   if (pb->n == 0 || cymg_conn_is_listening(c) || cymg_mqtt_version(c) == CYMG_MQTT_V5) return 0;
   PyErr_Format(PyExc_ValueError, "%s: properties need an MQTT 5 connection", what);
   return -1;
 }
 
-static PyObject *mqtt_pub(PyObject *self, PyObject *args, PyObject *kwargs) {
+int cymgpy_pub_args_parse(PyObject *args, PyObject *kwargs, const char *fmt, const char *what,
+                          cymgpy_pub_args *a) {
   static char *kwlist[] = {"topic", "message", "qos", "retain", "properties", NULL};
   PyObject *topic, *message, *props = Py_None;
-  int qos = 0, retain = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|ip$O:mqtt_pub", kwlist, &topic, &message, &qos,
-                                   &retain, &props))
-    return NULL;
-  cymg_str t;
-  if (str_arg(topic, "topic", &t) < 0 || qos_ok(qos, "qos") < 0) return NULL;
-  if (!cymg_mqtt_topic_valid(t))
-    return PyErr_Format(PyExc_ValueError,
-                        "mqtt_pub: invalid topic name %R (non-empty, no "
-                        "'+' or '#')",
-                        topic);
-  Py_buffer v;
-  if (cymgpy_get_bytes(message, &v, "message") < 0) return NULL;
-  props_buf pb;
-  PyObject *r = NULL;
-  if (props_from(props, &pb) == 0) {
-    cymg_conn *c = conn_of(self);
-    if (c != NULL && props_allowed(c, &pb, "mqtt_pub") == 0) {
-      r = result("mqtt_pub",
-                 cymg_mqtt_pub(c, t, cymg_str_n(v.buf, (size_t)v.len), qos, retain, pb.props, pb.n),
-                 true);
-    }
-    props_release(&pb);
+  memset(a, 0, sizeof(*a));
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &topic, &message, &a->qos,
+                                   &a->retain, &props))
+    return -1;
+  if (cymgpy_str_arg(topic, "topic", &a->topic) < 0 || cymgpy_qos_ok(a->qos, "qos") < 0) return -1;
+  if (!cymg_mqtt_topic_valid(a->topic)) {
+    PyErr_Format(PyExc_ValueError, "%s: invalid topic name %R (non-empty, no '+' or '#')", what,
+                 topic);
+    return -1;
   }
-  PyBuffer_Release(&v);
+  if (cymgpy_get_bytes(message, &a->data, "message") < 0) return -1;
+  if (cymgpy_props_from(props, &a->props) < 0) {
+    PyBuffer_Release(&a->data);
+    return -1;
+  }
+  return 0;
+}
+
+void cymgpy_pub_args_release(cymgpy_pub_args *a) {
+  cymgpy_props_release(&a->props);
+  PyBuffer_Release(&a->data);
+}
+
+static PyObject *mqtt_pub(PyObject *self, PyObject *args, PyObject *kwargs) {
+  cymgpy_pub_args a;
+  if (cymgpy_pub_args_parse(args, kwargs, "OO|ip$O:mqtt_pub", "mqtt_pub", &a) < 0) return NULL;
+  PyObject *r = NULL;
+  cymg_conn *c = conn_of(self);
+  if (c != NULL && props_allowed(c, &a.props, "mqtt_pub") == 0) {
+    r = result("mqtt_pub",
+               cymg_mqtt_pub(c, a.topic, cymg_str_n(a.data.buf, (size_t)a.data.len), a.qos,
+                             a.retain, a.props.props, a.props.n),
+               true);
+  }
+  cymgpy_pub_args_release(&a);
   return r;
 }
 
@@ -693,18 +693,18 @@ static PyObject *sub_unsub(PyObject *self, PyObject *args, PyObject *kwargs, boo
   if (!ok) return NULL;
   const char *what = sub ? "mqtt_sub" : "mqtt_unsub";
   cymg_str t;
-  if (str_arg(topic, "topic", &t) < 0 || qos_ok(qos, "qos") < 0) return NULL;
+  if (cymgpy_str_arg(topic, "topic", &t) < 0 || cymgpy_qos_ok(qos, "qos") < 0) return NULL;
   if (!cymg_mqtt_filter_valid(t))
     return PyErr_Format(PyExc_ValueError, "%s: invalid topic filter %R", what, topic);
-  props_buf pb;
-  if (props_from(props, &pb) < 0) return NULL;
+  cymgpy_props pb;
+  if (cymgpy_props_from(props, &pb) < 0) return NULL;
   PyObject *r = NULL;
   cymg_conn *c = conn_of(self);
   if (c != NULL && props_allowed(c, &pb, what) == 0) {
     int rc = sub ? cymg_mqtt_sub(c, t, qos, pb.props, pb.n) : cymg_mqtt_unsub(c, t, pb.props, pb.n);
     r = result(what, rc, true);
   }
-  props_release(&pb);
+  cymgpy_props_release(&pb);
   return r;
 }
 
@@ -742,8 +742,8 @@ static PyObject *code_call(PyObject *self, PyObject *args, PyObject *kwargs, boo
   const char *what = connack ? "mqtt_connack" : "mqtt_disconnect";
   if (code < 0 || code > 255)
     return PyErr_Format(PyExc_ValueError, "%s: the code must be 0..255, not %d", what, code);
-  props_buf pb;
-  if (props_from(props, &pb) < 0) return NULL;
+  cymgpy_props pb;
+  if (cymgpy_props_from(props, &pb) < 0) return NULL;
   PyObject *r = NULL;
   cymg_conn *c = conn_of(self);
   if (c != NULL && props_allowed(c, &pb, what) == 0) {
@@ -751,7 +751,7 @@ static PyObject *code_call(PyObject *self, PyObject *args, PyObject *kwargs, boo
                      : cymg_mqtt_disconnect(c, (uint8_t)code, pb.props, pb.n);
     r = result(what, rc, false);
   }
-  props_release(&pb);
+  cymgpy_props_release(&pb);
   return r;
 }
 
@@ -797,8 +797,8 @@ static PyObject *ack_call(PyObject *self, PyObject *args, PyObject *kwargs, bool
     }
     Py_DECREF(seq);
   }
-  props_buf pb;
-  if (props_from(props, &pb) < 0) return NULL;
+  cymgpy_props pb;
+  if (cymgpy_props_from(props, &pb) < 0) return NULL;
   PyObject *r = NULL;
   cymg_conn *c = conn_of(self);
   if (c != NULL && props_allowed(c, &pb, what) == 0) {
@@ -806,7 +806,7 @@ static PyObject *ack_call(PyObject *self, PyObject *args, PyObject *kwargs, bool
                     : cymg_mqtt_unsuback(c, (uint16_t)id, buf, n, pb.props, pb.n);
     r = result(what, rc, false);
   }
-  props_release(&pb);
+  cymgpy_props_release(&pb);
   return r;
 }
 

@@ -48,6 +48,17 @@ class Recorder:
         return [cymongoose.event_name(ev) for cid, ev, _ in self.events if cid == conn_id]
 
 
+@pytest.fixture(params=["epoll", "poll"])
+def both_backends(request, monkeypatch):
+    """A Manager on each backend in turn (CYMG_BACKEND is read when a Manager is
+    made, so Managers the test makes itself use it too)."""
+    monkeypatch.setenv("CYMG_BACKEND", request.param)
+    m = cymongoose.Manager()
+    assert request.param in repr(m)
+    yield m
+    m.close()
+
+
 @pytest.fixture
 def mgr():
     m = cymongoose.Manager()
@@ -253,3 +264,147 @@ class AsgiRunning:
         import asyncio
 
         await asyncio.wait_for(self.server.stop(), 60.0)
+
+
+class PahoPeer:
+    """A paho-mqtt 1.6 client on its own network thread against host:port,
+    recording CONNACK codes, messages, SUBACK codes, PUBACK/PUBCOMP mids and
+    disconnects. version 4 or 5; transport "tcp" or "websockets"; tls: a CA
+    file; kw goes to paho.Client (clean_session...)."""
+
+    def __init__(self, port, version=4, client_id="", transport="tcp", ca=None, connect=True,
+                 host="127.0.0.1", cert=None, **kw):
+        import threading
+
+        self.connacks, self.msgs, self.subacks, self.acked, self.disconnects = [], [], [], [], []
+        self.lock = threading.Lock()
+        self.port, self.host, self.version = port, host, version
+        self.cli = paho_client(version, client_id, transport=transport, **kw)
+        if transport == "websockets":
+            self.cli.ws_set_options(path="/mqtt")
+        if ca is not None:  # cert: (certfile, keyfile) of a client certificate
+            self.cli.tls_set(ca_certs=ca, certfile=cert and cert[0], keyfile=cert and cert[1])
+        self.cli.on_connect = self._on_connect
+        self.cli.on_message = lambda c, u, m: self.msgs.append(m)
+        self.cli.on_subscribe = self._on_subscribe
+        self.cli.on_publish = lambda c, u, mid: self.acked.append(mid)
+        self.cli.on_disconnect = lambda c, u, rc, *p: self.disconnects.append(rc)
+        self.started = False
+        if connect:
+            self.start()
+
+    def _on_connect(self, c, u, flags, rc, props=None):
+        self.connacks.append((int(getattr(rc, "value", rc)), flags.get("session present", 0)))
+
+    def _on_subscribe(self, c, u, mid, granted, props=None):
+        self.subacks.append([int(getattr(g, "value", g)) for g in granted])
+
+    def start(self, **connect_kw):
+        # the network thread connects: a TLS or WebSocket handshake needs our
+        # loop, polled by the test thread meanwhile
+        self.cli.connect_async(self.host, self.port, **connect_kw)
+        self.cli.loop_start()
+        self.started = True
+
+    def stop(self):
+        if self.started:
+            try:
+                self.cli.disconnect()
+            finally:
+                self.cli.loop_stop()
+            self.started = False
+
+    def kill(self):
+        """Ends the TCP connection with no DISCONNECT (an abrupt failure)."""
+        self.cli.loop_stop()
+        sock = self.cli.socket()
+        if sock is not None:
+            import socket as _s
+
+            sock.shutdown(_s.SHUT_RDWR)
+            sock.close()
+        self.started = False
+
+    def texts(self):
+        return [(m.topic, m.payload) for m in list(self.msgs)]
+
+
+def mqtt_rl(n):
+    """An MQTT variable byte integer (remaining length)."""
+    out = bytearray()
+    while True:
+        b, n = n % 128, n // 128
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def mqtt_s(b):
+    """A length-prefixed MQTT string / binary field."""
+    if isinstance(b, str):
+        b = b.encode()
+    return len(b).to_bytes(2, "big") + b
+
+
+def mqtt_pkt(first, body):
+    return bytes([first]) + mqtt_rl(len(body)) + body
+
+
+def mqtt_connect_pkt(client_id, clean=True, keepalive=60, version=4):
+    flags = 0x02 if clean else 0
+    props = b"\x00" if version == 5 else b""
+    return mqtt_pkt(0x10, mqtt_s("MQTT") + bytes([version, flags]) + keepalive.to_bytes(2, "big")
+                    + props + mqtt_s(client_id))
+
+
+def mqtt_read(sock, timeout=10.0):
+    """One whole MQTT packet (first byte, body) from a blocking socket; None at EOF."""
+    sock.settimeout(timeout)
+
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    head = exact(1)
+    if head is None:
+        return None
+    n, mult = 0, 1
+    while True:
+        b = exact(1)
+        if b is None:
+            return None
+        n += (b[0] & 0x7F) * mult
+        mult *= 128
+        if not b[0] & 0x80:
+            break
+    body = exact(n) if n else b""
+    return None if body is None else (head[0], body)
+
+
+def broker_on(mgr, url="mqtt://127.0.0.1:0", **kw):
+    """mgr.mqtt_broker listening on url; returns (broker, its first port)."""
+    b = mgr.mqtt_broker(url, **kw)
+    return b, b.listeners[0].local_addr[1]
+
+
+def paho_ready(mgr, port, sub=None, qos=0, **kw):
+    """A connected paho peer (CONNACK seen), subscribed to sub if given."""
+    p = PahoPeer(port, **kw)
+    poll_until(mgr, lambda: p.connacks, timeout=10)
+    if sub is not None:
+        n = len(p.subacks)
+        p.cli.subscribe(sub, qos)
+        poll_until(mgr, lambda: len(p.subacks) > n, timeout=10)
+    return p
+
+
+def settle(mgr, ms=300):
+    """Polls for a while: lets messages that should NOT arrive have their chance."""
+    end = time.monotonic() + ms / 1000
+    while time.monotonic() < end:
+        mgr.poll(10)

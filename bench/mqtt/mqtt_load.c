@@ -5,7 +5,7 @@
  *
  *   mqtt_load run PORT [-q QOS] [-p PUBS] [-s SUBS] [-w WINDOW] [-t SECS]
  *                      [-z SIZE] [-V 4|5] [-P BROKER_PID]
- *   mqtt_load idle PORT N [-V 4|5] [-P BROKER_PID]
+ *   mqtt_load idle PORT N [-V 4|5] [-P BROKER_PID] [-H 1]
  *
  * run: PUBS publishers and SUBS subscribers on 127.0.0.1:PORT. Publisher i
  * publishes on "bench/i"; subscriber j subscribes to "bench/(j % PUBS)" with
@@ -33,7 +33,8 @@
  * idle: N clients (client id "idle-I"), each CONNECT, CONNACK, SUBSCRIBE to
  * "idle/I" (QoS 0), SUBACK, at most 200 being set up at once, keep-alive
  * 300 s; with -P, prints the broker's VmRSS before the first connection and
- * 1 s after the last SUBACK and the difference per client; then closes them
+ * 1 s after the last SUBACK and the difference per client; then (with -H 1,
+ * once its standard input is closed: a profiler looks meanwhile) closes them
  * all. Raises RLIMIT_NOFILE to its hard limit. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -91,7 +92,7 @@ static int qos, npubs = 1, nsubs = 1, window = 50, version = CYMG_MQTT_V311, epf
 static size_t size = 64, mask_words;
 static double secs = 2;
 static pid_t broker_pid;
-static bool running, timing, idle_mode;
+static bool running, timing, idle_mode, hold;
 static pub *pubs;
 static conn *dirty_list;
 static int ready_count, dead_count;
@@ -198,13 +199,14 @@ static uint8_t *tx_room(conn *c, size_t n) {
 /* Encodes m into c's send buffer, to go out at the end of this round. */
 static void queue(conn *c, const cymg_mqtt_msg *m) {
   if (c->state == ST_DEAD) return;
-  int n = cymg_mqtt_encode(m, version, NULL, 0);
-  if (n < 0) {
-    fail(c, "encode failed");
-    return;
+  size_t room = 128 + size;
+  uint8_t *p = tx_room(c, room);
+  int n = cymg_mqtt_encode(m, version, p, room);
+  if (n > 0 && (size_t) n > room) { /* larger than guessed: once more with room */
+    p = tx_room(c, (size_t) n);
+    n = cymg_mqtt_encode(m, version, p, (size_t) n);
   }
-  uint8_t *p = tx_room(c, (size_t) n);
-  if (cymg_mqtt_encode(m, version, p, (size_t) n) != n) {
+  if (n < 0) {
     fail(c, "encode failed");
     return;
   }
@@ -568,7 +570,7 @@ static int usage(void) {
   fprintf(stderr,
           "usage: mqtt_load run PORT [-q QOS] [-p PUBS] [-s SUBS] [-w WINDOW] [-t SECS] [-z SIZE] "
           "[-V 4|5] [-P PID]\n"
-          "       mqtt_load idle PORT N [-V 4|5] [-P PID]\n");
+          "       mqtt_load idle PORT N [-V 4|5] [-P PID] [-H 1]\n");
   return 2;
 }
 
@@ -597,6 +599,11 @@ static int run_idle(int port, int n) {
   running = false;
   printf("idle=%d rss_before_kb=%ld rss_after_kb=%ld bytes_per_client=%ld failed=%d\n", ready_count,
          rss0, rss1, rss0 >= 0 && rss1 >= 0 ? (rss1 - rss0) * 1024 / n : -1, dead_count);
+  fflush(stdout);
+  if (hold) {
+    char buf[256];
+    while (read(0, buf, sizeof(buf)) > 0) continue;
+  }
   for (int i = 0; i < n; i++)
     if (cs[i]->state != ST_DEAD) close(cs[i]->fd);
   return dead_count ? 1 : 0;
@@ -708,6 +715,7 @@ int main(int argc, char **argv) {
     else if (strcmp(o, "-z") == 0) size = (size_t) atoi(v);
     else if (strcmp(o, "-V") == 0) version = atoi(v);
     else if (strcmp(o, "-P") == 0) broker_pid = (pid_t) atoi(v);
+    else if (strcmp(o, "-H") == 0) hold = atoi(v) != 0;
     else return usage();
   }
   if (argi != argc || port <= 0 || port > 65535 || qos < 0 || qos > 1 || npubs < 1 ||

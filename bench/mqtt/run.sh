@@ -18,7 +18,9 @@
 # before) / IDLE.
 #
 # Knobs (environment): RUNS (3) runs of SECS (2) seconds per configuration;
-# QOS ("0 1"); TOPOLOGIES ("1:1 1:100", publishers:subscribers); WINDOW (50);
+# QOS ("0 1"); TOPOLOGIES ("1:1 1:100", publishers:subscribers); WINDOWS ("50":
+# messages in flight end to end, one configuration each; "1 50" adds the
+# latency-bound case);
 # SIZE (64); VERSIONS ("4"; "4 5" adds MQTT 5.0, which aedes does not speak);
 # IDLE (10000, 0 skips); COUNT_SECS (1); QUIET_PCT (10); BROKERS ("cymg
 # mosquitto aedes"); SERVER_CPU (0), CLIENT_CPU (1); BUILD (build);
@@ -32,7 +34,7 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-2}
 QOS=${QOS:-0 1}
 TOPOLOGIES=${TOPOLOGIES:-1:1 1:100}
-WINDOW=${WINDOW:-50}
+WINDOWS=${WINDOWS:-50}
 SIZE=${SIZE:-64}
 VERSIONS=${VERSIONS:-4}
 IDLE=${IDLE:-10000}
@@ -136,13 +138,15 @@ done
 configs=()
 for v in $VERSIONS; do
   for q in $QOS; do
-    for t in $TOPOLOGIES; do configs+=("$v|$q|$t"); done
+    for t in $TOPOLOGIES; do
+      for w in $WINDOWS; do configs+=("$v|$q|$t|$w"); done
+    done
   done
 done
 load_cmd() { # BROKER CONFIG SECS
-  local v q t
-  IFS='|' read -r v q t <<<"$2"
-  echo "${cli_pin[*]} $bin/mqtt_load run ${PORT[$1]} -q $q -p ${t%%:*} -s ${t##*:} -w $WINDOW -z $SIZE -t $3 -V $v -P ${PID[$1]}"
+  local v q t w
+  IFS='|' read -r v q t w <<<"$2"
+  echo "${cli_pin[*]} $bin/mqtt_load run ${PORT[$1]} -q $q -p ${t%%:*} -s ${t##*:} -w $w -z $SIZE -t $3 -V $v -P ${PID[$1]}"
 }
 applies() { # BROKER CONFIG: aedes speaks 3.1.1 only
   [ "$1" != aedes ] || [ "${2%%|*}" = 4 ]
@@ -229,12 +233,12 @@ load_after=$(load_average)
 # ---- tables ----
 stats() { quiet_stats 3 2 4 5 6 +7 +8 +9 +10 <"$work/res.$1"; }
 cfg_name() { # CONFIG
-  local v q t
-  IFS='|' read -r v q t <<<"$1"
-  echo "QoS $q, 1 to ${t##*:}$([ "${t%%:*}" != 1 ] && echo " (${t%%:*} publishers)")$([ "$v" = 5 ] && echo ', MQTT 5.0')"
+  local v q t w
+  IFS='|' read -r v q t w <<<"$1"
+  echo "QoS $q, ${t%%:*} to ${t##*:}, W=$w$([ "$v" = 5 ] && echo ', MQTT 5.0')"
 }
 declare -A MED PERCPU
-echo "### mqtt: brokers, $SIZE-byte messages, window $WINDOW end to end, 127.0.0.1"
+echo "### mqtt: brokers, $SIZE-byte messages, W messages in flight end to end, 127.0.0.1"
 echo
 echo "$RUNS runs of ${SECS}s per configuration and broker, interleaved ($(((t_end - t_start) / 60)) min); brokers on CPU $SERVER_CPU, mqtt_load on CPU $CLIENT_CPU."
 echo "Load average before: $load_before, after the runs: $load_mid, at the end: $load_after. Build: $build_type."

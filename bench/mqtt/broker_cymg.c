@@ -17,7 +17,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s PORT\n", argv[0]);
     return 2;
   }
-  (void) bench_serve; /* the shared loop takes a listen function; the broker has its own */
+  (void)bench_serve; /* the shared loop takes a listen function; the broker has its own */
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = bench_on_signal;
@@ -47,14 +47,14 @@ int main(int argc, char **argv) {
     cymg_mgr_free(mgr);
     return 1;
   }
-  printf("port %u\n", (unsigned) cymg_conn_local(lsn)->port);
+  printf("port %u\n", (unsigned)cymg_conn_local(lsn)->port);
   fflush(stdout);
   while (!bench_stop) cymg_mgr_poll(mgr, 1000);
   cymg_mqtt_broker_stats st;
   cymg_mqtt_broker_get_stats(b, &st);
   cymg_mqtt_broker_free(b);
   cymg_mgr_free(mgr);
-  printf("msgs_in=%llu msgs_out=%llu dropped=%llu cpu_us=%ld\n", (unsigned long long) st.msgs_in,
-         (unsigned long long) st.msgs_out, (unsigned long long) st.dropped, bench_cpu_us());
+  printf("msgs_in=%llu msgs_out=%llu dropped=%llu cpu_us=%ld\n", (unsigned long long)st.msgs_in,
+         (unsigned long long)st.msgs_out, (unsigned long long)st.dropped, bench_cpu_us());
   return 0;
 }

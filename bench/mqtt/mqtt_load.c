@@ -76,8 +76,8 @@ typedef struct conn {
 typedef struct slot {
   uint64_t seq;
   double sent_at;
-  uint32_t got; /* subscribers that received it */
-  bool acked;   /* QoS 0: at once; QoS 1: PUBACK seen */
+  uint32_t got;   /* subscribers that received it */
+  bool acked;     /* QoS 0: at once; QoS 1: PUBACK seen */
   uint64_t *mask; /* which subscribers (their rank within the topic) */
 } slot;
 
@@ -103,7 +103,7 @@ static double lat_sum;
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static long self_cpu_us(void) {
@@ -116,7 +116,7 @@ static long self_cpu_us(void) {
 /* utime + stime of pid in clock ticks; -1 when unreadable. */
 static long proc_ticks(pid_t pid) {
   char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
   FILE *f = fopen(path, "r");
   if (f == NULL) return -1;
   size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -128,7 +128,7 @@ static long proc_ticks(pid_t pid) {
   /* After ") ": state(3) ... utime is field 14, stime 15 of the line. */
   if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
     return -1;
-  return (long) (ut + st);
+  return (long)(ut + st);
 }
 
 /* Busy ticks of the whole machine (user nice system irq softirq steal). */
@@ -136,17 +136,17 @@ static long machine_busy_ticks(void) {
   FILE *f = fopen("/proc/stat", "r");
   if (f == NULL) return -1;
   unsigned long v[8] = {0};
-  int n = fscanf(f, "cpu %lu %lu %lu %lu %lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3], &v[4],
-                 &v[5], &v[6], &v[7]);
+  int n = fscanf(f, "cpu %lu %lu %lu %lu %lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                 &v[6], &v[7]);
   fclose(f);
   if (n != 8) return -1;
-  return (long) (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+  return (long)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
 }
 
 /* VmRSS of pid in KiB; -1 when unreadable. */
 static long proc_rss_kb(pid_t pid) {
   char path[64], line[256];
-  snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
   FILE *f = fopen(path, "r");
   if (f == NULL) return -1;
   long kb = -1;
@@ -163,7 +163,9 @@ static void die(const char *what) {
 
 static void fail(conn *c, const char *why) {
   fprintf(stderr, "mqtt_load: %s %d: %s\n",
-          c->role == ROLE_PUB ? "publisher" : c->role == ROLE_SUB ? "subscriber" : "client",
+          c->role == ROLE_PUB   ? "publisher"
+          : c->role == ROLE_SUB ? "subscriber"
+                                : "client",
           c->index, why);
   errors++;
   if (c->state != ST_DEAD) {
@@ -202,15 +204,15 @@ static void queue(conn *c, const cymg_mqtt_msg *m) {
   size_t room = 128 + size;
   uint8_t *p = tx_room(c, room);
   int n = cymg_mqtt_encode(m, version, p, room);
-  if (n > 0 && (size_t) n > room) { /* larger than guessed: once more with room */
-    p = tx_room(c, (size_t) n);
-    n = cymg_mqtt_encode(m, version, p, (size_t) n);
+  if (n > 0 && (size_t)n > room) { /* larger than guessed: once more with room */
+    p = tx_room(c, (size_t)n);
+    n = cymg_mqtt_encode(m, version, p, (size_t)n);
   }
   if (n < 0) {
     fail(c, "encode failed");
     return;
   }
-  c->tx_len += (size_t) n;
+  c->tx_len += (size_t)n;
   if (!c->dirty) {
     c->dirty = true;
     c->next_dirty = dirty_list;
@@ -232,13 +234,14 @@ static void flush(conn *c) {
   if (n == 0) return;
   ssize_t w = send(c->fd, c->tx + c->tx_off, n, MSG_NOSIGNAL);
   if (w < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) w = 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      w = 0;
     else {
       fail(c, strerror(errno));
       return;
     }
   }
-  c->tx_off += (size_t) w;
+  c->tx_off += (size_t)w;
   set_out(c, c->tx_off < c->tx_len);
 }
 
@@ -265,7 +268,7 @@ static void send_connect(conn *c, const char *client_id) {
 static void send_subscribe(conn *c, const char *filter, int q) {
   uint8_t list[256];
   int n = cymg_mqtt_filter_encode(cymg_str_n(filter, strlen(filter)), q, list, sizeof(list), 0);
-  if (n < 0 || (size_t) n > sizeof(list)) {
+  if (n < 0 || (size_t)n > sizeof(list)) {
     fail(c, "bad filter");
     return;
   }
@@ -273,7 +276,7 @@ static void send_subscribe(conn *c, const char *filter, int q) {
   memset(&m, 0, sizeof(m));
   m.cmd = CYMG_MQTT_CMD_SUBSCRIBE;
   m.id = 1;
-  m.filters = cymg_str_n((const char *) list, (size_t) n);
+  m.filters = cymg_str_n((const char *)list, (size_t)n);
   queue(c, &m);
   c->state = ST_SUBACK;
 }
@@ -283,12 +286,12 @@ static void send_subscribe(conn *c, const char *filter, int q) {
 static void fill(uint8_t *buf, uint32_t pub_index, uint64_t seq) {
   memcpy(buf, &pub_index, 4);
   memcpy(buf + 4, &seq, 8);
-  for (size_t i = 12; i < size; i++) buf[i] = (uint8_t) (i * 7 + seq);
+  for (size_t i = 12; i < size; i++) buf[i] = (uint8_t)(i * 7 + seq);
 }
 
 static void publish_next(pub *p) {
   uint64_t seq = p->next++;
-  slot *s = &p->slots[seq % (uint64_t) window];
+  slot *s = &p->slots[seq % (uint64_t)window];
   s->seq = seq;
   s->sent_at = now_s();
   s->got = 0;
@@ -296,15 +299,15 @@ static void publish_next(pub *p) {
   memset(s->mask, 0, mask_words * sizeof(uint64_t));
   uint8_t payload[MAX_PAYLOAD];
   char topic[32];
-  fill(payload, (uint32_t) p->c->index, seq);
+  fill(payload, (uint32_t)p->c->index, seq);
   int tl = snprintf(topic, sizeof(topic), "bench/%d", p->c->index);
   cymg_mqtt_msg m;
   memset(&m, 0, sizeof(m));
   m.cmd = CYMG_MQTT_CMD_PUBLISH;
-  m.topic = cymg_str_n(topic, (size_t) tl);
-  m.data = cymg_str_n((const char *) payload, size);
-  m.qos = (uint8_t) qos;
-  m.id = qos ? (uint16_t) (seq % 65535 + 1) : 0;
+  m.topic = cymg_str_n(topic, (size_t)tl);
+  m.data = cymg_str_n((const char *)payload, size);
+  m.qos = (uint8_t)qos;
+  m.id = qos ? (uint16_t)(seq % 65535 + 1) : 0;
   queue(p->c, &m);
   published++;
 }
@@ -312,14 +315,14 @@ static void publish_next(pub *p) {
 /* Slides p's window over the messages that are complete and refills it. */
 static void advance(pub *p) {
   while (p->base < p->next) {
-    slot *s = &p->slots[p->base % (uint64_t) window];
+    slot *s = &p->slots[p->base % (uint64_t)window];
     if (s->got < p->fanout || !s->acked) break;
     double us = (now_s() - s->sent_at) * 1e6;
     lat_sum += us;
     lat_n++;
     p->base++;
   }
-  while (running && p->next - p->base < (uint64_t) window && p->c->state == ST_READY)
+  while (running && p->next - p->base < (uint64_t)window && p->c->state == ST_READY)
     publish_next(p);
 }
 
@@ -327,7 +330,7 @@ static void advance(pub *p) {
  * missing when `all`), so a lost message does not stall its window forever. */
 static void expire(pub *p, double now, bool all) {
   while (p->base < p->next) {
-    slot *s = &p->slots[p->base % (uint64_t) window];
+    slot *s = &p->slots[p->base % (uint64_t)window];
     if (s->got >= p->fanout && s->acked) {
       p->base++;
       continue;
@@ -336,7 +339,7 @@ static void expire(pub *p, double now, bool all) {
     lost += p->fanout - s->got;
     if (!s->acked) {
       fprintf(stderr, "mqtt_load: publisher %d: message %llu never acknowledged\n", p->c->index,
-              (unsigned long long) s->seq);
+              (unsigned long long)s->seq);
       errors++;
     }
     p->base++;
@@ -361,7 +364,7 @@ static void on_publish(conn *c, const cymg_mqtt_msg *m) {
   int tl = snprintf(topic, sizeof(topic), "bench/%d", pi);
   uint32_t from;
   uint64_t seq;
-  if (m->topic.len != (size_t) tl || memcmp(m->topic.buf, topic, (size_t) tl) != 0 ||
+  if (m->topic.len != (size_t)tl || memcmp(m->topic.buf, topic, (size_t)tl) != 0 ||
       m->data.len != size) {
     fail(c, "wrong topic or size");
     return;
@@ -369,8 +372,8 @@ static void on_publish(conn *c, const cymg_mqtt_msg *m) {
   memcpy(&from, m->data.buf, 4);
   memcpy(&seq, m->data.buf + 4, 8);
   uint8_t want[MAX_PAYLOAD];
-  fill(want, (uint32_t) pi, seq);
-  if (from != (uint32_t) pi || memcmp(want, m->data.buf, size) != 0) {
+  fill(want, (uint32_t)pi, seq);
+  if (from != (uint32_t)pi || memcmp(want, m->data.buf, size) != 0) {
     fail(c, "payload corrupted");
     return;
   }
@@ -383,8 +386,8 @@ static void on_publish(conn *c, const cymg_mqtt_msg *m) {
     dups++;
     return;
   }
-  slot *s = &p->slots[seq % (uint64_t) window];
-  uint32_t rank = (uint32_t) (c->index / npubs);
+  slot *s = &p->slots[seq % (uint64_t)window];
+  uint32_t rank = (uint32_t)(c->index / npubs);
   uint64_t bit = 1ull << (rank % 64);
   if (s->mask[rank / 64] & bit) {
     dups++;
@@ -409,7 +412,7 @@ static void on_puback(conn *c, const cymg_mqtt_msg *m) {
     dups++; /* an id no longer in flight: a repeated PUBACK */
     return;
   }
-  slot *s = &p->slots[seq % (uint64_t) window];
+  slot *s = &p->slots[seq % (uint64_t)window];
   if (s->acked) {
     dups++;
     return;
@@ -435,13 +438,16 @@ static void on_packet(conn *c, const cymg_mqtt_msg *m) {
         ready_count++;
       } else {
         char filter[32];
-        if (c->role == ROLE_SUB) snprintf(filter, sizeof(filter), "bench/%d", c->index % npubs);
-        else snprintf(filter, sizeof(filter), "idle/%d", c->index);
+        if (c->role == ROLE_SUB)
+          snprintf(filter, sizeof(filter), "bench/%d", c->index % npubs);
+        else
+          snprintf(filter, sizeof(filter), "idle/%d", c->index);
         send_subscribe(c, filter, c->role == ROLE_SUB ? qos : 0);
       }
       return;
     case CYMG_MQTT_CMD_SUBACK:
-      if (c->state != ST_SUBACK || m->id != 1 || m->data.len != 1 || (uint8_t) m->data.buf[0] >= 0x80) {
+      if (c->state != ST_SUBACK || m->id != 1 || m->data.len != 1 ||
+          (uint8_t)m->data.buf[0] >= 0x80) {
         fail(c, "SUBACK refused or unexpected");
         return;
       }
@@ -468,7 +474,8 @@ static void on_readable(conn *c) {
   }
   ssize_t r = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0);
   if (r == 0) {
-    if (running) fail(c, "the broker closed the connection");
+    if (running)
+      fail(c, "the broker closed the connection");
     else if (c->state != ST_DEAD) {
       c->state = ST_DEAD;
       dead_count++;
@@ -481,7 +488,7 @@ static void on_readable(conn *c) {
     fail(c, strerror(errno));
     return;
   }
-  c->rx_len += (size_t) r;
+  c->rx_len += (size_t)r;
   size_t ofs = 0;
   while (ofs < c->rx_len && c->state != ST_DEAD) {
     cymg_mqtt_msg m;
@@ -493,7 +500,7 @@ static void on_readable(conn *c) {
       return;
     }
     on_packet(c, &m);
-    ofs += (size_t) n;
+    ofs += (size_t)n;
   }
   if (c->state == ST_DEAD) return;
   memmove(c->rx, c->rx + ofs, c->rx_len - ofs);
@@ -511,7 +518,10 @@ static void on_writable(conn *c) {
     }
     char id[32];
     snprintf(id, sizeof(id), "%s-%d",
-             c->role == ROLE_PUB ? "pub" : c->role == ROLE_SUB ? "sub" : "idle", c->index);
+             c->role == ROLE_PUB   ? "pub"
+             : c->role == ROLE_SUB ? "sub"
+                                   : "idle",
+             c->index);
     set_out(c, false);
     c->state = ST_CONNACK;
     send_connect(c, id); /* written at the end of this round */
@@ -532,9 +542,9 @@ static conn *open_conn(int port, int role, int index) {
   if (c->fd < 0) die("socket");
   int one = 1;
   if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) die("TCP_NODELAY");
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port)};
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(c->fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 && errno != EINPROGRESS)
+  if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS)
     die("connect");
   c->state = ST_CONNECTING;
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
@@ -552,8 +562,7 @@ static void poll_once(int timeout_ms) {
     conn *c = evs[i].data.ptr;
     if (c->state == ST_DEAD) continue;
     if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) on_writable(c);
-    if (c->state != ST_DEAD && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-      on_readable(c);
+    if (c->state != ST_DEAD && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) on_readable(c);
   }
   flush_dirty();
 }
@@ -576,7 +585,7 @@ static int usage(void) {
 
 static int run_idle(int port, int n) {
   long rss0 = broker_pid ? proc_rss_kb(broker_pid) : -1;
-  conn **cs = calloc((size_t) n, sizeof(conn *));
+  conn **cs = calloc((size_t)n, sizeof(conn *));
   if (cs == NULL) die("calloc");
   int opened = 0;
   double t_end = now_s() + 120;
@@ -611,10 +620,10 @@ static int run_idle(int port, int n) {
 
 static int run_load(int port) {
   int total = npubs + nsubs;
-  conn **cs = calloc((size_t) total, sizeof(conn *));
-  pubs = calloc((size_t) npubs, sizeof(pub));
+  conn **cs = calloc((size_t)total, sizeof(conn *));
+  pubs = calloc((size_t)npubs, sizeof(pub));
   if (cs == NULL || pubs == NULL) die("calloc");
-  mask_words = (size_t) (nsubs / npubs + 64) / 64;
+  mask_words = (size_t)(nsubs / npubs + 64) / 64;
   running = true;
   /* Subscribers first, so every message has its audience from the start. */
   for (int j = 0; j < nsubs; j++) {
@@ -626,7 +635,7 @@ static int run_load(int port) {
   for (int i = 0; i < npubs; i++) {
     pub *p = &pubs[i];
     p->c = cs[nsubs + i] = open_conn(port, ROLE_PUB, i);
-    p->slots = calloc((size_t) window, sizeof(slot));
+    p->slots = calloc((size_t)window, sizeof(slot));
     if (p->slots == NULL) die("calloc");
     for (int k = 0; k < window; k++) {
       p->slots[k].mask = calloc(mask_words, sizeof(uint64_t));
@@ -675,21 +684,22 @@ static int run_load(int port) {
   for (int i = 0; i < npubs; i++) expire(&pubs[i], now_s(), true);
   double el = t1 - t0;
   long hz = sysconf(_SC_CLK_TCK);
-  double broker_s = b0 >= 0 && b1 >= 0 ? (double) (b1 - b0) / (double) hz : -1;
-  double self_s = (double) (c1 - c0) / 1e6;
-  double others = m0 >= 0 && m1 >= 0 ? ((double) (m1 - m0) / (double) hz - broker_s - self_s) / el
-                                     : -1;
+  double broker_s = b0 >= 0 && b1 >= 0 ? (double)(b1 - b0) / (double)hz : -1;
+  double self_s = (double)(c1 - c0) / 1e6;
+  double others =
+      m0 >= 0 && m1 >= 0 ? ((double)(m1 - m0) / (double)hz - broker_s - self_s) / el : -1;
   if (others < 0 && m0 >= 0) others = 0;
-  printf("delivered=%llu seconds=%.3f msgs_per_s=%.0f published=%llu pub_per_s=%.0f "
-         "broker_cpu_s=%.3f msgs_per_broker_cpu_s=%.0f load_cpu_pct=%.0f others_pct=%.0f "
-         "latency_us=%.0f lost=%llu dups=%llu errors=%llu total_delivered=%llu qos=%d pubs=%d "
-         "subs=%d window=%d version=%d\n",
-         (unsigned long long) delivered_timed, el, (double) delivered_timed / el,
-         (unsigned long long) pub_timed, (double) pub_timed / el, broker_s,
-         broker_s > 0 ? (double) delivered_timed / broker_s : 0, self_s * 100 / el, others * 100,
-         lat_n ? lat_sum / (double) lat_n : 0, (unsigned long long) lost,
-         (unsigned long long) dups, (unsigned long long) errors, (unsigned long long) delivered,
-         qos, npubs, nsubs, window, version);
+  printf(
+      "delivered=%llu seconds=%.3f msgs_per_s=%.0f published=%llu pub_per_s=%.0f "
+      "broker_cpu_s=%.3f msgs_per_broker_cpu_s=%.0f load_cpu_pct=%.0f others_pct=%.0f "
+      "latency_us=%.0f lost=%llu dups=%llu errors=%llu total_delivered=%llu qos=%d pubs=%d "
+      "subs=%d window=%d version=%d\n",
+      (unsigned long long)delivered_timed, el, (double)delivered_timed / el,
+      (unsigned long long)pub_timed, (double)pub_timed / el, broker_s,
+      broker_s > 0 ? (double)delivered_timed / broker_s : 0, self_s * 100 / el, others * 100,
+      lat_n ? lat_sum / (double)lat_n : 0, (unsigned long long)lost, (unsigned long long)dups,
+      (unsigned long long)errors, (unsigned long long)delivered, qos, npubs, nsubs, window,
+      version);
   for (int i = 0; i < total; i++)
     if (cs[i]->state != ST_DEAD) close(cs[i]->fd);
   return (lost || errors || (qos == 0 && dups)) ? 1 : 0;
@@ -707,16 +717,26 @@ int main(int argc, char **argv) {
   }
   for (; argi + 1 < argc; argi += 2) {
     const char *o = argv[argi], *v = argv[argi + 1];
-    if (strcmp(o, "-q") == 0) qos = atoi(v);
-    else if (strcmp(o, "-p") == 0) npubs = atoi(v);
-    else if (strcmp(o, "-s") == 0) nsubs = atoi(v);
-    else if (strcmp(o, "-w") == 0) window = atoi(v);
-    else if (strcmp(o, "-t") == 0) secs = atof(v);
-    else if (strcmp(o, "-z") == 0) size = (size_t) atoi(v);
-    else if (strcmp(o, "-V") == 0) version = atoi(v);
-    else if (strcmp(o, "-P") == 0) broker_pid = (pid_t) atoi(v);
-    else if (strcmp(o, "-H") == 0) hold = atoi(v) != 0;
-    else return usage();
+    if (strcmp(o, "-q") == 0)
+      qos = atoi(v);
+    else if (strcmp(o, "-p") == 0)
+      npubs = atoi(v);
+    else if (strcmp(o, "-s") == 0)
+      nsubs = atoi(v);
+    else if (strcmp(o, "-w") == 0)
+      window = atoi(v);
+    else if (strcmp(o, "-t") == 0)
+      secs = atof(v);
+    else if (strcmp(o, "-z") == 0)
+      size = (size_t)atoi(v);
+    else if (strcmp(o, "-V") == 0)
+      version = atoi(v);
+    else if (strcmp(o, "-P") == 0)
+      broker_pid = (pid_t)atoi(v);
+    else if (strcmp(o, "-H") == 0)
+      hold = atoi(v) != 0;
+    else
+      return usage();
   }
   if (argi != argc || port <= 0 || port > 65535 || qos < 0 || qos > 1 || npubs < 1 ||
       nsubs < npubs || window < 1 || window > 60000 || secs <= 0 || size < 12 ||

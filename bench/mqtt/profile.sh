@@ -87,7 +87,7 @@ for part in $PARTS; do
           sleep 1
           "${load[@]}" run "$bport" -q "$q" -p "$p" -s "$s" -w "$WINDOW" -t "$SECS" >"$work/load.out" 2>&1 || cat "$work/load.out" >&2
           stop "$b"
-          f=$(ls "$work"/cg."$b".* | head -1)
+          f=$(find "$work" -maxdepth 1 -name "cg.$b.*" | head -1)
           m=$(deliveries "$work/load.out")
           ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1 }')
           echo

@@ -18,9 +18,9 @@
 # before) / IDLE.
 #
 # Knobs (environment): RUNS (3) runs of SECS (2) seconds per configuration;
-# QOS ("0 1"); TOPOLOGIES ("1:1 1:100", publishers:subscribers); WINDOWS ("50":
-# messages in flight end to end, one configuration each; "1 50" adds the
-# latency-bound case);
+# QOS ("0 1"); TOPOLOGIES ("1:1 1:100", publishers:subscribers); WINDOWS ("1 50":
+# messages in flight end to end, one configuration each: 1 is latency-bound,
+# 50 lets a broker batch);
 # SIZE (64); VERSIONS ("4"; "4 5" adds MQTT 5.0, which aedes does not speak);
 # IDLE (10000, 0 skips); COUNT_SECS (1); QUIET_PCT (10); BROKERS ("cymg
 # mosquitto aedes"); SERVER_CPU (0), CLIENT_CPU (1); BUILD (build);
@@ -34,7 +34,7 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-2}
 QOS=${QOS:-0 1}
 TOPOLOGIES=${TOPOLOGIES:-1:1 1:100}
-WINDOWS=${WINDOWS:-50}
+WINDOWS=${WINDOWS:-1 50}
 SIZE=${SIZE:-64}
 VERSIONS=${VERSIONS:-4}
 IDLE=${IDLE:-10000}

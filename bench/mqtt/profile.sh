@@ -21,6 +21,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$here/../lib.sh"
+# shellcheck source=bench/mqtt/mosquitto.sh
+. "$here/mosquitto.sh"
 SECS=${SECS:-2}
 IDLE=${IDLE:-1000}
 WINDOW=${WINDOW:-50}
@@ -39,9 +41,6 @@ pin_cpus
 load=("${cli_pin[@]}" "$bin/mqtt_load")
 configs=("1 1 1" "0 1 100") # qos pubs subs
 
-mosq_conf() { # PORT
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 100\nset_tcp_nodelay true\nlog_dest none\n' "$1" >"$work/mosquitto.conf"
-}
 free_port() { echo $((20000 + RANDOM % 40000)); }
 port_of() { # NAME PID: the port the server printed
   wait_for_port "$work/$1.out" "$2"
@@ -60,10 +59,11 @@ start() {
     bport=$(port_of "$name" "$bpid")
   else
     bport=$(free_port)
-    mosq_conf "$bport"
+    mosquitto_conf "$bport" "$work/mosquitto.conf"
     "${srv_pin[@]}" "$@" "$MOSQUITTO" -c "$work/mosquitto.conf" >"$work/$name.out" 2>"$work/$name.err" &
     bpid=$!
-    sleep 2 # under valgrind it takes a while
+    wait_listening "$bport" "$bpid" || bport=''
+    sleep 1 # the listener is up; under valgrind the rest may still be loading
   fi
   PID[$name]=$bpid
   [ -n "$bport" ] || { cat "$work/$name.err" >&2; exit 1; }

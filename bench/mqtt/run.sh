@@ -30,6 +30,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$here/../lib.sh"
+# shellcheck source=bench/mqtt/mosquitto.sh
+. "$here/mosquitto.sh"
 RUNS=${RUNS:-3}
 SECS=${SECS:-2}
 QOS=${QOS:-0 1}
@@ -66,32 +68,18 @@ pin_cpus
 declare -A LABEL=([cymg]="libcymg broker_cymg.c" [mosquitto]="mosquitto" [aedes]="aedes")
 notes=()
 commands=()
-listening() { # PORT: whether something listens on 127.0.0.1:PORT
-  awk -v p="$(printf '%04X' "$1")" '$2 == "0100007F:" p && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp
-}
 start_mosquitto() { # NAME
-  local name=$1 port d="$work/$1" _
+  local name=$1 port d="$work/$1"
   mkdir -p "$d"
   port=$((20000 + RANDOM % 40000))
-  # One listener, no persistence, queues that never fill in this benchmark,
-  # TCP_NODELAY (the other brokers set it), no logging.
-  cat >"$d/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 100000
-max_inflight_messages 100
-set_tcp_nodelay true
-log_dest none
-EOF
+  mosquitto_conf "$port" "$d/mosquitto.conf"
   local cmd=("${srv_pin[@]}" "$MOSQUITTO" -c "$d/mosquitto.conf")
   "${cmd[@]}" >"$d/out" 2>&1 &
   PID[$name]=$!
-  for _ in $(seq 100); do
-    kill -0 "${PID[$name]}" 2>/dev/null || break
-    listening "$port" && { PORT[$name]=$port; CMD[$name]="${cmd[*]}"; return 0; }
-    sleep 0.05
-  done
+  if wait_listening "$port" "${PID[$name]}"; then
+    PORT[$name]=$port CMD[$name]="${cmd[*]}"
+    return 0
+  fi
   kill "${PID[$name]}" 2>/dev/null || true
   unset "PID[$name]"
   return 1

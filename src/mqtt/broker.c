@@ -15,132 +15,6 @@
 #include "mqtt/broker_priv.h"
 #include "ws/ws_internal.h"
 
-#define DEF_MAX_PACKET (1u << 20)
-#define DEF_MAX_SUBS 1000u
-#define DEF_MAX_QUEUED 1000u
-#define DEF_MAX_QBYTES (16u << 20)
-#define DEF_MAX_RETAINED 100000u
-#define DEF_RECEIVE_MAX 64u
-#define DEF_ALIAS_MAX 64u
-#define MAX_LEVELS 128      /* filter depth (bounds the tree and its recursion) */
-#define CONNECT_WAIT_MS 30000 /* a connection that sends no CONNECT is closed */
-#define SWEEP_MS 1000
-#define NEVER UINT32_MAX
-
-enum { K_LSN = 1, K_CONN };
-
-typedef struct lstate {
-  uint8_t kind; /* K_LSN: shares the protocol with connections */
-  struct lstate *next;
-  cymg_mqtt_broker *b;
-  cymg_conn *c;
-  bool ws;
-  char *path; /* ws: the path asked for; NULL: any */
-} lstate;
-
-/* A QoS > 0 message queued for (or in flight to) a session. */
-typedef struct qent {
-  struct qent *next;
-  bmsg *m;
-  uint32_t sub_id;
-  uint16_t id; /* packet id once sent */
-  uint8_t qos;
-  bool retain, sent, released;
-  uint64_t seq;
-} qent;
-
-typedef struct bconn bconn;
-
-typedef struct bsess {
-  struct bsess *hnext;
-  bconn *bc; /* online connection or NULL */
-  bsub **subs;
-  uint32_t nsubs, scap;
-  qent *qhead, *qtail, *unsent; /* entries before unsent are in flight */
-  uint32_t nq, ninfl;
-  uint64_t qbytes;
-  uint16_t *in_ids; /* QoS 2 received, PUBREL awaited */
-  uint32_t n_in, cap_in;
-  uint32_t expiry;     /* seconds, NEVER */
-  uint64_t offline_at; /* manager ms; 0: online (or never connected) */
-  bmsg *will;          /* delayed will of the last connection */
-  uint64_t will_at;
-  uint64_t mark; /* routing: last publish that reached it */
-  uint32_t mark_idx;
-  uint64_t seq;
-  uint16_t next_id;
-  uint8_t version;
-  uint32_t hv;
-  uint16_t idlen;
-  char id[];
-} bsess;
-
-struct bconn {
-  uint8_t kind; /* K_CONN */
-  cymg_mqtt_broker *b;
-  cymg_conn *c;
-  bsess *s;
-  bconn *next, *prev;
-  bmsg *will;
-  uint32_t will_delay;
-  char *cid, *user;
-  uint16_t cidlen, userlen;
-  char **alias; /* v5 topic aliases set by the client, [1..nalias] */
-  uint16_t nalias;
-  cymg_buf in;  /* over WebSocket: message bytes not parsed yet */
-  uint64_t since, last_rx;
-  uint32_t max_out; /* the client's Maximum Packet Size; 0: none */
-  uint16_t keepalive;
-  uint16_t recv_max_out; /* the client's Receive Maximum */
-  uint8_t version;
-  bool ws, connected, failed, no_will, problem_info, has_user;
-};
-
-typedef struct watcher {
-  uint64_t id;
-  cymg_mqtt_watch_fn fn;
-  void *data;
-  bool dead;
-  uint16_t flen;
-  char filter[];
-} watcher;
-
-typedef struct free_hook {
-  void (*fn)(void *);
-  void *arg;
-} free_hook;
-
-/* One recipient of the message being routed. */
-typedef struct dlv {
-  bsess *s;
-  uint32_t sub_id;
-  uint8_t qos;
-  bool retain;
-} dlv;
-
-struct cymg_mqtt_broker {
-  cymg_mgr *mgr;
-  cymg_mqtt_broker_opts o;
-  tnode *root;
-  rstore ret;
-  bsess **stab;
-  size_t scap, nsess;
-  bconn *conns;
-  lstate *lsns;
-  watcher **w;
-  size_t nw, wcap, wdepth;
-  uint64_t next_wid;
-  free_hook *hooks;
-  size_t nhooks;
-  cymg_timer_id sweep;
-  cymg_mqtt_broker_stats st;
-  uint64_t gen;
-  dlv *d;
-  size_t nd, dcap;
-  bsess *from; /* routing: the publisher's session (no-local) */
-  bool freeing;
-};
-
 static const cymg_proto bk_proto, bk_ws_inner;
 
 static uint64_t now_ms(const cymg_mqtt_broker *b) {
@@ -157,7 +31,7 @@ static bool prop_rewritten(uint8_t id) {
 
 /* A message from its parts; props is a valid block (its message expiry read
  * here, the rewritten properties left out). */
-static bmsg *bmsg_new(cymg_mqtt_broker *b, cymg_str topic, cymg_str payload, cymg_str props,
+bmsg *cymg__bk_msg_new(cymg_mqtt_broker *b, cymg_str topic, cymg_str payload, cymg_str props,
                       int qos, bool retain, const void *origin) {
   size_t keep = 0, ofs = 0, at;
   uint32_t expiry = 0;
@@ -265,6 +139,12 @@ static size_t enc_publish(const cymg_mqtt_broker *b, const bmsg *m, uint8_t vers
 /* ---- sending ---- */
 
 static int xmit(bconn *bc, const void *p, size_t n) {
+  if (bc->holding) {
+    if (bc->held.len + n > bc->c->send_limit && bc->c->send_limit) return CYMG_ELIMIT;
+    int hr = cymg_buf_append(&bc->held, p, n);
+    if (hr >= 0) bc->b->st.bytes_out += n;
+    return hr;
+  }
   int rc = bc->ws ? cymg_ws_send(bc->c, p, n, CYMG_WS_OP_BINARY) : cymg_send(bc->c, p, n);
   if (rc >= 0) bc->b->st.bytes_out += n;
   return rc;
@@ -306,13 +186,38 @@ static int send_ack(bconn *bc, uint8_t cmd, uint16_t id, uint8_t code) {
 
 static void fail(bconn *bc, uint8_t reason, const char *why);
 
+/* The end of a batch of packets read: what it changed is made durable, then
+ * the output held meanwhile (acknowledgements among it) goes out. */
+static void release_held(bconn *bc) {
+  if (!bc->holding) return;
+  bc->holding = false;
+  if (bc->b) cymg__bk_store_sync(bc->b);
+  if (bc->held.len && xmit(bc, bc->held.buf, bc->held.len) < 0)
+    cymg_error(bc->c, "MQTT: output not queued");
+  else if (bc->b && bc->held.len)
+    bc->b->st.bytes_out -= bc->held.len; /* counted once, when held */
+  cymg_buf_free(&bc->held);
+}
+
+static void bdrain(bconn *bc) {
+  release_held(bc);
+  cymg_drain(bc->c);
+}
+
 /* ---- sessions ---- */
+
+static bsess *sess_new(cymg_mqtt_broker *b, cymg_str id);
 
 static bsess *sess_find(const cymg_mqtt_broker *b, cymg_str id, uint32_t hv) {
   if (b->scap == 0) return NULL;
   for (bsess *s = b->stab[hv & (b->scap - 1)]; s; s = s->hnext)
     if (s->hv == hv && s->idlen == id.len && memcmp(s->id, id.buf, id.len) == 0) return s;
   return NULL;
+}
+
+bsess *cymg__bk_sess_get(cymg_mqtt_broker *b, cymg_str id, bool create) {
+  bsess *s = sess_find(b, id, cymg__bk_hash(id.buf, id.len));
+  return s || !create ? s : sess_new(b, id);
 }
 
 static bsess *sess_new(cymg_mqtt_broker *b, cymg_str id) {
@@ -342,7 +247,7 @@ static bsess *sess_new(cymg_mqtt_broker *b, cymg_str id) {
   return s;
 }
 
-static void qent_free(cymg_mqtt_broker *b, bsess *s, qent *e) {
+void cymg__bk_qent_free(cymg_mqtt_broker *b, bsess *s, qent *e) {
   s->nq--;
   s->qbytes -= e->m->payload_len;
   b->st.queued--;
@@ -358,7 +263,8 @@ static void sub_free(cymg_mqtt_broker *b, bsub *sub) {
 
 /* Removes a session and everything it holds (not its delayed will: the
  * caller publishes or drops it first). */
-static void sess_free(cymg_mqtt_broker *b, bsess *s) {
+void cymg__bk_sess_free(cymg_mqtt_broker *b, bsess *s) {
+  if (s->stored) cymg__bk_p_session_del(b, s);
   for (bsess **pp = &b->stab[s->hv & (b->scap - 1)]; *pp; pp = &(*pp)->hnext)
     if (*pp == s) {
       *pp = s->hnext;
@@ -370,7 +276,7 @@ static void sess_free(cymg_mqtt_broker *b, bsess *s) {
   free(s->subs);
   for (qent *e = s->qhead, *n; e; e = n) {
     n = e->next;
-    qent_free(b, s, e);
+    cymg__bk_qent_free(b, s, e);
   }
   bmsg_unref(s->will);
   free(s->in_ids);
@@ -383,7 +289,7 @@ static bool in_has(const bsess *s, uint16_t id) {
   return false;
 }
 
-static int in_add(bsess *s, uint16_t id) {
+int cymg__bk_in_add(bsess *s, uint16_t id) {
   if (s->n_in == s->cap_in) {
     uint32_t cap = s->cap_in ? s->cap_in * 2 : 4;
     uint16_t *p = realloc(s->in_ids, cap * sizeof(*p));
@@ -395,7 +301,7 @@ static int in_add(bsess *s, uint16_t id) {
   return 0;
 }
 
-static bool in_del(bsess *s, uint16_t id) {
+bool cymg__bk_in_del(bsess *s, uint16_t id) {
   for (uint32_t i = 0; i < s->n_in; i++)
     if (s->in_ids[i] == id) {
       s->in_ids[i] = s->in_ids[--s->n_in];
@@ -447,6 +353,7 @@ static void q_unlink(bsess *s, qent *prev, qent *e) {
     s->qhead = e->next;
   if (s->qtail == e) s->qtail = prev;
   if (s->unsent == e) s->unsent = e->next;
+  if (s->last_sent == e) s->last_sent = prev;
 }
 
 /* Sends what the session has queued, as far as the client's window and our
@@ -454,33 +361,33 @@ static void q_unlink(bsess *s, qent *prev, qent *e) {
 static void flush_queue(bconn *bc) {
   bsess *s = bc->s;
   cymg_mqtt_broker *b = bc->b;
-  if (s == NULL || !bc->connected || bc->failed) return;
-  qent *prev = NULL;
-  for (qent *e = s->qhead; e && e != s->unsent; e = e->next) prev = e;
+  if (s == NULL || !bc->connected || bc->failed ||
+      (bc->c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)))
+    return;
+  qent *prev = s->last_sent;
   while (s->unsent && s->ninfl < bc->recv_max_out && !cymg__conn_out_full(bc->c)) {
     qent *e = s->unsent;
     if (expired(b, e->m)) {
+      cymg__bk_p_msg_del(b, s, e);
       q_unlink(s, prev, e);
-      qent_free(b, s, e);
+      cymg__bk_qent_free(b, s, e);
       continue;
     }
     e->id = new_id(s);
     int rc = send_entry(bc, e, false);
-    if (rc == CYMG_ELIMIT) break; /* send buffer at its cap: stays queued */
-    if (rc != 0) {
+    if (rc < 0) break; /* send buffer at its cap, closing, no memory: stays queued */
+    if (rc == 1) {     /* larger than the client takes: dropped for it */
+      cymg__bk_p_msg_del(b, s, e);
       q_unlink(s, prev, e);
-      qent_free(b, s, e);
+      cymg__bk_qent_free(b, s, e);
       b->st.dropped++;
-      if (rc < 0) {
-        fail(bc, CYMG_MQTT_RC_UNSPECIFIED, "send failed");
-        return;
-      }
       continue;
     }
     e->sent = true;
+    cymg__bk_p_msg(b, s, e);
     s->ninfl++;
     s->unsent = e->next;
-    prev = e;
+    s->last_sent = prev = e;
   }
 }
 
@@ -492,11 +399,19 @@ static bool enqueue(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool re
     if (b->o.disconnect_on_full && s->bc) fail(s->bc, 0x97, "session queue full");
     return false;
   }
-  qent *e = malloc(sizeof(*e));
+  qent *e = cymg__bk_enqueue_raw(b, s, m, qos, retain, sub_id);
   if (e == NULL) {
     b->st.dropped++;
     return false;
   }
+  cymg__bk_p_msg(b, s, e);
+  return true;
+}
+
+qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool retain,
+                           uint32_t sub_id) {
+  qent *e = malloc(sizeof(*e));
+  if (e == NULL) return NULL;
   e->next = NULL;
   e->m = bmsg_ref(m);
   e->sub_id = sub_id;
@@ -505,16 +420,19 @@ static bool enqueue(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool re
   e->retain = retain;
   e->sent = e->released = false;
   e->seq = ++s->seq;
+  if (s->unsent == NULL) { /* all before it is in flight: the old tail is the last sent */
+    s->unsent = e;
+    s->last_sent = s->qtail;
+  }
   if (s->qtail)
     s->qtail->next = e;
   else
     s->qhead = e;
   s->qtail = e;
-  if (s->unsent == NULL) s->unsent = e;
   s->nq++;
   s->qbytes += m->payload_len;
   b->st.queued++;
-  return true;
+  return e;
 }
 
 /* ---- routing ---- */
@@ -638,14 +556,17 @@ static void collect(void *arg, bsub *sub, sgroup *g) {
   d->sub_id = sub->sub_id;
 }
 
-static void retain_store(cymg_mqtt_broker *b, bmsg *m) {
+void cymg__bk_retain(cymg_mqtt_broker *b, bmsg *m) {
   cymg_str t = bmsg_topic(m);
   if (m->payload_len == 0) {
+    if (cymg__bk_ret_get(&b->ret, t)) cymg__bk_p_retain_del(b, t);
     if (cymg__bk_ret_set(&b->ret, t, NULL) < 0) CYMG__DEBUG("MQTT broker: retained clear failed");
   } else if (b->ret.n >= b->o.max_retained && cymg__bk_ret_get(&b->ret, t) == NULL) {
     b->st.dropped++; /* the store is full: new topics are not kept */
   } else if (cymg__bk_ret_set(&b->ret, t, m) < 0) {
     b->st.dropped++;
+  } else {
+    cymg__bk_p_retain(b, m);
   }
   b->st.retained = b->ret.n;
 }
@@ -684,7 +605,7 @@ static void call_watchers(cymg_mqtt_broker *b, const bmsg *m, const cymg_mqtt_ms
 /* Routes m (the broker's reference stays the caller's) to every matching
  * subscription; from is the publisher's session (NULL: inside the process). */
 static void route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg *as) {
-  if (m->retain && !b->o.no_retain) retain_store(b, m);
+  if (m->retain && !b->o.no_retain) cymg__bk_retain(b, m);
   b->gen++;
   b->nd = 0;
   b->from = from;
@@ -697,7 +618,8 @@ static void route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg
     uint8_t qos = m->qos < d.qos ? m->qos : d.qos;
     bool retain = d.retain && m->retain;
     bconn *bc = d.s->bc;
-    bool online = bc && bc->connected && !bc->failed;
+    bool online = bc && bc->connected && !bc->failed &&
+                  !(bc->c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING));
     if (qos == 0) {
       if (online)
         deliver0(b, bc, m, retain, d.sub_id, cache, &ncache, scratch, &used, sizeof(scratch));
@@ -763,12 +685,13 @@ static void conn_gone(bconn *bc) {
   s->bc = NULL;
   bc->s = NULL;
   if (s->expiry == 0) {
-    sess_free(b, s);
+    cymg__bk_sess_free(b, s);
     if (will) publish_will(b, will, bc);
     bmsg_unref(will);
     return;
   }
   s->offline_at = now_ms(b);
+  cymg__bk_p_session(b, s);
   if (will && bc->will_delay) {
     s->will = will;
     s->will_at = s->offline_at + (uint64_t)bc->will_delay * 1000;
@@ -791,6 +714,7 @@ static void bconn_free(void *state) {
   free(bc->cid);
   free(bc->user);
   cymg_buf_free(&bc->in);
+  cymg_buf_free(&bc->held);
   free(bc);
 }
 
@@ -812,7 +736,7 @@ static void fail(bconn *bc, uint8_t reason, const char *why) {
   char msg[200];
   snprintf(msg, sizeof(msg), "MQTT: %s", why);
   cymg_call(bc->c, CYMG_EV_ERROR, msg);
-  cymg_drain(bc->c);
+  bdrain(bc);
 }
 
 /* ---- CONNECT ---- */
@@ -887,7 +811,7 @@ static void refuse(bconn *bc, int code, const char *why) {
   char msg[200];
   snprintf(msg, sizeof(msg), "MQTT: connection refused: %s", why);
   cymg_call(bc->c, CYMG_EV_ERROR, msg);
-  cymg_drain(bc->c);
+  bdrain(bc);
 }
 
 static char *dup_n(const void *p, size_t n) {
@@ -992,7 +916,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
     cymg_mqtt_prop p;
     while (cymg_mqtt_next_prop(cf->will_props, &ofs, &p) == 1)
       if (p.id == CYMG_MQTT_PROP_WILL_DELAY_INTERVAL) bc->will_delay = p.iv;
-    bc->will = bmsg_new(b, cf->will_topic, cf->will_payload, cf->will_props, cf->will_qos,
+    bc->will = cymg__bk_msg_new(b, cf->will_topic, cf->will_payload, cf->will_props, cf->will_qos,
                         cf->will_retain, NULL);
     if (bc->will == NULL) {
       refuse(bc, 0x80, "out of memory");
@@ -1019,7 +943,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
     if (s->will) publish_will(b, s->will, NULL); /* the old session ends now */
     bmsg_unref(s->will);
     s->will = NULL;
-    sess_free(b, s);
+    cymg__bk_sess_free(b, s);
     s = NULL;
   }
   bool present = s != NULL;
@@ -1032,6 +956,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
   s->expiry = expiry;
   s->offline_at = 0;
   s->version = bc->version;
+  if (s->expiry || s->stored) cymg__bk_p_session(b, s);
   s->bc = bc;
   bc->s = s;
   bc->connected = true;
@@ -1123,7 +1048,7 @@ static bool on_publish(bconn *bc, cymg_mqtt_msg *m) {
     if (code && code < 0x80) code = 0x87;
   }
   if (code == 0) {
-    bmsg *bm = bmsg_new(b, m->topic, m->data, m->props, m->qos, m->retain, NULL);
+    bmsg *bm = cymg__bk_msg_new(b, m->topic, m->data, m->props, m->qos, m->retain, NULL);
     if (bm == NULL) {
       fail(bc, 0x80, "out of memory");
       return false;
@@ -1136,7 +1061,10 @@ static bool on_publish(bconn *bc, cymg_mqtt_msg *m) {
   if (m->qos == 1) rc = send_ack(bc, CYMG_MQTT_CMD_PUBACK, m->id, (uint8_t)code);
   if (m->qos == 2) {
     /* 3.1.1 has no refusal: the flow completes as if routed */
-    if (code == 0 || bc->version != CYMG_MQTT_V5) rc = in_add(s, m->id);
+    if (code == 0 || bc->version != CYMG_MQTT_V5) {
+      rc = cymg__bk_in_add(s, m->id);
+      if (rc >= 0) cymg__bk_p_in(b, s, m->id, true);
+    }
     if (rc >= 0) rc = send_ack(bc, CYMG_MQTT_CMD_PUBREC, m->id, (uint8_t)code);
   }
   if (rc < 0) {
@@ -1166,6 +1094,7 @@ static bool on_ack(bconn *bc, const cymg_mqtt_msg *m) {
       done = true;
     } else {
       e->released = true;
+      cymg__bk_p_msg(b, s, e);
       if (send_ack(bc, CYMG_MQTT_CMD_PUBREL, m->id, 0) < 0) {
         fail(bc, 0x80, "PUBREL not queued");
         return false;
@@ -1173,8 +1102,9 @@ static bool on_ack(bconn *bc, const cymg_mqtt_msg *m) {
     }
   }
   if (done) {
+    cymg__bk_p_msg_del(b, s, e);
     q_unlink(s, prev, e);
-    qent_free(b, s, e);
+    cymg__bk_qent_free(b, s, e);
     s->ninfl--;
     flush_queue(bc);
   }
@@ -1263,18 +1193,31 @@ static uint8_t subscribe_one(bconn *bc, cymg_str f, uint8_t opts, uint32_t sub_i
     if (code) return v5 ? (uint8_t)(code >= 0x80 ? code : 0x87) : 0x80;
   }
   uint32_t idx;
+  bool existed = sess_sub_find(s, f, &idx) != NULL;
+  if (!existed && s->nsubs >= b->o.max_subs) return v5 ? 0x97 : 0x80;
+  if (cymg__bk_sess_sub(b, s, f, (uint8_t)((opts & ~3) | qos), sub_id, &existed) < 0) return 0x80;
+  int rh = (opts >> 4) & 3;
+  *replay_it = !group.len && !b->o.no_retain && (rh == 0 || (rh == 1 && !existed));
+  return qos;
+}
+
+int cymg__bk_sess_sub(cymg_mqtt_broker *b, bsess *s, cymg_str f, uint8_t opts, uint32_t sub_id,
+                      bool *existed) {
+  cymg_str group, rest;
+  if (!split_share(f, &group, &rest)) return CYMG_EINVAL;
+  uint32_t idx;
   bsub *old = sess_sub_find(s, f, &idx);
-  if (old == NULL && s->nsubs >= b->o.max_subs) return v5 ? 0x97 : 0x80;
+  *existed = old != NULL;
   bsub *sub = calloc(1, sizeof(*sub) + f.len + 1);
-  if (sub == NULL) return 0x80;
+  if (sub == NULL) return CYMG_ENOMEM;
   sub->s = s;
   sub->sub_id = sub_id;
-  sub->opts = (uint8_t)((opts & ~3) | qos);
+  sub->opts = opts;
   sub->flen = (uint16_t)f.len;
   memcpy(sub->filter, f.buf, f.len);
   if (cymg__bk_tree_add(b->root, rest, group, sub) < 0) {
     free(sub);
-    return 0x80;
+    return CYMG_ENOMEM;
   }
   if (old) {
     sub_free(b, old);
@@ -1286,7 +1229,7 @@ static uint8_t subscribe_one(bconn *bc, cymg_str f, uint8_t opts, uint32_t sub_i
       if (a == NULL) {
         cymg__bk_tree_del(sub);
         free(sub);
-        return 0x80;
+        return CYMG_ENOMEM;
       }
       s->subs = a;
       s->scap = cap;
@@ -1294,9 +1237,18 @@ static uint8_t subscribe_one(bconn *bc, cymg_str f, uint8_t opts, uint32_t sub_i
     s->subs[s->nsubs++] = sub;
   }
   b->st.subscriptions++;
-  int rh = (opts >> 4) & 3;
-  *replay_it = !group.len && !b->o.no_retain && (rh == 0 || (rh == 1 && old == NULL));
-  return qos;
+  cymg__bk_p_sub(b, s, sub);
+  return 0;
+}
+
+bool cymg__bk_sess_unsub(cymg_mqtt_broker *b, bsess *s, cymg_str f) {
+  uint32_t idx;
+  bsub *sub = sess_sub_find(s, f, &idx);
+  if (sub == NULL) return false;
+  sub_free(b, sub);
+  s->subs[idx] = s->subs[--s->nsubs];
+  cymg__bk_p_unsub(b, s, f);
+  return true;
 }
 
 static bool on_subscribe(bconn *bc, const cymg_mqtt_msg *m) {
@@ -1358,13 +1310,8 @@ static bool on_unsubscribe(bconn *bc, const cymg_mqtt_msg *m) {
   uint8_t opts;
   int rc;
   while ((rc = cymg_mqtt_next_filter(m, &ofs, &f, &opts)) == 1) {
-    uint32_t idx;
-    bsub *sub = sess_sub_find(s, f, &idx);
-    if (sub) {
-      sub_free(b, sub);
-      s->subs[idx] = s->subs[--s->nsubs];
-    }
-    if (n < sizeof(codes)) codes[n++] = sub ? 0 : 0x11;
+    bool had = cymg__bk_sess_unsub(b, s, f);
+    if (n < sizeof(codes)) codes[n++] = had ? 0 : 0x11;
   }
   if (rc < 0 || n == 0) {
     fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "UNSUBSCRIBE without filters");
@@ -1402,7 +1349,8 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
     case CYMG_MQTT_CMD_PUBREC:
     case CYMG_MQTT_CMD_PUBCOMP: return on_ack(bc, m);
     case CYMG_MQTT_CMD_PUBREL: {
-      bool had = in_del(bc->s, m->id);
+      bool had = cymg__bk_in_del(bc->s, m->id);
+      if (had) cymg__bk_p_in(bc->b, bc->s, m->id, false);
       if (send_ack(bc, CYMG_MQTT_CMD_PUBCOMP, m->id, had ? 0 : 0x92) < 0) {
         fail(bc, 0x80, "PUBCOMP not queued");
         return false;
@@ -1434,9 +1382,10 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
             return false;
           }
           bc->s->expiry = p.iv;
+          cymg__bk_p_session(bc->b, bc->s);
         }
       bc->failed = true; /* nothing more is read */
-      cymg_drain(bc->c);
+      bdrain(bc);
       return false;
     }
     default:
@@ -1445,7 +1394,17 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
   }
 }
 
+static void bk_read_batch(bconn *bc);
+
+/* Reads the packets received; with a store, their output is held until what
+ * they changed is synced (one sync for the batch). */
 static void bk_read(bconn *bc) {
+  bc->holding = bc->b && bc->b->store && !bc->b->store_failed;
+  bk_read_batch(bc);
+  release_held(bc);
+}
+
+static void bk_read_batch(bconn *bc) {
   cymg_mqtt_broker *b = bc->b;
   cymg_conn *c = bc->c;
   while (bc->b && !bc->failed && !(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) &&
@@ -1562,11 +1521,14 @@ static const cymg_proto bk_ws_inner = {"mqtt-broker-ws", bk_ws_event, bconn_free
 static void ws_lsn_fn(cymg_conn *c, int ev, void *ev_data) {
   lstate *l = cymg_conn_userdata(c);
   if (l == NULL) return;
-  if (cymg_conn_is_listening(c)) {
-    if (ev == CYMG_EV_CLOSE) l->c = NULL;
-    return;
+  if (cymg_conn_is_listening(c) && ev == CYMG_EV_CLOSE) l->c = NULL;
+  if (l->b && l->b->o.fn && ev != CYMG_EV_HTTP_MSG) {
+    /* the program's function sees its own pointer, as on other connections */
+    c->fn_data = l->b->o.fn_data;
+    l->b->o.fn(c, ev, ev_data);
+    c->fn_data = l;
   }
-  if (ev != CYMG_EV_HTTP_MSG || l->b == NULL) return;
+  if (ev != CYMG_EV_HTTP_MSG || l->b == NULL || cymg_conn_is_listening(c)) return;
   cymg_mqtt_broker *b = l->b;
   const cymg_http_msg *hm = ev_data;
   if (l->path && !cymg_str_eq(hm->uri, cymg_str_c(l->path))) {
@@ -1615,6 +1577,10 @@ static void sweep_fn(void *arg) {
     } else if (bc->connected && bc->keepalive &&
                now - bc->last_rx > (uint64_t)bc->keepalive * 1500) {
       fail(bc, CYMG_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep-alive timeout");
+    } else if (bc->c->send.len == 0 && bc->c->send.size && !bc->c->pump) {
+      /* an idle client keeps no send buffer (the core keeps the last one) */
+      cymg__trim_note_free(b->mgr, bc->c->send.size);
+      cymg__iobuf_free(&bc->c->send);
     }
   }
   for (size_t i = 0; i < b->scap; i++)
@@ -1628,8 +1594,9 @@ static void sweep_fn(void *arg) {
         publish_will(b, w, NULL);
         bmsg_unref(w);
       }
-      if (ends) sess_free(b, s);
+      if (ends) cymg__bk_sess_free(b, s);
     }
+  cymg__bk_store_sync(b); /* what was put outside a batch (publish from the process) */
 }
 
 /* ---- public API ---- */
@@ -1652,15 +1619,15 @@ int cymg_mqtt_broker_new(cymg_mgr *mgr, const cymg_mqtt_broker_opts *opts,
   if (!b->o.receive_max) b->o.receive_max = DEF_RECEIVE_MAX;
   if (!b->o.topic_alias_max) b->o.topic_alias_max = DEF_ALIAS_MAX;
   if (!b->o.has_max_qos) b->o.max_qos = 2;
-  b->o.persist_path = NULL; /* wired with the store */
   if ((b->root = cymg__bk_tree_new()) == NULL) {
     free(b);
     return CYMG_ENOMEM;
   }
-  int rc = cymg_timer_add(mgr, SWEEP_MS, CYMG_TIMER_REPEAT, sweep_fn, b, &b->sweep);
+  int rc = b->o.persist_path ? cymg__bk_store_open(b, b->o.persist_path) : 0;
+  if (rc >= 0) rc = cymg_timer_add(mgr, SWEEP_MS, CYMG_TIMER_REPEAT, sweep_fn, b, &b->sweep);
   if (rc < 0) {
-    cymg__bk_tree_free(b->root);
-    free(b);
+    b->sweep = 0;
+    cymg_mqtt_broker_free(b);
     return rc;
   }
   *out = b;
@@ -1717,7 +1684,7 @@ void cymg_mqtt_broker_free(cymg_mqtt_broker *b) {
     if (cymg_conn_handler(c) != ws_lsn_fn) continue;
     for (lstate *l = b->lsns; l; l = l->next)
       if (cymg_conn_userdata(c) == l) {
-        cymg_conn_set_handler(c, NULL, NULL);
+        cymg_conn_set_handler(c, b->o.fn, b->o.fn_data);
         cymg_close(c);
       }
   }
@@ -1725,6 +1692,7 @@ void cymg_mqtt_broker_free(cymg_mqtt_broker *b) {
     n = l->next;
     if (l->c) {
       if (!l->ws) cymg_conn_set_proto(l->c, NULL, NULL);
+      cymg_conn_set_handler(l->c, b->o.fn, b->o.fn_data); /* l is freed below */
       cymg_close(l->c);
     }
     free(l->path);
@@ -1738,10 +1706,11 @@ void cymg_mqtt_broker_free(cymg_mqtt_broker *b) {
     bc->next = bc->prev = NULL;
     cymg_close(bc->c);
   }
+  cymg__bk_store_close(b); /* sessions stay in the file */
   for (size_t i = 0; i < b->scap; i++)
     for (bsess *s = b->stab[i], *n; s; s = n) {
       n = s->hnext;
-      sess_free(b, s);
+      cymg__bk_sess_free(b, s);
     }
   free(b->stab);
   cymg__bk_tree_free(b->root);
@@ -1771,7 +1740,7 @@ int cymg_mqtt_broker_publish(cymg_mqtt_broker *b, cymg_str topic, cymg_str data,
     return n;
   }
   if (qos > b->o.max_qos) qos = b->o.max_qos;
-  bmsg *m = bmsg_new(b, topic, data, cymg_str_n(pb, (size_t)n), qos, retain, origin);
+  bmsg *m = cymg__bk_msg_new(b, topic, data, cymg_str_n(pb, (size_t)n), qos, retain, origin);
   if (pb != small) free(pb);
   if (m == NULL) return CYMG_ENOMEM;
   b->st.msgs_in++;

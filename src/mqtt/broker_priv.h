@@ -107,4 +107,171 @@ bmsg *cymg__bk_ret_get(const rstore *r, cymg_str topic);
 /* Calls fn for each retained message whose topic matches filter. */
 void cymg__bk_ret_match(rstore *r, cymg_str filter, void (*fn)(void *arg, bmsg *m), void *arg);
 
+/* ---- the broker's state ---- */
+
+#define DEF_MAX_PACKET (1u << 20)
+#define DEF_MAX_SUBS 1000u
+#define DEF_MAX_QUEUED 1000u
+#define DEF_MAX_QBYTES (16u << 20)
+#define DEF_MAX_RETAINED 100000u
+#define DEF_RECEIVE_MAX 64u
+#define DEF_ALIAS_MAX 64u
+#define MAX_LEVELS 128      /* filter depth (bounds the tree and its recursion) */
+#define CONNECT_WAIT_MS 30000 /* a connection that sends no CONNECT is closed */
+#define SWEEP_MS 1000
+#define NEVER UINT32_MAX
+
+enum { K_LSN = 1, K_CONN };
+
+typedef struct lstate {
+  uint8_t kind; /* K_LSN: shares the protocol with connections */
+  struct lstate *next;
+  cymg_mqtt_broker *b;
+  cymg_conn *c;
+  bool ws;
+  char *path; /* ws: the path asked for; NULL: any */
+} lstate;
+
+/* A QoS > 0 message queued for (or in flight to) a session. */
+typedef struct qent {
+  struct qent *next;
+  bmsg *m;
+  uint32_t sub_id;
+  uint16_t id; /* packet id once sent */
+  uint8_t qos;
+  bool retain, sent, released;
+  uint64_t seq;
+} qent;
+
+typedef struct bconn bconn;
+
+typedef struct bsess {
+  struct bsess *hnext;
+  bconn *bc; /* online connection or NULL */
+  bsub **subs;
+  uint32_t nsubs, scap;
+  qent *qhead, *qtail, *unsent; /* entries before unsent are in flight */
+  qent *last_sent;               /* the entry before unsent (NULL: unsent is the head) */
+  uint32_t nq, ninfl;
+  uint64_t qbytes;
+  uint16_t *in_ids; /* QoS 2 received, PUBREL awaited */
+  uint32_t n_in, cap_in;
+  uint32_t expiry;     /* seconds, NEVER */
+  uint64_t offline_at; /* manager ms; 0: online (or never connected) */
+  bmsg *will;          /* delayed will of the last connection */
+  uint64_t will_at;
+  uint64_t mark; /* routing: last publish that reached it */
+  uint32_t mark_idx;
+  uint64_t seq;
+  uint16_t next_id;
+  uint8_t version;
+  bool stored; /* written to the store: later changes are too */
+  uint32_t hv;
+  uint16_t idlen;
+  char id[];
+} bsess;
+
+struct bconn {
+  uint8_t kind; /* K_CONN */
+  cymg_mqtt_broker *b;
+  cymg_conn *c;
+  bsess *s;
+  bconn *next, *prev;
+  bmsg *will;
+  uint32_t will_delay;
+  char *cid, *user;
+  uint16_t cidlen, userlen;
+  char **alias; /* v5 topic aliases set by the client, [1..nalias] */
+  uint16_t nalias;
+  cymg_buf in;  /* over WebSocket: message bytes not parsed yet */
+  cymg_buf held; /* with a store: output held until the batch read is synced */
+  uint64_t since, last_rx;
+  uint32_t max_out; /* the client's Maximum Packet Size; 0: none */
+  uint16_t keepalive;
+  uint16_t recv_max_out; /* the client's Receive Maximum */
+  uint8_t version;
+  bool ws, connected, failed, no_will, problem_info, has_user, holding;
+};
+
+typedef struct watcher {
+  uint64_t id;
+  cymg_mqtt_watch_fn fn;
+  void *data;
+  bool dead;
+  uint16_t flen;
+  char filter[];
+} watcher;
+
+typedef struct free_hook {
+  void (*fn)(void *);
+  void *arg;
+} free_hook;
+
+/* One recipient of the message being routed. */
+typedef struct dlv {
+  bsess *s;
+  uint32_t sub_id;
+  uint8_t qos;
+  bool retain;
+} dlv;
+
+struct cymg_mqtt_broker {
+  cymg__mqtt_store *store; /* NULL: in memory only */
+  bool store_failed;       /* a sync failed: acknowledged as in memory from then on */
+  cymg_mgr *mgr;
+  cymg_mqtt_broker_opts o;
+  tnode *root;
+  rstore ret;
+  bsess **stab;
+  size_t scap, nsess;
+  bconn *conns;
+  lstate *lsns;
+  watcher **w;
+  size_t nw, wcap, wdepth;
+  uint64_t next_wid;
+  free_hook *hooks;
+  size_t nhooks;
+  cymg_timer_id sweep;
+  cymg_mqtt_broker_stats st;
+  uint64_t gen;
+  dlv *d;
+  size_t nd, dcap;
+  bsess *from; /* routing: the publisher's session (no-local) */
+  bool freeing, replaying;
+};
+
+
+/* ---- broker.c, for the store's replay ---- */
+bmsg *cymg__bk_msg_new(cymg_mqtt_broker *b, cymg_str topic, cymg_str payload, cymg_str props,
+                       int qos, bool retain, const void *origin);
+bsess *cymg__bk_sess_get(cymg_mqtt_broker *b, cymg_str id, bool create);
+void cymg__bk_sess_free(cymg_mqtt_broker *b, bsess *s);
+/* Adds (or replaces) a subscription of s; 0 or CYMG_ENOMEM; *existed says
+ * whether it replaced one. */
+int cymg__bk_sess_sub(cymg_mqtt_broker *b, bsess *s, cymg_str f, uint8_t opts, uint32_t sub_id,
+                      bool *existed);
+bool cymg__bk_sess_unsub(cymg_mqtt_broker *b, bsess *s, cymg_str f);
+void cymg__bk_retain(cymg_mqtt_broker *b, bmsg *m);
+/* Appends a queue entry (replay); NULL on ENOMEM. */
+qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool retain,
+                           uint32_t sub_id);
+void cymg__bk_qent_free(cymg_mqtt_broker *b, bsess *s, qent *e);
+int cymg__bk_in_add(bsess *s, uint16_t id);
+bool cymg__bk_in_del(bsess *s, uint16_t id);
+
+/* ---- broker_store.c: durable state (each a no-op without a store) ---- */
+int cymg__bk_store_open(cymg_mqtt_broker *b, const char *path);
+void cymg__bk_store_close(cymg_mqtt_broker *b);
+/* Group commit: syncs what was put (and compacts when worth it). */
+void cymg__bk_store_sync(cymg_mqtt_broker *b);
+void cymg__bk_p_retain(cymg_mqtt_broker *b, const bmsg *m);
+void cymg__bk_p_retain_del(cymg_mqtt_broker *b, cymg_str topic);
+void cymg__bk_p_session(cymg_mqtt_broker *b, bsess *s);
+void cymg__bk_p_session_del(cymg_mqtt_broker *b, bsess *s);
+void cymg__bk_p_sub(cymg_mqtt_broker *b, const bsess *s, const bsub *sub);
+void cymg__bk_p_unsub(cymg_mqtt_broker *b, const bsess *s, cymg_str f);
+void cymg__bk_p_msg(cymg_mqtt_broker *b, const bsess *s, const qent *e);
+void cymg__bk_p_msg_del(cymg_mqtt_broker *b, const bsess *s, const qent *e);
+void cymg__bk_p_in(cymg_mqtt_broker *b, const bsess *s, uint16_t id, bool add);
+
 #endif

@@ -33,7 +33,8 @@
  * idle: N clients (client id "idle-I"), each CONNECT, CONNACK, SUBSCRIBE to
  * "idle/I" (QoS 0), SUBACK, at most 200 being set up at once, keep-alive
  * 300 s; with -P, prints the broker's VmRSS before the first connection and
- * 1 s after the last SUBACK and the difference per client; then (with -H 1,
+ * 2 s after the last SUBACK (what a broker frees lazily, on a timer, is gone by
+ * then) and the difference per client; then (with -H 1,
  * once its standard input is closed: a profiler looks meanwhile) closes them
  * all. Raises RLIMIT_NOFILE to its hard limit. */
 #define _GNU_SOURCE
@@ -602,7 +603,7 @@ static int run_idle(int port, int n) {
     return 1;
   }
   /* Let the broker finish whatever it does after SUBACK (logging, timers). */
-  double t_settle = now_s() + 1;
+  double t_settle = now_s() + 2;
   while (now_s() < t_settle && dead_count == 0) poll_once(100);
   long rss1 = broker_pid ? proc_rss_kb(broker_pid) : -1;
   running = false;

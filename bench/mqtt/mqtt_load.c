@@ -584,6 +584,26 @@ static int usage(void) {
   return 2;
 }
 
+/* Closes the connections still open and frees them all, and cs. */
+static void close_all(conn **cs, int n) {
+  for (int i = 0; i < n; i++) {
+    if (cs[i] == NULL) continue;
+    if (cs[i]->state != ST_DEAD) close(cs[i]->fd);
+    free(cs[i]->rx);
+    free(cs[i]->tx);
+    free(cs[i]);
+  }
+  free(cs);
+}
+
+static void free_pubs(void) {
+  for (int i = 0; i < npubs; i++) {
+    for (int k = 0; pubs[i].slots && k < window; k++) free(pubs[i].slots[k].mask);
+    free(pubs[i].slots);
+  }
+  free(pubs);
+}
+
 static int run_idle(int port, int n) {
   long rss0 = broker_pid ? proc_rss_kb(broker_pid) : -1;
   conn **cs = calloc((size_t)n, sizeof(conn *));
@@ -600,6 +620,7 @@ static int run_idle(int port, int n) {
   }
   if (ready_count < n) {
     fprintf(stderr, "mqtt_load: only %d of %d idle clients set up\n", ready_count, n);
+    close_all(cs, n);
     return 1;
   }
   /* Let the broker finish whatever it does after SUBACK (logging, timers). */
@@ -614,9 +635,9 @@ static int run_idle(int port, int n) {
     char buf[256];
     while (read(0, buf, sizeof(buf)) > 0) continue;
   }
-  for (int i = 0; i < n; i++)
-    if (cs[i]->state != ST_DEAD) close(cs[i]->fd);
-  return dead_count ? 1 : 0;
+  int rc = dead_count ? 1 : 0;
+  close_all(cs, n);
+  return rc;
 }
 
 static int run_load(int port) {
@@ -646,6 +667,8 @@ static int run_load(int port) {
   while (ready_count + dead_count < total && now_s() < t_setup) poll_once(100);
   if (ready_count < total || dead_count) {
     fprintf(stderr, "mqtt_load: only %d of %d clients set up\n", ready_count, total);
+    close_all(cs, total);
+    free_pubs();
     return 1;
   }
   /* A short warm-up, not counted, then the timed part. */
@@ -701,9 +724,10 @@ static int run_load(int port) {
       lat_n ? lat_sum / (double)lat_n : 0, (unsigned long long)lost, (unsigned long long)dups,
       (unsigned long long)errors, (unsigned long long)delivered, qos, npubs, nsubs, window,
       version);
-  for (int i = 0; i < total; i++)
-    if (cs[i]->state != ST_DEAD) close(cs[i]->fd);
-  return (lost || errors || (qos == 0 && dups)) ? 1 : 0;
+  int rc = (lost || errors || (qos == 0 && dups)) ? 1 : 0;
+  close_all(cs, total);
+  free_pubs();
+  return rc;
 }
 
 int main(int argc, char **argv) {

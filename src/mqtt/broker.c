@@ -15,9 +15,7 @@
 #include "mqtt/broker_priv.h"
 #include "ws/ws_internal.h"
 
-static const cymg_proto bk_proto, bk_ws_inner;
-
-static uint64_t now_ms(const cymg_mqtt_broker *b) {
+uint64_t cymg__bk_now_ms(const cymg_mqtt_broker *b) {
   return cymg_mgr_now(b->mgr);
 }
 
@@ -32,7 +30,7 @@ static bool prop_rewritten(uint8_t id) {
 /* A message from its parts; props is a valid block (its message expiry read
  * here, the rewritten properties left out). */
 bmsg *cymg__bk_msg_new(cymg_mqtt_broker *b, cymg_str topic, cymg_str payload, cymg_str props,
-                      int qos, bool retain, const void *origin) {
+                       int qos, bool retain, const void *origin) {
   size_t keep = 0, ofs = 0, at;
   uint32_t expiry = 0;
   bool has_expiry = false;
@@ -53,7 +51,7 @@ bmsg *cymg__bk_msg_new(cymg_mqtt_broker *b, cymg_str topic, cymg_str payload, cy
   m->qos = (uint8_t)qos;
   m->retain = retain;
   m->origin = origin;
-  m->expire_at = has_expiry ? now_ms(b) + (uint64_t)expiry * 1000 : 0;
+  m->expire_at = has_expiry ? cymg__bk_now_ms(b) + (uint64_t)expiry * 1000 : 0;
   memcpy(m->data, topic.buf, topic.len);
   m->data[topic.len] = 0;
   char *d = m->data + topic.len + 1;
@@ -67,8 +65,8 @@ bmsg *cymg__bk_msg_new(cymg_mqtt_broker *b, cymg_str topic, cymg_str payload, cy
   return m;
 }
 
-static bool expired(const cymg_mqtt_broker *b, const bmsg *m) {
-  return m->expire_at && now_ms(b) >= m->expire_at;
+bool cymg__bk_expired(const cymg_mqtt_broker *b, const bmsg *m) {
+  return m->expire_at && cymg__bk_now_ms(b) >= m->expire_at;
 }
 
 static size_t put_varint(uint8_t *o, uint32_t v) {
@@ -86,7 +84,7 @@ static size_t enc_publish(const cymg_mqtt_broker *b, const bmsg *m, uint8_t vers
   size_t npre = 0;
   if (version == CYMG_MQTT_V5) {
     if (m->expire_at) {
-      uint64_t now = now_ms(b);
+      uint64_t now = cymg__bk_now_ms(b);
       uint64_t left = m->expire_at > now ? (m->expire_at - now + 999) / 1000 : 0;
       if (left == 0) left = 1;
       pre[npre++] = CYMG_MQTT_PROP_MESSAGE_EXPIRY_INTERVAL;
@@ -184,7 +182,7 @@ static int send_ack(bconn *bc, uint8_t cmd, uint16_t id, uint8_t code) {
   return send_pkt(bc, &m);
 }
 
-static void fail(bconn *bc, uint8_t reason, const char *why);
+void cymg__bk_fail(bconn *bc, uint8_t reason, const char *why);
 
 /* The end of a batch of packets read: what it changed is made durable, then
  * the output held meanwhile (acknowledgements among it) goes out. */
@@ -367,7 +365,7 @@ static void flush_queue(bconn *bc) {
   qent *prev = s->last_sent;
   while (s->unsent && s->ninfl < bc->recv_max_out && !cymg__conn_out_full(bc->c)) {
     qent *e = s->unsent;
-    if (expired(b, e->m)) {
+    if (cymg__bk_expired(b, e->m)) {
       cymg__bk_p_msg_del(b, s, e);
       q_unlink(s, prev, e);
       cymg__bk_qent_free(b, s, e);
@@ -396,7 +394,7 @@ static bool enqueue(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool re
                     uint32_t sub_id) {
   if (s->nq >= b->o.max_queued || s->qbytes + m->payload_len > b->o.max_queued_bytes) {
     b->st.dropped++;
-    if (b->o.disconnect_on_full && s->bc) fail(s->bc, 0x97, "session queue full");
+    if (b->o.disconnect_on_full && s->bc) cymg__bk_fail(s->bc, 0x97, "session queue full");
     return false;
   }
   qent *e = cymg__bk_enqueue_raw(b, s, m, qos, retain, sub_id);
@@ -455,8 +453,7 @@ static void deliver0(cymg_mqtt_broker *b, bconn *bc, bmsg *m, bool retain, uint3
   }
   shape *sh = NULL;
   for (size_t i = 0; i < *ncache && sh == NULL; i++)
-    if (cache[i].version == bc->version && cache[i].retain == retain &&
-        cache[i].sub_id == sub_id)
+    if (cache[i].version == bc->version && cache[i].retain == retain && cache[i].sub_id == sub_id)
       sh = &cache[i];
   uint8_t big_once[1];
   uint8_t *own = NULL;
@@ -604,7 +601,7 @@ static void call_watchers(cymg_mqtt_broker *b, const bmsg *m, const cymg_mqtt_ms
 
 /* Routes m (the broker's reference stays the caller's) to every matching
  * subscription; from is the publisher's session (NULL: inside the process). */
-static void route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg *as) {
+void cymg__bk_route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg *as) {
   if (m->retain && !b->o.no_retain) cymg__bk_retain(b, m);
   b->gen++;
   b->nd = 0;
@@ -633,7 +630,7 @@ static void route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg
 
 /* ---- wills ---- */
 
-static cymg_mqtt_client_info info_of(const bconn *bc) {
+cymg_mqtt_client_info cymg__bk_info_of(const bconn *bc) {
   cymg_mqtt_client_info ci;
   memset(&ci, 0, sizeof(ci));
   ci.client_id = cymg_str_n(bc->cid, bc->cidlen);
@@ -645,22 +642,22 @@ static cymg_mqtt_client_info info_of(const bconn *bc) {
   return ci;
 }
 
-static void publish_will(cymg_mqtt_broker *b, bmsg *w, bconn *bc) {
+void cymg__bk_publish_will(cymg_mqtt_broker *b, bmsg *w, bconn *bc) {
   if (w == NULL) return;
   if (b->o.acl && bc) {
-    cymg_mqtt_client_info ci = info_of(bc);
+    cymg_mqtt_client_info ci = cymg__bk_info_of(bc);
     if (b->o.acl(b->o.acl_data, &ci, CYMG_MQTT_ACL_PUBLISH, bmsg_topic(w), w->qos, w->retain) != 0)
       return;
   }
   b->st.msgs_in++;
-  route(b, w, NULL, NULL);
+  cymg__bk_route(b, w, NULL, NULL);
 }
 
 /* ---- connection end ---- */
 
 /* The connection is gone (CLOSE): its session goes offline or ends, its will
  * is published unless a normal DISCONNECT said not to. */
-static void conn_gone(bconn *bc) {
+void cymg__bk_conn_gone(bconn *bc) {
   cymg_mqtt_broker *b = bc->b;
   if (b == NULL) return;
   if (bc->prev)
@@ -678,7 +675,7 @@ static void conn_gone(bconn *bc) {
   bc->connected = false;
   bc->b = NULL;
   if (s == NULL) {
-    if (will) publish_will(b, will, NULL);
+    if (will) cymg__bk_publish_will(b, will, NULL);
     bmsg_unref(will);
     return;
   }
@@ -686,27 +683,27 @@ static void conn_gone(bconn *bc) {
   bc->s = NULL;
   if (s->expiry == 0) {
     cymg__bk_sess_free(b, s);
-    if (will) publish_will(b, will, bc);
+    if (will) cymg__bk_publish_will(b, will, bc);
     bmsg_unref(will);
     return;
   }
-  s->offline_at = now_ms(b);
+  s->offline_at = cymg__bk_now_ms(b);
   cymg__bk_p_session(b, s);
   if (will && bc->will_delay) {
     s->will = will;
     s->will_at = s->offline_at + (uint64_t)bc->will_delay * 1000;
   } else if (will) {
-    publish_will(b, will, bc);
+    cymg__bk_publish_will(b, will, bc);
     bmsg_unref(will);
   }
   /* in flight stays in flight: resent with DUP when the session resumes */
 }
 
-static void bconn_free(void *state) {
+void cymg__bk_bconn_free(void *state) {
   uint8_t kind = *(uint8_t *)state;
   if (kind == K_LSN) return; /* listeners belong to the broker */
   bconn *bc = state;
-  if (bc->b) conn_gone(bc);
+  if (bc->b) cymg__bk_conn_gone(bc);
   bmsg_unref(bc->will);
   if (bc->alias)
     for (uint32_t i = 0; i <= bc->nalias; i++) free(bc->alias[i]);
@@ -721,7 +718,7 @@ static void bconn_free(void *state) {
 /* A protocol failure: a v5 client past CONNECT gets a DISCONNECT with the
  * reason code; then ERROR and the connection ends once that is out. The will
  * is published (the connection did not end with a normal DISCONNECT). */
-static void fail(bconn *bc, uint8_t reason, const char *why) {
+void cymg__bk_fail(bconn *bc, uint8_t reason, const char *why) {
   if (bc->failed) return;
   bc->failed = true;
   if (bc->version == CYMG_MQTT_V5 && bc->connected && reason >= 0x80) {
@@ -748,10 +745,10 @@ static int send_connack(bconn *bc, bool present, uint8_t code, cymg_str assigned
   cymg_mqtt_prop p[16];
   size_t n = 0;
   memset(p, 0, sizeof(p));
-#define ADD(ID, V)         \
-  do {                     \
-    p[n].id = (ID);        \
-    p[n++].iv = (V);       \
+#define ADD(ID, V)   \
+  do {               \
+    p[n].id = (ID);  \
+    p[n++].iv = (V); \
   } while (0)
   if (bc->version == CYMG_MQTT_V5 && code == 0) {
     ADD(CYMG_MQTT_PROP_RECEIVE_MAXIMUM, b->o.receive_max);
@@ -814,7 +811,7 @@ static void refuse(bconn *bc, int code, const char *why) {
   bdrain(bc);
 }
 
-static char *dup_n(const void *p, size_t n) {
+char *cymg__bk_dup_n(const void *p, size_t n) {
   char *d = malloc(n + 1);
   if (d) {
     if (n) memcpy(d, p, n);
@@ -832,7 +829,7 @@ static void take_over(bconn *old) {
     bmsg_unref(old->will);
     old->will = NULL;
   }
-  fail(old, 0x8E, "session taken over");
+  cymg__bk_fail(old, 0x8E, "session taken over");
 }
 
 static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
@@ -881,8 +878,9 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
       n += snprintf(idbuf + n, sizeof(idbuf) - (size_t)n, "%02x", rnd[i]);
     cid = assigned = cymg_str_n(idbuf, (size_t)n);
   }
-  if ((bc->cid = dup_n(cid.buf, cid.len)) == NULL ||
-      (cf->has_username && (bc->user = dup_n(cf->username.buf, cf->username.len)) == NULL)) {
+  if ((bc->cid = cymg__bk_dup_n(cid.buf, cid.len)) == NULL ||
+      (cf->has_username &&
+       (bc->user = cymg__bk_dup_n(cf->username.buf, cf->username.len)) == NULL)) {
     refuse(bc, 0x80, "out of memory");
     return false;
   }
@@ -894,7 +892,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
     return false;
   }
   if (b->o.auth) {
-    cymg_mqtt_client_info ci = info_of(bc);
+    cymg_mqtt_client_info ci = cymg__bk_info_of(bc);
     ci.password = cf->password;
     ci.has_password = cf->has_password;
     int rc = b->o.auth(b->o.auth_data, &ci);
@@ -912,12 +910,21 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
       refuse(bc, 0x9A, "retain not supported");
       return false;
     }
+    if (b->o.acl) { /* checked now too: a delayed will is published with no connection */
+      cymg_mqtt_client_info ci = cymg__bk_info_of(bc);
+      int code = b->o.acl(b->o.acl_data, &ci, CYMG_MQTT_ACL_PUBLISH, cf->will_topic, cf->will_qos,
+                          cf->will_retain);
+      if (code) {
+        refuse(bc, code >= 0x80 ? code : 0x87, "will topic not authorised");
+        return false;
+      }
+    }
     size_t ofs = 0;
     cymg_mqtt_prop p;
     while (cymg_mqtt_next_prop(cf->will_props, &ofs, &p) == 1)
       if (p.id == CYMG_MQTT_PROP_WILL_DELAY_INTERVAL) bc->will_delay = p.iv;
     bc->will = cymg__bk_msg_new(b, cf->will_topic, cf->will_payload, cf->will_props, cf->will_qos,
-                        cf->will_retain, NULL);
+                                cf->will_retain, NULL);
     if (bc->will == NULL) {
       refuse(bc, 0x80, "out of memory");
       return false;
@@ -940,7 +947,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
   if (s && s->bc) take_over(s->bc);
   bool clean = cf->clean;
   if (s && clean) {
-    if (s->will) publish_will(b, s->will, NULL); /* the old session ends now */
+    if (s->will) cymg__bk_publish_will(b, s->will, NULL); /* the old session ends now */
     bmsg_unref(s->will);
     s->will = NULL;
     cymg__bk_sess_free(b, s);
@@ -962,7 +969,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
   bc->connected = true;
   b->st.clients++;
   if (send_connack(bc, present, 0, assigned, expiry_set, ka_capped, NULL) < 0) {
-    fail(bc, 0x80, "CONNACK not queued");
+    cymg__bk_fail(bc, 0x80, "CONNACK not queued");
     return false;
   }
   /* resume: what was in flight goes again, with DUP, in order */
@@ -970,7 +977,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
   for (qent *e = s->qhead; e && e != s->unsent; e = e->next) {
     int rc = e->released ? send_ack(bc, CYMG_MQTT_CMD_PUBREL, e->id, 0) : send_entry(bc, e, true);
     if (rc < 0) {
-      fail(bc, 0x80, "resend failed");
+      cymg__bk_fail(bc, 0x80, "resend failed");
       return false;
     }
     s->ninfl++;
@@ -986,11 +993,11 @@ static bool on_publish(bconn *bc, cymg_mqtt_msg *m) {
   bsess *s = bc->s;
   b->st.msgs_in++;
   if (m->qos > b->o.max_qos) {
-    fail(bc, 0x9B, "QoS not supported");
+    cymg__bk_fail(bc, 0x9B, "QoS not supported");
     return false;
   }
   if (m->retain && b->o.no_retain) {
-    fail(bc, 0x9A, "retain not supported");
+    cymg__bk_fail(bc, 0x9A, "retain not supported");
     return false;
   }
   if (bc->version == CYMG_MQTT_V5) {
@@ -998,31 +1005,31 @@ static bool on_publish(bconn *bc, cymg_mqtt_msg *m) {
     cymg_mqtt_prop p;
     while (cymg_mqtt_next_prop(m->props, &ofs, &p) == 1) {
       if (p.id == CYMG_MQTT_PROP_SUBSCRIPTION_IDENTIFIER) {
-        fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "subscription identifier from a client");
+        cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "subscription identifier from a client");
         return false;
       }
       if (p.id != CYMG_MQTT_PROP_TOPIC_ALIAS) continue;
       if (p.iv == 0 || p.iv > b->o.topic_alias_max) {
-        fail(bc, 0x94, "topic alias invalid");
+        cymg__bk_fail(bc, 0x94, "topic alias invalid");
         return false;
       }
       if (bc->alias == NULL) {
         bc->nalias = b->o.topic_alias_max;
         if ((bc->alias = calloc((size_t)bc->nalias + 1, sizeof(char *))) == NULL) {
-          fail(bc, 0x80, "out of memory");
+          cymg__bk_fail(bc, 0x80, "out of memory");
           return false;
         }
       }
       if (m->topic.len) {
-        char *t = dup_n(m->topic.buf, m->topic.len);
+        char *t = cymg__bk_dup_n(m->topic.buf, m->topic.len);
         if (t == NULL) {
-          fail(bc, 0x80, "out of memory");
+          cymg__bk_fail(bc, 0x80, "out of memory");
           return false;
         }
         free(bc->alias[p.iv]);
         bc->alias[p.iv] = t;
       } else if (bc->alias[p.iv] == NULL) {
-        fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "topic alias not set");
+        cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "topic alias not set");
         return false;
       } else {
         m->topic = cymg_str_c(bc->alias[p.iv]);
@@ -1030,30 +1037,31 @@ static bool on_publish(bconn *bc, cymg_mqtt_msg *m) {
     }
   }
   if (m->topic.len == 0) {
-    fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "empty topic without an alias");
+    cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "empty topic without an alias");
     return false;
   }
   if (m->qos == 2 && in_has(s, m->id)) { /* a resend: acknowledged, not routed again */
-    if (send_ack(bc, CYMG_MQTT_CMD_PUBREC, m->id, 0) < 0) fail(bc, 0x80, "PUBREC not queued");
+    if (send_ack(bc, CYMG_MQTT_CMD_PUBREC, m->id, 0) < 0)
+      cymg__bk_fail(bc, 0x80, "PUBREC not queued");
     return !bc->failed;
   }
   if (m->qos == 2 && s->n_in >= b->o.receive_max) {
-    fail(bc, CYMG_MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+    cymg__bk_fail(bc, CYMG_MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
     return false;
   }
   int code = 0;
   if (b->o.acl) {
-    cymg_mqtt_client_info ci = info_of(bc);
+    cymg_mqtt_client_info ci = cymg__bk_info_of(bc);
     code = b->o.acl(b->o.acl_data, &ci, CYMG_MQTT_ACL_PUBLISH, m->topic, m->qos, m->retain);
     if (code && code < 0x80) code = 0x87;
   }
   if (code == 0) {
     bmsg *bm = cymg__bk_msg_new(b, m->topic, m->data, m->props, m->qos, m->retain, NULL);
     if (bm == NULL) {
-      fail(bc, 0x80, "out of memory");
+      cymg__bk_fail(bc, 0x80, "out of memory");
       return false;
     }
-    route(b, bm, s, m);
+    cymg__bk_route(b, bm, s, m);
     bmsg_unref(bm);
     if (bc->failed || bc->b == NULL) return false;
   }
@@ -1068,7 +1076,7 @@ static bool on_publish(bconn *bc, cymg_mqtt_msg *m) {
     if (rc >= 0) rc = send_ack(bc, CYMG_MQTT_CMD_PUBREC, m->id, (uint8_t)code);
   }
   if (rc < 0) {
-    fail(bc, 0x80, "acknowledgement not queued");
+    cymg__bk_fail(bc, 0x80, "acknowledgement not queued");
     return false;
   }
   return true;
@@ -1083,7 +1091,8 @@ static bool on_ack(bconn *bc, const cymg_mqtt_msg *m) {
     if (e->id == m->id) break;
   if (e == NULL || e == s->unsent) {
     if (m->cmd == CYMG_MQTT_CMD_PUBREC) /* unknown id: v5 says 0x92 */
-      return send_ack(bc, CYMG_MQTT_CMD_PUBREL, m->id, 0x92) >= 0 || (fail(bc, 0x80, "send"), 0);
+      return send_ack(bc, CYMG_MQTT_CMD_PUBREL, m->id, 0x92) >= 0 ||
+             (cymg__bk_fail(bc, 0x80, "send"), 0);
     return true;
   }
   bool done = false;
@@ -1096,7 +1105,7 @@ static bool on_ack(bconn *bc, const cymg_mqtt_msg *m) {
       e->released = true;
       cymg__bk_p_msg(b, s, e);
       if (send_ack(bc, CYMG_MQTT_CMD_PUBREL, m->id, 0) < 0) {
-        fail(bc, 0x80, "PUBREL not queued");
+        cymg__bk_fail(bc, 0x80, "PUBREL not queued");
         return false;
       }
     }
@@ -1144,13 +1153,13 @@ typedef struct replay {
 
 static void replay_one(void *arg, bmsg *m) {
   replay *r = arg;
-  if (expired(r->b, m) || r->bc->failed) return;
+  if (cymg__bk_expired(r->b, m) || r->bc->failed) return;
   uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
   if (qos == 0) {
     uint8_t small[1024], *buf = small;
     size_t id_at;
-    size_t n = enc_publish(r->b, m, r->bc->version, 0, true, false, r->sub_id, small,
-                           sizeof(small), &id_at);
+    size_t n = enc_publish(r->b, m, r->bc->version, 0, true, false, r->sub_id, small, sizeof(small),
+                           &id_at);
     if (n == 0 || (r->bc->max_out && n > r->bc->max_out)) return;
     if (n > sizeof(small) && (buf = malloc(n)) == NULL) return;
     if (buf != small)
@@ -1173,7 +1182,8 @@ static bsub *sess_sub_find(bsess *s, cymg_str f, uint32_t *idx) {
 
 /* One filter of a SUBSCRIBE: returns the SUBACK code; *replay_it says whether
  * retained messages are to be sent for it. */
-static uint8_t subscribe_one(bconn *bc, cymg_str f, uint8_t opts, uint32_t sub_id, bool *replay_it) {
+static uint8_t subscribe_one(bconn *bc, cymg_str f, uint8_t opts, uint32_t sub_id,
+                             bool *replay_it) {
   cymg_mqtt_broker *b = bc->b;
   bsess *s = bc->s;
   bool v5 = bc->version == CYMG_MQTT_V5;
@@ -1188,7 +1198,7 @@ static uint8_t subscribe_one(bconn *bc, cymg_str f, uint8_t opts, uint32_t sub_i
   uint8_t qos = opts & 3;
   if (qos > b->o.max_qos) qos = b->o.max_qos;
   if (b->o.acl) {
-    cymg_mqtt_client_info ci = info_of(bc);
+    cymg_mqtt_client_info ci = cymg__bk_info_of(bc);
     int code = b->o.acl(b->o.acl_data, &ci, CYMG_MQTT_ACL_SUBSCRIBE, f, qos, false);
     if (code) return v5 ? (uint8_t)(code >= 0x80 ? code : 0x87) : 0x80;
   }
@@ -1268,12 +1278,12 @@ static bool on_subscribe(bconn *bc, const cymg_mqtt_msg *m) {
   int rc;
   while ((rc = cymg_mqtt_next_filter(m, &ofs, &f, &opts)) == 1) {
     if (n == sizeof(codes)) {
-      fail(bc, 0x97, "too many filters in one SUBSCRIBE");
+      cymg__bk_fail(bc, 0x97, "too many filters in one SUBSCRIBE");
       return false;
     }
     cymg_str g, r;
     if ((opts & 0x04) && split_share(f, &g, &r) && g.len) {
-      fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "no-local on a shared subscription");
+      cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "no-local on a shared subscription");
       return false;
     }
     fl[n] = f;
@@ -1281,7 +1291,7 @@ static bool on_subscribe(bconn *bc, const cymg_mqtt_msg *m) {
     n++;
   }
   if (rc < 0 || n == 0) {
-    fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "SUBSCRIBE without filters");
+    cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "SUBSCRIBE without filters");
     return false;
   }
   cymg_mqtt_msg a;
@@ -1290,7 +1300,7 @@ static bool on_subscribe(bconn *bc, const cymg_mqtt_msg *m) {
   a.id = m->id;
   a.data = cymg_str_n(codes, n);
   if (send_pkt(bc, &a) < 0) {
-    fail(bc, 0x80, "SUBACK not queued");
+    cymg__bk_fail(bc, 0x80, "SUBACK not queued");
     return false;
   }
   for (size_t i = 0; i < n && !bc->failed; i++) {
@@ -1314,7 +1324,7 @@ static bool on_unsubscribe(bconn *bc, const cymg_mqtt_msg *m) {
     if (n < sizeof(codes)) codes[n++] = had ? 0 : 0x11;
   }
   if (rc < 0 || n == 0) {
-    fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "UNSUBSCRIBE without filters");
+    cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "UNSUBSCRIBE without filters");
     return false;
   }
   cymg_mqtt_msg a;
@@ -1323,7 +1333,7 @@ static bool on_unsubscribe(bconn *bc, const cymg_mqtt_msg *m) {
   a.id = m->id;
   if (bc->version == CYMG_MQTT_V5) a.data = cymg_str_n(codes, n);
   if (send_pkt(bc, &a) < 0) {
-    fail(bc, 0x80, "UNSUBACK not queued");
+    cymg__bk_fail(bc, 0x80, "UNSUBACK not queued");
     return false;
   }
   return true;
@@ -1335,14 +1345,14 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
   unsigned cmd = m->cmd;
   if (!bc->connected) {
     if (cmd != CYMG_MQTT_CMD_CONNECT) {
-      fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
+      cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "first packet is not CONNECT");
       return false;
     }
     return on_connect(bc, m);
   }
   switch (cmd) {
     case CYMG_MQTT_CMD_CONNECT:
-      fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
+      cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
       return false;
     case CYMG_MQTT_CMD_PUBLISH: return on_publish(bc, m);
     case CYMG_MQTT_CMD_PUBACK:
@@ -1352,7 +1362,7 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
       bool had = cymg__bk_in_del(bc->s, m->id);
       if (had) cymg__bk_p_in(bc->b, bc->s, m->id, false);
       if (send_ack(bc, CYMG_MQTT_CMD_PUBCOMP, m->id, had ? 0 : 0x92) < 0) {
-        fail(bc, 0x80, "PUBCOMP not queued");
+        cymg__bk_fail(bc, 0x80, "PUBCOMP not queued");
         return false;
       }
       return true;
@@ -1364,7 +1374,7 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
       memset(&a, 0, sizeof(a));
       a.cmd = CYMG_MQTT_CMD_PINGRESP;
       if (send_pkt(bc, &a) < 0) {
-        fail(bc, 0x80, "PINGRESP not queued");
+        cymg__bk_fail(bc, 0x80, "PINGRESP not queued");
         return false;
       }
       return true;
@@ -1378,7 +1388,7 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
         if (p.id == CYMG_MQTT_PROP_SESSION_EXPIRY_INTERVAL && bc->s) {
           if (bc->s->expiry == 0 && p.iv != 0) {
             bc->no_will = false;
-            fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "session expiry set at DISCONNECT");
+            cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "session expiry set at DISCONNECT");
             return false;
           }
           bc->s->expiry = p.iv;
@@ -1389,7 +1399,7 @@ static bool handle(bconn *bc, cymg_mqtt_msg *m) {
       return false;
     }
     default:
-      fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "packet type not allowed from a client");
+      cymg__bk_fail(bc, CYMG_MQTT_RC_PROTOCOL_ERROR, "packet type not allowed from a client");
       return false;
   }
 }
@@ -1417,12 +1427,12 @@ static void bk_read_batch(bconn *bc) {
                              b->o.max_packet, &m, &e);
     if (rc == CYMG_EAGAIN) break;
     if (rc < 0) {
-      fail(bc, e.reason, e.why);
+      cymg__bk_fail(bc, e.reason, e.why);
       return;
     }
     if (m.cmd == CYMG_MQTT_CMD_CONNECT && !bc->connected) bc->version = m.version;
     b->st.bytes_in += (size_t)rc;
-    bc->last_rx = now_ms(b);
+    bc->last_rx = cymg__bk_now_ms(b);
     bool go = handle(bc, &m);
     if (bc->b && b->o.fn) {
       if (m.cmd == CYMG_MQTT_CMD_PUBLISH) cymg_call(c, CYMG_EV_MQTT_MSG, &m);
@@ -1454,7 +1464,7 @@ static bool bk_event(cymg_conn *c, int ev, void *ev_data) {
         if (c->recv.len) bk_read(bc);
       }
       return false;
-    case CYMG_EV_CLOSE: conn_gone(bc); return false;
+    case CYMG_EV_CLOSE: cymg__bk_conn_gone(bc); return false;
     default: return false;
   }
 }
@@ -1468,15 +1478,15 @@ static bool bk_ws_event(cymg_conn *c, int ev, void *ev_data) {
     const cymg_ws_msg *m = ev_data;
     if (bc->failed) return true;
     if (CYMG_WS_OPCODE(m->flags) != CYMG_WS_OP_BINARY) {
-      fail(bc, CYMG_MQTT_RC_MALFORMED, "text WebSocket message (MQTT needs binary)");
+      cymg__bk_fail(bc, CYMG_MQTT_RC_MALFORMED, "text WebSocket message (MQTT needs binary)");
       return true;
     }
     if (bc->in.len + m->data.len > (size_t)bc->b->o.max_packet + 5) {
-      fail(bc, CYMG_MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
+      cymg__bk_fail(bc, CYMG_MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
       return true;
     }
     if (cymg_buf_append(&bc->in, m->data.buf, m->data.len) < 0) {
-      fail(bc, 0x80, "out of memory");
+      cymg__bk_fail(bc, 0x80, "out of memory");
       return true;
     }
     bk_read(bc);
@@ -1487,17 +1497,17 @@ static bool bk_ws_event(cymg_conn *c, int ev, void *ev_data) {
     flush_queue(bc);
     if (bc->in.len) bk_read(bc);
   }
-  if (ev == CYMG_EV_CLOSE) conn_gone(bc);
+  if (ev == CYMG_EV_CLOSE) cymg__bk_conn_gone(bc);
   return false;
 }
 
-static bconn *bconn_new(cymg_mqtt_broker *b, cymg_conn *c) {
+bconn *cymg__bk_bconn_new(cymg_mqtt_broker *b, cymg_conn *c) {
   bconn *bc = calloc(1, sizeof(*bc));
   if (bc == NULL) return NULL;
   bc->kind = K_CONN;
   bc->b = b;
   bc->c = c;
-  bc->since = bc->last_rx = now_ms(b);
+  bc->since = bc->last_rx = cymg__bk_now_ms(b);
   bc->next = b->conns;
   if (b->conns) b->conns->prev = bc;
   b->conns = bc;
@@ -1507,310 +1517,11 @@ static bconn *bconn_new(cymg_mqtt_broker *b, cymg_conn *c) {
 static void *bk_accept(cymg_conn *child, cymg_conn *lsn) {
   lstate *l = lsn->proto_state;
   if (l == NULL || l->kind != K_LSN || l->b == NULL) return NULL;
-  bconn *bc = bconn_new(l->b, child);
+  bconn *bc = cymg__bk_bconn_new(l->b, child);
   if (bc && child->recv_limit < l->b->o.max_packet + 8)
     cymg_conn_set_limits(child, l->b->o.max_packet + 8, 0);
   return bc;
 }
 
-static const cymg_proto bk_proto = {"mqtt-broker", bk_event, bconn_free, bk_accept};
-static const cymg_proto bk_ws_inner = {"mqtt-broker-ws", bk_ws_event, bconn_free, NULL};
-
-/* The event function of a ws:// listener and of its connections until they
- * upgrade: MQTT over WebSocket only. */
-static void ws_lsn_fn(cymg_conn *c, int ev, void *ev_data) {
-  lstate *l = cymg_conn_userdata(c);
-  if (l == NULL) return;
-  if (cymg_conn_is_listening(c) && ev == CYMG_EV_CLOSE) l->c = NULL;
-  if (l->b && l->b->o.fn && ev != CYMG_EV_HTTP_MSG) {
-    /* the program's function sees its own pointer, as on other connections */
-    c->fn_data = l->b->o.fn_data;
-    l->b->o.fn(c, ev, ev_data);
-    c->fn_data = l;
-  }
-  if (ev != CYMG_EV_HTTP_MSG || l->b == NULL || cymg_conn_is_listening(c)) return;
-  cymg_mqtt_broker *b = l->b;
-  const cymg_http_msg *hm = ev_data;
-  if (l->path && !cymg_str_eq(hm->uri, cymg_str_c(l->path))) {
-    cymg_http_reply(c, 404, "Connection: close\r\n", "not found\n");
-    return;
-  }
-  cymg_str proto = {NULL, 0};
-  bool asked = false;
-  for (size_t i = 0; i < hm->num_headers; i++)
-    if (cymg_str_case_eq(hm->headers[i].name, cymg_str_c("Sec-WebSocket-Protocol"))) asked = true;
-  if (asked && cymg_ws_select_protocol(hm, "mqtt, mqttv3.1", &proto) < 0) {
-    cymg_http_reply(c, 400, "Connection: close\r\n", "MQTT over WebSocket needs subprotocol mqtt\n");
-    return;
-  }
-  char hdr[64];
-  snprintf(hdr, sizeof(hdr), "Sec-WebSocket-Protocol: %.*s\r\n", (int)proto.len, proto.buf);
-  bconn *bc = bconn_new(b, c);
-  if (bc == NULL) {
-    cymg_http_reply(c, 500, "Connection: close\r\n", "out of memory\n");
-    return;
-  }
-  bc->ws = true;
-  if (cymg_ws_upgrade(c, hm, asked ? hdr : NULL) < 0) {
-    conn_gone(bc);
-    bconn_free(bc);
-    return;
-  }
-  cymg__ws *ws = cymg__ws_of(c);
-  ws->inner = &bk_ws_inner;
-  ws->inner_state = bc;
-  if (cymg_ws_set_max_message(c, (uint64_t)b->o.max_packet + 5) < 0)
-    CYMG__DEBUG("MQTT broker: max message not set");
-  cymg_conn_set_handler(c, b->o.fn, b->o.fn_data);
-}
-
-/* ---- the sweep: keep-alive, session expiry, delayed wills ---- */
-
-static void sweep_fn(void *arg) {
-  cymg_mqtt_broker *b = arg;
-  uint64_t now = now_ms(b);
-  for (bconn *bc = b->conns, *n; bc; bc = n) {
-    n = bc->next;
-    if (bc->failed) continue;
-    if (!bc->connected && now - bc->since > CONNECT_WAIT_MS) {
-      fail(bc, 0, "no CONNECT");
-    } else if (bc->connected && bc->keepalive &&
-               now - bc->last_rx > (uint64_t)bc->keepalive * 1500) {
-      fail(bc, CYMG_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep-alive timeout");
-    } else if (bc->c->send.len == 0 && bc->c->send.size && !bc->c->pump) {
-      /* an idle client keeps no send buffer (the core keeps the last one) */
-      cymg__trim_note_free(b->mgr, bc->c->send.size);
-      cymg__iobuf_free(&bc->c->send);
-    }
-  }
-  for (size_t i = 0; i < b->scap; i++)
-    for (bsess *s = b->stab[i], *n; s; s = n) {
-      n = s->hnext;
-      if (s->bc || s->offline_at == 0) continue;
-      bool ends = s->expiry != NEVER && now - s->offline_at >= (uint64_t)s->expiry * 1000;
-      if (s->will && (ends || now >= s->will_at)) {
-        bmsg *w = s->will;
-        s->will = NULL;
-        publish_will(b, w, NULL);
-        bmsg_unref(w);
-      }
-      if (ends) cymg__bk_sess_free(b, s);
-    }
-  cymg__bk_store_sync(b); /* what was put outside a batch (publish from the process) */
-}
-
-/* ---- public API ---- */
-
-int cymg_mqtt_broker_new(cymg_mgr *mgr, const cymg_mqtt_broker_opts *opts,
-                         cymg_mqtt_broker **out) {
-  if (out == NULL || mgr == NULL) return CYMG_EINVAL;
-  *out = NULL;
-  if (opts && opts->has_max_qos && opts->max_qos > 2) return CYMG_EINVAL;
-  cymg_mqtt_broker *b = calloc(1, sizeof(*b));
-  if (b == NULL) return CYMG_ENOMEM;
-  b->mgr = mgr;
-  if (opts) b->o = *opts;
-  if (!b->o.max_packet) b->o.max_packet = DEF_MAX_PACKET;
-  if (b->o.max_packet > CYMG_MQTT_MAX_REMAINING + 5) b->o.max_packet = CYMG_MQTT_MAX_REMAINING + 5;
-  if (!b->o.max_subs) b->o.max_subs = DEF_MAX_SUBS;
-  if (!b->o.max_queued) b->o.max_queued = DEF_MAX_QUEUED;
-  if (!b->o.max_queued_bytes) b->o.max_queued_bytes = DEF_MAX_QBYTES;
-  if (!b->o.max_retained) b->o.max_retained = DEF_MAX_RETAINED;
-  if (!b->o.receive_max) b->o.receive_max = DEF_RECEIVE_MAX;
-  if (!b->o.topic_alias_max) b->o.topic_alias_max = DEF_ALIAS_MAX;
-  if (!b->o.has_max_qos) b->o.max_qos = 2;
-  if ((b->root = cymg__bk_tree_new()) == NULL) {
-    free(b);
-    return CYMG_ENOMEM;
-  }
-  int rc = b->o.persist_path ? cymg__bk_store_open(b, b->o.persist_path) : 0;
-  if (rc >= 0) rc = cymg_timer_add(mgr, SWEEP_MS, CYMG_TIMER_REPEAT, sweep_fn, b, &b->sweep);
-  if (rc < 0) {
-    b->sweep = 0;
-    cymg_mqtt_broker_free(b);
-    return rc;
-  }
-  *out = b;
-  return 0;
-}
-
-int cymg_mqtt_broker_listen(cymg_mqtt_broker *b, const char *url, cymg_conn **out) {
-  if (out) *out = NULL;
-  if (b == NULL || url == NULL) return CYMG_EINVAL;
-  cymg_url u;
-  if (cymg_url_parse(cymg_str_c(url), &u) < 0) {
-    cymg__mgr_errmsg(b->mgr, "MQTT broker: bad URL '%s'", url);
-    return CYMG_EBADURL;
-  }
-  bool ws = cymg_str_case_eq(u.scheme, cymg_str_c("ws")) ||
-            cymg_str_case_eq(u.scheme, cymg_str_c("wss"));
-  lstate *l = calloc(1, sizeof(*l));
-  if (l == NULL) return CYMG_ENOMEM;
-  l->kind = K_LSN;
-  l->b = b;
-  l->ws = ws;
-  cymg_str path = cymg_url_uri(cymg_str_c(url));
-  for (size_t i = 0; i < path.len; i++)
-    if (path.buf[i] == '?' || path.buf[i] == '#') path.len = i;
-  if (ws && path.len > 1 && (l->path = dup_n(path.buf, path.len)) == NULL) {
-    free(l);
-    return CYMG_ENOMEM;
-  }
-  cymg_conn *c;
-  int rc = ws ? cymg_ws_listen(b->mgr, url, ws_lsn_fn, l, &c)
-              : cymg__listen_url(b->mgr, url, "mqtt", false, b->o.fn, b->o.fn_data, &c);
-  if (rc < 0) {
-    free(l->path);
-    free(l);
-    return rc;
-  }
-  l->c = c;
-  if (!ws) cymg_conn_set_proto(c, &bk_proto, l);
-  l->next = b->lsns;
-  b->lsns = l;
-  if (out) *out = c;
-  return 0;
-}
-
-void cymg_mqtt_broker_free(cymg_mqtt_broker *b) {
-  if (b == NULL) return;
-  b->freeing = true;
-  for (size_t i = 0; i < b->nhooks; i++) b->hooks[i].fn(b->hooks[i].arg);
-  free(b->hooks);
-  if (b->sweep && cymg_timer_active(b->mgr, b->sweep) && cymg_timer_cancel(b->mgr, b->sweep) < 0)
-    CYMG__DEBUG("MQTT broker: sweep timer already gone");
-  /* ws connections still in their HTTP phase point at a listener state */
-  for (cymg_conn *c = cymg_mgr_first(b->mgr); c; c = cymg_conn_next(c)) {
-    if (cymg_conn_handler(c) != ws_lsn_fn) continue;
-    for (lstate *l = b->lsns; l; l = l->next)
-      if (cymg_conn_userdata(c) == l) {
-        cymg_conn_set_handler(c, b->o.fn, b->o.fn_data);
-        cymg_close(c);
-      }
-  }
-  for (lstate *l = b->lsns, *n; l; l = n) {
-    n = l->next;
-    if (l->c) {
-      if (!l->ws) cymg_conn_set_proto(l->c, NULL, NULL);
-      cymg_conn_set_handler(l->c, b->o.fn, b->o.fn_data); /* l is freed below */
-      cymg_close(l->c);
-    }
-    free(l->path);
-    free(l);
-  }
-  /* connections are freed by the loop later: detached, they do nothing */
-  for (bconn *bc = b->conns, *n; bc; bc = n) {
-    n = bc->next;
-    bc->b = NULL;
-    bc->s = NULL;
-    bc->next = bc->prev = NULL;
-    cymg_close(bc->c);
-  }
-  cymg__bk_store_close(b); /* sessions stay in the file */
-  for (size_t i = 0; i < b->scap; i++)
-    for (bsess *s = b->stab[i], *n; s; s = n) {
-      n = s->hnext;
-      cymg__bk_sess_free(b, s);
-    }
-  free(b->stab);
-  cymg__bk_tree_free(b->root);
-  cymg__bk_ret_free(&b->ret);
-  for (size_t i = 0; i < b->nw; i++) free(b->w[i]);
-  free(b->w);
-  free(b->d);
-  free(b);
-}
-
-int cymg_mqtt_broker_publish(cymg_mqtt_broker *b, cymg_str topic, cymg_str data, int qos,
-                             bool retain, const cymg_mqtt_prop *props, size_t num_props,
-                             const void *origin) {
-  if (b == NULL || qos < 0 || qos > 2 || !cymg_mqtt_topic_valid(topic)) return CYMG_EINVAL;
-  if (num_props && props == NULL) return CYMG_EINVAL;
-  for (size_t i = 0; i < num_props; i++) {
-    uint8_t id = props[i].id;
-    if (id != 0x01 && id != 0x02 && id != 0x03 && id != 0x08 && id != 0x09 && id != 0x26)
-      return CYMG_EINVAL;
-  }
-  uint8_t small[512], *pb = small;
-  int n = num_props ? cymg_mqtt_props_encode(props, num_props, NULL, 0) : 0;
-  if (n < 0) return n;
-  if ((size_t)n > sizeof(small) && (pb = malloc((size_t)n)) == NULL) return CYMG_ENOMEM;
-  if (n > 0 && (n = cymg_mqtt_props_encode(props, num_props, pb, (size_t)n)) < 0) {
-    if (pb != small) free(pb);
-    return n;
-  }
-  if (qos > b->o.max_qos) qos = b->o.max_qos;
-  bmsg *m = cymg__bk_msg_new(b, topic, data, cymg_str_n(pb, (size_t)n), qos, retain, origin);
-  if (pb != small) free(pb);
-  if (m == NULL) return CYMG_ENOMEM;
-  b->st.msgs_in++;
-  route(b, m, NULL, NULL);
-  bmsg_unref(m);
-  return 0;
-}
-
-int cymg_mqtt_broker_watch(cymg_mqtt_broker *b, cymg_str filter, cymg_mqtt_watch_fn fn, void *data,
-                           uint64_t *id) {
-  if (b == NULL || fn == NULL || !cymg_mqtt_filter_valid(filter)) return CYMG_EINVAL;
-  if (b->nw == b->wcap) {
-    size_t cap = b->wcap ? b->wcap * 2 : 4;
-    watcher **a = realloc(b->w, cap * sizeof(*a));
-    if (a == NULL) return CYMG_ENOMEM;
-    b->w = a;
-    b->wcap = cap;
-  }
-  watcher *w = calloc(1, sizeof(*w) + filter.len + 1);
-  if (w == NULL) return CYMG_ENOMEM;
-  w->id = ++b->next_wid;
-  w->fn = fn;
-  w->data = data;
-  w->flen = (uint16_t)filter.len;
-  memcpy(w->filter, filter.buf, filter.len);
-  b->w[b->nw++] = w;
-  if (id) *id = w->id;
-  return 0;
-}
-
-int cymg_mqtt_broker_unwatch(cymg_mqtt_broker *b, uint64_t id) {
-  if (b == NULL) return CYMG_EINVAL;
-  for (size_t i = 0; i < b->nw; i++)
-    if (b->w[i]->id == id && !b->w[i]->dead) {
-      if (b->wdepth) {
-        b->w[i]->dead = true; /* removed once the walk is over */
-      } else {
-        free(b->w[i]);
-        memmove(b->w + i, b->w + i + 1, (b->nw - i - 1) * sizeof(*b->w));
-        b->nw--;
-      }
-      return 0;
-    }
-  return CYMG_ENOTFOUND;
-}
-
-void cymg_mqtt_broker_get_stats(const cymg_mqtt_broker *b, cymg_mqtt_broker_stats *st) {
-  if (st == NULL) return;
-  memset(st, 0, sizeof(*st));
-  if (b) *st = b->st;
-}
-
-int cymg__mqtt_broker_on_free(cymg_mqtt_broker *b, void (*fn)(void *arg), void *arg) {
-  free_hook *h = realloc(b->hooks, (b->nhooks + 1) * sizeof(*h));
-  if (h == NULL) return CYMG_ENOMEM;
-  b->hooks = h;
-  b->hooks[b->nhooks].fn = fn;
-  b->hooks[b->nhooks++].arg = arg;
-  return 0;
-}
-
-void cymg__mqtt_broker_off_free(cymg_mqtt_broker *b, void (*fn)(void *arg), void *arg) {
-  if (b == NULL || b->freeing) return;
-  for (size_t i = 0; i < b->nhooks; i++)
-    if (b->hooks[i].fn == fn && b->hooks[i].arg == arg) {
-      b->hooks[i] = b->hooks[--b->nhooks];
-      return;
-    }
-}
-
-cymg_mgr *cymg__mqtt_broker_mgr(const cymg_mqtt_broker *b) {
-  return b->mgr;
-}
+const cymg_proto cymg__bk_proto = {"mqtt-broker", bk_event, cymg__bk_bconn_free, bk_accept};
+const cymg_proto cymg__bk_ws_inner = {"mqtt-broker-ws", bk_ws_event, cymg__bk_bconn_free, NULL};

@@ -116,7 +116,7 @@ void cymg__bk_ret_match(rstore *r, cymg_str filter, void (*fn)(void *arg, bmsg *
 #define DEF_MAX_RETAINED 100000u
 #define DEF_RECEIVE_MAX 64u
 #define DEF_ALIAS_MAX 64u
-#define MAX_LEVELS 128      /* filter depth (bounds the tree and its recursion) */
+#define MAX_LEVELS 128        /* filter depth (bounds the tree and its recursion) */
 #define CONNECT_WAIT_MS 30000 /* a connection that sends no CONNECT is closed */
 #define SWEEP_MS 1000
 #define NEVER UINT32_MAX
@@ -151,7 +151,7 @@ typedef struct bsess {
   bsub **subs;
   uint32_t nsubs, scap;
   qent *qhead, *qtail, *unsent; /* entries before unsent are in flight */
-  qent *last_sent;               /* the entry before unsent (NULL: unsent is the head) */
+  qent *last_sent;              /* the entry before unsent (NULL: unsent is the head) */
   uint32_t nq, ninfl;
   uint64_t qbytes;
   uint16_t *in_ids; /* QoS 2 received, PUBREL awaited */
@@ -183,7 +183,7 @@ struct bconn {
   uint16_t cidlen, userlen;
   char **alias; /* v5 topic aliases set by the client, [1..nalias] */
   uint16_t nalias;
-  cymg_buf in;  /* over WebSocket: message bytes not parsed yet */
+  cymg_buf in;   /* over WebSocket: message bytes not parsed yet */
   cymg_buf held; /* with a store: output held until the batch read is synced */
   uint64_t since, last_rx;
   uint32_t max_out; /* the client's Maximum Packet Size; 0: none */
@@ -237,9 +237,9 @@ struct cymg_mqtt_broker {
   dlv *d;
   size_t nd, dcap;
   bsess *from; /* routing: the publisher's session (no-local) */
+  uint64_t sweeps;
   bool freeing, replaying;
 };
-
 
 /* ---- broker.c, for the store's replay ---- */
 bmsg *cymg__bk_msg_new(cymg_mqtt_broker *b, cymg_str topic, cymg_str payload, cymg_str props,
@@ -258,6 +258,23 @@ qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, 
 void cymg__bk_qent_free(cymg_mqtt_broker *b, bsess *s, qent *e);
 int cymg__bk_in_add(bsess *s, uint16_t id);
 bool cymg__bk_in_del(bsess *s, uint16_t id);
+
+/* ---- broker.c, for broker_api.c ---- */
+extern const cymg_proto cymg__bk_proto, cymg__bk_ws_inner;
+uint64_t cymg__bk_now_ms(const cymg_mqtt_broker *b);
+bool cymg__bk_expired(const cymg_mqtt_broker *b, const bmsg *m);
+/* A protocol failure (v5: DISCONNECT with reason), ERROR, then the end. */
+void cymg__bk_fail(bconn *bc, uint8_t reason, const char *why);
+void cymg__bk_publish_will(cymg_mqtt_broker *b, bmsg *w, bconn *bc);
+/* Routes m to every matching subscription and watcher; from: the publisher's
+ * session (no-local), as: the PUBLISH as received (NULL: made from m). */
+void cymg__bk_route(cymg_mqtt_broker *b, bmsg *m, bsess *from, const cymg_mqtt_msg *as);
+/* The connection is gone: its session goes offline or ends, its will. */
+void cymg__bk_conn_gone(bconn *bc);
+void cymg__bk_bconn_free(void *state);
+bconn *cymg__bk_bconn_new(cymg_mqtt_broker *b, cymg_conn *c);
+char *cymg__bk_dup_n(const void *p, size_t n);
+cymg_mqtt_client_info cymg__bk_info_of(const bconn *bc);
 
 /* ---- broker_store.c: durable state (each a no-op without a store) ---- */
 int cymg__bk_store_open(cymg_mqtt_broker *b, const char *path);

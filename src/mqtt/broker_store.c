@@ -123,9 +123,8 @@ void cymg__bk_p_msg_del(cymg_mqtt_broker *b, const bsess *s, const qent *e) {
 
 void cymg__bk_p_in(cymg_mqtt_broker *b, const bsess *s, uint16_t id, bool add) {
   if (!on(b) || !s->stored) return;
-  cymg__mqtt_rec r = {.type = add ? CYMG__ST_QOS2_IN : CYMG__ST_QOS2_IN_DEL,
-                      .client_id = id_of(s),
-                      .id = id};
+  cymg__mqtt_rec r = {
+      .type = add ? CYMG__ST_QOS2_IN : CYMG__ST_QOS2_IN_DEL, .client_id = id_of(s), .id = id};
   put(b, &r);
 }
 
@@ -156,8 +155,8 @@ static void replay_msg(cymg_mqtt_broker *b, bsess *s, const cymg__mqtt_rec *r) {
 
 static void replay_rec(void *data, const cymg__mqtt_rec *r) {
   cymg_mqtt_broker *b = data;
-  bsess *s = r->client_id.len ? cymg__bk_sess_get(b, r->client_id, r->type == CYMG__ST_SESSION)
-                              : NULL;
+  bsess *s =
+      r->client_id.len ? cymg__bk_sess_get(b, r->client_id, r->type == CYMG__ST_SESSION) : NULL;
   switch (r->type) {
     case CYMG__ST_RETAIN: {
       bmsg *m = cymg__bk_msg_new(b, r->topic, r->payload, r->props, r->qos, true, NULL);

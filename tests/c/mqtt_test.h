@@ -63,8 +63,8 @@ static inline void rec_fn(cymg_conn *c, int ev, void *ev_data) {
   }
 }
 
-static inline cymg_conn *client(cymg_mgr *mgr, const char *scheme, uint16_t port, const cymg_mqtt_opts *o,
-                         rec *r) {
+static inline cymg_conn *client(cymg_mgr *mgr, const char *scheme, uint16_t port,
+                                const cymg_mqtt_opts *o, rec *r) {
   char url[128];
   snprintf(url, sizeof(url), "%s://127.0.0.1:%u", scheme, port);
   cymg_conn *c = NULL;

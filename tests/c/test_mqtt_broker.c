@@ -57,6 +57,12 @@ static size_t stat_subs(const bk *k) {
   return st.subscriptions;
 }
 
+static void count_fn(void *data, const cymg_mqtt_msg *m, const void *origin) {
+  (void)m;
+  (void)origin;
+  (*(int *)data)++;
+}
+
 static void routing_with(int version) {
   bk k;
   bk_start(&k, NULL);
@@ -144,13 +150,27 @@ static void test_mosquitto_clients(void **state) {
   snprintf(port, sizeof(port), "%u", k.port);
   for (int v = 0; v < 2; v++) {
     char *ver = v ? "mqttv5" : "mqttv311";
-    char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p",  port, "-V", ver, "-t",
-                     "m/+",           "-q", "2",         "-C",  "2",  "-v", "-i", "msub",
+    char *sargv[] = {"mosquitto_sub",
+                     "-h",
+                     "127.0.0.1",
+                     "-p",
+                     port,
+                     "-V",
+                     ver,
+                     "-t",
+                     "m/+",
+                     "-q",
+                     "2",
+                     "-C",
+                     "2",
+                     "-v",
+                     "-i",
+                     "msub",
                      NULL};
     child sc;
     child_start(&sc, "/usr/bin/mosquitto_sub", sargv);
     POLL_UNTIL(k.mgr, stat_subs(&k) == 1);
-    char *pargv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", ver,  "-t",
+    char *pargv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", ver,    "-t",
                      "m/x",           "-m", "hello",     "-q", "2",  "-i", "mpub", NULL};
     child pc;
     child_start(&pc, "/usr/bin/mosquitto_pub", pargv);
@@ -350,8 +370,10 @@ static void resume_with(int version, const char *persist) {
   bk k;
   bk_start(&k, &o);
   rec s, p;
-  cymg_mqtt_opts so = {.version = (uint8_t)version, .client_id = cymg_str_c("keeper"),
-                       .persistent = true, .session_expiry = version == 5 ? 600 : 0};
+  cymg_mqtt_opts so = {.version = (uint8_t)version,
+                       .client_id = cymg_str_c("keeper"),
+                       .persistent = true,
+                       .session_expiry = version == 5 ? 600 : 0};
   memset(&s, 0, sizeof(s));
   cymg_conn *sc = client(k.mgr, "mqtt", k.port, &so, &s);
   wait_open(k.mgr, &s);
@@ -401,6 +423,44 @@ static void test_session_resume(void **state) {
   resume_with(5, NULL);
 }
 
+/* QoS 2 ids received survive a restart: the resent PUBLISH is not routed again. */
+static void qos2_across_restart(const char *path) {
+  cymg_mqtt_broker_opts o = {.persist_path = path};
+  bk k;
+  bk_start(&k, &o);
+  uint64_t wid;
+  int seen = 0;
+  assert_int_equal(cymg_mqtt_broker_watch(k.b, cymg_str_c("r2/#"), count_fn, &seen, &wid), 0);
+  rawc p;
+  cymg_mqtt_msg m;
+  raw_open(&k, &p, 4);
+  raw_conn(&k, &p, "r2pub", false, 0);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_CONNACK, &m);
+  raw_pub(&k, &p, "r2/a", "once", 2, 9, false);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBREC, &m);
+  close(p.fd);
+  assert_int_equal(seen, 1);
+  cymg_mqtt_broker_free(k.b);
+  POLL_UNTIL(k.mgr, cymg_mgr_count(k.mgr) == 0);
+  assert_int_equal(cymg_mqtt_broker_new(k.mgr, &o, &k.b), 0);
+  assert_int_equal(cymg_mqtt_broker_watch(k.b, cymg_str_c("r2/#"), count_fn, &seen, &wid), 0);
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "mqtt://127.0.0.1:0", &k.lsn), 0);
+  k.port = cymg_conn_local(k.lsn)->port;
+  raw_open(&k, &p, 4);
+  raw_conn(&k, &p, "r2pub", false, 0);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_CONNACK, &m);
+  assert_true(m.session_present);
+  raw_pub(&k, &p, "r2/a", "once", 2, 9, true);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBREC, &m);
+  raw_simple(&k, &p, CYMG_MQTT_CMD_PUBREL, 9);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBCOMP, &m);
+  raw_pub(&k, &p, "r2/b", "after", 1, 10, false);
+  raw_expect(&k, &p, CYMG_MQTT_CMD_PUBACK, &m);
+  assert_int_equal(seen, 2); /* "r2/b" only */
+  close(p.fd);
+  bk_stop(&k);
+}
+
 static void test_persistence_restart(void **state) {
   (void)state;
   char path[1200];
@@ -409,6 +469,8 @@ static void test_persistence_restart(void **state) {
   resume_with(4, path);
   unlink(path);
   resume_with(5, path);
+  unlink(path);
+  qos2_across_restart(path);
   unlink(path);
 }
 
@@ -423,8 +485,10 @@ static void test_wills(void **state) {
   sub_wait(&k, wc, &w, "will/#", 1);
   /* abrupt close: published */
   rec a;
-  cymg_mqtt_opts ao = {.client_id = cymg_str_c("dies"), .will_topic = cymg_str_c("will/dies"),
-                       .will_payload = cymg_str_c("gone"), .will_qos = 1};
+  cymg_mqtt_opts ao = {.client_id = cymg_str_c("dies"),
+                       .will_topic = cymg_str_c("will/dies"),
+                       .will_payload = cymg_str_c("gone"),
+                       .will_qos = 1};
   memset(&a, 0, sizeof(a));
   cymg_conn *ac = client(k.mgr, "mqtt", k.port, &ao, &a);
   wait_open(k.mgr, &a);
@@ -470,9 +534,13 @@ static void test_wills(void **state) {
   assert_string_equal(w.topic[2], "will/bad");
   /* will delay: cancelled when the session resumes in time */
   cymg_mqtt_prop delay = {.id = CYMG_MQTT_PROP_WILL_DELAY_INTERVAL, .iv = 30};
-  cymg_mqtt_opts d = {.version = 5, .client_id = cymg_str_c("delayed"), .persistent = true,
-                      .session_expiry = 60, .will_topic = cymg_str_c("will/delayed"),
-                      .will_payload = cymg_str_c("late"), .will_props = &delay,
+  cymg_mqtt_opts d = {.version = 5,
+                      .client_id = cymg_str_c("delayed"),
+                      .persistent = true,
+                      .session_expiry = 60,
+                      .will_topic = cymg_str_c("will/delayed"),
+                      .will_payload = cymg_str_c("late"),
+                      .will_props = &delay,
                       .num_will_props = 1};
   rec d1, d2;
   memset(&d1, 0, sizeof(d1));
@@ -506,8 +574,8 @@ static void test_takeover(void **state) {
   bk k;
   bk_start(&k, NULL);
   xrec a, b;
-  cymg_mqtt_opts o = {.version = 5, .client_id = cymg_str_c("same"), .persistent = true,
-                      .session_expiry = 60};
+  cymg_mqtt_opts o = {
+      .version = 5, .client_id = cymg_str_c("same"), .persistent = true, .session_expiry = 60};
   cymg_conn *ac = xcl(&k, &a, &o);
   sub_wait(&k, ac, &a.r, "to/#", 1);
   cymg_conn *bc = xcl(&k, &b, &o);
@@ -515,9 +583,9 @@ static void test_takeover(void **state) {
   POLL_UNTIL(k.mgr, a.r.closed);
   assert_int_equal(a.disc, 0x8E);
   /* the session went on: its subscription serves the new connection */
-  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("to/x"), cymg_str_c("hi"), 1, false,
-                                            NULL, 0, NULL),
-                   0);
+  assert_int_equal(
+      cymg_mqtt_broker_publish(k.b, cymg_str_c("to/x"), cymg_str_c("hi"), 1, false, NULL, 0, NULL),
+      0);
   POLL_UNTIL(k.mgr, b.r.msgs == 1);
   assert_string_equal(b.r.topic[0], "to/x");
   cymg_mqtt_broker_stats st;
@@ -608,16 +676,18 @@ static void test_v5_properties(void **state) {
   assert_int_equal(raw_until_closed(&k, &r), 0x94);
   /* message expiry: a message that expired while queued is not delivered */
   xrec off;
-  cymg_mqtt_opts po = {.version = 5, .client_id = cymg_str_c("sleepy"), .persistent = true,
-                       .session_expiry = 60};
+  cymg_mqtt_opts po = {
+      .version = 5, .client_id = cymg_str_c("sleepy"), .persistent = true, .session_expiry = 60};
   cymg_conn *oc = xcl(&k, &off, &po);
   sub_props(&k, oc, &off.r, "exp/#", 1, 0);
   cymg_close(oc);
   POLL_UNTIL(k.mgr, stat_clients(&k) == 2); /* the broker saw it go */
   props[1].iv = 1;
-  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/a"), cymg_str_c("old"), 1, false, props + 1, 1) > 0);
+  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/a"), cymg_str_c("old"), 1, false, props + 1, 1) >
+              0);
   props[1].iv = 600;
-  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/b"), cymg_str_c("new"), 1, false, props + 1, 1) > 0);
+  assert_true(cymg_mqtt_pub(pc, cymg_str_c("exp/b"), cymg_str_c("new"), 1, false, props + 1, 1) >
+              0);
   POLL_UNTIL(k.mgr, stat_queued(&k) == 2);
   uint64_t t0 = cymg_mgr_now(k.mgr);
   POLL_UNTIL(k.mgr, cymg_mgr_now(k.mgr) - t0 > 1100);
@@ -668,8 +738,8 @@ static int auth_fn(void *data, const cymg_mqtt_client_info *who) {
   return 0;
 }
 
-static int acl_fn(void *data, const cymg_mqtt_client_info *who, int action, cymg_str topic,
-                  int qos, bool retain) {
+static int acl_fn(void *data, const cymg_mqtt_client_info *who, int action, cymg_str topic, int qos,
+                  bool retain) {
   (void)data;
   (void)who;
   (void)qos;
@@ -691,6 +761,9 @@ static void test_auth_acl(void **state) {
   bad.version = 5;
   (void)xcl(&k, &x, &bad);
   assert_int_equal(x.r.open_code, 0x86);
+  cymg_mqtt_opts sw = {.version = 5, .will_topic = cymg_str_c("secret/will")};
+  (void)xcl(&k, &x, &sw);
+  assert_int_equal(x.r.open_code, 0x87); /* the will goes through the ACL */
   cymg_mqtt_opts ban = {.version = 5, .client_id = cymg_str_c("banned")};
   (void)xcl(&k, &x, &ban);
   assert_int_equal(x.r.open_code, 0x8A);
@@ -725,8 +798,8 @@ static void test_auth_acl(void **state) {
 
 static void test_limits(void **state) {
   (void)state;
-  cymg_mqtt_broker_opts o = {.max_connections = 3, .max_subs = 1, .max_packet = 200,
-                             .max_queued = 2};
+  cymg_mqtt_broker_opts o = {
+      .max_connections = 3, .max_subs = 1, .max_packet = 200, .max_queued = 2};
   bk k;
   bk_start(&k, &o);
   xrec a, b, c, d;
@@ -736,16 +809,16 @@ static void test_limits(void **state) {
   sub_props(&k, ac, &a.r, "l/2", 1, 0);
   assert_int_equal(a.suback, 0x97);
   /* a session queue of 2: the third message for an offline session is dropped */
-  cymg_mqtt_opts bo = {.version = 5, .client_id = cymg_str_c("lb"), .persistent = true,
-                       .session_expiry = 60};
+  cymg_mqtt_opts bo = {
+      .version = 5, .client_id = cymg_str_c("lb"), .persistent = true, .session_expiry = 60};
   cymg_conn *bcn = xcl(&k, &b, &bo);
   sub_props(&k, bcn, &b.r, "q/#", 1, 0);
   cymg_close(bcn);
   POLL_UNTIL(k.mgr, b.r.closed);
   for (int i = 0; i < 3; i++)
-    assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("q/x"), cymg_str_c("m"), 1, false,
-                                              NULL, 0, NULL),
-                     0);
+    assert_int_equal(
+        cymg_mqtt_broker_publish(k.b, cymg_str_c("q/x"), cymg_str_c("m"), 1, false, NULL, 0, NULL),
+        0);
   cymg_mqtt_broker_stats st;
   cymg_mqtt_broker_get_stats(k.b, &st);
   assert_int_equal(st.queued, 2);
@@ -866,8 +939,10 @@ static void test_tls_and_ws(void **state) {
   cymg_mqtt_opts ao = {.version = 5, .client_id = cymg_str_c("tlsc")};
   memset(&a, 0, sizeof(a));
   cymg_conn *ac = client(k.mgr, "mqtts", cymg_conn_local(tl)->port, &ao, &a);
-  cymg_tls_opts co = {.ca = cymg_str_c(cert("ca.crt")), .cert = cymg_str_c(cert("client.crt")),
-                      .key = cymg_str_c(cert("client.key")), .name = cymg_str_c("localhost")};
+  cymg_tls_opts co = {.ca = cymg_str_c(cert("ca.crt")),
+                      .cert = cymg_str_c(cert("client.crt")),
+                      .key = cymg_str_c(cert("client.key")),
+                      .name = cymg_str_c("localhost")};
   assert_int_equal(cymg_tls_init(ac, &co), 0);
   wait_open(k.mgr, &a);
   assert_non_null(strstr(seen_subject, "test-client"));
@@ -921,10 +996,10 @@ static void test_stalled_subscriber(void **state) {
   static char payload[16384];
   memset(payload, 'p', sizeof(payload));
   for (int i = 0; i < 400; i++) {
-    assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("st/x"),
-                                              cymg_str_n(payload, sizeof(payload)), i & 1, false,
-                                              NULL, 0, NULL),
-                     0);
+    assert_int_equal(
+        cymg_mqtt_broker_publish(k.b, cymg_str_c("st/x"), cymg_str_n(payload, sizeof(payload)),
+                                 i & 1, false, NULL, 0, NULL),
+        0);
     assert_true(cymg_mgr_poll(k.mgr, 0) >= 0);
   }
   cymg_mqtt_broker_stats st;
@@ -990,12 +1065,12 @@ static void test_resend_and_connack(void **state) {
   m.filters = cymg_str_n(fl, (size_t)n);
   raw_pkt(&k, &r, &m);
   raw_expect(&k, &r, CYMG_MQTT_CMD_SUBACK, &m);
-  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/1"), cymg_str_c("one"), 1, false,
-                                            NULL, 0, NULL),
-                   0);
-  assert_int_equal(cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/2"), cymg_str_c("two"), 2, false,
-                                            NULL, 0, NULL),
-                   0);
+  assert_int_equal(
+      cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/1"), cymg_str_c("one"), 1, false, NULL, 0, NULL),
+      0);
+  assert_int_equal(
+      cymg_mqtt_broker_publish(k.b, cymg_str_c("rs/2"), cymg_str_c("two"), 2, false, NULL, 0, NULL),
+      0);
   raw_expect(&k, &r, CYMG_MQTT_CMD_PUBLISH, &m);
   uint16_t id1 = m.id;
   assert_false(m.dup);
@@ -1026,15 +1101,24 @@ static void test_resend_and_connack(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_routing_311),        cmocka_unit_test(test_routing_v5),
-      cmocka_unit_test(test_retained),           cmocka_unit_test(test_mosquitto_clients),
-      cmocka_unit_test(test_qos2_exactly_once),  cmocka_unit_test(test_session_resume),
-      cmocka_unit_test(test_persistence_restart), cmocka_unit_test(test_wills),
-      cmocka_unit_test(test_takeover),           cmocka_unit_test(test_shared),
-      cmocka_unit_test(test_v5_properties),      cmocka_unit_test(test_keepalive_enforced),
-      cmocka_unit_test(test_auth_acl),           cmocka_unit_test(test_limits),
-      cmocka_unit_test(test_bad_input),          cmocka_unit_test(test_tls_and_ws),
-      cmocka_unit_test(test_stalled_subscriber), cmocka_unit_test(test_resend_and_connack),
+      cmocka_unit_test(test_routing_311),
+      cmocka_unit_test(test_routing_v5),
+      cmocka_unit_test(test_retained),
+      cmocka_unit_test(test_mosquitto_clients),
+      cmocka_unit_test(test_qos2_exactly_once),
+      cmocka_unit_test(test_session_resume),
+      cmocka_unit_test(test_persistence_restart),
+      cmocka_unit_test(test_wills),
+      cmocka_unit_test(test_takeover),
+      cmocka_unit_test(test_shared),
+      cmocka_unit_test(test_v5_properties),
+      cmocka_unit_test(test_keepalive_enforced),
+      cmocka_unit_test(test_auth_acl),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_tls_and_ws),
+      cmocka_unit_test(test_stalled_subscriber),
+      cmocka_unit_test(test_resend_and_connack),
   };
   return cmocka_run_group_tests(tests, tls_certs_setup, NULL);
 }

@@ -72,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* a persistent 3.1.1 session "p" subscribed to "a/#", gone offline */
     int fd;
     uint64_t id = e2e_adopt(lsn, &fd);
-    static const uint8_t pre[] = {0x10, 13, 0,    4,   'M', 'Q', 'T', 'T', 4, 0x00, 0, 0, 0, 1,
-                                  'p',  0x82, 8,  0,   1,   0,   3,   'a', '/', '#', 1};
+    static const uint8_t pre[] = {0x10, 13,  0,    4, 'M', 'Q', 'T', 'T', 4,   0x00, 0,   0, 0,
+                                  1,    'p', 0x82, 8, 0,   1,   0,   3,   'a', '/',  '#', 1};
     static const uint8_t whole[3] = {255, 255, 255};
     e2e_in p;
     memset(&p, 0, sizeof(p));

@@ -121,6 +121,9 @@ for b in $BROKERS; do
   commands+=("${CMD[$b]}")
 done
 [ "${#brokers[@]}" -gt 0 ] || { echo "no broker to measure" >&2; exit 1; }
+case " ${brokers[*]} " in
+  *" aedes "*) case " $VERSIONS " in *" 5 "*) notes+=("aedes speaks MQTT 3.1.1 only: it has no 5.0 rows.") ;; esac ;;
+esac
 
 # ---- configurations ----
 configs=()

@@ -837,7 +837,8 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
   const struct cymg_mqtt_connect_fields *cf = &m->connect;
   bc->version = m->version;
   bc->problem_info = true;
-  bc->recv_max_out = 65535;
+  /* 3.1.1 has no Receive Maximum: our own window; 5.0 default 65535 */
+  bc->recv_max_out = m->version == CYMG_MQTT_V5 ? 65535 : b->o.receive_max;
   uint32_t expiry = 0;
   bool has_auth_method = false;
   if (m->version == CYMG_MQTT_V5) {

@@ -181,6 +181,18 @@ static void test_mosquitto_clients(void **state) {
     assert_true(child_wait_for(k.mgr, &sc, "m/x hello"));
     assert_true(child_wait_for(k.mgr, &sc, "m/y inside"));
     assert_int_equal(child_end(k.mgr, &sc, false), 0);
+    /* retained from mosquitto_pub -r, replayed to a later mosquitto_sub */
+    char *rargv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", ver, "-t",
+                     "keep/me",       "-m", "stays",     "-q", "1",  "-r", NULL};
+    child rc;
+    child_start(&rc, "/usr/bin/mosquitto_pub", rargv);
+    assert_int_equal(child_end(k.mgr, &rc, false), 0);
+    char *gargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-V", ver, "-t",
+                     "keep/#",        "-C", "1",         "-v", NULL};
+    child gc;
+    child_start(&gc, "/usr/bin/mosquitto_sub", gargv);
+    assert_true(child_wait_for(k.mgr, &gc, "keep/me stays"));
+    assert_int_equal(child_end(k.mgr, &gc, false), 0);
   }
   bk_stop(&k);
 }
@@ -471,6 +483,24 @@ static void test_persistence_restart(void **state) {
   resume_with(5, path);
   unlink(path);
   qos2_across_restart(path);
+  unlink(path);
+  /* not a store: refused with a message; the same file twice: refused too */
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("this is not a broker's log, but something else entirely\n", f);
+  fclose(f);
+  cymg_mgr *mgr = new_mgr();
+  cymg_mqtt_broker_opts o = {.persist_path = path};
+  cymg_mqtt_broker *b = NULL;
+  assert_true(cymg_mqtt_broker_new(mgr, &o, &b) < 0);
+  assert_null(b);
+  assert_true(strlen(cymg_mgr_errmsg(mgr)) > 0);
+  unlink(path);
+  assert_int_equal(cymg_mqtt_broker_new(mgr, &o, &b), 0);
+  cymg_mqtt_broker *b2 = NULL;
+  assert_true(cymg_mqtt_broker_new(mgr, &o, &b2) < 0);
+  cymg_mqtt_broker_free(b);
+  close_all_and_free(mgr);
   unlink(path);
 }
 

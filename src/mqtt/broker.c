@@ -138,8 +138,9 @@ static size_t enc_publish(const cymg_mqtt_broker *b, const bmsg *m, uint8_t vers
 
 static int xmit(bconn *bc, const void *p, size_t n) {
   if (bc->holding) {
-    if (bc->held.len + n > bc->c->send_limit && bc->c->send_limit) return CYMG_ELIMIT;
-    int hr = cymg_buf_append(&bc->held, p, n);
+    if (bc->x == NULL && (bc->x = calloc(1, sizeof(*bc->x))) == NULL) return CYMG_ENOMEM;
+    if (bc->x->held.len + n > bc->c->send_limit && bc->c->send_limit) return CYMG_ELIMIT;
+    int hr = cymg_buf_append(&bc->x->held, p, n);
     if (hr >= 0) bc->b->st.bytes_out += n;
     return hr;
   }
@@ -190,11 +191,13 @@ static void release_held(bconn *bc) {
   if (!bc->holding) return;
   bc->holding = false;
   if (bc->b) cymg__bk_store_sync(bc->b);
-  if (bc->held.len && xmit(bc, bc->held.buf, bc->held.len) < 0)
+  if (bc->x == NULL) return;
+  cymg_buf *h = &bc->x->held;
+  if (h->len && xmit(bc, h->buf, h->len) < 0)
     cymg_error(bc->c, "MQTT: output not queued");
-  else if (bc->b && bc->held.len)
-    bc->b->st.bytes_out -= bc->held.len; /* counted once, when held */
-  cymg_buf_free(&bc->held);
+  else if (bc->b && h->len)
+    bc->b->st.bytes_out -= h->len; /* counted once, when held */
+  cymg_buf_free(h);
 }
 
 static void bdrain(bconn *bc) {
@@ -250,7 +253,13 @@ void cymg__bk_qent_free(cymg_mqtt_broker *b, bsess *s, qent *e) {
   s->qbytes -= e->m->payload_len;
   b->st.queued--;
   bmsg_unref(e->m);
-  free(e);
+  if (b->nqfree < QENT_CACHE) { /* kept for the next delivery: no malloc per message */
+    e->next = b->qfree;
+    b->qfree = e;
+    b->nqfree++;
+  } else {
+    free(e);
+  }
 }
 
 static void sub_free(cymg_mqtt_broker *b, bsub *sub) {
@@ -314,10 +323,17 @@ static bool id_busy(const bsess *s, uint16_t id) {
   return false;
 }
 
+/* Ids go out in list order, so the ids in flight lie in the circular range
+ * from the head's to the last sent one's: outside it an id is free without a
+ * walk (the walk is left for a candidate inside, after a wrap). */
 static uint16_t new_id(bsess *s) {
   for (;;) {
     if (++s->next_id == 0) s->next_id = 1;
-    if (!id_busy(s, s->next_id)) return s->next_id;
+    const qent *h = s->qhead;
+    if (h == NULL || h == s->unsent || s->last_sent == NULL) return s->next_id;
+    uint16_t lo = h->id, hi = s->last_sent->id, id = s->next_id;
+    bool inside = lo <= hi ? (id >= lo && id <= hi) : (id >= lo || id <= hi);
+    if (!inside || !id_busy(s, id)) return id;
   }
 }
 
@@ -408,7 +424,13 @@ static bool enqueue(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool re
 
 qent *cymg__bk_enqueue_raw(cymg_mqtt_broker *b, bsess *s, bmsg *m, uint8_t qos, bool retain,
                            uint32_t sub_id) {
-  qent *e = malloc(sizeof(*e));
+  qent *e = b->qfree;
+  if (e) {
+    b->qfree = e->next;
+    b->nqfree--;
+  } else {
+    e = malloc(sizeof(*e));
+  }
   if (e == NULL) return NULL;
   e->next = NULL;
   e->m = bmsg_ref(m);
@@ -710,8 +732,11 @@ void cymg__bk_bconn_free(void *state) {
   free(bc->alias);
   free(bc->cid);
   free(bc->user);
-  cymg_buf_free(&bc->in);
-  cymg_buf_free(&bc->held);
+  if (bc->x) {
+    cymg_buf_free(&bc->x->in);
+    cymg_buf_free(&bc->x->held);
+    free(bc->x);
+  }
   free(bc);
 }
 
@@ -1420,7 +1445,9 @@ static void bk_read_batch(bconn *bc) {
   cymg_conn *c = bc->c;
   while (bc->b && !bc->failed && !(c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) &&
          !cymg__conn_out_full(c)) {
-    cymg_str d = bc->ws ? cymg_str_n(bc->in.buf, bc->in.len) : cymg_conn_recv_data(c);
+    cymg_str d = !bc->ws ? cymg_conn_recv_data(c)
+                 : bc->x ? cymg_str_n(bc->x->in.buf, bc->x->in.len)
+                         : cymg_str_n(NULL, 0);
     if (d.len == 0) break;
     cymg_mqtt_msg m;
     cymg_mqtt_err e;
@@ -1440,7 +1467,7 @@ static void bk_read_batch(bconn *bc) {
       cymg_call(c, CYMG_EV_MQTT_CMD, &m);
     }
     if (bc->ws)
-      cymg_buf_del(&bc->in, 0, (size_t)rc);
+      cymg_buf_del(&bc->x->in, 0, (size_t)rc);
     else
       cymg_conn_consume(c, (size_t)rc);
     if (!go) return;
@@ -1482,11 +1509,15 @@ static bool bk_ws_event(cymg_conn *c, int ev, void *ev_data) {
       cymg__bk_fail(bc, CYMG_MQTT_RC_MALFORMED, "text WebSocket message (MQTT needs binary)");
       return true;
     }
-    if (bc->in.len + m->data.len > (size_t)bc->b->o.max_packet + 5) {
+    if (bc->x == NULL && (bc->x = calloc(1, sizeof(*bc->x))) == NULL) {
+      cymg__bk_fail(bc, 0x80, "out of memory");
+      return true;
+    }
+    if (bc->x->in.len + m->data.len > (size_t)bc->b->o.max_packet + 5) {
       cymg__bk_fail(bc, CYMG_MQTT_RC_PACKET_TOO_LARGE, "packet larger than the maximum");
       return true;
     }
-    if (cymg_buf_append(&bc->in, m->data.buf, m->data.len) < 0) {
+    if (cymg_buf_append(&bc->x->in, m->data.buf, m->data.len) < 0) {
       cymg__bk_fail(bc, 0x80, "out of memory");
       return true;
     }
@@ -1496,7 +1527,7 @@ static bool bk_ws_event(cymg_conn *c, int ev, void *ev_data) {
   if (ev == CYMG_EV_WS_OPEN) return true;
   if (ev == CYMG_EV_WRITE && !bc->failed && !cymg__conn_out_full(c)) {
     flush_queue(bc);
-    if (bc->in.len) bk_read(bc);
+    if (bc->x && bc->x->in.len) bk_read(bc);
   }
   if (ev == CYMG_EV_CLOSE) cymg__bk_conn_gone(bc);
   return false;
@@ -1509,6 +1540,9 @@ bconn *cymg__bk_bconn_new(cymg_mqtt_broker *b, cymg_conn *c) {
   bc->b = b;
   bc->c = c;
   bc->since = bc->last_rx = cymg__bk_now_ms(b);
+  /* A small first send buffer (the core would start at 1 KiB for a 4-byte
+   * CONNACK), allocated now, beside the connection's other long-lived blocks. */
+  if (c->send.size == 0 && (c->send.buf = malloc(SEND_FIRST)) != NULL) c->send.size = SEND_FIRST;
   bc->next = b->conns;
   if (b->conns) b->conns->prev = bc;
   b->conns = bc;

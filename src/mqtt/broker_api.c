@@ -92,7 +92,7 @@ static void sweep_fn(void *arg) {
     } else if (bc->connected && bc->keepalive &&
                now - bc->last_rx > (uint64_t)bc->keepalive * 1500) {
       cymg__bk_fail(bc, CYMG_MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep-alive timeout");
-    } else if (bc->c->send.len == 0 && bc->c->send.size && !bc->c->pump) {
+    } else if (bc->c->send.len == 0 && bc->c->send.size > 2 * SEND_FIRST && !bc->c->pump) {
       /* an idle client keeps no send buffer (the core keeps the last one) */
       cymg__trim_note_free(b->mgr, bc->c->send.size);
       cymg__iobuf_free(&bc->c->send);
@@ -232,6 +232,10 @@ void cymg_mqtt_broker_free(cymg_mqtt_broker *b) {
   cymg__bk_ret_free(&b->ret);
   for (size_t i = 0; i < b->nw; i++) free(b->w[i]);
   free(b->w);
+  for (qent *e = b->qfree, *n; e; e = n) {
+    n = e->next;
+    free(e);
+  }
   free(b->d);
   free(b);
 }

@@ -120,6 +120,8 @@ void cymg__bk_ret_match(rstore *r, cymg_str filter, void (*fn)(void *arg, bmsg *
 #define CONNECT_WAIT_MS 30000 /* a connection that sends no CONNECT is closed */
 #define SWEEP_MS 1000
 #define NEVER UINT32_MAX
+#define QENT_CACHE 1024 /* free queue entries kept per broker */
+#define SEND_FIRST 128  /* first send buffer of a client connection */
 
 enum { K_LSN = 1, K_CONN };
 
@@ -183,8 +185,12 @@ struct bconn {
   uint16_t cidlen, userlen;
   char **alias; /* v5 topic aliases set by the client, [1..nalias] */
   uint16_t nalias;
-  cymg_buf in;   /* over WebSocket: message bytes not parsed yet */
-  cymg_buf held; /* with a store: output held until the batch read is synced */
+  /* allocated when first needed: in, over WebSocket, the message bytes not
+   * parsed yet; held, with a store, the output held until the batch read is
+   * synced */
+  struct bconn_bufs {
+    cymg_buf in, held;
+  } * x;
   uint64_t since, last_rx;
   uint32_t max_out; /* the client's Maximum Packet Size; 0: none */
   uint16_t keepalive;
@@ -238,6 +244,8 @@ struct cymg_mqtt_broker {
   size_t nd, dcap;
   bsess *from; /* routing: the publisher's session (no-local) */
   uint64_t sweeps;
+  qent *qfree; /* free queue entries, reused */
+  size_t nqfree;
   bool freeing, replaying;
 };
 

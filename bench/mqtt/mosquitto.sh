@@ -3,7 +3,9 @@
 
 # mosquitto_conf PORT FILE: one listener on 127.0.0.1:PORT, no persistence,
 # queues and an inflight window that never fill in these benchmarks,
-# TCP_NODELAY (the other brokers set it), no logging.
+# TCP_NODELAY (the other brokers set it), no logging; `user root` keeps a
+# broker started as root from switching to the mosquitto user (the other
+# brokers run as whoever starts them, and valgrind's output stays writable).
 mosquitto_conf() {
   cat >"$2" <<EOC
 listener $1 127.0.0.1
@@ -13,6 +15,7 @@ max_queued_messages 100000
 max_inflight_messages 100
 set_tcp_nodelay true
 log_dest none
+user root
 EOC
 }
 

@@ -704,9 +704,11 @@ void cymg__bk_conn_gone(bconn *bc) {
   s->bc = NULL;
   bc->s = NULL;
   if (s->expiry == 0) {
-    cymg__bk_sess_free(b, s);
-    if (will) cymg__bk_publish_will(b, will, bc);
+    if (will) cymg__bk_publish_will(b, will, bc); /* first: bc->cid is the session's */
     bmsg_unref(will);
+    bc->cid = NULL;
+    bc->cidlen = 0;
+    cymg__bk_sess_free(b, s);
     return;
   }
   s->offline_at = cymg__bk_now_ms(b);
@@ -730,7 +732,7 @@ void cymg__bk_bconn_free(void *state) {
   if (bc->alias)
     for (uint32_t i = 0; i <= bc->nalias; i++) free(bc->alias[i]);
   free(bc->alias);
-  free(bc->cid);
+  if (bc->cid_own) free(bc->cid);
   free(bc->user);
   if (bc->x) {
     cymg_buf_free(&bc->x->in);
@@ -850,6 +852,10 @@ static void take_over(bconn *old) {
   bsess *s = old->s;
   if (s) s->bc = NULL;
   old->s = NULL;
+  /* its will is published later: it needs a client id of its own now */
+  old->cid = s ? cymg__bk_dup_n(s->id, s->idlen) : NULL;
+  old->cid_own = old->cid != NULL;
+  if (old->cid == NULL) old->cidlen = 0;
   if (old->will_delay) { /* its session goes on: a delayed will is cancelled */
     bmsg_unref(old->will);
     old->will = NULL;
@@ -904,8 +910,10 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
       n += snprintf(idbuf + n, sizeof(idbuf) - (size_t)n, "%02x", rnd[i]);
     cid = assigned = cymg_str_n(idbuf, (size_t)n);
   }
-  if ((bc->cid = cymg__bk_dup_n(cid.buf, cid.len)) == NULL ||
-      (cf->has_username &&
+  /* The client id is not copied: until the session exists it is a view of the
+   * packet (used by the auth hook only), then the session's own copy. */
+  bc->cid = (char *)cid.buf;
+  if ((cf->has_username &&
        (bc->user = cymg__bk_dup_n(cf->username.buf, cf->username.len)) == NULL)) {
     refuse(bc, 0x80, "out of memory");
     return false;
@@ -992,6 +1000,7 @@ static bool on_connect(bconn *bc, const cymg_mqtt_msg *m) {
   if (s->expiry || s->stored) cymg__bk_p_session(b, s);
   s->bc = bc;
   bc->s = s;
+  bc->cid = s->id;
   bc->connected = true;
   b->st.clients++;
   if (send_connack(bc, present, 0, assigned, expiry_set, ka_capped, NULL) < 0) {
@@ -1455,6 +1464,12 @@ static void bk_read_batch(bconn *bc) {
                              b->o.max_packet, &m, &e);
     if (rc == CYMG_EAGAIN) break;
     if (rc < 0) {
+      if (!bc->connected && e.reason == CYMG_MQTT_RC_UNSUPPORTED_VERSION) {
+        /* MQTT-3.1.2-2: CONNACK "unacceptable protocol level", in the form
+         * every level understands */
+        static const uint8_t level[] = {0x20, 2, 0, 1};
+        if (xmit(bc, level, sizeof(level)) < 0) CYMG__DEBUG("MQTT broker: CONNACK not queued");
+      }
       cymg__bk_fail(bc, e.reason, e.why);
       return;
     }
@@ -1462,6 +1477,10 @@ static void bk_read_batch(bconn *bc) {
     b->st.bytes_in += (size_t)rc;
     bc->last_rx = cymg__bk_now_ms(b);
     bool go = handle(bc, &m);
+    if (!bc->connected && !bc->cid_own) { /* a refused CONNECT: its id view ends here */
+      bc->cid = NULL;
+      bc->cidlen = 0;
+    }
     if (bc->b && b->o.fn) {
       if (m.cmd == CYMG_MQTT_CMD_PUBLISH) cymg_call(c, CYMG_EV_MQTT_MSG, &m);
       cymg_call(c, CYMG_EV_MQTT_CMD, &m);

@@ -121,7 +121,7 @@ void cymg__bk_ret_match(rstore *r, cymg_str filter, void (*fn)(void *arg, bmsg *
 #define SWEEP_MS 1000
 #define NEVER UINT32_MAX
 #define QENT_CACHE 1024 /* free queue entries kept per broker */
-#define SEND_FIRST 128  /* first send buffer of a client connection */
+#define SEND_FIRST 32   /* first send buffer of a client connection (CONNACK, SUBACK) */
 
 enum { K_LSN = 1, K_CONN };
 
@@ -197,6 +197,7 @@ struct bconn {
   uint16_t recv_max_out; /* the client's Receive Maximum */
   uint8_t version;
   bool ws, connected, failed, no_will, problem_info, has_user, holding;
+  bool cid_own; /* cid is a copy of its own (after a takeover), not the session's */
 };
 
 typedef struct watcher {

@@ -930,6 +930,17 @@ static void test_bad_input(void **state) {
   raw_open(&k, &r, 4);
   raw_simple(&k, &r, CYMG_MQTT_CMD_PINGREQ, 0);
   assert_int_equal(raw_until_closed(&k, &r), -1);
+  /* MQTT 3.1 (level 3): CONNACK 1, unacceptable protocol level */
+  static const uint8_t conn31[] = {0x10, 15, 0,    6, 'M', 'Q', 'I', 's', 'd',
+                                   'p',  3,  0x02, 0, 60,  0,   1,   'a'};
+  raw_open(&k, &r, 4);
+  raw_send(k.mgr, r.fd, conn31, sizeof(conn31));
+  {
+    cymg_mqtt_msg a;
+    raw_expect(&k, &r, CYMG_MQTT_CMD_CONNACK, &a);
+    assert_int_equal(a.ack, 1);
+  }
+  (void)raw_until_closed(&k, &r);
   /* empty client id with a persistent 3.1.1 session: CONNACK 2 */
   raw_open(&k, &r, 4);
   raw_conn(&k, &r, "", false, 0);
@@ -985,10 +996,27 @@ static void test_tls_and_ws(void **state) {
   assert_int_equal(cymg_mqtt_connect(k.mgr, url, &bo, rec_fn, &b, &bc), 0);
   wait_open(k.mgr, &b);
   sub_wait(&k, bc, &b, "mix/#", 2);
+  /* wss:// too, at the same time */
+  cymg_conn *sl = NULL;
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "wss://127.0.0.1:0", &sl), 0);
+  cymg_tls_opts wso = {.cert = cymg_str_c(cert("server-ec.crt")),
+                       .key = cymg_str_c(cert("server-ec.key"))};
+  assert_int_equal(cymg_tls_init(sl, &wso), 0);
+  snprintf(url, sizeof(url), "wss://127.0.0.1:%u/", cymg_conn_local(sl)->port);
+  rec d;
+  memset(&d, 0, sizeof(d));
+  cymg_mqtt_opts dopt = {.version = 5, .client_id = cymg_str_c("wssc")};
+  cymg_conn *dc = NULL;
+  assert_int_equal(cymg_mqtt_connect(k.mgr, url, &dopt, rec_fn, &d, &dc), 0);
+  cymg_tls_opts dco = {.ca = cymg_str_c(cert("ca.crt")), .name = cymg_str_c("localhost")};
+  assert_int_equal(cymg_tls_init(dc, &dco), 0);
+  wait_open(k.mgr, &d);
+  sub_wait(&k, dc, &d, "mix/1", 1);
   cymg_conn *pc = cl(&k, &c, 5, "plain");
   assert_true(pub(pc, "mix/1", "over all", 2, false) > 0);
   assert_true(pub(bc, "mix/2", "from ws", 1, false) > 0);
-  POLL_UNTIL(k.mgr, a.msgs == 2 && b.msgs == 2);
+  POLL_UNTIL(k.mgr, a.msgs == 2 && b.msgs == 2 && d.msgs == 1);
+  assert_string_equal(d.data[0], "over all");
   /* two publishers: either order */
   bool first = strcmp(a.data[0], "over all") == 0;
   assert_string_equal(a.data[first ? 0 : 1], "over all");
@@ -1129,6 +1157,53 @@ static void test_resend_and_connack(void **state) {
   bk_stop(&k);
 }
 
+/* ---- the program's event function ---- */
+
+typedef struct {
+  int cmds, closes, lsn_closes, bad_data;
+} seen_t;
+
+static void user_fn(cymg_conn *c, int ev, void *ev_data) {
+  (void)ev_data;
+  seen_t *t = cymg_conn_userdata(c);
+  if (t == NULL || t->bad_data < 0) return;
+  if (t->cmds < 0) { /* not ours: would be a wrong pointer */
+    t->bad_data++;
+    return;
+  }
+  if (ev == CYMG_EV_MQTT_CMD) t->cmds++;
+  if (ev == CYMG_EV_CLOSE && cymg_conn_is_listening(c)) t->lsn_closes++;
+  if (ev == CYMG_EV_CLOSE && !cymg_conn_is_listening(c)) t->closes++;
+}
+
+static void test_user_fn(void **state) {
+  (void)state;
+  seen_t t = {0};
+  cymg_mqtt_broker_opts o = {.fn = user_fn, .fn_data = &t};
+  bk k;
+  bk_start(&k, &o);
+  cymg_conn *wl = NULL;
+  assert_int_equal(cymg_mqtt_broker_listen(k.b, "ws://127.0.0.1:0", &wl), 0);
+  rec a, b;
+  cymg_conn *ac = cl(&k, &a, 4, "fa");
+  char url[96];
+  snprintf(url, sizeof(url), "ws://127.0.0.1:%u/", cymg_conn_local(wl)->port);
+  cymg_mqtt_opts bo = {.client_id = cymg_str_c("fb")};
+  memset(&b, 0, sizeof(b));
+  cymg_conn *bc = NULL;
+  assert_int_equal(cymg_mqtt_connect(k.mgr, url, &bo, rec_fn, &b, &bc), 0);
+  wait_open(k.mgr, &b);
+  assert_int_equal(t.cmds, 2); /* the two CONNECTs, with fn_data as the user pointer */
+  assert_int_equal(pub(ac, "x", "y", 0, false), 0);
+  POLL_UNTIL(k.mgr, t.cmds == 3);
+  /* freeing the broker closes everything: every CLOSE reaches fn */
+  cymg_mqtt_broker_free(k.b);
+  POLL_UNTIL(k.mgr, t.closes == 2 && t.lsn_closes == 2);
+  assert_int_equal(t.bad_data, 0);
+  (void)bc;
+  close_all_and_free(k.mgr);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_routing_311),
@@ -1149,6 +1224,7 @@ int main(void) {
       cmocka_unit_test(test_tls_and_ws),
       cmocka_unit_test(test_stalled_subscriber),
       cmocka_unit_test(test_resend_and_connack),
+      cmocka_unit_test(test_user_fn),
   };
   return cmocka_run_group_tests(tests, tls_certs_setup, NULL);
 }

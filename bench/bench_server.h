@@ -33,19 +33,26 @@ typedef int (*bench_listen_fn)(cymg_mgr *, const char *, cymg_event_fn, void *, 
  * gives it the certificate); returns 0, or <0 to stop with errmsg. */
 static int (*bench_listener_setup)(cymg_conn *lsn);
 
-/* Serves scheme://127.0.0.1:port with fn until a signal; *count is what the
- * handler counted, reported under the name `counted`. Returns the exit code. */
-static int bench_serve(const char *name, bench_listen_fn listen_fn, const char *scheme,
-                       const char *port, cymg_event_fn fn, const long *count,
-                       const char *counted) {
-  /* No SA_RESTART: the signal interrupts epoll_wait and the loop sees the flag.
-   * One landing between the test and the wait is caught by the bounded wait. */
+/* SIGTERM and SIGINT set bench_stop. No SA_RESTART: the signal interrupts
+ * epoll_wait and the loop sees the flag. One landing between the test and the
+ * wait is caught by the bounded wait. */
+static void bench_catch_signals(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = bench_on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+}
+
+/* Serves scheme://127.0.0.1:port with fn until a signal; *count is what the
+ * handler counted, reported under the name `counted`. Returns the exit code.
+ * (inline: a server with a listen call of another shape, bench/mqtt's broker,
+ * uses the rest of this header without it.) */
+static inline int bench_serve(const char *name, bench_listen_fn listen_fn, const char *scheme,
+                              const char *port, cymg_event_fn fn, const long *count,
+                              const char *counted) {
+  bench_catch_signals();
 
   cymg_mgr *mgr;
   cymg_conn *lsn;

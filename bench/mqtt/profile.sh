@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where an MQTT broker spends its work, for NOTES-for-broker.md: not a
+# Where an MQTT broker spends its work, for the broker's developers: not a
 # benchmark (bench/run.sh does not run it: it is not run.sh) but the profile
 # behind one. For libcymg's broker_cymg and, for comparison, mosquitto, under
 # the load of bench/mqtt/mqtt_load.c (QoS 1 one to one, QoS 0 one to 100):

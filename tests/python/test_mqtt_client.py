@@ -10,7 +10,7 @@ import cymongoose
 from cymongoose import (MG_EV_CLOSE, MG_EV_ERROR, MG_EV_MQTT_CMD, MG_EV_MQTT_MSG,
                         MG_EV_MQTT_OPEN)
 
-from conftest import paho_client, poll_until
+from conftest import mqtt_read, paho_client, poll_until
 
 PUBLISH, PINGRESP, SUBACK = 3, 13, 9
 
@@ -419,26 +419,6 @@ class NoAckBroker:
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
-    @staticmethod
-    def _read_packet(s):
-        def exact(n):
-            b = b""
-            while len(b) < n:
-                chunk = s.recv(n - len(b))
-                if not chunk:
-                    raise EOFError
-                b += chunk
-            return b
-        first = exact(1)[0]
-        length, mult = 0, 1
-        while True:
-            byte = exact(1)[0]
-            length += (byte & 0x7F) * mult
-            mult *= 128
-            if not byte & 0x80:
-                break
-        return first, exact(length)
-
     def _serve(self):
         self.sock.settimeout(0.2)
         while not self.done:
@@ -448,17 +428,17 @@ class NoAckBroker:
                 continue
             got = []
             self.conns.append(got)
-            s.settimeout(10)
             try:
-                first, _ = self._read_packet(s)
-                assert first >> 4 == 1  # CONNECT
+                pkt = mqtt_read(s)
+                assert pkt and pkt[0] >> 4 == 1  # CONNECT
                 flags = 1 if self.session_present else 0
                 s.sendall(bytes([0x20, 3, flags, 0, 0] if self.v5 else [0x20, 2, flags, 0]))
                 s.sendall(self.then)
-                while True:
-                    got.append(self._read_packet(s))
-            except (EOFError, OSError):
-                s.close()
+                while (pkt := mqtt_read(s)) is not None:
+                    got.append(pkt)
+            except OSError:
+                pass
+            s.close()
 
     def close(self):
         self.done = True

@@ -497,29 +497,20 @@ def test_session_not_resumed_when_clean_or_another_id_or_not_present(mgr, noack)
     c.close()
     poll_until(mgr, lambda: h.closed)
     noack.session_present = True
-    # another client id: nothing of "keep" goes to it
-    h2 = Mqtt()
-    c2 = open_client(mgr, noack.url, h2, client_id="other", clean_session=False)
-    c2.mqtt_ping()
-    poll_until(mgr, lambda: len(noack.conns) == 2 and noack.conns[1])
-    assert publishes(noack.conns[1]) == []
-    c2.close()
-    # a clean connect with the same id discards the kept session...
-    h3 = Mqtt()
-    c3 = open_client(mgr, noack.url, h3, client_id="keep", clean_session=True)
-    c3.mqtt_ping()
-    poll_until(mgr, lambda: len(noack.conns) == 3 and noack.conns[2])
-    assert publishes(noack.conns[2]) == []
-    c3.close()
-    poll_until(mgr, lambda: h3.closed)
-    # ...so a later persistent one has nothing to resend either
-    h4 = Mqtt()
-    c4 = open_client(mgr, noack.url, h4, client_id="keep", clean_session=False)
-    c4.mqtt_ping()
-    poll_until(mgr, lambda: len(noack.conns) == 4 and noack.conns[3])
-    assert publishes(noack.conns[3]) == []
-    c4.close()
-    poll_until(mgr, lambda: h4.closed)
+
+    def nothing_resent(client_id, clean):
+        n = len(noack.conns) + 1
+        h = Mqtt()
+        c = open_client(mgr, noack.url, h, client_id=client_id, clean_session=clean)
+        c.mqtt_ping()
+        poll_until(mgr, lambda: len(noack.conns) == n and noack.conns[n - 1])
+        assert publishes(noack.conns[n - 1]) == []
+        c.close()
+        poll_until(mgr, lambda: h.closed)
+
+    nothing_resent("other", False)  # another client id: nothing of "keep" goes to it
+    nothing_resent("keep", True)  # a clean connect with the same id discards the kept session...
+    nothing_resent("keep", False)  # ...so a later persistent one has nothing to resend either
 
 
 def v5_publish(topic, payload, alias):

@@ -169,10 +169,11 @@ def peer_env():
 
 
 class Mosquitto:
-    """A mosquitto broker of our own (tcp, websockets and TLS listeners on free
-    loopback ports), started from its own config in a temporary folder."""
+    """A mosquitto broker of our own (tcp, and unless tcp_only websockets and TLS
+    listeners, on free loopback ports), started from its own config in a
+    temporary folder."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, tcp_only=False):
         import os
         import subprocess
 
@@ -189,17 +190,18 @@ class Mosquitto:
                 "max_keepalive 65535\n"
                 # as root mosquitto would switch to its own user, who cannot read our files
                 + ("user root\n" if os.geteuid() == 0 else "") +
-                f"listener {self.port} 127.0.0.1\n"
-                f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\n"
-                f"listener {self.tls_port} 127.0.0.1\n"
-                f"cafile {self.ca}\n"
-                f"certfile {os.path.join(self.certs, 'server-ec.crt')}\n"
-                f"keyfile {os.path.join(self.certs, 'server-ec.key')}\n")
+                f"listener {self.port} 127.0.0.1\n")
+            if not tcp_only:
+                f.write(f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\n"
+                        f"listener {self.tls_port} 127.0.0.1\n"
+                        f"cafile {self.ca}\n"
+                        f"certfile {os.path.join(self.certs, 'server-ec.crt')}\n"
+                        f"keyfile {os.path.join(self.certs, 'server-ec.key')}\n")
         self.log = open(os.path.join(folder, "mosquitto.log"), "w+")
         self.proc = subprocess.Popen(["mosquitto", "-c", conf, "-v"], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=peer_env())
         deadline = time.monotonic() + 15
-        for port in (self.port, self.ws_port, self.tls_port):
+        for port in (self.port,) if tcp_only else (self.port, self.ws_port, self.tls_port):
             while True:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.log.seek(0)
@@ -210,6 +212,15 @@ class Mosquitto:
                 except OSError:
                     time.sleep(0.05)
         self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    def state(self):
+        """How mosquitto is doing, for a failure message: its exit status if it
+        ended, and the end of its log."""
+        self.log.flush()
+        with open(self.log.name) as f:
+            tail = f.read()[-1500:]
+        return "mosquitto %s; log ends:\n%s" % (
+            "running" if self.proc.poll() is None else "exited %s" % self.proc.returncode, tail)
 
     def stop(self):
         self.proc.terminate()

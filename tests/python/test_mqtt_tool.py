@@ -6,9 +6,18 @@ import threading
 
 import pytest
 
-from conftest import cymg_tool, free_port, peer_env
+from conftest import Mosquitto, cymg_tool, free_port, peer_env
 
 TIMEOUT = 20
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory):
+    """A private mosquitto with its plain TCP listener only: these tests need
+    no other, and a failure says how the broker was doing."""
+    b = Mosquitto(str(tmp_path_factory.mktemp("mosquitto")), tcp_only=True)
+    yield b
+    b.stop()
 
 
 def run(*args):
@@ -34,14 +43,15 @@ def mosquitto_sub(broker, topic, count, *extra):
     for line in p.stdout:
         if "received SUBACK" in line:
             return p
-    pytest.fail("mosquitto_sub ended before subscribing (status %s)" % p.wait(TIMEOUT))
+    pytest.fail("mosquitto_sub ended before subscribing (status %s); %s" % (p.wait(TIMEOUT),
+                                                                           broker.state()))
 
 
 @pytest.mark.parametrize("qos", ["0", "1", "2"])
 def test_pub_reaches_mosquitto_sub(mosquitto, qos):
     sub = mosquitto_sub(mosquitto, "tool/pub/" + qos, 1, "-q", "2", "-v")
     out = run("pub", mosquitto.url, "tool/pub/" + qos, "hello " + qos, "-q", qos)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, (out.stderr, mosquitto.state())
     lines = [ln for ln in sub.stdout.read().splitlines() if ln.startswith("tool/")]
     assert sub.wait(TIMEOUT) == 0
     assert lines == ["tool/pub/%s hello %s" % (qos, qos)]
@@ -49,7 +59,7 @@ def test_pub_reaches_mosquitto_sub(mosquitto, qos):
 
 def test_pub_retained_then_sub_gets_it(mosquitto):
     out = run("pub", mosquitto.url, "tool/ret", "kept", "-r", "-q", "1")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, (out.stderr, mosquitto.state())
     got = run("sub", mosquitto.url, "tool/ret", "-C", "1", "-v")
     assert got.returncode == 0, got.stderr
     assert got.stdout == "tool/ret kept\n"
@@ -58,7 +68,8 @@ def test_pub_retained_then_sub_gets_it(mosquitto):
 
 def test_sub_several_topics_live_messages(mosquitto):
     # a retained message first tells us the subscriptions are in place
-    assert run("pub", mosquitto.url, "tool/multi/a", "ready", "-r", "-q", "1").returncode == 0
+    out = run("pub", mosquitto.url, "tool/multi/a", "ready", "-r", "-q", "1")
+    assert out.returncode == 0, (out.stderr, mosquitto.state())
     p = subprocess.Popen([cymg_tool(), "mqtt", "sub", mosquitto.url, "tool/multi/a",
                           "tool/other/#", "-C", "3", "-q", "1"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)

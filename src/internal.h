@@ -69,9 +69,14 @@ typedef struct cymg__backend {
 } cymg__backend;
 
 extern const cymg__backend cymg__backend_poll;
+extern const cymg__backend cymg__backend_select;
 #if defined(__linux__)
 #define CYMG__HAVE_EPOLL 1
 extern const cymg__backend cymg__backend_epoll;
+#endif
+/* CYMG_IO_URING (CMake) builds src/backend/uring.c, Linux only. */
+#ifdef CYMG__HAVE_URING
+extern const cymg__backend cymg__backend_uring;
 #endif
 #if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
     defined(__NetBSD__) || defined(__DragonFly__)

@@ -56,9 +56,22 @@ CYMG_API const char *cymg_event_name(int ev);
 
 /* ---- Manager ---------------------------------------------------------------- */
 
-/* I/O multiplexers. AUTO takes the CYMG_BACKEND environment variable ("epoll",
- * "kqueue" or "poll") when set, else the best one the OS has. */
-enum { CYMG_BACKEND_AUTO = 0, CYMG_BACKEND_EPOLL, CYMG_BACKEND_KQUEUE, CYMG_BACKEND_POLL };
+/* I/O multiplexers. AUTO takes the CYMG_BACKEND environment variable
+ * ("io_uring", "epoll", "kqueue", "poll" or "select") when set and not empty,
+ * else the first of io_uring, epoll, kqueue, poll that this build has and that
+ * starts (io_uring can be refused by the kernel, by kernel.io_uring_disabled or
+ * by a seccomp filter); a DEBUG log line says which one and why the ones
+ * before it did not. A CYMG_BACKEND value that names none makes cymg_mgr_new()
+ * fail with CYMG_EINVAL and an ERROR line listing the valid names. select
+ * serves descriptors below FD_SETSIZE only and refuses others (CYMG_ELIMIT). */
+enum {
+  CYMG_BACKEND_AUTO = 0,
+  CYMG_BACKEND_EPOLL,
+  CYMG_BACKEND_KQUEUE,
+  CYMG_BACKEND_POLL,
+  CYMG_BACKEND_SELECT,
+  CYMG_BACKEND_IO_URING
+};
 
 /* Creates a manager using `backend` (CYMG_BACKEND_*; AUTO picks, see above).
  * Options are set afterwards with the cymg_mgr_set_* calls. On success *out is set
@@ -143,7 +156,7 @@ CYMG_API int cymg_mgr_block(cymg_mgr *mgr, int timeout_ms);
  * channel, CYMG_EINVAL for NULL. */
 CYMG_API int cymg_mgr_interrupt(cymg_mgr *mgr);
 
-/* Name of the backend in use: "epoll", "kqueue" or "poll". */
+/* Name of the backend in use: "io_uring", "epoll", "kqueue", "poll" or "select". */
 CYMG_API const char *cymg_mgr_backend(const cymg_mgr *mgr);
 
 /* A readable reason for the last call on this manager that failed synchronously

@@ -37,31 +37,87 @@ void cymg__mgr_errmsg(cymg_mgr *mgr, const char *fmt, ...) {
 
 uint64_t cymg__mgr_next_id(cymg_mgr *mgr) { return ++mgr->next_id; }
 
-static const cymg__backend *pick_backend(int which) {
+/* Every backend the library knows, in the order AUTO tries them: the first one
+ * built in whose init succeeds runs (io_uring can be compiled in and still be
+ * refused by the kernel, a sysctl or a seccomp filter). NULL: not on this OS or
+ * not built. */
+static const struct {
+  int id;
+  const char *name;
+  const cymg__backend *be;
+} backends[] = {
+    {CYMG_BACKEND_IO_URING, "io_uring",
+#ifdef CYMG__HAVE_URING
+     &cymg__backend_uring},
+#else
+     NULL},
+#endif
+    {CYMG_BACKEND_EPOLL, "epoll",
+#ifdef CYMG__HAVE_EPOLL
+     &cymg__backend_epoll},
+#else
+     NULL},
+#endif
+    {CYMG_BACKEND_KQUEUE, "kqueue",
+#ifdef CYMG__HAVE_KQUEUE
+     &cymg__backend_kqueue},
+#else
+     NULL},
+#endif
+    {CYMG_BACKEND_POLL, "poll", &cymg__backend_poll},
+    {CYMG_BACKEND_SELECT, "select", &cymg__backend_select},
+};
+#define CYMG__NBACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+/* The backend `which` names, with CYMG_BACKEND read for AUTO: sets *idx to its
+ * row, or to -1 for AUTO left to choose. CYMG_EINVAL for a number or a
+ * CYMG_BACKEND value that names none (logged with the valid names). */
+static int backend_row(int which, int *idx) {
+  *idx = -1;
   if (which == CYMG_BACKEND_AUTO) {
     const char *env = getenv("CYMG_BACKEND");
-    if (env && strcmp(env, "poll") == 0) which = CYMG_BACKEND_POLL;
-    else if (env && strcmp(env, "epoll") == 0) which = CYMG_BACKEND_EPOLL;
-    else if (env && strcmp(env, "kqueue") == 0) which = CYMG_BACKEND_KQUEUE;
+    if (env == NULL || *env == '\0') return 0;
+    for (size_t i = 0; i < CYMG__NBACKENDS; i++)
+      if (strcmp(env, backends[i].name) == 0) {
+        *idx = (int) i;
+        return 0;
+      }
+    CYMG__ERR("CYMG_BACKEND=%s names no backend; valid: io_uring, epoll, kqueue, poll, select",
+              env);
+    return CYMG_EINVAL;
   }
-  switch (which) {
-    case CYMG_BACKEND_POLL: return &cymg__backend_poll;
-#ifdef CYMG__HAVE_EPOLL
-    case CYMG_BACKEND_EPOLL: return &cymg__backend_epoll;
-#endif
-#ifdef CYMG__HAVE_KQUEUE
-    case CYMG_BACKEND_KQUEUE: return &cymg__backend_kqueue;
-#endif
-    case CYMG_BACKEND_AUTO:
-#if defined(CYMG__HAVE_EPOLL)
-      return &cymg__backend_epoll;
-#elif defined(CYMG__HAVE_KQUEUE)
-      return &cymg__backend_kqueue;
-#else
-      return &cymg__backend_poll;
-#endif
-    default: return NULL;
+  for (size_t i = 0; i < CYMG__NBACKENDS; i++)
+    if (backends[i].id == which) {
+      *idx = (int) i;
+      return 0;
+    }
+  return CYMG_EINVAL;
+}
+
+/* Picks and starts the backend: *be and *state set, 0; or a negative code
+ * (CYMG_ENOTSUP for one this OS or build lacks, the init's code for one that
+ * would not start). AUTO takes the first row that starts and says at DEBUG
+ * level which one and why the ones before it did not. */
+static int start_backend(int which, const cymg__backend **be, void **state) {
+  int idx, rc = backend_row(which, &idx);
+  if (rc < 0) return rc;
+  if (idx >= 0) {
+    *be = backends[idx].be;
+    if (*be == NULL) return CYMG_ENOTSUP;
+    return (*be)->init(state);
   }
+  for (size_t i = 0; i < CYMG__NBACKENDS; i++) {
+    if (backends[i].be == NULL) continue;
+    rc = backends[i].be->init(state);
+    if (rc == 0) {
+      *be = backends[i].be;
+      CYMG__DEBUG("backend %s", backends[i].name);
+      return 0;
+    }
+    CYMG__DEBUG("backend %s unavailable (%s), trying the next", backends[i].name,
+                cymg_strerror(rc));
+  }
+  return rc;
 }
 
 /* sendfile(2) has no MSG_NOSIGNAL: on a socket whose peer is gone it raises
@@ -84,17 +140,14 @@ static void ignore_default_sigpipe(void) {
 int cymg_mgr_new(cymg_mgr **out, int backend) {
   if (out == NULL) return CYMG_EINVAL;
   *out = NULL;
-  if (backend < CYMG_BACKEND_AUTO || backend > CYMG_BACKEND_POLL) return CYMG_EINVAL;
-  const cymg__backend *be = pick_backend(backend);
-  if (be == NULL) return CYMG_ENOTSUP;
   cymg_mgr *mgr = calloc(1, sizeof(*mgr));
   if (mgr == NULL) return CYMG_ENOMEM;
-  mgr->be = be;
   mgr->ready_cap = 256;
   mgr->ready = calloc((size_t) mgr->ready_cap, sizeof(*mgr->ready));
   mgr->idtab_size = 64;
   mgr->idtab = calloc(mgr->idtab_size, sizeof(*mgr->idtab));
-  int rc = (mgr->ready && mgr->idtab) ? be->init(&mgr->be_state) : CYMG_ENOMEM;
+  int rc = (mgr->ready && mgr->idtab) ? start_backend(backend, &mgr->be, &mgr->be_state)
+                                      : CYMG_ENOMEM;
   if (rc < 0) {
     free(mgr->ready);
     free(mgr->idtab);

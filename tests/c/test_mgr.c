@@ -23,11 +23,32 @@ static void test_backends(void **state) {
   cymg_mgr_free(mgr);
   assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_KQUEUE), CYMG_ENOTSUP);
 #endif
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_SELECT), 0);
+  assert_string_equal(cymg_mgr_backend(mgr), "select");
+  cymg_mgr_free(mgr);
   /* AUTO follows CYMG_BACKEND, which ctest sets per run. */
   assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
   const char *env = getenv("CYMG_BACKEND");
+  char *saved = env ? strdup(env) : NULL;
   if (env) assert_string_equal(cymg_mgr_backend(mgr), env);
   cymg_mgr_free(mgr);
+  /* A value naming no backend is an error, not a silent default; an empty one
+   * is the same as none. */
+  setenv("CYMG_BACKEND", "epol", 1);
+  mgr = (cymg_mgr *) 1;
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), CYMG_EINVAL);
+  assert_null(mgr);
+  setenv("CYMG_BACKEND", "select", 1);
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
+  assert_string_equal(cymg_mgr_backend(mgr), "select");
+  cymg_mgr_free(mgr);
+  setenv("CYMG_BACKEND", "", 1);
+  assert_int_equal(cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO), 0);
+  assert_non_null(cymg_mgr_backend(mgr));
+  cymg_mgr_free(mgr);
+  if (saved) setenv("CYMG_BACKEND", saved, 1);
+  else unsetenv("CYMG_BACKEND");
+  free(saved);
   cymg_mgr_free(NULL);
   /* A NULL manager is refused, never dereferenced. */
   assert_int_equal(cymg_mgr_poll(NULL, 0), CYMG_EINVAL);

@@ -63,7 +63,10 @@ typedef struct cymg__backend {
   void (*free)(void *state);
   int (*add)(void *state, int fd, unsigned interest, void *ptr);
   int (*mod)(void *state, int fd, unsigned interest, void *ptr);
-  int (*del)(void *state, int fd);
+  /* closing: the caller closes fd right after and nothing else refers to its
+   * open file (no dup, no fork since), so a backend whose kernel set forgets a
+   * closed descriptor by itself (epoll, kqueue) may skip the system call. */
+  int (*del)(void *state, int fd, bool closing);
   /* Fills up to max entries; returns how many, or -errno (EINTR is 0). */
   int (*wait)(void *state, cymg__ready *out, int max, int timeout_ms);
 } cymg__backend;

@@ -49,7 +49,8 @@ static int ep_mod(void *state, int fd, unsigned interest, void *ptr) {
   return ep_ctl(state, EPOLL_CTL_MOD, fd, interest, ptr);
 }
 
-static int ep_del(void *state, int fd) {
+static int ep_del(void *state, int fd, bool closing) {
+  (void) closing; /* always removed for now */
   return ep_ctl(state, EPOLL_CTL_DEL, fd, 0, NULL);
 }
 

@@ -44,7 +44,7 @@ void cymg__conn_free(cymg_conn *c) {
   if (c->stall_timer) cymg_timer_cancel(mgr, c->stall_timer);
   cymg__conn_undirty(c);
   if (c->flags & CYMG__F_WANT_POLL) mgr->npoll--;
-  if (c->flags & CYMG__F_REGISTERED) mgr->be->del(mgr->be_state, c->fd);
+  if (c->flags & CYMG__F_REGISTERED) mgr->be->del(mgr->be_state, c->fd, false);
   if (c->fd >= 0) c->tp->close(c);
   if (c->tp->free) c->tp->free(c);
   if (c->proto && c->proto->free_state && c->proto_state) c->proto->free_state(c->proto_state);
@@ -201,7 +201,7 @@ static void apply_io(cymg_conn *c) {
   cymg_mgr *mgr = c->mgr;
   int rc = 0;
   if (want == 0) {
-    if (reg) mgr->be->del(mgr->be_state, c->fd);
+    if (reg) mgr->be->del(mgr->be_state, c->fd, false);
     c->flags &= ~CYMG__F_REGISTERED;
   } else if (reg) {
     rc = mgr->be->mod(mgr->be_state, c->fd, want, c);

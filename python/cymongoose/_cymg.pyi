@@ -969,6 +969,11 @@ class Manager:
     @property
     def wakeup_id(self) -> int:
         """Id of the internal wakeup channel, or 0 if wakeup is not enabled."""
+    @property
+    def backend(self) -> str:
+        """The I/O backend this manager runs on: "io_uring", "epoll", "kqueue",
+        "poll" or "select" (CYMG_BACKEND when set, else the best that works here).
+        RuntimeError once the manager is closed."""
     def _interrupt(self) -> bool:
         """From any thread: end a poll's wait in progress (or the next) with no
         event. False once closed. (AsyncManager's shutdown uses it.)"""

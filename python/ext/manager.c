@@ -300,6 +300,13 @@ static int manager_init(PyObject *self, PyObject *args, PyObject *kwargs) {
   m->cancels = PyList_New(0);
   if (m->timers == NULL || m->cancels == NULL) return -1;
   int rc = cymg_mgr_new(&m->mgr, CYMG_BACKEND_AUTO);
+  const char *be = getenv("CYMG_BACKEND");
+  if (rc == CYMG_EINVAL && be != NULL) {
+    PyErr_Format(PyExc_ValueError,
+                 "CYMG_BACKEND=%s names no backend (valid: io_uring, epoll, kqueue, poll, select)",
+                 be);
+    return -1;
+  }
   if (rc < 0) {
     cymgpy_raise_rc("cannot create the event loop", rc);
     return -1;
@@ -935,6 +942,16 @@ static PyObject *manager_get_wakeup_id(PyObject *self, void *closure) {
   return PyLong_FromLongLong(((cymgpy_manager *) self)->wakeup_id);
 }
 
+static PyObject *manager_get_backend(PyObject *self, void *closure) {
+  (void) closure;
+  cymgpy_manager *m = (cymgpy_manager *) self;
+  if (m->mgr == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "the manager is closed");
+    return NULL;
+  }
+  return PyUnicode_FromString(cymg_mgr_backend(m->mgr));
+}
+
 static PyObject *manager_repr(PyObject *self) {
   cymgpy_manager *m = (cymgpy_manager *) self;
   if (m->mgr == NULL) return PyUnicode_FromString("<cymongoose.Manager closed>");
@@ -980,6 +997,11 @@ static PyGetSetDef manager_getset[] = {
      "Snapshot tuple of the live connections (listeners included).", NULL},
     {"wakeup_id", manager_get_wakeup_id, NULL,
      "Id of the internal wakeup channel, or 0 when wakeup is not enabled.", NULL},
+    {"backend", manager_get_backend, NULL,
+     "Name of the I/O backend this manager runs on: 'io_uring', 'epoll', 'kqueue', 'poll' "
+     "or 'select' (chosen by the CYMG_BACKEND environment variable, else the best that "
+     "works here).",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

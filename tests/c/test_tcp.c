@@ -2,7 +2,9 @@
  * closing from callbacks. CYMG_TEST_BACKENDS: runs once per I/O backend. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -249,14 +251,22 @@ static void test_hosts_file(void **state) {
   close_all_and_free(mgr);
 }
 
-/* 1,000 clients at once, each with its own message. */
-#define NCLIENTS 1000
+static bool on_select(void) {
+  const char *be = getenv("CYMG_BACKEND");
+  return be && strcmp(be, "select") == 0;
+}
+
+/* 1,000 clients at once, each with its own message (400 on select, whose
+ * descriptors must stay below FD_SETSIZE: both ends are in this process). */
+#define NCLIENTS_MAX 1000
 static void test_many_clients(void **state) {
   (void) state;
+  const int NCLIENTS = on_select() ? 400 : NCLIENTS_MAX;
+  const rlim_t need = (rlim_t) (2 * NCLIENTS + 64);
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_cur < 2 * NCLIENTS + 64 && rl.rlim_max >= 2 * NCLIENTS + 64) {
-    rl.rlim_cur = 2 * NCLIENTS + 64;
+  if (rl.rlim_cur < need && rl.rlim_max >= need) {
+    rl.rlim_cur = need;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   cymg_mgr *mgr = new_mgr();
@@ -265,8 +275,8 @@ static void test_many_clients(void **state) {
   server_accepts = server_closes = 0;
   assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", echo_fn, NULL, &lsn), 0);
   url_of(lsn, url, sizeof(url));
-  static client_rec recs[NCLIENTS];
-  static char msgs[NCLIENTS][16];
+  static client_rec recs[NCLIENTS_MAX];
+  static char msgs[NCLIENTS_MAX][16];
   for (int i = 0; i < NCLIENTS; i++) {
     memset(&recs[i], 0, sizeof(recs[i]));
     recs[i].to_send_len = (size_t) snprintf(msgs[i], sizeof(msgs[i]), "client-%d", i);
@@ -290,6 +300,62 @@ static void test_many_clients(void **state) {
   assert_int_equal(cymg_mgr_count(mgr), 2 * NCLIENTS + 1);
   close_all_and_free(mgr);
   assert_int_equal(server_closes, NCLIENTS);
+}
+
+/* select: a descriptor at or above FD_SETSIZE is refused with an error on that
+ * connection alone (an fd_set cannot hold it), and the manager and the
+ * connections below the limit go on. Other backends take it. */
+static void test_descriptor_above_fd_setsize(void **state) {
+  (void) state;
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < FD_SETSIZE + 64) {
+    if (rl.rlim_max < FD_SETSIZE + 64) skip();
+    rl.rlim_cur = FD_SETSIZE + 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+  }
+  cymg_mgr *mgr = new_mgr();
+  cymg_conn *lsn;
+  char url[80];
+  assert_int_equal(cymg_listen(mgr, "tcp://127.0.0.1:0", echo_fn, NULL, &lsn), 0);
+  url_of(lsn, url, sizeof(url));
+  client_rec low = {.to_send = "below", .to_send_len = 5};
+  assert_int_equal(cymg_connect(mgr, url, client_fn, &low, NULL), 0);
+  POLL_UNTIL(mgr, low.got.len == 5);
+  /* Fill every descriptor below FD_SETSIZE, so the next socket is above it. */
+  int fillers[FD_SETSIZE], nfill = 0;
+  for (;;) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    if (fd >= FD_SETSIZE) {
+      close(fd);
+      break;
+    }
+    fillers[nfill++] = fd;
+  }
+  client_rec high = {.to_send = "above", .to_send_len = 5};
+  assert_int_equal(cymg_connect(mgr, url, client_fn, &high, NULL), 0);
+  if (on_select()) {
+    POLL_UNTIL(mgr, high.closed);
+    assert_non_null(strstr(high.err, "limit"));
+    assert_int_equal(high.got.len, 0);
+  } else {
+    POLL_UNTIL(mgr, high.got.len == 5);
+  }
+  for (int i = 0; i < nfill; i++) close(fillers[i]);
+  /* The connection below the limit still works. */
+  cymg_buf_free(&low.got);
+  low.got = (cymg_buf){0};
+  cymg_conn *lc = NULL;
+  for (cymg_conn *c = cymg_mgr_first(mgr); c; c = cymg_conn_next(c))
+    if (cymg_conn_userdata(c) == &low) lc = c;
+  assert_non_null(lc);
+  assert_int_equal(cymg_send(lc, "again", 5), 0);
+  POLL_UNTIL(mgr, low.got.len == 5);
+  assert_memory_equal(low.got.buf, "again", 5);
+  cymg_buf_free(&low.got);
+  cymg_buf_free(&high.got);
+  close_all_and_free(mgr);
 }
 
 /* ---- drain: every queued byte reaches the peer before the close ---- */
@@ -503,6 +569,7 @@ int main(void) {
       cmocka_unit_test(test_unresolvable_is_async),
       cmocka_unit_test(test_hosts_file),
       cmocka_unit_test(test_many_clients),
+      cmocka_unit_test(test_descriptor_above_fd_setsize),
       cmocka_unit_test(test_drain_delivers_everything),
       cmocka_unit_test(test_backpressure),
       cmocka_unit_test(test_close_in_callbacks),

@@ -48,13 +48,13 @@ class Recorder:
         return [cymongoose.event_name(ev) for cid, ev, _ in self.events if cid == conn_id]
 
 
-@pytest.fixture(params=["epoll", "poll"])
+@pytest.fixture(params=["epoll", "poll", "select"])
 def both_backends(request, monkeypatch):
     """A Manager on each backend in turn (CYMG_BACKEND is read when a Manager is
     made, so Managers the test makes itself use it too)."""
     monkeypatch.setenv("CYMG_BACKEND", request.param)
     m = cymongoose.Manager()
-    assert request.param in repr(m)
+    assert m.backend == request.param and request.param in repr(m)
     yield m
     m.close()
 

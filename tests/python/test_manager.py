@@ -263,3 +263,23 @@ def test_unreferenced_manager_closes_its_connections():
     del m
     gc.collect()
     assert closed == [MG_EV_CLOSE]
+
+
+@pytest.mark.parametrize("name", ["epoll", "poll", "select"])
+def test_backend_property_follows_cymg_backend(monkeypatch, name):
+    monkeypatch.setenv("CYMG_BACKEND", name)
+    m = Manager()
+    assert m.backend == name
+    m.close()
+    with pytest.raises(RuntimeError):
+        m.backend
+
+
+def test_unknown_cymg_backend_is_an_error_naming_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("CYMG_BACKEND", "epol")
+    with pytest.raises(ValueError, match="CYMG_BACKEND=epol.*epoll.*poll.*select"):
+        Manager()
+    monkeypatch.setenv("CYMG_BACKEND", "")
+    m = Manager()
+    assert m.backend in ("io_uring", "epoll")
+    m.close()

@@ -24,6 +24,23 @@ enum { HTTP_HEAD, HTTP_BODY, HTTP_WAIT_REPLY, HTTP_DEAD };
  * comes before the next gap deadline could. */
 enum { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_BODY_TOTAL, DL_RESPONSE };
 
+/* The message being read, with its header table: allocated when the first
+ * bytes of a head arrive, and on a server freed again when the connection
+ * waits for its next request, so that an idle keep-alive connection keeps
+ * only the small cymg__http below (docs/design.md, "Per-connection memory").
+ * A client keeps its own for the connection's life. No view points into it
+ * between requests. */
+typedef struct cymg__http_rq {
+  cymg_http_msg msg;
+  cymg_http_chunked chunked;
+  const char *parsed_at; /* receive buffer address msg's views point into */
+  size_t head_len;       /* bytes of head (with skipped empty lines) */
+  uint64_t body_have;    /* body bytes collected (decoded) behind the head; for a
+                          * sized buffered body, the bytes there so far */
+  uint64_t body_start;   /* cymg__millis() when the head was complete */
+  cymg_http_header hdrs[]; /* conf.max_headers entries (at least 1) */
+} cymg__http_rq;
+
 /* The state of one HTTP connection (or the settings of a listener). */
 typedef struct cymg__http_client {
   char host[272];        /* Host: value */
@@ -36,17 +53,11 @@ typedef struct cymg__http {
   cymg_mgr *mgr;
   bool is_server, is_listener;
   int phase;
-  /* the message being read */
-  cymg_http_header *hdrs;
-  cymg_http_msg msg;
-  const char *parsed_at; /* receive buffer address msg's views point into */
-  size_t head_len;       /* bytes of head (with skipped empty lines) */
+  /* the message being read: NULL on a server connection waiting for its
+   * next request (see cymg__http_rq) */
+  struct cymg__http_rq *rq;
   int body_kind;
-  uint64_t body_have;    /* body bytes collected (decoded) behind the head; for a
-                          * sized buffered body, the bytes there so far */
-  uint64_t body_start;   /* cymg__millis() when the head was complete */
   bool in_hdrs;          /* the HTTP_HDRS callback is running */
-  cymg_http_chunked chunked;
   bool streaming;
   char *head_copy;       /* streaming: the head, kept for the final HTTP_MSG */
   /* the request being answered (server) */

@@ -27,6 +27,18 @@ static void set_recv_limit(cymg_conn *c, const cymg__http_conf *conf) {
   if (c->recv_limit < need) c->recv_limit = (size_t) need;
 }
 
+/* A message block for up to max_headers entries. Not zeroed: the parser writes
+ * the entries before anyone reads them, and clearing 100 of them was a third
+ * of the user-space instructions of a connection that carries one request.
+ * max_headers is bounded by cymg_http_set_limits. */
+static cymg__http_rq *rq_new(size_t max_headers) {
+  size_t n = max_headers ? max_headers : 1;
+  if (n > (SIZE_MAX - sizeof(cymg__http_rq)) / sizeof(cymg_http_header)) return NULL;
+  cymg__http_rq *rq = malloc(sizeof(cymg__http_rq) + n * sizeof(cymg_http_header));
+  if (rq != NULL) rq->parsed_at = NULL;
+  return rq;
+}
+
 static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_server) {
   cymg__http *h = calloc(1, sizeof(*h));
   if (h == NULL) return NULL;
@@ -40,12 +52,7 @@ static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_s
     return NULL;
   }
   if (!(c->flags & CYMG__F_LISTENING)) {
-    /* Not zeroed: the parser writes entries before anyone reads them, and
-     * clearing 100 of them was a third of the user-space instructions of a
-     * connection that carries one request. */
-    size_t n = conf->max_headers ? conf->max_headers : 1;
-    h->hdrs = n <= SIZE_MAX / sizeof(*h->hdrs) ? malloc(n * sizeof(*h->hdrs)) : NULL;
-    if (h->hdrs == NULL) {
+    if ((h->rq = rq_new(conf->max_headers)) == NULL) {
       free(h->cl);
       free(h);
       return NULL;
@@ -61,7 +68,7 @@ static void http_free(void *state) {
   cymg__http *h = state;
   if (h->timer) cymg_timer_cancel(h->mgr, h->timer);
   if (h->file_fd >= 0) close(h->file_fd);
-  free(h->hdrs);
+  free(h->rq);
   free(h->cl);
   free(h->head_copy);
   free(h);
@@ -99,9 +106,12 @@ int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers, uint
   if (max_headers > (1u << 20)) return CYMG_EINVAL;
   if (max_headers && !h->is_listener && max_headers != h->conf.max_headers) {
     if (h->phase != HTTP_HEAD) return CYMG_ESTATE; /* views point into hdrs */
-    cymg_http_header *p = realloc(h->hdrs, max_headers * sizeof(*p));
-    if (p == NULL) return CYMG_ENOMEM;
-    h->hdrs = p;
+    if (h->rq != NULL) { /* NULL: an idle server connection, the next head sizes it */
+      size_t n = sizeof(cymg__http_rq) + max_headers * sizeof(cymg_http_header);
+      cymg__http_rq *p = realloc(h->rq, n);
+      if (p == NULL) return CYMG_ENOMEM;
+      h->rq = p;
+    }
   }
   if (max_head) h->conf.max_head = max_head;
   if (max_headers) h->conf.max_headers = max_headers;
@@ -174,7 +184,7 @@ void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms) {
 static void body_deadline(cymg_conn *c, cymg__http *h) {
   uint32_t gap = h->conf.body_gap_ms, total = h->conf.body_total_ms;
   if (total != UINT32_MAX) {
-    uint64_t now = cymg__millis(), end = h->body_start + total;
+    uint64_t now = cymg__millis(), end = h->rq->body_start + total;
     if (gap == UINT32_MAX || end <= now + gap) {
       cymg__http_deadline(c, h, DL_BODY_TOTAL, end > now ? (uint32_t) (end - now) : 0);
       return;
@@ -261,8 +271,8 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
 
 static int parse_head(cymg__http *h, const char *buf, size_t len, int *reason) {
   return h->is_server
-             ? cymg_http_parse_request(buf, len, &h->msg, h->hdrs, h->conf.max_headers, reason)
-             : cymg_http_parse_response(buf, len, &h->msg, h->hdrs, h->conf.max_headers, reason);
+             ? cymg_http_parse_request(buf, len, &h->rq->msg, h->rq->hdrs, h->conf.max_headers, reason)
+             : cymg_http_parse_response(buf, len, &h->rq->msg, h->rq->hdrs, h->conf.max_headers, reason);
 }
 
 static cymg_str client_method(const cymg__http *h) {
@@ -273,17 +283,17 @@ static cymg_str client_method(const cymg__http *h) {
 /* Head complete: note what it asks for, hand HTTP_HDRS over. Returns false when
  * the connection must not go on reading. */
 static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
-  h->head_len = head_len;
-  h->body_kind = cymg_http_body_kind(&h->msg, !h->is_server, client_method(h));
-  h->body_have = 0;
+  h->rq->head_len = head_len;
+  h->body_kind = cymg_http_body_kind(&h->rq->msg, !h->is_server, client_method(h));
+  h->rq->body_have = 0;
   h->streaming = false;
   c->flags &= ~CYMG__F_BODY_STREAM;
-  if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) cymg_http_chunked_init(&h->chunked, 0);
+  if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) cymg_http_chunked_init(&h->rq->chunked, 0);
   h->phase = HTTP_BODY;
   if (h->is_server) {
-    h->req_head = cymg_str_eq(h->msg.method, cymg_str_n("HEAD", 4));
-    h->req_keepalive = (h->msg.flags & CYMG_HTTP_F_KEEPALIVE) != 0;
-    h->req_http10 = (h->msg.flags & CYMG_HTTP_F_HTTP10) != 0;
+    h->req_head = cymg_str_eq(h->rq->msg.method, cymg_str_n("HEAD", 4));
+    h->req_keepalive = (h->rq->msg.flags & CYMG_HTTP_F_KEEPALIVE) != 0;
+    h->req_http10 = (h->rq->msg.flags & CYMG_HTTP_F_HTTP10) != 0;
     h->replied = false;
     h->sent_mark = c->sent_total;
     if (h->body_kind == CYMG_HTTP_BODY_NONE) cymg__http_deadline(c, h, DL_NONE, 0);
@@ -291,11 +301,11 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
   if (h->body_kind != CYMG_HTTP_BODY_NONE) {
     /* From here the body's timeouts bound the wait (on a client, they take over
      * from the wait for the response). */
-    h->body_start = cymg__millis();
+    h->rq->body_start = cymg__millis();
     body_deadline(c, h);
   }
   h->in_hdrs = true;
-  if (c->fn) c->fn(c, CYMG_EV_HTTP_HDRS, &h->msg);
+  if (c->fn) c->fn(c, CYMG_EV_HTTP_HDRS, &h->rq->msg);
   if (cymg__http_of(c) != h) return false; /* the handler switched protocols */
   h->in_hdrs = false;
   if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return false;
@@ -309,17 +319,17 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
     }
   }
   if (!h->streaming && h->body_kind == CYMG_HTTP_BODY_LENGTH &&
-      (uint64_t) h->msg.content_length > h->conf.max_body) {
+      (uint64_t) h->rq->msg.content_length > h->conf.max_body) {
     if (h->is_server) {
       server_refuse(c, h, 413, "body larger than the server accepts");
     } else {
       h->phase = HTTP_DEAD;
       cymg_error(c, "HTTP response: body of %lld bytes exceeds the limit",
-                 (long long) h->msg.content_length);
+                 (long long) h->rq->msg.content_length);
     }
     return false;
   }
-  if (h->is_server && (h->msg.flags & CYMG_HTTP_F_EXPECT_CONTINUE) &&
+  if (h->is_server && (h->rq->msg.flags & CYMG_HTTP_F_EXPECT_CONTINUE) &&
       h->body_kind != CYMG_HTTP_BODY_NONE && cymg_conn_recv_len(c) <= head_len) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     int rc = cymg_send(c, cont, sizeof(cont) - 1);
@@ -342,12 +352,12 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
 }
 
 void cymg__http_refresh_views(cymg__http *h, const char *buf) {
-  if (buf == h->parsed_at) return;
+  if (buf == h->rq->parsed_at) return;
   int reason;
-  cymg_http_msg saved = h->msg;
-  parse_head(h, buf, h->head_len, &reason);
-  h->msg.flags = saved.flags;
-  h->parsed_at = buf;
+  cymg_http_msg saved = h->rq->msg;
+  parse_head(h, buf, h->rq->head_len, &reason);
+  h->rq->msg.flags = saved.flags;
+  h->rq->parsed_at = buf;
 }
 
 static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
@@ -367,7 +377,7 @@ static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
   /* The handler may switch the connection to another protocol (a WebSocket
    * upgrade), which frees h: after it, only c is touched. The message's bytes
    * are HTTP's either way. */
-  if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->msg);
+  if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->rq->msg);
   cymg_conn_consume(c, consumed);
 }
 
@@ -379,17 +389,17 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
     size_t piece = 0, used = 0;
     bool done = false;
     if (h->body_kind == CYMG_HTTP_BODY_LENGTH) {
-      uint64_t left = (uint64_t) h->msg.content_length - h->body_have;
+      uint64_t left = (uint64_t) h->rq->msg.content_length - h->rq->body_have;
       piece = used = d.len < left ? d.len : (size_t) left;
-      done = h->body_have + piece == (uint64_t) h->msg.content_length;
+      done = h->rq->body_have + piece == (uint64_t) h->rq->msg.content_length;
     } else if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) {
-      int n = cymg_http_chunked_decode(&h->chunked, (char *) d.buf, d.len, &piece);
+      int n = cymg_http_chunked_decode(&h->rq->chunked, (char *) d.buf, d.len, &piece);
       if (n < 0) {
-        fail(c, h, cymg_http_chunked_reason(&h->chunked));
+        fail(c, h, cymg_http_chunked_reason(&h->rq->chunked));
         return false;
       }
       used = (size_t) n;
-      done = cymg_http_chunked_done(&h->chunked);
+      done = cymg_http_chunked_done(&h->rq->chunked);
     } else if (h->body_kind == CYMG_HTTP_BODY_CLOSE) {
       piece = used = d.len; /* ends at CLOSE */
     } else {
@@ -401,7 +411,7 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
       c->fn(c, CYMG_EV_READ, &n);
       if (cymg__http_of(c) != h) return false;
     }
-    h->body_have += piece;
+    h->rq->body_have += piece;
     cymg_conn_consume(c, used);
     if (!done) {
       if (used == 0 || cymg_conn_recv_len(c) == 0) return false;
@@ -409,14 +419,14 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
     }
     c->flags &= ~CYMG__F_BODY_STREAM;
     cymg__http_refresh_views(h, h->head_copy);
-    h->msg.body = cymg_str_n(h->head_copy + h->head_len, 0);
-    h->msg.message = cymg_str_n(h->msg.head.buf, h->msg.head.len);
-    h->msg.flags |= CYMG_HTTP_F_STREAMED;
+    h->rq->msg.body = cymg_str_n(h->head_copy + h->rq->head_len, 0);
+    h->rq->msg.message = cymg_str_n(h->rq->msg.head.buf, h->rq->msg.head.len);
+    h->rq->msg.flags |= CYMG_HTTP_F_STREAMED;
     deliver(c, h, 0);
     if (cymg__http_of(c) == h) {
       free(h->head_copy);
       h->head_copy = NULL;
-      h->parsed_at = NULL;
+      h->rq->parsed_at = NULL;
     }
     return true;
   }
@@ -427,21 +437,18 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
     cymg_str d = cymg_conn_recv_data(c);
     if (d.len == 0) {
       /* A keep-alive connection waiting for its next request keeps no
-       * header table (3.2 KiB by default; docs/tls.md): the next head gets
-       * a fresh one. No view points into it between requests. */
+       * message block (its header table alone is 3.2 KiB by default;
+       * docs/tls.md, docs/design.md): the next head gets a fresh one. No
+       * view points into it between requests. */
       if (h->is_server) {
-        free(h->hdrs);
-        h->hdrs = NULL;
+        free(h->rq);
+        h->rq = NULL;
       }
       return false;
     }
-    if (h->hdrs == NULL) {
-      size_t max = h->conf.max_headers ? h->conf.max_headers : 1;
-      h->hdrs = malloc(max * sizeof(*h->hdrs)); /* max is bounded by set_limits */
-      if (h->hdrs == NULL) {
-        cymg_error(c, "HTTP: header table: out of memory");
-        return false;
-      }
+    if (h->rq == NULL && (h->rq = rq_new(h->conf.max_headers)) == NULL) {
+      cymg_error(c, "HTTP: header table: out of memory");
+      return false;
     }
     if (h->is_server && h->deadline_kind != DL_HEAD)
       cymg__http_deadline(c, h, DL_HEAD, h->conf.head_ms);
@@ -456,8 +463,8 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
       fail(c, h, reason != CYMG_HTTP_ERR_NONE ? reason : CYMG_HTTP_ERR_TOO_MANY_HEADERS);
       return false;
     }
-    h->parsed_at = d.buf;
-    if (!h->is_server && h->msg.status < 200 && h->msg.status != 101) {
+    h->rq->parsed_at = d.buf;
+    if (!h->is_server && h->rq->msg.status < 200 && h->rq->msg.status != 101) {
       cymg_conn_consume(c, (size_t) rc); /* interim response: wait for the real one */
       return true;
     }
@@ -468,18 +475,18 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
 
   cymg_str d = cymg_conn_recv_data(c);
   char *buf = (char *) d.buf;
-  size_t body_len = 0, consumed = h->head_len;
+  size_t body_len = 0, consumed = h->rq->head_len;
   switch (h->body_kind) {
     case CYMG_HTTP_BODY_LENGTH: {
-      uint64_t have = d.len - h->head_len;
-      if (have < (uint64_t) h->msg.content_length) {
-        if (have > h->body_have) {
-          h->body_have = have;
+      uint64_t have = d.len - h->rq->head_len;
+      if (have < (uint64_t) h->rq->msg.content_length) {
+        if (have > h->rq->body_have) {
+          h->rq->body_have = have;
           body_progress(c, h);
         }
         return false;
       }
-      body_len = (size_t) h->msg.content_length;
+      body_len = (size_t) h->rq->msg.content_length;
       consumed += body_len;
       break;
     }
@@ -490,14 +497,14 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
        * body bytes, however small the chunks. Everything that arrived is decoded
        * at once and the rest moved down once, so each byte is touched a bounded
        * number of times. */
-      size_t at = h->head_len + (size_t) h->body_have, dlen;
-      int n = cymg_http_chunked_decode(&h->chunked, buf + at, d.len - at, &dlen);
+      size_t at = h->rq->head_len + (size_t) h->rq->body_have, dlen;
+      int n = cymg_http_chunked_decode(&h->rq->chunked, buf + at, d.len - at, &dlen);
       if (n < 0) {
-        fail(c, h, cymg_http_chunked_reason(&h->chunked));
+        fail(c, h, cymg_http_chunked_reason(&h->rq->chunked));
         return false;
       }
-      h->body_have += dlen;
-      if (h->body_have > h->conf.max_body) {
+      h->rq->body_have += dlen;
+      if (h->rq->body_have > h->conf.max_body) {
         if (h->is_server) {
           server_refuse(c, h, 413, "body larger than the server accepts");
         } else {
@@ -506,7 +513,7 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
         }
         return false;
       }
-      if (!cymg_http_chunked_done(&h->chunked)) {
+      if (!cymg_http_chunked_done(&h->rq->chunked)) {
         if (n > 0) body_progress(c, h);
         /* Not done: the decoder took every byte but a partial trailer section,
          * so what moves down is at most that. Done, nothing is cut: the bytes
@@ -518,19 +525,19 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
         }
         return false;
       }
-      body_len = (size_t) h->body_have;
+      body_len = (size_t) h->rq->body_have;
       consumed = at + (size_t) n;
       break;
     }
     case CYMG_HTTP_BODY_CLOSE: {
-      uint64_t have = d.len - h->head_len;
+      uint64_t have = d.len - h->rq->head_len;
       if (have > h->conf.max_body) { /* else it would stall at the receive limit */
         h->phase = HTTP_DEAD;
         cymg_error(c, "HTTP response: body exceeds the limit");
         return false;
       }
-      if (have > h->body_have) {
-        h->body_have = have;
+      if (have > h->rq->body_have) {
+        h->rq->body_have = have;
         body_progress(c, h);
       }
       return false; /* complete at end of stream: see the CLOSE event */
@@ -538,8 +545,8 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
     default: break;
   }
   cymg__http_refresh_views(h, buf);
-  h->msg.body = cymg_str_n(buf + h->head_len, body_len);
-  h->msg.message = cymg_str_n(h->msg.head.buf, (size_t) (buf + h->head_len + body_len - h->msg.head.buf));
+  h->rq->msg.body = cymg_str_n(buf + h->rq->head_len, body_len);
+  h->rq->msg.message = cymg_str_n(h->rq->msg.head.buf, (size_t) (buf + h->rq->head_len + body_len - h->rq->msg.head.buf));
   deliver(c, h, consumed);
   return true;
 }

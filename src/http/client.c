@@ -77,7 +77,7 @@ int cymg_http_request(cymg_conn *c, const char *method, const char *uri, const c
   if (rc < 0) return rc;
   memcpy(h->cl->methods[(h->cl->mq_head + h->cl->mq_len) % 8], method, mlen + 1);
   h->cl->mq_len++;
-  cymg__http_deadline(c, h, DL_RESPONSE, h->conf.head_ms);
+  cymg__http_deadline(c, h, DL_RESPONSE, h->conf->head_ms);
   return 0;
 }
 

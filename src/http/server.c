@@ -39,20 +39,49 @@ static cymg__http_rq *rq_new(size_t max_headers) {
   return rq;
 }
 
-static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_server) {
+static void conf_unref(cymg__http_conf *conf) {
+  if (conf != NULL && --conf->refs == 0) free(conf);
+}
+
+cymg__http_conf *cymg__http_conf_mut(cymg__http *h) {
+  if (h->conf->refs == 1) return h->conf;
+  cymg__http_conf *own = malloc(sizeof(*own));
+  if (own == NULL) return NULL;
+  *own = *h->conf;
+  own->refs = 1;
+  conf_unref(h->conf);
+  h->conf = own;
+  return own;
+}
+
+/* conf: a shared block to take a reference on (an accepted connection), or
+ * NULL to get a block of its own filled from tmpl. */
+static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__http_conf *tmpl,
+                            bool is_server) {
   cymg__http *h = calloc(1, sizeof(*h));
   if (h == NULL) return NULL;
-  h->conf = *conf;
+  if (conf != NULL) {
+    conf->refs++;
+  } else if ((conf = malloc(sizeof(*conf))) != NULL) {
+    *conf = *tmpl;
+    conf->refs = 1;
+  } else {
+    free(h);
+    return NULL;
+  }
+  h->conf = conf;
   h->mgr = c->mgr;
   h->is_server = is_server;
   h->file_fd = -1;
   h->phase = HTTP_HEAD;
   if (!is_server && (h->cl = calloc(1, sizeof(*h->cl))) == NULL) {
+    conf_unref(conf);
     free(h);
     return NULL;
   }
   if (!(c->flags & CYMG__F_LISTENING)) {
     if ((h->rq = rq_new(conf->max_headers)) == NULL) {
+      conf_unref(conf);
       free(h->cl);
       free(h);
       return NULL;
@@ -68,6 +97,7 @@ static void http_free(void *state) {
   cymg__http *h = state;
   if (h->timer) cymg_timer_cancel(h->mgr, h->timer);
   if (h->file_fd >= 0) close(h->file_fd);
+  conf_unref(h->conf);
   free(h->rq);
   free(h->cl);
   free(h->head_copy);
@@ -76,9 +106,9 @@ static void http_free(void *state) {
 
 static void *http_accept(cymg_conn *child, cymg_conn *lsn) {
   cymg__http *l = cymg__http_of(lsn);
-  cymg__http *h = l ? http_new(child, &l->conf, true) : NULL;
+  cymg__http *h = l ? http_new(child, l->conf, NULL, true) : NULL;
   if (l && h == NULL) cymg__conn_fail_later(child, "HTTP: out of memory");
-  if (h) cymg__http_deadline(child, h, DL_IDLE, h->conf.idle_ms);
+  if (h) cymg__http_deadline(child, h, DL_IDLE, h->conf->idle_ms);
   return h;
 }
 
@@ -92,7 +122,7 @@ int cymg_http_attach(cymg_conn *c, bool is_server) {
                           .idle_ms = DEFAULT_IDLE_MS,
                           .body_gap_ms = DEFAULT_BODY_GAP_MS,
                           .body_total_ms = DEFAULT_BODY_TOTAL_MS};
-  cymg__http *h = http_new(c, &conf, is_server);
+  cymg__http *h = http_new(c, NULL, &conf, is_server);
   if (h == NULL) return CYMG_ENOMEM;
   cymg_conn_set_proto(c, &cymg__http_proto, h);
   if (is_server && !h->is_listener) cymg__http_deadline(c, h, DL_IDLE, conf.idle_ms);
@@ -104,8 +134,12 @@ int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers, uint
   if (h == NULL) return CYMG_ESTATE;
   /* Accepted connections allocate this many entries: refuse what cannot be. */
   if (max_headers > (1u << 20)) return CYMG_EINVAL;
-  if (max_headers && !h->is_listener && max_headers != h->conf.max_headers) {
-    if (h->phase != HTTP_HEAD) return CYMG_ESTATE; /* views point into hdrs */
+  bool resize = max_headers && !h->is_listener && max_headers != h->conf->max_headers;
+  if (resize && h->phase != HTTP_HEAD) return CYMG_ESTATE; /* views point into hdrs */
+  if (!max_head && !max_headers && !max_body) return 0;
+  cymg__http_conf *conf = cymg__http_conf_mut(h);
+  if (conf == NULL) return CYMG_ENOMEM;
+  if (resize) {
     if (h->rq != NULL) { /* NULL: an idle server connection, the next head sizes it */
       size_t n = sizeof(cymg__http_rq) + max_headers * sizeof(cymg_http_header);
       cymg__http_rq *p = realloc(h->rq, n);
@@ -113,19 +147,22 @@ int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers, uint
       h->rq = p;
     }
   }
-  if (max_head) h->conf.max_head = max_head;
-  if (max_headers) h->conf.max_headers = max_headers;
-  if (max_body) h->conf.max_body = max_body;
-  if (!h->is_listener) set_recv_limit(c, &h->conf);
+  if (max_head) conf->max_head = max_head;
+  if (max_headers) conf->max_headers = max_headers;
+  if (max_body) conf->max_body = max_body;
+  if (!h->is_listener) set_recv_limit(c, conf);
   return 0;
 }
 
 int cymg_http_set_timeouts(cymg_conn *c, uint32_t head_ms, uint32_t idle_ms) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
   if (h == NULL) return CYMG_ESTATE;
-  if (head_ms) h->conf.head_ms = head_ms;
-  if (idle_ms) h->conf.idle_ms = idle_ms;
-  if (h->deadline_kind == DL_IDLE) cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+  if (!head_ms && !idle_ms) return 0;
+  cymg__http_conf *conf = cymg__http_conf_mut(h);
+  if (conf == NULL) return CYMG_ENOMEM;
+  if (head_ms) conf->head_ms = head_ms;
+  if (idle_ms) conf->idle_ms = idle_ms;
+  if (h->deadline_kind == DL_IDLE) cymg__http_deadline(c, h, DL_IDLE, h->conf->idle_ms);
   return 0;
 }
 
@@ -134,8 +171,11 @@ static void body_deadline(cymg_conn *c, cymg__http *h);
 int cymg_http_set_body_timeouts(cymg_conn *c, uint32_t gap_ms, uint32_t total_ms) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
   if (h == NULL) return CYMG_ESTATE;
-  if (gap_ms) h->conf.body_gap_ms = gap_ms;
-  if (total_ms) h->conf.body_total_ms = total_ms;
+  if (!gap_ms && !total_ms) return 0;
+  cymg__http_conf *conf = cymg__http_conf_mut(h);
+  if (conf == NULL) return CYMG_ENOMEM;
+  if (gap_ms) conf->body_gap_ms = gap_ms;
+  if (total_ms) conf->body_total_ms = total_ms;
   if (h->deadline_kind == DL_BODY || h->deadline_kind == DL_BODY_TOTAL) body_deadline(c, h);
   return 0;
 }
@@ -182,7 +222,7 @@ void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms) {
 /* A body is under way: its deadline is the gap timeout from now, or the end of
  * its total time if that comes first. Bytes of the body arriving move it. */
 static void body_deadline(cymg_conn *c, cymg__http *h) {
-  uint32_t gap = h->conf.body_gap_ms, total = h->conf.body_total_ms;
+  uint32_t gap = h->conf->body_gap_ms, total = h->conf->body_total_ms;
   if (total != UINT32_MAX) {
     uint64_t now = cymg__millis(), end = h->rq->body_start + total;
     if (gap == UINT32_MAX || end <= now + gap) {
@@ -233,7 +273,7 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
       /* Not idle while the last answer is still going out to a slow reader:
        * the send-stall timeout watches that. */
       if (c->send.len > 0 || c->pump) {
-        cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+        cymg__http_deadline(c, h, DL_IDLE, h->conf->idle_ms);
       } else {
         cymg_close(c);
       }
@@ -242,14 +282,14 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
       if (h->is_server) {
         server_refuse(c, h, 408, "request not received in time");
       } else {
-        cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf.head_ms);
+        cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf->head_ms);
       }
       break;
     case DL_BODY:
       if (h->is_server) {
         server_refuse(c, h, 408, "request body stalled");
       } else {
-        cymg_error(c, "HTTP: response body stalled for %u ms", (unsigned) h->conf.body_gap_ms);
+        cymg_error(c, "HTTP: response body stalled for %u ms", (unsigned) h->conf->body_gap_ms);
       }
       break;
     case DL_BODY_TOTAL:
@@ -257,11 +297,11 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
         server_refuse(c, h, 408, "request body not received in time");
       } else {
         cymg_error(c, "HTTP: response body not complete within %u ms",
-                   (unsigned) h->conf.body_total_ms);
+                   (unsigned) h->conf->body_total_ms);
       }
       break;
     case DL_RESPONSE:
-      cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf.head_ms);
+      cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf->head_ms);
       break;
     default: break;
   }
@@ -271,8 +311,8 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
 
 static int parse_head(cymg__http *h, const char *buf, size_t len, int *reason) {
   return h->is_server
-             ? cymg_http_parse_request(buf, len, &h->rq->msg, h->rq->hdrs, h->conf.max_headers, reason)
-             : cymg_http_parse_response(buf, len, &h->rq->msg, h->rq->hdrs, h->conf.max_headers, reason);
+             ? cymg_http_parse_request(buf, len, &h->rq->msg, h->rq->hdrs, h->conf->max_headers, reason)
+             : cymg_http_parse_response(buf, len, &h->rq->msg, h->rq->hdrs, h->conf->max_headers, reason);
 }
 
 static cymg_str client_method(const cymg__http *h) {
@@ -319,7 +359,7 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
     }
   }
   if (!h->streaming && h->body_kind == CYMG_HTTP_BODY_LENGTH &&
-      (uint64_t) h->rq->msg.content_length > h->conf.max_body) {
+      (uint64_t) h->rq->msg.content_length > h->conf->max_body) {
     if (h->is_server) {
       server_refuse(c, h, 413, "body larger than the server accepts");
     } else {
@@ -372,7 +412,7 @@ static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
       h->cl->mq_head++;
       h->cl->mq_len--;
     }
-    cymg__http_deadline(c, h, h->cl->mq_len ? DL_RESPONSE : DL_NONE, h->conf.head_ms);
+    cymg__http_deadline(c, h, h->cl->mq_len ? DL_RESPONSE : DL_NONE, h->conf->head_ms);
   }
   /* The handler may switch the connection to another protocol (a WebSocket
    * upgrade), which frees h: after it, only c is touched. The message's bytes
@@ -446,17 +486,17 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
       }
       return false;
     }
-    if (h->rq == NULL && (h->rq = rq_new(h->conf.max_headers)) == NULL) {
+    if (h->rq == NULL && (h->rq = rq_new(h->conf->max_headers)) == NULL) {
       cymg_error(c, "HTTP: header table: out of memory");
       return false;
     }
     if (h->is_server && h->deadline_kind != DL_HEAD)
-      cymg__http_deadline(c, h, DL_HEAD, h->conf.head_ms);
-    size_t n = d.len < h->conf.max_head ? d.len : h->conf.max_head;
+      cymg__http_deadline(c, h, DL_HEAD, h->conf->head_ms);
+    size_t n = d.len < h->conf->max_head ? d.len : h->conf->max_head;
     int reason = CYMG_HTTP_ERR_NONE;
     int rc = parse_head(h, d.buf, n, &reason);
     if (rc == CYMG_EAGAIN) {
-      if (d.len >= h->conf.max_head) fail(c, h, CYMG_HTTP_ERR_HEAD_TOO_LARGE);
+      if (d.len >= h->conf->max_head) fail(c, h, CYMG_HTTP_ERR_HEAD_TOO_LARGE);
       return false;
     }
     if (rc < 0) {
@@ -504,7 +544,7 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
         return false;
       }
       h->rq->body_have += dlen;
-      if (h->rq->body_have > h->conf.max_body) {
+      if (h->rq->body_have > h->conf->max_body) {
         if (h->is_server) {
           server_refuse(c, h, 413, "body larger than the server accepts");
         } else {
@@ -531,7 +571,7 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
     }
     case CYMG_HTTP_BODY_CLOSE: {
       uint64_t have = d.len - h->rq->head_len;
-      if (have > h->conf.max_body) { /* else it would stall at the receive limit */
+      if (have > h->conf->max_body) { /* else it would stall at the receive limit */
         h->phase = HTTP_DEAD;
         cymg_error(c, "HTTP response: body exceeds the limit");
         return false;
@@ -591,7 +631,7 @@ static void server_run(cymg_conn *c, cymg__http *h) {
         return;
       }
       h->phase = HTTP_HEAD;
-      cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+      cymg__http_deadline(c, h, DL_IDLE, h->conf->idle_ms);
     }
     if (h->phase == HTTP_HEAD && cymg__conn_out_full(c)) return;
     if (h->phase == HTTP_DEAD || !cymg__http_read_message(c, h)) return;

@@ -52,37 +52,38 @@ typedef struct cymg__http_client {
   unsigned mq_head, mq_len;
 } cymg__http_client;
 
+/* Every idle keep-alive connection has one: members grouped by size, so that
+ * no padding sits between them (104 bytes on LP64; docs/design.md). */
 typedef struct cymg__http {
   cymg__http_conf *conf; /* shared; written only through cymg__http_conf_mut */
-  cymg_mgr *mgr;
-  bool is_server, is_listener;
-  int phase;
   /* the message being read: NULL on a server connection waiting for its
    * next request (see cymg__http_rq) */
   struct cymg__http_rq *rq;
+  char *head_copy;       /* streaming: the head, kept for the final HTTP_MSG */
+  /* client only: a server's connections keep none of it, as every idle
+   * connection's bytes count (docs/tls.md) */
+  struct cymg__http_client *cl;
+  uint64_t resp_left;    /* resp_sized: body bytes still to come */
+  uint64_t sent_mark;    /* c->sent_total when the request was handed over */
+  /* a file body being sent (server) */
+  uint64_t file_off, file_left;
+  /* the connection's deadline (its cymg__conn_deadline entry is re-armed
+   * lazily: it may be earlier than this) */
+  uint64_t deadline;
+  int phase;
   int body_kind;
+  int last_status;       /* of the reply most recently started */
+  int file_fd;
+  int deadline_kind;
+  bool is_server, is_listener;
   bool in_hdrs;          /* the HTTP_HDRS callback is running */
   bool streaming;
-  char *head_copy;       /* streaming: the head, kept for the final HTTP_MSG */
   /* the request being answered (server) */
   bool req_head, req_keepalive, req_http10;
   bool resp_chunked;     /* a reply_start() body is under way */
   bool resp_sized;       /* ... of a declared length: resp_left bytes to come */
-  uint64_t resp_left;
   bool resp_close;       /* the body of the reply ends with the connection */
-  uint64_t sent_mark;    /* c->sent_total when the request was handed over */
   bool replied;          /* a complete reply was made through the API */
-  int last_status;       /* of the reply most recently started */
-  /* a file body being sent (server) */
-  int file_fd;
-  uint64_t file_off, file_left;
-  /* client only: a server's connections keep none of it, as every idle
-   * connection's bytes count (docs/tls.md) */
-  struct cymg__http_client *cl;
-  /* one timer per connection, re-armed lazily */
-  cymg_timer_id timer;
-  uint64_t timer_at, deadline;
-  int deadline_kind;
 } cymg__http;
 
 extern const cymg_proto cymg__http_proto;

@@ -70,7 +70,6 @@ static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__htt
     return NULL;
   }
   h->conf = conf;
-  h->mgr = c->mgr;
   h->is_server = is_server;
   h->file_fd = -1;
   h->phase = HTTP_HEAD;
@@ -95,7 +94,6 @@ static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__htt
 
 static void http_free(void *state) {
   cymg__http *h = state;
-  if (h->timer) cymg_timer_cancel(h->mgr, h->timer);
   if (h->file_fd >= 0) close(h->file_fd);
   conf_unref(h->conf);
   free(h->rq);
@@ -180,21 +178,23 @@ int cymg_http_set_body_timeouts(cymg_conn *c, uint32_t gap_ms, uint32_t total_ms
   return 0;
 }
 
-/* ---- deadlines: one timer per connection. Moving a deadline later only writes
- * a field; the timer, when it fires early, re-arms itself for the rest. ---- */
+/* ---- deadlines: one per connection, the connection's own heap entry
+ * (cymg__conn_deadline), so an idle keep-alive connection holds no timer slot.
+ * Moving a deadline later only writes a field; the entry, when it fires early,
+ * is re-armed for the rest. ---- */
 
 static void on_timeout(cymg_conn *c, cymg__http *h, int kind);
 
-static void http_timer_fn(void *arg) {
-  cymg_conn *c = arg;
-  cymg__http *h = cymg__http_of(c);
-  if (h == NULL) return;
-  h->timer = 0;
+static void arm(cymg_conn *c, uint64_t at) {
+  /* Without it a silent peer would hold the connection forever. */
+  if (cymg__conn_deadline(c, at) < 0) cymg__conn_fail_later(c, "HTTP: deadline: out of memory");
+}
+
+static void http_deadline_fired(cymg_conn *c, cymg__http *h) {
   if (h->deadline == 0 || (c->flags & CYMG__F_CLOSING)) return;
   uint64_t now = cymg__millis();
   if (now < h->deadline) {
-    if (cymg_timer_add(c->mgr, h->deadline - now, CYMG_TIMER_ONCE, http_timer_fn, c, &h->timer) == 0)
-      h->timer_at = h->deadline;
+    arm(c, h->deadline);
     return;
   }
   int kind = h->deadline_kind;
@@ -212,11 +212,8 @@ void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms) {
   uint64_t now = cymg__millis();
   h->deadline = now + ms;
   h->deadline_kind = kind;
-  if (h->timer && h->timer_at <= h->deadline) return; /* it will re-arm */
-  if (h->timer) cymg_timer_cancel(c->mgr, h->timer);
-  h->timer = 0;
-  if (cymg_timer_add(c->mgr, ms, CYMG_TIMER_ONCE, http_timer_fn, c, &h->timer) == 0)
-    h->timer_at = h->deadline;
+  if (c->deadline.heap_idx >= 0 && c->deadline.deadline <= h->deadline) return; /* re-armed then */
+  arm(c, h->deadline);
 }
 
 /* A body is under way: its deadline is the gap timeout from now, or the end of
@@ -642,6 +639,10 @@ static void server_run(cymg_conn *c, cymg__http *h) {
 static bool http_event(cymg_conn *c, int ev, void *ev_data) {
   cymg__http *h = cymg_conn_proto_state(c);
   if (h == NULL || h->is_listener) return false;
+  if (ev == CYMG__EV_DEADLINE) {
+    http_deadline_fired(c, h);
+    return true;
+  }
   if (!h->is_server) return cymg__http_client_event(c, h, ev, ev_data);
   switch (ev) {
     case CYMG_EV_READ:

@@ -83,6 +83,7 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
   ws->old_state = c->proto_state;
   c->proto = &cymg__ws_proto;
   c->proto_state = ws;
+  cymg__tnode_disarm(c->mgr, &c->deadline); /* HTTP's; WebSocket keeps its own timers */
   /* HTTP may have held reading for requests pipelined behind this one (an
    * upgrade made later, from a timer): those bytes are frames now. */
   cymg__conn_hold_read(c, false);

@@ -281,6 +281,37 @@ load_average() { cut -d' ' -f1-3 /proc/loadavg; }
 # unique: the lines of stdin, each first occurrence only.
 unique() { awk '!seen[$0]++'; }
 
+# ---- memory per idle connection (bench/tls, bench/http/idle.sh) ----
+
+# rss_kb PID: the resident set of process PID in KiB (VmRSS).
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# idle_bytes PID PORT N MODE: the server PID's resident set before, and after
+# bench/idle.py (on the client CPU, in its own process) has made N connections
+# to PORT, each after one completed keep-alive request (MODE tls or plain), and
+# holds them; prints the difference divided by the connections held, in bytes,
+# or n/a. The connections are closed before it returns, and it waits until the
+# server has no established connection on PORT left, so the next measurement
+# starts from the same state.
+idle_bytes() {
+  local pid=$1 port=$2 n=$3 mode=$4 before after ready='' held=0 _
+  before=$(rss_kb "$pid")
+  coproc HOLD { "${cli_pin[@]}" "${PY:-/usr/bin/python3}" "$root/bench/idle.py" "$port" "$n" "$mode"; }
+  read -r ready held <&"${HOLD[0]}" || true
+  after=$(rss_kb "$pid")
+  exec {HOLD[1]}>&-
+  wait "$HOLD_PID" 2>/dev/null || true
+  for _ in $(seq 500); do
+    [ "$(ss -Htn state established "( sport = :$port )" 2>/dev/null | wc -l)" -eq 0 ] && break
+    sleep 0.02
+  done
+  if [ "$ready" = ready ] && [ "${held:-0}" -gt 0 ]; then
+    echo $(((after - before) * 1024 / held))
+  else
+    echo n/a
+  fi
+}
+
 # ---- wrk (bench/http and bench/python) ----
 
 # Latency "728.00us" / "2.90ms" / "1.02s" in microseconds.

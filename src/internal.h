@@ -138,6 +138,18 @@ void cymg__tls_accepted(cymg_conn *c);
 /* The manager's TLS state (client session cache, default client context). */
 void cymg__tls_mgr_free(cymg_mgr *mgr);
 
+/* ---- timers ------------------------------------------------------------------
+ * One min-heap of entries ordered by (deadline, seq). An entry is either the
+ * head of a slab slot (cymg_timer_add's timers, slot < NO_SLOT) or embedded in
+ * a connection (slot == CYMG__TNODE_CONN: its protocol's deadline, fired as
+ * CYMG__EV_DEADLINE), so a connection's deadline costs no slot and no handle. */
+#define CYMG__TNODE_CONN UINT32_MAX
+typedef struct cymg__tnode {
+  uint64_t deadline, seq;
+  int32_t heap_idx; /* -1 when not scheduled */
+  uint32_t slot;
+} cymg__tnode;
+
 /* ---- connections ------------------------------------------------------------- */
 enum {
   CYMG__F_LISTENING = 1u << 0,
@@ -174,9 +186,15 @@ enum {
   CYMG__P_READ = 1u << 4,    /* the transport holds bytes the descriptor does not show */
 };
 
+/* c->pending and c->interest are bytes. */
+_Static_assert(CYMG__P_READ < (1u << 8) && CYMG__IO_ERR < (1u << 8), "a flag outgrew its byte");
+
 /* Delivered to a protocol layer only (never to the user), from the loop, after it
  * asked with cymg__conn_defer(c, CYMG__P_RESUME). */
 #define CYMG__EV_RESUME (-100)
+/* Delivered to a protocol layer only, when the deadline it set with
+ * cymg__conn_deadline has come (ev_data NULL). */
+#define CYMG__EV_DEADLINE (-101)
 
 struct cymg_conn {
   cymg_conn *next, *prev;  /* the manager's list */
@@ -188,8 +206,13 @@ struct cymg_conn {
   uint64_t id;
   int fd;
   unsigned flags;
-  unsigned interest; /* CYMG__IO_* registered with the backend */
-  unsigned pending;  /* CYMG__P_* */
+  uint32_t stall_ms; /* send stall limit (below); 0: never */
+  uint8_t interest;  /* CYMG__IO_* registered with the backend */
+  uint8_t pending;   /* CYMG__P_* */
+  /* Closing, as cymg_wakeup() on another thread sees it: written under the
+   * wakeup lock once wakeup is initialised (c->flags is not: it changes all
+   * the time on the manager thread). */
+  bool wk_closed;
   size_t pending_written;
   char *pending_err;
   cymg__iobuf recv, send;
@@ -209,24 +232,22 @@ struct cymg_conn {
    * wm_low or less (see cymg__conn_out_full). */
   size_t wm_high, wm_low;
   /* Send stall: stall_at is when the connection fails if the peer takes no byte
-   * before it (0: no output pending). Progress only moves stall_at; the timer,
-   * armed for stall_timer_at, re-arms itself for the rest when it fires early. */
-  uint32_t stall_ms; /* 0: never */
-  uint64_t stall_at, stall_timer_at;
+   * before stall_ms (0: no output pending). Progress only moves stall_at; the
+   * timer re-arms itself for the rest when it fires early. */
+  uint64_t stall_at;
   cymg_timer_id stall_timer;
-  /* Closing, as cymg_wakeup() on another thread sees it: written under the
-   * wakeup lock once wakeup is initialised (c->flags is not: it changes all
-   * the time on the manager thread). */
-  bool wk_closed;
+  /* The protocol's deadline (cymg__conn_deadline): a heap entry of its own
+   * instead of a timer slot, as every idle keep-alive connection has one. */
+  cymg__tnode deadline;
 };
 
-/* ---- timers ------------------------------------------------------------------ */
+/* ---- timers (the heap entry is above, with the connections) ------------------ */
 typedef struct cymg__timer {
-  uint64_t deadline, interval, seq;
+  cymg__tnode node;
+  uint64_t interval;
   cymg_timer_fn fn;
   void *arg;
   uint32_t gen;      /* bumped when the slot is freed: stale handles miss */
-  int32_t heap_idx;  /* -1 when not scheduled */
   uint32_t next_free;
   bool repeat, in_use, firing, cancelled;
 } cymg__timer;
@@ -234,8 +255,8 @@ typedef struct cymg__timer {
 typedef struct cymg__timers {
   cymg__timer *slots;
   uint32_t nslots, free_head, live;
-  uint32_t *heap; /* slot indices ordered by (deadline, seq) */
-  uint32_t heap_len;
+  cymg__tnode **heap; /* ordered by (deadline, seq) */
+  uint32_t heap_len, heap_cap;
   uint64_t seq;
 } cymg__timers;
 
@@ -243,6 +264,10 @@ void cymg__timers_free(cymg__timers *t);
 /* Milliseconds until the earliest deadline (0 if due), or -1 with no timers. */
 int64_t cymg__timers_next(const cymg__timers *t, uint64_t now);
 void cymg__timers_run(cymg_mgr *mgr);
+/* Schedules (or moves) an embedded entry for deadline, a cymg__millis() time.
+ * Returns 0 or CYMG_ENOMEM (the entry is then as it was). */
+CYMG_NODISCARD int cymg__tnode_arm(cymg_mgr *mgr, cymg__tnode *n, uint64_t deadline);
+void cymg__tnode_disarm(cymg_mgr *mgr, cymg__tnode *n);
 
 /* ---- wakeup ------------------------------------------------------------------ */
 typedef struct cymg__wk_item {
@@ -358,6 +383,12 @@ void cymg__conn_undirty(cymg_conn *c);
  * queued output, then their interest applied to the backend. Runs no event
  * function (what it causes is reported at the next dispatch). */
 void cymg__conns_prepare(cymg_mgr *mgr);
+/* Sets the protocol's deadline to `at` (a cymg__millis() time; 0: none): the
+ * protocol gets CYMG__EV_DEADLINE once it has passed. Returns 0 or CYMG_ENOMEM.
+ * A new protocol (cymg_conn_set_proto) starts without one. */
+CYMG_NODISCARD int cymg__conn_deadline(cymg_conn *c, uint64_t at);
+/* The timer loop's report of a connection's deadline. */
+void cymg__conn_deadline_fire(cymg_conn *c);
 /* Queues deferred work for the next dispatch. */
 void cymg__conn_defer(cymg_conn *c, unsigned what);
 /* Runs the I/O a ready descriptor calls for. */

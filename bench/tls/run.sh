@@ -7,7 +7,7 @@
 # close" resumes its sessions (it keeps an SSL per connection slot). Then
 # memory per idle TLS connection:
 # the server's RSS before and after IDLE connections have each done a handshake
-# and one request and sit idle (bench/tls/idle.py holds them), divided by IDLE.
+# and one request and sit idle (bench/idle.py holds them; lib.sh idle_bytes), divided by IDLE.
 #
 # Knobs (environment): RUNS (5) runs of SECS (1) seconds per configuration,
 # interleaved, median reported; CONNS (50); IDLE (1000) idle connections;
@@ -103,22 +103,9 @@ pid_of() { case $1 in nginx*) echo "${NGX_WORKER[$1]}" ;; *) echo "${PID[$1]}" ;
 load_before=$(load_average)
 # ---- memory per idle TLS connection, first, while each server is fresh (a
 # process reuses the memory of connections it had before) ----
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 declare -A IDLE_B
 for s in "${servers[@]}"; do
-  pid=$(pid_of "$s")
-  before=$(rss_kb "$pid")
-  coproc HOLD { "${cli_pin[@]}" "$PY" "$here/idle.py" "${PORT[$s]}" "$IDLE"; }
-  read -r ready n <&"${HOLD[0]}" || true
-  after=$(rss_kb "$pid")
-  exec {HOLD[1]}>&-
-  wait "$HOLD_PID" 2>/dev/null || true
-  if [ "${ready:-}" = ready ] && [ "${n:-0}" -gt 0 ]; then
-    IDLE_B[$s]=$(( (after - before) * 1024 / n ))
-  else
-    IDLE_B[$s]=n/a
-  fi
-  sleep 0.5 # the server sees the closes before the next one is measured
+  IDLE_B[$s]=$(idle_bytes "$(pid_of "$s")" "${PORT[$s]}" "$IDLE" tls)
 done
 # ---- throughput and CPU per request ----
 configs=()

@@ -27,6 +27,7 @@ cymg_conn *cymg__conn_new(cymg_mgr *mgr, int fd, unsigned flags, cymg_event_fn f
   c->wm_low = mgr->wm_low;
   c->stall_ms = mgr->stall_ms;
   c->tp = &cymg__transport_plain;
+  c->deadline.heap_idx = -1;
   if (mgr->poll_events) cymg_conn_set_poll(c, true);
   cymg__mgr_link(mgr, c);
   return c;
@@ -42,6 +43,7 @@ void cymg__conn_free(cymg_conn *c) {
   cymg__dns_conn_gone(c);
   cymg__mgr_unlink(mgr, c);
   if (c->stall_timer) cymg_timer_cancel(mgr, c->stall_timer);
+  cymg__tnode_disarm(mgr, &c->deadline);
   cymg__conn_undirty(c);
   if (c->flags & CYMG__F_WANT_POLL) mgr->npoll--;
   if (c->flags & CYMG__F_REGISTERED) mgr->be->del(mgr->be_state, c->fd, false);
@@ -117,9 +119,7 @@ static void stall_timer_fn(void *arg);
 
 static void stall_arm(cymg_conn *c, uint64_t ms) {
   c->stall_timer = 0;
-  if (cymg_timer_add(c->mgr, ms, CYMG_TIMER_ONCE, stall_timer_fn, c, &c->stall_timer) == 0) {
-    c->stall_timer_at = c->mgr->now + ms;
-  } else {
+  if (cymg_timer_add(c->mgr, ms, CYMG_TIMER_ONCE, stall_timer_fn, c, &c->stall_timer) < 0) {
     /* Without its timer a stalled peer would hold the connection forever. */
     cymg__conn_fail_later(c, "send stall timer: out of memory");
   }
@@ -673,6 +673,21 @@ bool cymg_conn_is_read_paused(const cymg_conn *c) {
 void cymg_conn_set_proto(cymg_conn *c, const cymg_proto *p, void *state) {
   if (c->proto && c->proto->free_state && c->proto_state && c->proto_state != state)
     c->proto->free_state(c->proto_state);
+  if (c->proto != p || c->proto_state != state) cymg__tnode_disarm(c->mgr, &c->deadline);
   c->proto = p;
   c->proto_state = state;
+}
+
+int cymg__conn_deadline(cymg_conn *c, uint64_t at) {
+  if (at == 0) {
+    cymg__tnode_disarm(c->mgr, &c->deadline);
+    return 0;
+  }
+  if (c->deadline.heap_idx >= 0 && c->deadline.deadline == at) return 0;
+  return cymg__tnode_arm(c->mgr, &c->deadline, at);
+}
+
+void cymg__conn_deadline_fire(cymg_conn *c) {
+  if (c->flags & CYMG__F_CLOSING) return;
+  if (c->proto && c->proto->on_event) c->proto->on_event(c, CYMG__EV_DEADLINE, NULL);
 }

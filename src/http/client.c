@@ -77,7 +77,7 @@ int cymg_http_request(cymg_conn *c, const char *method, const char *uri, const c
   if (rc < 0) return rc;
   memcpy(h->cl->methods[(h->cl->mq_head + h->cl->mq_len) % 8], method, mlen + 1);
   h->cl->mq_len++;
-  cymg__http_deadline(c, h, DL_RESPONSE, h->conf.head_ms);
+  cymg__http_deadline(c, h, DL_RESPONSE, h->conf->head_ms);
   return 0;
 }
 
@@ -112,14 +112,14 @@ bool cymg__http_client_event(cymg_conn *c, cymg__http *h, int ev, void *ev_data)
         /* The last read may have grown (moved) the buffer the head was parsed in. */
         cymg__http_refresh_views(h, h->streaming ? h->head_copy : d.buf);
         if (h->streaming) {
-          h->msg.body = cymg_str_n(h->head_copy ? h->head_copy + h->head_len : NULL, 0);
-          h->msg.message = h->msg.head;
+          h->rq->msg.body = cymg_str_n(h->head_copy ? h->head_copy + h->rq->head_len : NULL, 0);
+          h->rq->msg.message = h->rq->msg.head;
         } else {
-          h->msg.body = cymg_str_n(d.buf + h->head_len, d.len - h->head_len);
-          h->msg.message = cymg_str_n(h->msg.head.buf, (size_t) (d.buf + d.len - h->msg.head.buf));
+          h->rq->msg.body = cymg_str_n(d.buf + h->rq->head_len, d.len - h->rq->head_len);
+          h->rq->msg.message = cymg_str_n(h->rq->msg.head.buf, (size_t) (d.buf + d.len - h->rq->msg.head.buf));
         }
         h->phase = HTTP_HEAD;
-        if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->msg);
+        if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->rq->msg);
       }
       return false;
     default: return false;

@@ -6,8 +6,12 @@
 #include "internal.h"
 #include "ws/ws_conf.h"
 
-/* Settings a listener hands down to the connections it accepts. */
+/* Settings a listener hands down to the connections it accepts. One block is
+ * shared, counted by refs, by a listener and every connection it accepted
+ * until one of them changes a setting (cymg__http_conf_mut): 64 bytes fewer
+ * per idle connection. Single-threaded, as the manager is. */
 typedef struct cymg__http_conf {
+  uint32_t refs;
   size_t max_head, max_headers;
   uint64_t max_body;
   uint32_t head_ms, idle_ms;
@@ -24,6 +28,23 @@ enum { HTTP_HEAD, HTTP_BODY, HTTP_WAIT_REPLY, HTTP_DEAD };
  * comes before the next gap deadline could. */
 enum { DL_NONE, DL_HEAD, DL_IDLE, DL_BODY, DL_BODY_TOTAL, DL_RESPONSE };
 
+/* The message being read, with its header table: allocated when the first
+ * bytes of a head arrive, and on a server freed again when the connection
+ * waits for its next request, so that an idle keep-alive connection keeps
+ * only the small cymg__http below (docs/design.md, "Per-connection memory").
+ * A client keeps its own for the connection's life. No view points into it
+ * between requests. */
+typedef struct cymg__http_rq {
+  cymg_http_msg msg;
+  cymg_http_chunked chunked;
+  const char *parsed_at; /* receive buffer address msg's views point into */
+  size_t head_len;       /* bytes of head (with skipped empty lines) */
+  uint64_t body_have;    /* body bytes collected (decoded) behind the head; for a
+                          * sized buffered body, the bytes there so far */
+  uint64_t body_start;   /* cymg__millis() when the head was complete */
+  cymg_http_header hdrs[]; /* conf.max_headers entries (at least 1) */
+} cymg__http_rq;
+
 /* The state of one HTTP connection (or the settings of a listener). */
 typedef struct cymg__http_client {
   char host[272];        /* Host: value */
@@ -31,46 +52,45 @@ typedef struct cymg__http_client {
   unsigned mq_head, mq_len;
 } cymg__http_client;
 
+/* Every idle keep-alive connection has one: members grouped by size, so that
+ * no padding sits between them (104 bytes on LP64; docs/design.md). */
 typedef struct cymg__http {
-  cymg__http_conf conf;
-  cymg_mgr *mgr;
-  bool is_server, is_listener;
-  int phase;
-  /* the message being read */
-  cymg_http_header *hdrs;
-  cymg_http_msg msg;
-  const char *parsed_at; /* receive buffer address msg's views point into */
-  size_t head_len;       /* bytes of head (with skipped empty lines) */
-  int body_kind;
-  uint64_t body_have;    /* body bytes collected (decoded) behind the head; for a
-                          * sized buffered body, the bytes there so far */
-  uint64_t body_start;   /* cymg__millis() when the head was complete */
-  bool in_hdrs;          /* the HTTP_HDRS callback is running */
-  cymg_http_chunked chunked;
-  bool streaming;
+  cymg__http_conf *conf; /* shared; written only through cymg__http_conf_mut */
+  /* the message being read: NULL on a server connection waiting for its
+   * next request (see cymg__http_rq) */
+  struct cymg__http_rq *rq;
   char *head_copy;       /* streaming: the head, kept for the final HTTP_MSG */
+  /* client only: a server's connections keep none of it, as every idle
+   * connection's bytes count (docs/tls.md) */
+  struct cymg__http_client *cl;
+  uint64_t resp_left;    /* resp_sized: body bytes still to come */
+  uint64_t sent_mark;    /* c->sent_total when the request was handed over */
+  /* a file body being sent (server) */
+  uint64_t file_off, file_left;
+  /* the connection's deadline (its cymg__conn_deadline entry is re-armed
+   * lazily: it may be earlier than this) */
+  uint64_t deadline;
+  int phase;
+  int body_kind;
+  int last_status;       /* of the reply most recently started */
+  int file_fd;
+  int deadline_kind;
+  bool is_server, is_listener;
+  bool in_hdrs;          /* the HTTP_HDRS callback is running */
+  bool streaming;
   /* the request being answered (server) */
   bool req_head, req_keepalive, req_http10;
   bool resp_chunked;     /* a reply_start() body is under way */
   bool resp_sized;       /* ... of a declared length: resp_left bytes to come */
-  uint64_t resp_left;
   bool resp_close;       /* the body of the reply ends with the connection */
-  uint64_t sent_mark;    /* c->sent_total when the request was handed over */
   bool replied;          /* a complete reply was made through the API */
-  int last_status;       /* of the reply most recently started */
-  /* a file body being sent (server) */
-  int file_fd;
-  uint64_t file_off, file_left;
-  /* client only: a server's connections keep none of it, as every idle
-   * connection's bytes count (docs/tls.md) */
-  struct cymg__http_client *cl;
-  /* one timer per connection, re-armed lazily */
-  cymg_timer_id timer;
-  uint64_t timer_at, deadline;
-  int deadline_kind;
 } cymg__http;
 
 extern const cymg_proto cymg__http_proto;
+
+/* h's settings, made its own (copied when shared) so that the caller may change
+ * them; NULL when the copy finds no memory (nothing changed then). */
+cymg__http_conf *cymg__http_conf_mut(cymg__http *h);
 
 /* Listens on url, which must carry `scheme` ("http", "ws"), with the HTTP layer
  * on the listener. */

@@ -397,6 +397,6 @@ int cymg_http_reply_status(const cymg_conn *c) {
 
 cymg_str cymg__http_req_method(const cymg_conn *c) {
   cymg__http *h = cymg__http_of(c);
-  if (h == NULL || !h->is_server || h->phase == HTTP_HEAD) return cymg_str_n("", 0);
-  return h->msg.method;
+  if (h == NULL || !h->is_server || h->phase == HTTP_HEAD || h->rq == NULL) return cymg_str_n("", 0);
+  return h->rq->msg.method;
 }

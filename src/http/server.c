@@ -27,25 +27,60 @@ static void set_recv_limit(cymg_conn *c, const cymg__http_conf *conf) {
   if (c->recv_limit < need) c->recv_limit = (size_t) need;
 }
 
-static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_server) {
+/* A message block for up to max_headers entries. Not zeroed: the parser writes
+ * the entries before anyone reads them, and clearing 100 of them was a third
+ * of the user-space instructions of a connection that carries one request.
+ * max_headers is bounded by cymg_http_set_limits. */
+static cymg__http_rq *rq_new(size_t max_headers) {
+  size_t n = max_headers ? max_headers : 1;
+  if (n > (SIZE_MAX - sizeof(cymg__http_rq)) / sizeof(cymg_http_header)) return NULL;
+  cymg__http_rq *rq = malloc(sizeof(cymg__http_rq) + n * sizeof(cymg_http_header));
+  if (rq != NULL) rq->parsed_at = NULL;
+  return rq;
+}
+
+static void conf_unref(cymg__http_conf *conf) {
+  if (conf != NULL && --conf->refs == 0) free(conf);
+}
+
+cymg__http_conf *cymg__http_conf_mut(cymg__http *h) {
+  if (h->conf->refs == 1) return h->conf;
+  cymg__http_conf *own = malloc(sizeof(*own));
+  if (own == NULL) return NULL;
+  *own = *h->conf;
+  own->refs = 1;
+  conf_unref(h->conf);
+  h->conf = own;
+  return own;
+}
+
+/* conf: a shared block to take a reference on (an accepted connection), or
+ * NULL to get a block of its own filled from tmpl. */
+static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__http_conf *tmpl,
+                            bool is_server) {
   cymg__http *h = calloc(1, sizeof(*h));
   if (h == NULL) return NULL;
-  h->conf = *conf;
-  h->mgr = c->mgr;
+  if (conf != NULL) {
+    conf->refs++;
+  } else if ((conf = malloc(sizeof(*conf))) != NULL) {
+    *conf = *tmpl;
+    conf->refs = 1;
+  } else {
+    free(h);
+    return NULL;
+  }
+  h->conf = conf;
   h->is_server = is_server;
   h->file_fd = -1;
   h->phase = HTTP_HEAD;
   if (!is_server && (h->cl = calloc(1, sizeof(*h->cl))) == NULL) {
+    conf_unref(conf);
     free(h);
     return NULL;
   }
   if (!(c->flags & CYMG__F_LISTENING)) {
-    /* Not zeroed: the parser writes entries before anyone reads them, and
-     * clearing 100 of them was a third of the user-space instructions of a
-     * connection that carries one request. */
-    size_t n = conf->max_headers ? conf->max_headers : 1;
-    h->hdrs = n <= SIZE_MAX / sizeof(*h->hdrs) ? malloc(n * sizeof(*h->hdrs)) : NULL;
-    if (h->hdrs == NULL) {
+    if ((h->rq = rq_new(conf->max_headers)) == NULL) {
+      conf_unref(conf);
       free(h->cl);
       free(h);
       return NULL;
@@ -59,9 +94,9 @@ static cymg__http *http_new(cymg_conn *c, const cymg__http_conf *conf, bool is_s
 
 static void http_free(void *state) {
   cymg__http *h = state;
-  if (h->timer) cymg_timer_cancel(h->mgr, h->timer);
   if (h->file_fd >= 0) close(h->file_fd);
-  free(h->hdrs);
+  conf_unref(h->conf);
+  free(h->rq);
   free(h->cl);
   free(h->head_copy);
   free(h);
@@ -69,9 +104,9 @@ static void http_free(void *state) {
 
 static void *http_accept(cymg_conn *child, cymg_conn *lsn) {
   cymg__http *l = cymg__http_of(lsn);
-  cymg__http *h = l ? http_new(child, &l->conf, true) : NULL;
+  cymg__http *h = l ? http_new(child, l->conf, NULL, true) : NULL;
   if (l && h == NULL) cymg__conn_fail_later(child, "HTTP: out of memory");
-  if (h) cymg__http_deadline(child, h, DL_IDLE, h->conf.idle_ms);
+  if (h) cymg__http_deadline(child, h, DL_IDLE, h->conf->idle_ms);
   return h;
 }
 
@@ -85,7 +120,7 @@ int cymg_http_attach(cymg_conn *c, bool is_server) {
                           .idle_ms = DEFAULT_IDLE_MS,
                           .body_gap_ms = DEFAULT_BODY_GAP_MS,
                           .body_total_ms = DEFAULT_BODY_TOTAL_MS};
-  cymg__http *h = http_new(c, &conf, is_server);
+  cymg__http *h = http_new(c, NULL, &conf, is_server);
   if (h == NULL) return CYMG_ENOMEM;
   cymg_conn_set_proto(c, &cymg__http_proto, h);
   if (is_server && !h->is_listener) cymg__http_deadline(c, h, DL_IDLE, conf.idle_ms);
@@ -97,25 +132,35 @@ int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers, uint
   if (h == NULL) return CYMG_ESTATE;
   /* Accepted connections allocate this many entries: refuse what cannot be. */
   if (max_headers > (1u << 20)) return CYMG_EINVAL;
-  if (max_headers && !h->is_listener && max_headers != h->conf.max_headers) {
-    if (h->phase != HTTP_HEAD) return CYMG_ESTATE; /* views point into hdrs */
-    cymg_http_header *p = realloc(h->hdrs, max_headers * sizeof(*p));
-    if (p == NULL) return CYMG_ENOMEM;
-    h->hdrs = p;
+  bool resize = max_headers && !h->is_listener && max_headers != h->conf->max_headers;
+  if (resize && h->phase != HTTP_HEAD) return CYMG_ESTATE; /* views point into hdrs */
+  if (!max_head && !max_headers && !max_body) return 0;
+  cymg__http_conf *conf = cymg__http_conf_mut(h);
+  if (conf == NULL) return CYMG_ENOMEM;
+  if (resize) {
+    if (h->rq != NULL) { /* NULL: an idle server connection, the next head sizes it */
+      size_t n = sizeof(cymg__http_rq) + max_headers * sizeof(cymg_http_header);
+      cymg__http_rq *p = realloc(h->rq, n);
+      if (p == NULL) return CYMG_ENOMEM;
+      h->rq = p;
+    }
   }
-  if (max_head) h->conf.max_head = max_head;
-  if (max_headers) h->conf.max_headers = max_headers;
-  if (max_body) h->conf.max_body = max_body;
-  if (!h->is_listener) set_recv_limit(c, &h->conf);
+  if (max_head) conf->max_head = max_head;
+  if (max_headers) conf->max_headers = max_headers;
+  if (max_body) conf->max_body = max_body;
+  if (!h->is_listener) set_recv_limit(c, conf);
   return 0;
 }
 
 int cymg_http_set_timeouts(cymg_conn *c, uint32_t head_ms, uint32_t idle_ms) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
   if (h == NULL) return CYMG_ESTATE;
-  if (head_ms) h->conf.head_ms = head_ms;
-  if (idle_ms) h->conf.idle_ms = idle_ms;
-  if (h->deadline_kind == DL_IDLE) cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+  if (!head_ms && !idle_ms) return 0;
+  cymg__http_conf *conf = cymg__http_conf_mut(h);
+  if (conf == NULL) return CYMG_ENOMEM;
+  if (head_ms) conf->head_ms = head_ms;
+  if (idle_ms) conf->idle_ms = idle_ms;
+  if (h->deadline_kind == DL_IDLE) cymg__http_deadline(c, h, DL_IDLE, h->conf->idle_ms);
   return 0;
 }
 
@@ -124,27 +169,32 @@ static void body_deadline(cymg_conn *c, cymg__http *h);
 int cymg_http_set_body_timeouts(cymg_conn *c, uint32_t gap_ms, uint32_t total_ms) {
   cymg__http *h = c ? cymg__http_of(c) : NULL;
   if (h == NULL) return CYMG_ESTATE;
-  if (gap_ms) h->conf.body_gap_ms = gap_ms;
-  if (total_ms) h->conf.body_total_ms = total_ms;
+  if (!gap_ms && !total_ms) return 0;
+  cymg__http_conf *conf = cymg__http_conf_mut(h);
+  if (conf == NULL) return CYMG_ENOMEM;
+  if (gap_ms) conf->body_gap_ms = gap_ms;
+  if (total_ms) conf->body_total_ms = total_ms;
   if (h->deadline_kind == DL_BODY || h->deadline_kind == DL_BODY_TOTAL) body_deadline(c, h);
   return 0;
 }
 
-/* ---- deadlines: one timer per connection. Moving a deadline later only writes
- * a field; the timer, when it fires early, re-arms itself for the rest. ---- */
+/* ---- deadlines: one per connection, the connection's own heap entry
+ * (cymg__conn_deadline), so an idle keep-alive connection holds no timer slot.
+ * Moving a deadline later only writes a field; the entry, when it fires early,
+ * is re-armed for the rest. ---- */
 
 static void on_timeout(cymg_conn *c, cymg__http *h, int kind);
 
-static void http_timer_fn(void *arg) {
-  cymg_conn *c = arg;
-  cymg__http *h = cymg__http_of(c);
-  if (h == NULL) return;
-  h->timer = 0;
+static void arm(cymg_conn *c, uint64_t at) {
+  /* Without it a silent peer would hold the connection forever. */
+  if (cymg__conn_deadline(c, at) < 0) cymg__conn_fail_later(c, "HTTP: deadline: out of memory");
+}
+
+static void http_deadline_fired(cymg_conn *c, cymg__http *h) {
   if (h->deadline == 0 || (c->flags & CYMG__F_CLOSING)) return;
   uint64_t now = cymg__millis();
   if (now < h->deadline) {
-    if (cymg_timer_add(c->mgr, h->deadline - now, CYMG_TIMER_ONCE, http_timer_fn, c, &h->timer) == 0)
-      h->timer_at = h->deadline;
+    arm(c, h->deadline);
     return;
   }
   int kind = h->deadline_kind;
@@ -162,19 +212,16 @@ void cymg__http_deadline(cymg_conn *c, cymg__http *h, int kind, uint32_t ms) {
   uint64_t now = cymg__millis();
   h->deadline = now + ms;
   h->deadline_kind = kind;
-  if (h->timer && h->timer_at <= h->deadline) return; /* it will re-arm */
-  if (h->timer) cymg_timer_cancel(c->mgr, h->timer);
-  h->timer = 0;
-  if (cymg_timer_add(c->mgr, ms, CYMG_TIMER_ONCE, http_timer_fn, c, &h->timer) == 0)
-    h->timer_at = h->deadline;
+  if (c->deadline.heap_idx >= 0 && c->deadline.deadline <= h->deadline) return; /* re-armed then */
+  arm(c, h->deadline);
 }
 
 /* A body is under way: its deadline is the gap timeout from now, or the end of
  * its total time if that comes first. Bytes of the body arriving move it. */
 static void body_deadline(cymg_conn *c, cymg__http *h) {
-  uint32_t gap = h->conf.body_gap_ms, total = h->conf.body_total_ms;
+  uint32_t gap = h->conf->body_gap_ms, total = h->conf->body_total_ms;
   if (total != UINT32_MAX) {
-    uint64_t now = cymg__millis(), end = h->body_start + total;
+    uint64_t now = cymg__millis(), end = h->rq->body_start + total;
     if (gap == UINT32_MAX || end <= now + gap) {
       cymg__http_deadline(c, h, DL_BODY_TOTAL, end > now ? (uint32_t) (end - now) : 0);
       return;
@@ -223,7 +270,7 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
       /* Not idle while the last answer is still going out to a slow reader:
        * the send-stall timeout watches that. */
       if (c->send.len > 0 || c->pump) {
-        cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+        cymg__http_deadline(c, h, DL_IDLE, h->conf->idle_ms);
       } else {
         cymg_close(c);
       }
@@ -232,14 +279,14 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
       if (h->is_server) {
         server_refuse(c, h, 408, "request not received in time");
       } else {
-        cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf.head_ms);
+        cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf->head_ms);
       }
       break;
     case DL_BODY:
       if (h->is_server) {
         server_refuse(c, h, 408, "request body stalled");
       } else {
-        cymg_error(c, "HTTP: response body stalled for %u ms", (unsigned) h->conf.body_gap_ms);
+        cymg_error(c, "HTTP: response body stalled for %u ms", (unsigned) h->conf->body_gap_ms);
       }
       break;
     case DL_BODY_TOTAL:
@@ -247,11 +294,11 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
         server_refuse(c, h, 408, "request body not received in time");
       } else {
         cymg_error(c, "HTTP: response body not complete within %u ms",
-                   (unsigned) h->conf.body_total_ms);
+                   (unsigned) h->conf->body_total_ms);
       }
       break;
     case DL_RESPONSE:
-      cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf.head_ms);
+      cymg_error(c, "HTTP: no response within %u ms", (unsigned) h->conf->head_ms);
       break;
     default: break;
   }
@@ -261,8 +308,8 @@ static void on_timeout(cymg_conn *c, cymg__http *h, int kind) {
 
 static int parse_head(cymg__http *h, const char *buf, size_t len, int *reason) {
   return h->is_server
-             ? cymg_http_parse_request(buf, len, &h->msg, h->hdrs, h->conf.max_headers, reason)
-             : cymg_http_parse_response(buf, len, &h->msg, h->hdrs, h->conf.max_headers, reason);
+             ? cymg_http_parse_request(buf, len, &h->rq->msg, h->rq->hdrs, h->conf->max_headers, reason)
+             : cymg_http_parse_response(buf, len, &h->rq->msg, h->rq->hdrs, h->conf->max_headers, reason);
 }
 
 static cymg_str client_method(const cymg__http *h) {
@@ -273,17 +320,17 @@ static cymg_str client_method(const cymg__http *h) {
 /* Head complete: note what it asks for, hand HTTP_HDRS over. Returns false when
  * the connection must not go on reading. */
 static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
-  h->head_len = head_len;
-  h->body_kind = cymg_http_body_kind(&h->msg, !h->is_server, client_method(h));
-  h->body_have = 0;
+  h->rq->head_len = head_len;
+  h->body_kind = cymg_http_body_kind(&h->rq->msg, !h->is_server, client_method(h));
+  h->rq->body_have = 0;
   h->streaming = false;
   c->flags &= ~CYMG__F_BODY_STREAM;
-  if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) cymg_http_chunked_init(&h->chunked, 0);
+  if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) cymg_http_chunked_init(&h->rq->chunked, 0);
   h->phase = HTTP_BODY;
   if (h->is_server) {
-    h->req_head = cymg_str_eq(h->msg.method, cymg_str_n("HEAD", 4));
-    h->req_keepalive = (h->msg.flags & CYMG_HTTP_F_KEEPALIVE) != 0;
-    h->req_http10 = (h->msg.flags & CYMG_HTTP_F_HTTP10) != 0;
+    h->req_head = cymg_str_eq(h->rq->msg.method, cymg_str_n("HEAD", 4));
+    h->req_keepalive = (h->rq->msg.flags & CYMG_HTTP_F_KEEPALIVE) != 0;
+    h->req_http10 = (h->rq->msg.flags & CYMG_HTTP_F_HTTP10) != 0;
     h->replied = false;
     h->sent_mark = c->sent_total;
     if (h->body_kind == CYMG_HTTP_BODY_NONE) cymg__http_deadline(c, h, DL_NONE, 0);
@@ -291,11 +338,11 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
   if (h->body_kind != CYMG_HTTP_BODY_NONE) {
     /* From here the body's timeouts bound the wait (on a client, they take over
      * from the wait for the response). */
-    h->body_start = cymg__millis();
+    h->rq->body_start = cymg__millis();
     body_deadline(c, h);
   }
   h->in_hdrs = true;
-  if (c->fn) c->fn(c, CYMG_EV_HTTP_HDRS, &h->msg);
+  if (c->fn) c->fn(c, CYMG_EV_HTTP_HDRS, &h->rq->msg);
   if (cymg__http_of(c) != h) return false; /* the handler switched protocols */
   h->in_hdrs = false;
   if (c->flags & (CYMG__F_CLOSING | CYMG__F_DRAINING)) return false;
@@ -309,17 +356,17 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
     }
   }
   if (!h->streaming && h->body_kind == CYMG_HTTP_BODY_LENGTH &&
-      (uint64_t) h->msg.content_length > h->conf.max_body) {
+      (uint64_t) h->rq->msg.content_length > h->conf->max_body) {
     if (h->is_server) {
       server_refuse(c, h, 413, "body larger than the server accepts");
     } else {
       h->phase = HTTP_DEAD;
       cymg_error(c, "HTTP response: body of %lld bytes exceeds the limit",
-                 (long long) h->msg.content_length);
+                 (long long) h->rq->msg.content_length);
     }
     return false;
   }
-  if (h->is_server && (h->msg.flags & CYMG_HTTP_F_EXPECT_CONTINUE) &&
+  if (h->is_server && (h->rq->msg.flags & CYMG_HTTP_F_EXPECT_CONTINUE) &&
       h->body_kind != CYMG_HTTP_BODY_NONE && cymg_conn_recv_len(c) <= head_len) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     int rc = cymg_send(c, cont, sizeof(cont) - 1);
@@ -342,12 +389,12 @@ static bool on_head(cymg_conn *c, cymg__http *h, size_t head_len) {
 }
 
 void cymg__http_refresh_views(cymg__http *h, const char *buf) {
-  if (buf == h->parsed_at) return;
+  if (buf == h->rq->parsed_at) return;
   int reason;
-  cymg_http_msg saved = h->msg;
-  parse_head(h, buf, h->head_len, &reason);
-  h->msg.flags = saved.flags;
-  h->parsed_at = buf;
+  cymg_http_msg saved = h->rq->msg;
+  parse_head(h, buf, h->rq->head_len, &reason);
+  h->rq->msg.flags = saved.flags;
+  h->rq->parsed_at = buf;
 }
 
 static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
@@ -362,12 +409,12 @@ static void deliver(cymg_conn *c, cymg__http *h, size_t consumed) {
       h->cl->mq_head++;
       h->cl->mq_len--;
     }
-    cymg__http_deadline(c, h, h->cl->mq_len ? DL_RESPONSE : DL_NONE, h->conf.head_ms);
+    cymg__http_deadline(c, h, h->cl->mq_len ? DL_RESPONSE : DL_NONE, h->conf->head_ms);
   }
   /* The handler may switch the connection to another protocol (a WebSocket
    * upgrade), which frees h: after it, only c is touched. The message's bytes
    * are HTTP's either way. */
-  if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->msg);
+  if (c->fn) c->fn(c, CYMG_EV_HTTP_MSG, &h->rq->msg);
   cymg_conn_consume(c, consumed);
 }
 
@@ -379,17 +426,17 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
     size_t piece = 0, used = 0;
     bool done = false;
     if (h->body_kind == CYMG_HTTP_BODY_LENGTH) {
-      uint64_t left = (uint64_t) h->msg.content_length - h->body_have;
+      uint64_t left = (uint64_t) h->rq->msg.content_length - h->rq->body_have;
       piece = used = d.len < left ? d.len : (size_t) left;
-      done = h->body_have + piece == (uint64_t) h->msg.content_length;
+      done = h->rq->body_have + piece == (uint64_t) h->rq->msg.content_length;
     } else if (h->body_kind == CYMG_HTTP_BODY_CHUNKED) {
-      int n = cymg_http_chunked_decode(&h->chunked, (char *) d.buf, d.len, &piece);
+      int n = cymg_http_chunked_decode(&h->rq->chunked, (char *) d.buf, d.len, &piece);
       if (n < 0) {
-        fail(c, h, cymg_http_chunked_reason(&h->chunked));
+        fail(c, h, cymg_http_chunked_reason(&h->rq->chunked));
         return false;
       }
       used = (size_t) n;
-      done = cymg_http_chunked_done(&h->chunked);
+      done = cymg_http_chunked_done(&h->rq->chunked);
     } else if (h->body_kind == CYMG_HTTP_BODY_CLOSE) {
       piece = used = d.len; /* ends at CLOSE */
     } else {
@@ -401,7 +448,7 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
       c->fn(c, CYMG_EV_READ, &n);
       if (cymg__http_of(c) != h) return false;
     }
-    h->body_have += piece;
+    h->rq->body_have += piece;
     cymg_conn_consume(c, used);
     if (!done) {
       if (used == 0 || cymg_conn_recv_len(c) == 0) return false;
@@ -409,14 +456,14 @@ static bool stream_body(cymg_conn *c, cymg__http *h) {
     }
     c->flags &= ~CYMG__F_BODY_STREAM;
     cymg__http_refresh_views(h, h->head_copy);
-    h->msg.body = cymg_str_n(h->head_copy + h->head_len, 0);
-    h->msg.message = cymg_str_n(h->msg.head.buf, h->msg.head.len);
-    h->msg.flags |= CYMG_HTTP_F_STREAMED;
+    h->rq->msg.body = cymg_str_n(h->head_copy + h->rq->head_len, 0);
+    h->rq->msg.message = cymg_str_n(h->rq->msg.head.buf, h->rq->msg.head.len);
+    h->rq->msg.flags |= CYMG_HTTP_F_STREAMED;
     deliver(c, h, 0);
     if (cymg__http_of(c) == h) {
       free(h->head_copy);
       h->head_copy = NULL;
-      h->parsed_at = NULL;
+      h->rq->parsed_at = NULL;
     }
     return true;
   }
@@ -427,37 +474,34 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
     cymg_str d = cymg_conn_recv_data(c);
     if (d.len == 0) {
       /* A keep-alive connection waiting for its next request keeps no
-       * header table (3.2 KiB by default; docs/tls.md): the next head gets
-       * a fresh one. No view points into it between requests. */
+       * message block (its header table alone is 3.2 KiB by default;
+       * docs/tls.md, docs/design.md): the next head gets a fresh one. No
+       * view points into it between requests. */
       if (h->is_server) {
-        free(h->hdrs);
-        h->hdrs = NULL;
+        free(h->rq);
+        h->rq = NULL;
       }
       return false;
     }
-    if (h->hdrs == NULL) {
-      size_t max = h->conf.max_headers ? h->conf.max_headers : 1;
-      h->hdrs = malloc(max * sizeof(*h->hdrs)); /* max is bounded by set_limits */
-      if (h->hdrs == NULL) {
-        cymg_error(c, "HTTP: header table: out of memory");
-        return false;
-      }
+    if (h->rq == NULL && (h->rq = rq_new(h->conf->max_headers)) == NULL) {
+      cymg_error(c, "HTTP: header table: out of memory");
+      return false;
     }
     if (h->is_server && h->deadline_kind != DL_HEAD)
-      cymg__http_deadline(c, h, DL_HEAD, h->conf.head_ms);
-    size_t n = d.len < h->conf.max_head ? d.len : h->conf.max_head;
+      cymg__http_deadline(c, h, DL_HEAD, h->conf->head_ms);
+    size_t n = d.len < h->conf->max_head ? d.len : h->conf->max_head;
     int reason = CYMG_HTTP_ERR_NONE;
     int rc = parse_head(h, d.buf, n, &reason);
     if (rc == CYMG_EAGAIN) {
-      if (d.len >= h->conf.max_head) fail(c, h, CYMG_HTTP_ERR_HEAD_TOO_LARGE);
+      if (d.len >= h->conf->max_head) fail(c, h, CYMG_HTTP_ERR_HEAD_TOO_LARGE);
       return false;
     }
     if (rc < 0) {
       fail(c, h, reason != CYMG_HTTP_ERR_NONE ? reason : CYMG_HTTP_ERR_TOO_MANY_HEADERS);
       return false;
     }
-    h->parsed_at = d.buf;
-    if (!h->is_server && h->msg.status < 200 && h->msg.status != 101) {
+    h->rq->parsed_at = d.buf;
+    if (!h->is_server && h->rq->msg.status < 200 && h->rq->msg.status != 101) {
       cymg_conn_consume(c, (size_t) rc); /* interim response: wait for the real one */
       return true;
     }
@@ -468,18 +512,18 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
 
   cymg_str d = cymg_conn_recv_data(c);
   char *buf = (char *) d.buf;
-  size_t body_len = 0, consumed = h->head_len;
+  size_t body_len = 0, consumed = h->rq->head_len;
   switch (h->body_kind) {
     case CYMG_HTTP_BODY_LENGTH: {
-      uint64_t have = d.len - h->head_len;
-      if (have < (uint64_t) h->msg.content_length) {
-        if (have > h->body_have) {
-          h->body_have = have;
+      uint64_t have = d.len - h->rq->head_len;
+      if (have < (uint64_t) h->rq->msg.content_length) {
+        if (have > h->rq->body_have) {
+          h->rq->body_have = have;
           body_progress(c, h);
         }
         return false;
       }
-      body_len = (size_t) h->msg.content_length;
+      body_len = (size_t) h->rq->msg.content_length;
       consumed += body_len;
       break;
     }
@@ -490,14 +534,14 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
        * body bytes, however small the chunks. Everything that arrived is decoded
        * at once and the rest moved down once, so each byte is touched a bounded
        * number of times. */
-      size_t at = h->head_len + (size_t) h->body_have, dlen;
-      int n = cymg_http_chunked_decode(&h->chunked, buf + at, d.len - at, &dlen);
+      size_t at = h->rq->head_len + (size_t) h->rq->body_have, dlen;
+      int n = cymg_http_chunked_decode(&h->rq->chunked, buf + at, d.len - at, &dlen);
       if (n < 0) {
-        fail(c, h, cymg_http_chunked_reason(&h->chunked));
+        fail(c, h, cymg_http_chunked_reason(&h->rq->chunked));
         return false;
       }
-      h->body_have += dlen;
-      if (h->body_have > h->conf.max_body) {
+      h->rq->body_have += dlen;
+      if (h->rq->body_have > h->conf->max_body) {
         if (h->is_server) {
           server_refuse(c, h, 413, "body larger than the server accepts");
         } else {
@@ -506,7 +550,7 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
         }
         return false;
       }
-      if (!cymg_http_chunked_done(&h->chunked)) {
+      if (!cymg_http_chunked_done(&h->rq->chunked)) {
         if (n > 0) body_progress(c, h);
         /* Not done: the decoder took every byte but a partial trailer section,
          * so what moves down is at most that. Done, nothing is cut: the bytes
@@ -518,19 +562,19 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
         }
         return false;
       }
-      body_len = (size_t) h->body_have;
+      body_len = (size_t) h->rq->body_have;
       consumed = at + (size_t) n;
       break;
     }
     case CYMG_HTTP_BODY_CLOSE: {
-      uint64_t have = d.len - h->head_len;
-      if (have > h->conf.max_body) { /* else it would stall at the receive limit */
+      uint64_t have = d.len - h->rq->head_len;
+      if (have > h->conf->max_body) { /* else it would stall at the receive limit */
         h->phase = HTTP_DEAD;
         cymg_error(c, "HTTP response: body exceeds the limit");
         return false;
       }
-      if (have > h->body_have) {
-        h->body_have = have;
+      if (have > h->rq->body_have) {
+        h->rq->body_have = have;
         body_progress(c, h);
       }
       return false; /* complete at end of stream: see the CLOSE event */
@@ -538,8 +582,8 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
     default: break;
   }
   cymg__http_refresh_views(h, buf);
-  h->msg.body = cymg_str_n(buf + h->head_len, body_len);
-  h->msg.message = cymg_str_n(h->msg.head.buf, (size_t) (buf + h->head_len + body_len - h->msg.head.buf));
+  h->rq->msg.body = cymg_str_n(buf + h->rq->head_len, body_len);
+  h->rq->msg.message = cymg_str_n(h->rq->msg.head.buf, (size_t) (buf + h->rq->head_len + body_len - h->rq->msg.head.buf));
   deliver(c, h, consumed);
   return true;
 }
@@ -584,7 +628,7 @@ static void server_run(cymg_conn *c, cymg__http *h) {
         return;
       }
       h->phase = HTTP_HEAD;
-      cymg__http_deadline(c, h, DL_IDLE, h->conf.idle_ms);
+      cymg__http_deadline(c, h, DL_IDLE, h->conf->idle_ms);
     }
     if (h->phase == HTTP_HEAD && cymg__conn_out_full(c)) return;
     if (h->phase == HTTP_DEAD || !cymg__http_read_message(c, h)) return;
@@ -595,6 +639,10 @@ static void server_run(cymg_conn *c, cymg__http *h) {
 static bool http_event(cymg_conn *c, int ev, void *ev_data) {
   cymg__http *h = cymg_conn_proto_state(c);
   if (h == NULL || h->is_listener) return false;
+  if (ev == CYMG__EV_DEADLINE) {
+    http_deadline_fired(c, h);
+    return true;
+  }
   if (!h->is_server) return cymg__http_client_event(c, h, ev, ev_data);
   switch (ev) {
     case CYMG_EV_READ:

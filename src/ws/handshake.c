@@ -49,7 +49,7 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
       key = msg->headers[i].value;
   if (cymg_ws_accept_key(key, accept) < 0) return refuse(c, 500, "cannot compute the accept key");
 
-  cymg__ws *ws = cymg__ws_new(c, &h->conf.ws, true);
+  cymg__ws *ws = cymg__ws_new(c, &h->conf->ws, true);
   cymg__ws_pmd pmd;
   cymg_buf b;
   cymg_buf_init(&b);
@@ -58,7 +58,7 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
                            "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
                            accept)
          : CYMG_ENOMEM;
-  if (n >= 0) n = cymg__ws_pmd_accept(msg, &h->conf.ws, &pmd, &b);
+  if (n >= 0) n = cymg__ws_pmd_accept(msg, &h->conf->ws, &pmd, &b);
   if (n >= 0 && extra_headers) n = cymg_buf_append(&b, extra_headers, strlen(extra_headers));
   if (n >= 0) n = cymg_buf_append(&b, "\r\n", 2);
   if (n >= 0) n = cymg__ws_open(c, ws, &pmd);
@@ -83,6 +83,7 @@ int cymg_ws_upgrade(cymg_conn *c, const cymg_http_msg *msg, const char *extra_he
   ws->old_state = c->proto_state;
   c->proto = &cymg__ws_proto;
   c->proto_state = ws;
+  cymg__tnode_disarm(c->mgr, &c->deadline); /* HTTP's; WebSocket keeps its own timers */
   /* HTTP may have held reading for requests pipelined behind this one (an
    * upgrade made later, from a timer): those bytes are frames now. */
   cymg__conn_hold_read(c, false);

@@ -518,8 +518,9 @@ const cymg_proto cymg__ws_proto = {"websocket", ws_event, cymg__ws_free, NULL};
 
 /* The settings c would use: an open or opening WebSocket's, or the ones an HTTP
  * listener or server connection keeps for a later upgrade. */
-static cymg__ws_conf *conf_of(cymg_conn *c, cymg__ws **wsp) {
+static cymg__ws_conf *conf_of(cymg_conn *c, cymg__ws **wsp, int *rc) {
   *wsp = NULL;
+  *rc = CYMG_ESTATE;
   if (c == NULL) return NULL;
   cymg__ws *ws = cymg__ws_of(c);
   if (ws) {
@@ -527,13 +528,18 @@ static cymg__ws_conf *conf_of(cymg_conn *c, cymg__ws **wsp) {
     return &ws->conf;
   }
   cymg__http *h = cymg__http_of(c);
-  return h && h->is_server ? &h->conf.ws : NULL;
+  if (h == NULL || !h->is_server) return NULL;
+  /* Shared with the listener's other connections until changed. */
+  cymg__http_conf *conf = cymg__http_conf_mut(h);
+  if (conf == NULL) *rc = CYMG_ENOMEM;
+  return conf ? &conf->ws : NULL;
 }
 
 int cymg_ws_set_max_message(cymg_conn *c, uint64_t bytes) {
   cymg__ws *ws;
-  cymg__ws_conf *conf = conf_of(c, &ws);
-  if (conf == NULL) return CYMG_ESTATE;
+  int rc;
+  cymg__ws_conf *conf = conf_of(c, &ws, &rc);
+  if (conf == NULL) return rc;
   if (bytes == 0) return 0;
   conf->max_msg = bytes;
   if (ws && ws->open) {
@@ -545,16 +551,18 @@ int cymg_ws_set_max_message(cymg_conn *c, uint64_t bytes) {
 
 int cymg_ws_set_close_timeout(cymg_conn *c, uint32_t ms) {
   cymg__ws *ws;
-  cymg__ws_conf *conf = conf_of(c, &ws);
-  if (conf == NULL) return CYMG_ESTATE;
+  int rc;
+  cymg__ws_conf *conf = conf_of(c, &ws, &rc);
+  if (conf == NULL) return rc;
   if (ms) conf->close_ms = ms;
   return 0;
 }
 
 int cymg_ws_set_ping_interval(cymg_conn *c, uint32_t ms) {
   cymg__ws *ws;
-  cymg__ws_conf *conf = conf_of(c, &ws);
-  if (conf == NULL) return CYMG_ESTATE;
+  int rc;
+  cymg__ws_conf *conf = conf_of(c, &ws, &rc);
+  if (conf == NULL) return rc;
   conf->ping_ms = ms;
   if (ws && ws->open && !ws->close_sent && !ws->close_rcvd) {
     ws->last_rx = cymg__millis();
@@ -566,8 +574,10 @@ int cymg_ws_set_ping_interval(cymg_conn *c, uint32_t ms) {
 
 int cymg_ws_set_deflate(cymg_conn *c, bool on, unsigned flags, int server_bits, int client_bits) {
   cymg__ws *ws;
-  cymg__ws_conf *conf = conf_of(c, &ws);
-  if (conf == NULL || (ws && (ws->open || ws->req_sent))) return CYMG_ESTATE;
+  int rc;
+  cymg__ws_conf *conf = conf_of(c, &ws, &rc);
+  if (conf == NULL) return rc;
+  if (ws && (ws->open || ws->req_sent)) return CYMG_ESTATE;
   if ((server_bits && (server_bits < 8 || server_bits > 15)) ||
       (client_bits && (client_bits < 8 || client_bits > 15)) ||
       (flags & ~(CYMG_WS_DEFLATE_SERVER_NO_CONTEXT | CYMG_WS_DEFLATE_CLIENT_NO_CONTEXT)))

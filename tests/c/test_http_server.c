@@ -403,6 +403,54 @@ static void test_timeouts(void **state) {
   close(fd);
 }
 
+/* The one accepted connection of the fixture's listener (NULL if none). */
+static cymg_conn *accepted(fixture *f) {
+  for (cymg_conn *c = cymg_mgr_first(f->mgr); c; c = cymg_conn_next(c))
+    if (c != f->lsn) return c;
+  return NULL;
+}
+
+/* An idle keep-alive connection keeps its idle deadline without a timer slot
+ * (it is an entry inside the connection), and settings shared with the
+ * listener are copied on change: a later change on the listener leaves the
+ * connections it accepted before alone, and one connection's own change is its
+ * own. */
+static void test_idle_state(void **state) {
+  fixture *f = *state;
+  bool closed;
+  assert_int_equal(cymg_http_set_timeouts(f->lsn, 100, 150), 0);
+  int fd = raw_connect(f->port);
+  const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  raw_send(f->mgr, fd, req, strlen(req));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_false(closed);
+  assert_int_equal(cymg_mgr_count(f->mgr), 2);
+  assert_int_equal(cymg_timer_count(f->mgr), 0);
+  /* The listener now keeps connections a minute: this one still has 150 ms. */
+  assert_int_equal(cymg_http_set_timeouts(f->lsn, 0, 60000), 0);
+  assert_true(raw_wait_closed(f->mgr, fd));
+  close(fd);
+  /* A connection accepted now has the minute; its own change shortens it. */
+  fd = raw_connect(f->port);
+  raw_send(f->mgr, fd, req, strlen(req));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 1, &closed);
+  assert_false(closed);
+  cymg_conn *c = accepted(f);
+  assert_non_null(c);
+  assert_int_equal(cymg_http_set_timeouts(c, 0, 100), 0);
+  assert_true(raw_wait_closed(f->mgr, fd));
+  close(fd);
+  /* And a new request on a new connection is still parsed with the
+   * listener's header table size after the other connection's change. */
+  assert_int_equal(cymg_http_set_limits(f->lsn, 0, 2, 0), 0);
+  fd = raw_connect(f->port);
+  req = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
+  raw_send(f->mgr, fd, req, strlen(req));
+  raw_read(f->mgr, fd, rbuf, sizeof(rbuf), 0, &closed);
+  assert_true(strncmp(rbuf, "HTTP/1.1 431 ", 13) == 0);
+  close(fd);
+}
+
 static void test_stream_body(void **state) {
   fixture *f = *state;
   f->s.stream = true;
@@ -524,6 +572,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
       cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stream_body, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_interim_refused, setup, teardown),

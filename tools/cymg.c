@@ -1,5 +1,5 @@
 /* cymg: the command-line face of libcymg.
- *   cymg serve [DIR] [--listen URL] [--tls-cert F --tls-key F]
+ *   cymg serve [DIR] [--listen URL] [--tls-cert F --tls-key F] [--workers N]
  *                                      static file server with directory listing
  *   cymg get [-i] [-k] [--cacert F] URL
  *                                      fetch a URL, print the body (-i: and the head)
@@ -10,8 +10,10 @@
  *   cymg mqtt broker [--listen URL]... MQTT broker (tools/mqtt.c)
  *   cymg --help | --version */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,15 @@ static void usage(FILE *out) {
           "                              URL defaults to http://127.0.0.1:8000, or to\n"
           "                              https://127.0.0.1:8443 with a certificate (PEM\n"
           "                              chain, leaf first) and its key\n"
+          "        [--workers N] [--grace S] [--quiet] [--log-worker]\n"
+          "                              N threads (default: one per online CPU), each\n"
+          "                              with its own loop and SO_REUSEPORT listener;\n"
+          "                              one access-log line per request on stdout in\n"
+          "                              common log format (--quiet: none; --log-worker:\n"
+          "                              the worker's number appended); SIGINT/SIGTERM\n"
+          "                              stop accepting at once, let requests in flight\n"
+          "                              finish, and exit 0, closing what is left after\n"
+          "                              S seconds (default 10; exit 1 then)\n"
           "  get [-i] [-k] [--cacert FILE] URL\n"
           "                              fetch URL and print the body (-i: the head too);\n"
           "                              exits non-zero on errors and on status >= 400;\n"
@@ -119,36 +130,199 @@ static int tls_client(const char *cmd, cymg_mgr *mgr, cymg_conn *c, const char *
 
 /* ---- serve ---- */
 
-typedef struct {
-  cymg_http_serve_opts opts;
-} serve_ctx;
+/* One worker: its own manager and listener on the shared port (SO_REUSEPORT
+ * when there are several), and its own access-log buffer, written once per
+ * poll under log_lock so lines of different workers never interleave. */
+#define SERVE_LOG_CAP 65536
 
-static void serve_fn(cymg_conn *c, int ev, void *ev_data) {
-  serve_ctx *ctx = cymg_conn_userdata(c);
-  if (ev != CYMG_EV_HTTP_MSG) return;
-  cymg_http_msg *m = ev_data;
-  cymg_http_serve_dir(c, m, &ctx->opts);
-  /* One line per request: when, who, what, the answer. */
-  char who[64], when[32];
+typedef struct serve_ctx serve_ctx;
+typedef struct {
+  serve_ctx *ctx;
+  int index;
+  cymg_mgr *mgr;
+  cymg_conn *lsn;
+  uint64_t wakeup_id;
+  pthread_t th;
+  bool stopping, forced, failed;
+  size_t log_len;
+  char log[SERVE_LOG_CAP];
+} serve_worker;
+
+struct serve_ctx {
+  cymg_http_serve_opts opts;
+  bool quiet, log_worker;
+  unsigned grace_ms;
+  atomic_bool stop;
+  pthread_mutex_t log_lock;
+};
+
+static void serve_log_flush(serve_worker *w) {
+  if (w->log_len == 0) return;
+  pthread_mutex_lock(&w->ctx->log_lock);
+  size_t off = 0;
+  while (off < w->log_len) {
+    ssize_t n = write(STDOUT_FILENO, w->log + off, w->log_len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break; /* stdout gone: the lines are lost, serving goes on */
+    off += (size_t) n;
+  }
+  pthread_mutex_unlock(&w->ctx->log_lock);
+  w->log_len = 0;
+}
+
+/* Common log format: host ident authuser [date] "request" status bytes (the
+ * size is not known here: "-"); --log-worker adds the worker's number. */
+static void serve_log(serve_worker *w, cymg_conn *c, const cymg_http_msg *m) {
+  char who[64], when[40], line[1024];
   time_t now = time(NULL);
   struct tm tm;
-  strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
-  cymg_addr_str(cymg_conn_remote(c), true, who, sizeof(who));
-  printf("%s %s \"%.*s %.*s%s%.*s\" %d\n", when, who, (int) m->method.len, m->method.buf,
-         (int) m->uri.len, m->uri.buf, m->query.len ? "?" : "", (int) m->query.len, m->query.buf,
-         cymg_http_reply_status(c));
-  fflush(stdout);
+  strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", localtime_r(&now, &tm));
+  cymg_addr_str(cymg_conn_remote(c), false, who, sizeof(who));
+  int n = snprintf(line, sizeof(line), "%s - - [%s] \"%.*s %.*s %.*s\" %d -", who, when,
+                   (int) m->method.len, m->method.buf, (int) m->target.len, m->target.buf,
+                   (int) m->proto.len, m->proto.buf, cymg_http_reply_status(c));
+  if (n < 0) return;
+  size_t len = (size_t) n < sizeof(line) - 32 ? (size_t) n : sizeof(line) - 32;
+  if (w->ctx->log_worker) {
+    int k = snprintf(line + len, sizeof(line) - len, " %d", w->index);
+    if (k > 0) len += (size_t) k;
+  }
+  line[len++] = '\n';
+  if (w->log_len + len > sizeof(w->log)) serve_log_flush(w);
+  memcpy(w->log + w->log_len, line, len);
+  w->log_len += len;
+}
+
+static void serve_fn(cymg_conn *c, int ev, void *ev_data) {
+  serve_worker *w = cymg_conn_userdata(c);
+  if (ev != CYMG_EV_HTTP_MSG) return;
+  cymg_http_msg *m = ev_data;
+  cymg_http_serve_dir(c, m, &w->ctx->opts);
+  if (!w->ctx->quiet) serve_log(w, c, m);
+  /* Stopping: this request was in flight; its answer goes, then the end. */
+  if (w->stopping) cymg_drain(c);
+}
+
+/* Stop: the listener closes at once; idle connections close; those with a
+ * request half read or an answer still going are let finish. */
+static void serve_begin_stop(serve_worker *w) {
+  w->stopping = true;
+  for (cymg_conn *c = cymg_mgr_first(w->mgr); c != NULL; c = cymg_conn_next(c)) {
+    if (cymg_conn_id(c) == w->wakeup_id || cymg_conn_is_closing(c)) continue;
+    if (cymg_conn_is_listening(c)) {
+      cymg_close(c);
+    } else if (cymg_conn_recv_len(c) == 0 || cymg_conn_send_len(c) > 0) {
+      cymg_drain(c); /* closes at once when nothing is queued or pumped */
+    }
+  }
+}
+
+static size_t serve_live(serve_worker *w) {
+  size_t n = 0;
+  for (cymg_conn *c = cymg_mgr_first(w->mgr); c != NULL; c = cymg_conn_next(c))
+    if (cymg_conn_id(c) != w->wakeup_id) n++;
+  return n;
+}
+
+static void *serve_worker_run(void *arg) {
+  serve_worker *w = arg;
+  uint64_t deadline = 0;
+  for (;;) {
+    int timeout = 1000;
+    if (w->stopping) {
+      uint64_t now = cymg_mgr_now(w->mgr);
+      if (serve_live(w) == 0) break;
+      if (now >= deadline && !w->forced) {
+        /* A peer that never reads must not hold the process forever. */
+        w->forced = true;
+        for (cymg_conn *c = cymg_mgr_first(w->mgr); c != NULL; c = cymg_conn_next(c))
+          if (cymg_conn_id(c) != w->wakeup_id) cymg_close(c);
+      }
+      timeout = w->forced ? 0 : (int) (deadline - now < 1000 ? deadline - now : 1000);
+    }
+    int rc = cymg_mgr_poll(w->mgr, timeout);
+    serve_log_flush(w);
+    if (rc < 0) {
+      fprintf(stderr, "cymg serve: worker %d: poll: %s\n", w->index, cymg_strerror(rc));
+      w->failed = true;
+      break;
+    }
+    if (!w->stopping && (atomic_load(&w->ctx->stop) || stop_signal)) {
+      serve_begin_stop(w);
+      deadline = cymg_mgr_now(w->mgr) + w->ctx->grace_ms;
+    }
+  }
+  serve_log_flush(w);
+  return NULL;
+}
+
+/* Opens worker w's manager and listener. With several workers each listens
+ * with SO_REUSEPORT on the address the first one got (so port 0 works). */
+static int serve_open(serve_worker *w, const char *url, const char *cert, const char *key,
+                      bool reuse) {
+  int rc = cymg_mgr_new(&w->mgr, CYMG_BACKEND_AUTO);
+  if (rc < 0) {
+    fprintf(stderr, "cymg serve: %s\n", cymg_strerror(rc));
+    return -1;
+  }
+  int64_t wid = cymg_wakeup_init(w->mgr);
+  if (wid < 0) {
+    fprintf(stderr, "cymg serve: wakeup: %s\n", cymg_strerror((int) wid));
+    return -1;
+  }
+  w->wakeup_id = (uint64_t) wid;
+  rc = reuse ? cymg_listen_reuseport(w->mgr, url, serve_fn, w, &w->lsn)
+             : cymg_http_listen(w->mgr, url, serve_fn, w, &w->lsn);
+  if (rc == 0 && reuse && (rc = cymg_http_attach(w->lsn, true)) < 0) {
+    fprintf(stderr, "cymg serve: %s\n", cymg_strerror(rc));
+    return -1;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "cymg serve: %s\n", cymg_mgr_errmsg(w->mgr));
+    return -1;
+  }
+  if (cert != NULL) {
+    /* Files are loaded and checked now: bad material stops the tool at once
+     * rather than failing every handshake. */
+    cymg_tls_opts o = {.cert = cymg_str_c(cert), .key = cymg_str_c(key)};
+    rc = cymg_tls_init(w->lsn, &o);
+    if (rc < 0) {
+      const char *why = cymg_mgr_errmsg(w->mgr);
+      fprintf(stderr, "cymg serve: %s\n", why[0] ? why : cymg_strerror(rc));
+      return -1;
+    }
+  }
+  return 0;
 }
 
 static int cmd_serve(int argc, char **argv) {
   const char *dir = ".", *url = NULL, *cert = NULL, *key = NULL;
+  long workers = sysconf(_SC_NPROCESSORS_ONLN), grace = 10;
+  bool quiet = false, log_worker = false;
   for (int i = 0; i < argc; i++) {
+    char *end;
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       url = argv[++i];
     } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
       cert = argv[++i];
     } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
       key = argv[++i];
+    } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+      workers = strtol(argv[++i], &end, 10);
+      if (*end != '\0' || workers < 1 || workers > 1024) {
+        fprintf(stderr, "cymg serve: --workers takes a number from 1 to 1024\n");
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+      grace = strtol(argv[++i], &end, 10);
+      if (*end != '\0' || grace < 0 || grace > 3600) {
+        fprintf(stderr, "cymg serve: --grace takes seconds from 0 to 3600\n");
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
+      quiet = true;
+    } else if (strcmp(argv[i], "--log-worker") == 0) {
+      log_worker = true;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -159,6 +333,7 @@ static int cmd_serve(int argc, char **argv) {
       dir = argv[i];
     }
   }
+  if (workers < 1) workers = 1;
   if ((cert == NULL) != (key == NULL)) {
     fprintf(stderr, "cymg serve: --tls-cert and --tls-key go together\n");
     return 2;
@@ -176,41 +351,93 @@ static int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "cymg serve: '%s' is not a folder\n", dir);
     return 1;
   }
-  serve_ctx ctx = {.opts = {.root_dir = dir, .dir_listing = true}};
-  cymg_mgr *mgr;
-  cymg_conn *lsn;
-  int rc = cymg_mgr_new(&mgr, CYMG_BACKEND_AUTO);
-  if (rc < 0) {
-    fprintf(stderr, "cymg serve: %s\n", cymg_strerror(rc));
+  serve_ctx ctx = {.opts = {.root_dir = dir, .dir_listing = true},
+                   .quiet = quiet,
+                   .log_worker = log_worker,
+                   .grace_ms = (unsigned) grace * 1000u};
+  atomic_init(&ctx.stop, false);
+  if (pthread_mutex_init(&ctx.log_lock, NULL) != 0) {
+    fprintf(stderr, "cymg serve: cannot create a mutex\n");
     return 1;
   }
-  if (cymg_http_listen(mgr, url, serve_fn, &ctx, &lsn) != 0) {
-    fprintf(stderr, "cymg serve: %s\n", cymg_mgr_errmsg(mgr));
-    cymg_mgr_free(mgr);
+  serve_worker *ws = calloc((size_t) workers, sizeof(*ws));
+  if (ws == NULL) {
+    fprintf(stderr, "cymg serve: out of memory\n");
     return 1;
   }
-  if (cert != NULL) {
-    /* Files are loaded and checked now: bad material stops the tool at once
-     * rather than failing every handshake. */
-    cymg_tls_opts o = {.cert = cymg_str_c(cert), .key = cymg_str_c(key)};
-    rc = cymg_tls_init(lsn, &o);
-    if (rc < 0) {
-      const char *why = cymg_mgr_errmsg(mgr);
-      fprintf(stderr, "cymg serve: %s\n", why[0] ? why : cymg_strerror(rc));
-      cymg_mgr_free(mgr);
-      return 1;
+  int status = 1;
+  long opened = 0, started = 0;
+  char a[64], same[96];
+  for (; opened < workers; opened++) {
+    serve_worker *w = &ws[opened];
+    w->ctx = &ctx;
+    w->index = (int) opened;
+    if (serve_open(w, opened == 0 ? url : same, cert, key, workers > 1) < 0) {
+      opened++;
+      goto out;
+    }
+    if (opened == 0) {
+      cymg_addr_str(cymg_conn_local(w->lsn), true, a, sizeof(a));
+      if (snprintf(same, sizeof(same), "%s://%s", cert ? "https" : "http", a) >=
+          (int) sizeof(same)) {
+        fprintf(stderr, "cymg serve: address too long\n");
+        opened++;
+        goto out;
+      }
     }
   }
-  char a[64];
-  cymg_addr_str(cymg_conn_local(lsn), true, a, sizeof(a));
-  printf("cymg %s serving %s at %s://%s/ (Ctrl-C stops)\n", cymg_version(), dir,
-         cert ? "https" : "http", a);
+  printf("cymg %s serving %s at %s/ with %ld worker%s (Ctrl-C stops)\n", cymg_version(), dir, same,
+         workers, workers == 1 ? "" : "s");
   fflush(stdout);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  while (!stop_signal) cymg_mgr_poll(mgr, 1000);
-  cymg_mgr_free(mgr);
-  return 0;
+  /* The signals go to this thread alone (sigwait); workers start with them
+   * blocked and learn of the stop through the flag and an interrupt. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+    fprintf(stderr, "cymg serve: cannot block signals\n");
+    goto out;
+  }
+  if (workers == 1) {
+    /* Today's single-threaded path: the loop runs here; the flag is polled. */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    ws[0].ctx = &ctx;
+    serve_worker_run(&ws[0]);
+  } else {
+    for (; started < workers; started++) {
+      if (pthread_create(&ws[started].th, NULL, serve_worker_run, &ws[started]) != 0) {
+        fprintf(stderr, "cymg serve: cannot start worker %ld\n", started);
+        atomic_store(&ctx.stop, true);
+        break;
+      }
+    }
+    int sig = 0;
+    if (started == workers && sigwait(&set, &sig) != 0) fprintf(stderr, "cymg serve: sigwait\n");
+    atomic_store(&ctx.stop, true);
+    for (long i = 0; i < started; i++) {
+      int rc = cymg_mgr_interrupt(ws[i].mgr);
+      if (rc < 0) fprintf(stderr, "cymg serve: worker %ld: %s\n", i, cymg_strerror(rc));
+    }
+    for (long i = 0; i < started; i++) pthread_join(ws[i].th, NULL);
+    if (started < workers) goto out;
+  }
+  status = 0;
+  for (long i = 0; i < workers; i++) {
+    if (ws[i].failed) status = 1;
+    if (ws[i].forced) {
+      fprintf(stderr, "cymg serve: worker %ld: connections still open after %ld s closed\n", i,
+              grace);
+      status = 1;
+    }
+  }
+out:
+  for (long i = 0; i < opened; i++) cymg_mgr_free(ws[i].mgr);
+  free(ws);
+  pthread_mutex_destroy(&ctx.log_lock);
+  return status;
 }
 
 /* ---- get ---- */

@@ -137,6 +137,8 @@ void cymg__tls_adopt(cymg_conn *c, cymg_conn *lsn);
 void cymg__tls_accepted(cymg_conn *c);
 /* The manager's TLS state (client session cache, default client context). */
 void cymg__tls_mgr_free(cymg_mgr *mgr);
+/* The manager's static-file cache (src/http/static_cache.c). */
+void cymg__static_cache_free(cymg_mgr *mgr);
 
 /* ---- connections ------------------------------------------------------------- */
 enum {
@@ -312,6 +314,7 @@ struct cymg_mgr {
   size_t nhidden; /* connections with CYMG__F_HIDDEN */
   struct cymg__tls_mgr *tls; /* TLS state (src/net/tls_openssl.c), created on first use */
   uint32_t tls_hs_ms;        /* handshake timeout of new TLS connections; 0: none */
+  struct cymg__static_cache *static_cache; /* src/http/static_cache.c, made on first use */
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
   char errmsg[256];

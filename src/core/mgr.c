@@ -221,6 +221,7 @@ void cymg_mgr_free(cymg_mgr *mgr) {
     reap_closing(mgr);
   }
   cymg__tls_mgr_free(mgr);
+  cymg__static_cache_free(mgr);
   cymg__timers_free(&mgr->timers);
   cymg__wakeup_free(mgr);
   pthread_mutex_destroy(&mgr->wk.lock);

@@ -164,7 +164,18 @@ enum {
   CYMG__F_READ_PAUSED = 1u << 19, /* the program asked for no reading (cymg_conn_pause_read) */
   CYMG__F_BODY_STREAM = 1u << 20, /* a server streams a request body: its pieces are the
                                      only READ events (no read_events copy) */
+  CYMG__F_FD_SHARED = 1u << 24,   /* the descriptor was handed out (cymg_conn_fd): others
+                                     may hold a dup of it, so its removal from the backend
+                                     is never left to the kernel */
 };
+
+/* True when closing c's descriptor drops the last reference to its open file:
+ * never handed out, and no fork() since the process started (a child holds a
+ * copy), so a backend whose kernel set forgets closed files (epoll) may skip
+ * its removal (cymg__backend.del's `closing`). */
+bool cymg__conn_fd_alone(const cymg_conn *c);
+/* Registers the fork handler behind cymg__conn_fd_alone (once per process). */
+void cymg__fork_watch(void);
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
  * that caused it (connect, send). */

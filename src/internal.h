@@ -137,6 +137,8 @@ void cymg__tls_adopt(cymg_conn *c, cymg_conn *lsn);
 void cymg__tls_accepted(cymg_conn *c);
 /* The manager's TLS state (client session cache, default client context). */
 void cymg__tls_mgr_free(cymg_mgr *mgr);
+/* The manager's static-file cache (src/http/static_cache.c). */
+void cymg__static_cache_free(cymg_mgr *mgr);
 
 /* ---- timers ------------------------------------------------------------------
  * One min-heap of entries ordered by (deadline, seq). An entry is either the
@@ -174,7 +176,18 @@ enum {
   CYMG__F_READ_PAUSED = 1u << 19, /* the program asked for no reading (cymg_conn_pause_read) */
   CYMG__F_BODY_STREAM = 1u << 20, /* a server streams a request body: its pieces are the
                                      only READ events (no read_events copy) */
+  CYMG__F_FD_SHARED = 1u << 24,   /* the descriptor was handed out (cymg_conn_fd): others
+                                     may hold a dup of it, so its removal from the backend
+                                     is never left to the kernel */
 };
+
+/* True when closing c's descriptor drops the last reference to its open file:
+ * never handed out, and no fork() since the process started (a child holds a
+ * copy), so a backend whose kernel set forgets closed files (epoll) may skip
+ * its removal (cymg__backend.del's `closing`). */
+bool cymg__conn_fd_alone(const cymg_conn *c);
+/* Registers the fork handler behind cymg__conn_fd_alone (once per process). */
+void cymg__fork_watch(void);
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
  * that caused it (connect, send). */
@@ -337,6 +350,7 @@ struct cymg_mgr {
   size_t nhidden; /* connections with CYMG__F_HIDDEN */
   struct cymg__tls_mgr *tls; /* TLS state (src/net/tls_openssl.c), created on first use */
   uint32_t tls_hs_ms;        /* handshake timeout of new TLS connections; 0: none */
+  struct cymg__static_cache *static_cache; /* src/http/static_cache.c, made on first use */
   int reserve_fd; /* spare descriptor given up to shed connections at EMFILE */
   void *userdata;
   char errmsg[256];

@@ -50,7 +50,10 @@ static int ep_mod(void *state, int fd, unsigned interest, void *ptr) {
 }
 
 static int ep_del(void *state, int fd, bool closing) {
-  (void) closing; /* always removed for now */
+  /* The kernel drops a registration when the last descriptor of its open
+   * file is closed; the caller promises that close is next and that nothing
+   * else (a dup, a forked child) refers to the file. */
+  if (closing) return 0;
   return ep_ctl(state, EPOLL_CTL_DEL, fd, 0, NULL);
 }
 

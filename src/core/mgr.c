@@ -166,6 +166,7 @@ int cymg_mgr_new(cymg_mgr **out, int backend) {
   mgr->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   mgr->now = cymg__millis();
   ignore_default_sigpipe();
+  cymg__fork_watch();
   *out = mgr;
   return 0;
 }
@@ -221,6 +222,7 @@ void cymg_mgr_free(cymg_mgr *mgr) {
     reap_closing(mgr);
   }
   cymg__tls_mgr_free(mgr);
+  cymg__static_cache_free(mgr);
   cymg__timers_free(&mgr->timers);
   cymg__wakeup_free(mgr);
   pthread_mutex_destroy(&mgr->wk.lock);

@@ -111,6 +111,13 @@ cymg__http *cymg__http_of(const cymg_conn *c);
  * Returns 0 or a negative code (then fd is already closed). */
 int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd, uint64_t offset,
                           uint64_t len);
+/* Bodies up to this size are read into the send buffer behind the head, so
+ * head and body leave in one send (no sendfile, no pump). */
+#define CYMG__HTTP_INLINE_FILE 16384
+/* The same; with borrowed, fd stays the caller's (a cached descriptor): it is
+ * read from, or duplicated for a large body, never closed. */
+int cymg__http_reply_file_ex(cymg_conn *c, int status, const char *headers, int fd,
+                             uint64_t offset, uint64_t len, bool borrowed);
 
 /* For a reply that could not be queued (rc < 0 but EINVAL, ESTATE, ECLOSED:
  * those changed nothing): fails the connection, ERROR (naming what) at the

@@ -1,6 +1,7 @@
 /* Server replies: status line and standard headers, whole bodies, chunked
  * bodies, Server-Sent Events, file bodies through sendfile. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,14 +371,52 @@ static bool file_pump(cymg_conn *c) {
 
 int cymg__http_reply_file(cymg_conn *c, int status, const char *headers, int fd, uint64_t offset,
                           uint64_t len) {
+  return cymg__http_reply_file_ex(c, status, headers, fd, offset, len, false);
+}
+
+int cymg__http_reply_file_ex(cymg_conn *c, int status, const char *headers, int fd,
+                             uint64_t offset, uint64_t len, bool borrowed) {
   cymg__http *h = server_state(c);
   if (h == NULL || h->resp_chunked || h->file_fd >= 0) {
-    close(fd);
+    if (!borrowed) close(fd);
     return CYMG_ESTATE;
+  }
+  if (len <= CYMG__HTTP_INLINE_FILE && !h->req_head) {
+    /* A small body is read behind the head, and both leave in one send: no
+     * sendfile, no pump, and the descriptor is done with at once. */
+    char body[CYMG__HTTP_INLINE_FILE];
+    size_t got = 0;
+    int rc = 0;
+    while (got < len) {
+      ssize_t n = pread(fd, body + got, (size_t) len - got, (off_t) (offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        rc = n < 0 ? -errno : CYMG_ERANGE;
+        break;
+      }
+      got += (size_t) n;
+    }
+    if (!borrowed) close(fd);
+    if (rc < 0) {
+      /* Nothing went out yet: the client waits for an answer that cannot be
+       * given, so the connection fails with the reason. */
+      cymg__conn_fail_later(c, "read file: %s",
+                            rc == CYMG_ERANGE ? "file shrank while sent" : cymg_strerror(rc));
+      return rc;
+    }
+    rc = send_head(c, h, status, headers, (int64_t) len, body, (size_t) len);
+    if (rc == 0) replied(c, h);
+    return cymg__http_reply_failed(c, rc, "reply");
+  }
+  if (borrowed && !h->req_head) {
+    /* The pump closes what it sends from; the cache keeps its own. */
+    fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return cymg__http_reply_failed(c, -errno, "reply");
+    borrowed = false;
   }
   int rc = send_head(c, h, status, headers, (int64_t) len, NULL, 0);
   if (rc < 0 || h->req_head || len == 0) {
-    close(fd);
+    if (!borrowed) close(fd);
     if (rc == 0) replied(c, h);
     return cymg__http_reply_failed(c, rc, "reply");
   }

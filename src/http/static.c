@@ -22,8 +22,10 @@
  *   ".well-known" of RFC 8615), and anything but regular files and folders.
  *   A malformed %-escape is 400. A folder without an index file and with
  *   listings off is 403 (its existence is no secret: /dir gives 301).
- * - Lookups start from a descriptor of the root opened once per call (not
- *   cached: no state outlives a call). On Linux 5.6+ each file is opened with
+ * - Lookups start from a descriptor of the root kept open by the manager's
+ *   static cache (static_cache.c; it also keeps hot regular files open: a
+ *   small file costs fstat, pread, send and the next recv). On Linux 5.6+
+ *   each file is opened with
  *   openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): the kernel refuses any
  *   walk leaving the root in the same step as the open, so no symlink can be
  *   swapped in between a check and the open. A walk it refuses (EXDEV: an
@@ -40,10 +42,12 @@
  *   files in order; then the listing (names sorted, folders first, hidden
  *   names and escaping symlinks left out, HTML-escaped, percent-encoded in
  *   links, sizes in bytes, IMF-fixdate times, "../" except at the root).
- * - Precompressed files: when "<file>.gz" exists, Vary: Accept-Encoding goes on
- *   every answer for the file; clients that accept gzip (q > 0, named or by
- *   "*", and not below an explicit identity weight) get the .gz bytes with
- *   Content-Encoding: gzip and the original's Content-Type. Accept-Encoding
+ * - Precompressed files: "<file>.gz" is looked for only when the client
+ *   accepts gzip (q > 0, named or by "*", and not below an explicit identity
+ *   weight); when it exists, that client gets the .gz bytes with
+ *   Content-Encoding: gzip, the original's Content-Type and Vary:
+ *   Accept-Encoding. Other clients get the file without the look (and without
+ *   Vary): a shared cache keeping that answer serves a correct one to all. Accept-Encoding
  *   is read as a §5.6.1 list: empty elements and OWS are skipped; a weight
  *   that is not a qvalue of §12.4.2 (more than three decimals, above 1,
  *   not a number) makes its element not acceptable.
@@ -500,6 +504,7 @@ typedef struct source {
   struct stat st;
   const char *name;
   bool gzip, vary;
+  bool borrowed; /* fd is the manager's cache's: never closed here */
 } source;
 
 /* Answers with src (whose fd this takes over): preconditions, then Range. */
@@ -556,10 +561,10 @@ static int reply_source(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
   }
   const char *hdrs = finish_headers(&h, o);
   if (hdrs == NULL) goto out;
-  rc = cymg__http_reply_file(c, status, hdrs, src->fd, start, len);
-  src->fd = -1; /* the layer owns it now, whatever happened */
+  rc = cymg__http_reply_file_ex(c, status, hdrs, src->fd, start, len, src->borrowed);
+  src->fd = -1; /* the layer owns it now (or the cache still does), whatever happened */
 out:
-  if (src->fd >= 0) close(src->fd);
+  if (src->fd >= 0 && !src->borrowed) close(src->fd);
   src->fd = -1;
   cymg_buf_free(&h);
   return rc;
@@ -574,24 +579,29 @@ out:
 #define PROBE_FLAGS (O_RDONLY | O_NONBLOCK)
 #endif
 
-/* The served folder, for one call: a descriptor every lookup starts from.
- * Nothing outlives the call, so a root renamed or replaced between requests is
- * simply the new root. */
+/* The served folder, for one call: a descriptor every lookup starts from. The
+ * descriptor is the manager's cache's (slot >= 0), checked against the path
+ * every CYMG__SC_VALID_MS and whenever a lookup fails, so a root renamed or
+ * replaced between requests is soon simply the new root. */
 typedef struct root {
+  cymg_mgr *mgr;
   const char *dir; /* as configured */
   int fd;          /* O_PATH descriptor of dir; -1 without openat2 */
+  int slot;        /* the cache's slot owning fd; -1: fd is this call's */
   bool beneath;    /* lookups go through openat2, confined by the kernel */
   char *real;      /* realpath(dir), made only when a lookup needs it */
   size_t len;
 } root;
 
 /* Returns 0, or -1 with errno when dir cannot be opened as a folder. */
-static int root_init(root *r, const char *dir) {
+static int root_init(root *r, const char *dir, cymg_mgr *mgr) {
   memset(r, 0, sizeof(*r));
+  r->mgr = mgr;
   r->dir = dir;
   r->fd = -1;
+  r->slot = -1;
 #if CYMG__OPENAT2
-  r->fd = open(dir, PROBE_FLAGS | O_DIRECTORY | O_CLOEXEC);
+  r->fd = cymg__static_cache_root(mgr, dir, &r->slot);
   if (r->fd < 0) return -1;
   r->beneath = true;
   return 0;
@@ -607,7 +617,7 @@ static int root_init(root *r, const char *dir) {
 }
 
 static void root_free(root *r) {
-  if (r->fd >= 0) close(r->fd);
+  if (r->fd >= 0 && r->slot < 0) close(r->fd);
   free(r->real);
 }
 
@@ -718,34 +728,88 @@ static int root_open(root *r, const char *rel, int flags) {
   return fd;
 }
 
-/* Looks for "<path>.gz" (beneath r, or by path when r is NULL) and, when it is
- * a regular file, marks src as varying on Accept-Encoding; when the client
- * takes gzip, src becomes the sibling (its old fd closed). src->fd may be -1:
- * only a sibling will do then. Returns 0, or CYMG_ENOMEM. */
+/* Opens rel beneath r with flags, through the manager's cache when the file
+ * is a regular one and r has a cached root: *st is filled for any fd returned,
+ * *borrowed tells whether the fd is the cache's. A lookup that fails under a
+ * root whose path now names another folder is tried once more from the new
+ * root. absent_ok caches a miss too (the ".gz" probe). Returns the fd, or -1
+ * with errno. */
+static int root_lookup(root *r, const char *rel, struct stat *st, bool *borrowed,
+                       bool absent_ok) {
+  *borrowed = false;
+  int fd = -1;
+  int hit = r->slot >= 0 ? cymg__static_cache_get(r->mgr, r->slot, rel, &fd, st) : CYMG__SC_MISS;
+  if (hit == CYMG__SC_HIT) {
+    *borrowed = true;
+    return fd;
+  }
+  if (hit == CYMG__SC_ABSENT) {
+    errno = ENOENT;
+    return -1;
+  }
+  fd = root_open(r, rel, O_RDONLY | O_NONBLOCK);
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR) && r->slot >= 0 &&
+      cymg__static_cache_root_stale(r->mgr, r->slot)) {
+    /* The root was renamed or replaced: look again from what its path names. */
+    r->fd = cymg__static_cache_root(r->mgr, r->dir, &r->slot);
+    if (r->fd < 0) {
+      errno = ENOENT;
+      return -1;
+    }
+    fd = root_open(r, rel, O_RDONLY | O_NONBLOCK);
+  }
+  if (fd < 0) {
+    int e = errno;
+    if (absent_ok && e != ENOMEM && r->slot >= 0)
+      (void)cymg__static_cache_put(r->mgr, r->slot, rel, -1, NULL);
+    errno = e;
+    return -1;
+  }
+  if (fstat(fd, st) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  if (S_ISREG(st->st_mode) && r->slot >= 0 &&
+      cymg__static_cache_put(r->mgr, r->slot, rel, fd, st))
+    *borrowed = true;
+  return fd;
+}
+
+/* When the client takes gzip, looks for "<path>.gz" (beneath r, or by path
+ * when r is NULL) and, when it is a regular file, marks src as varying on
+ * Accept-Encoding and makes src the sibling (its old fd closed). src->fd may
+ * be -1: only a sibling will do then. A client that does not take gzip gets
+ * the file without a look for the sibling (no system call spent on it) and
+ * without Vary: what a shared cache keeps from that answer is still a correct
+ * answer for any client. Returns 0, or CYMG_ENOMEM. */
 static int add_sibling(const cymg_http_msg *msg, root *r, const char *path, source *src) {
+  if (!cymg__http_accepts_gzip(msg)) return 0;
   size_t n = strlen(path);
   char *gz = malloc(n + 4);
   if (gz == NULL) return CYMG_ENOMEM;
   memcpy(gz, path, n);
   memcpy(gz + n, ".gz", 4);
-  bool take = cymg__http_accepts_gzip(msg);
-  /* Vary whenever a sibling exists: the answer depends on Accept-Encoding even
-   * for the clients that get the plain file. Those only need to know it is
-   * there, so it is looked at, not opened for reading. */
-  int flags = take ? O_RDONLY | O_NONBLOCK : PROBE_FLAGS;
-  int fd = r ? root_open(r, gz, flags) : open(gz, flags | O_CLOEXEC | O_NOCTTY);
-  free(gz);
   struct stat st;
-  if (regular(fd, &st) < 0) return 0;
-  src->vary = true;
-  if (take) {
-    if (src->fd >= 0) close(src->fd);
-    src->fd = fd;
-    src->st = st;
-    src->gzip = true;
-  } else {
-    close(fd);
+  bool borrowed = false;
+  int fd = r ? root_lookup(r, gz, &st, &borrowed, true)
+             : open(gz, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  free(gz);
+  if (fd >= 0 && (r == NULL || !borrowed)) {
+    if (r == NULL && fstat(fd, &st) != 0) st.st_mode = 0;
+    if (!S_ISREG(st.st_mode)) {
+      close(fd);
+      fd = -1;
+    }
   }
+  if (fd < 0) return 0;
+  src->vary = true;
+  if (src->fd >= 0 && !src->borrowed) close(src->fd);
+  src->fd = fd;
+  src->st = st;
+  src->gzip = true;
+  src->borrowed = borrowed;
   return 0;
 }
 
@@ -756,7 +820,7 @@ int cymg_http_serve_file(cymg_conn *c, const cymg_http_msg *msg, const char *pat
   source src = {.fd = -1, .name = path};
   src.fd = open_regular(path, &src.st);
   if (add_sibling(msg, NULL, path, &src) != 0) {
-    if (src.fd >= 0) close(src.fd);
+    if (src.fd >= 0 && !src.borrowed) close(src.fd);
     return reply_text(c, o, 500, NULL);
   }
   int rc = src.fd >= 0 ? reply_source(c, msg, o, &src) : reply_404(c, o);
@@ -906,10 +970,15 @@ out:
 static int open_source(const cymg_http_msg *msg, root *r, const char *rel, source *src) {
   memset(src, 0, sizeof(*src));
   src->name = rel;
-  src->fd = regular(root_open(r, rel, O_RDONLY | O_NONBLOCK), &src->st);
+  src->fd = root_lookup(r, rel, &src->st, &src->borrowed, false);
+  if (src->fd >= 0 && !S_ISREG(src->st.st_mode)) {
+    close(src->fd); /* never the cache's: it keeps regular files only */
+    src->fd = -1;
+    errno = ENOENT;
+  }
   if (src->fd < 0) return errno == ENOMEM ? CYMG_ENOMEM : -1;
   if (add_sibling(msg, r, rel, src) != 0) {
-    close(src->fd);
+    if (!src->borrowed) close(src->fd);
     return CYMG_ENOMEM;
   }
   return 0;
@@ -979,18 +1048,18 @@ static int serve_path(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_se
   /* One lookup decides: a folder, a file, or nothing to show. The descriptor
    * is what gets sent or listed, so nothing is looked up twice. */
   const char *rel = n > 1 ? npath + 1 : ".";
-  int fd = root_open(r, rel, O_RDONLY | O_NONBLOCK);
+  source src = {.fd = -1, .name = rel};
+  int fd = root_lookup(r, rel, &src.st, &src.borrowed, false);
   if (fd < 0) return errno == ENOMEM ? reply_text(c, o, 500, NULL) : reply_404(c, o);
-  source src = {.fd = fd, .name = rel};
-  bool known = fstat(fd, &src.st) == 0;
-  if (known && S_ISDIR(src.st.st_mode)) return serve_folder(c, msg, o, r, npath, fd);
+  src.fd = fd;
+  if (S_ISDIR(src.st.st_mode)) return serve_folder(c, msg, o, r, npath, fd);
   /* "/file/" names a folder: not this file. FIFOs, devices, sockets: never. */
-  if (!known || npath[n - 1] == '/' || !S_ISREG(src.st.st_mode)) {
-    close(fd);
+  if (npath[n - 1] == '/' || !S_ISREG(src.st.st_mode)) {
+    if (!src.borrowed) close(fd);
     return reply_404(c, o);
   }
   if (add_sibling(msg, r, rel, &src) != 0) {
-    close(src.fd);
+    if (!src.borrowed) close(src.fd);
     return reply_text(c, o, 500, NULL);
   }
   return reply_source(c, msg, o, &src);
@@ -1010,7 +1079,7 @@ int cymg_http_serve_dir(cymg_conn *c, const cymg_http_msg *msg, const cymg_http_
     rc = reply_text(c, o, 400, NULL);
   } else if (n < 0 || hidden(npath)) {
     rc = reply_404(c, o); /* refused paths look like missing ones */
-  } else if (root_init(&r, o->root_dir) != 0) {
+  } else if (root_init(&r, o->root_dir, c->mgr) != 0) {
     rc = reply_text(c, o, 500, NULL); /* a misconfigured root should be seen */
   } else {
     rc = serve_path(c, msg, o, &r, npath, (size_t)n);

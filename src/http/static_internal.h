@@ -59,6 +59,32 @@ CYMG_NODISCARD int cymg__http_parse_range(cymg_str value, uint64_t size, uint64_
  * q > 0, or "*" with q > 0 when gzip is not listed). */
 bool cymg__http_accepts_gzip(const cymg_http_msg *msg);
 
+/* ---- the manager's cache of roots and hot files (static_cache.c) ---- */
+
+#define CYMG__SC_ROOTS 4       /* served roots kept open */
+#define CYMG__SC_FILES 64      /* files (and missing ".gz" siblings) kept open */
+#define CYMG__SC_MAX_PATH 255  /* longer relative paths are not cached */
+#define CYMG__SC_VALID_MS 1000 /* an entry is looked up by its path again after this */
+enum { CYMG__SC_MISS = 0, CYMG__SC_HIT = 1, CYMG__SC_ABSENT = 2 };
+
+struct stat;
+/* A descriptor of the folder dir (O_PATH), owned by the cache (*slot >= 0)
+ * or, when the cache could not be made, by the caller (*slot = -1). The path
+ * is checked against the descriptor every CYMG__SC_VALID_MS. Returns the fd,
+ * or -1 with errno. */
+int cymg__static_cache_root(cymg_mgr *mgr, const char *dir, int *slot);
+/* A lookup beneath root slot failed: true when the root's path no longer names
+ * the folder it is open on (the slot is dropped: open the root again). */
+bool cymg__static_cache_root_stale(cymg_mgr *mgr, int slot);
+/* rel beneath root slot: CYMG__SC_HIT with *fd (the cache's: never closed by
+ * the caller) and *st fresh from fstat; CYMG__SC_ABSENT when it is known not to
+ * be a regular file; CYMG__SC_MISS when it must be looked up. */
+int cymg__static_cache_get(cymg_mgr *mgr, int slot, const char *rel, int *fd, struct stat *st);
+/* Keeps fd (a regular file opened beneath root slot, or -1: not there) as rel.
+ * Returns true when the cache took fd; false leaves it to the caller. */
+bool cymg__static_cache_put(cymg_mgr *mgr, int slot, const char *rel, int fd,
+                            const struct stat *st);
+
 /* ---- multipart ---- */
 
 /* Longest boundary RFC 2046 §5.1.1 allows. */

@@ -230,7 +230,8 @@ static int ur_arm_dirty(ur_state *s) {
     }
     sl->flags &= ~(unsigned) UR_DIRTY;
   }
-  memmove(s->dirty, s->dirty + i, (size_t) (s->ndirty - i) * sizeof(*s->dirty));
+  if (i > 0 && i < s->ndirty) /* dirty is NULL before the first add */
+    memmove(s->dirty, s->dirty + i, (size_t) (s->ndirty - i) * sizeof(*s->dirty));
   s->ndirty -= i;
   return rc;
 }

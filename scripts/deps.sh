@@ -3,7 +3,7 @@
 # some are missing. Usage: scripts/deps.sh [build|test|bench]
 set -euo pipefail
 what=${1:-test}
-pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev)
+pkgs=(build-essential cmake pkg-config libssl-dev zlib1g-dev liburing-dev)
 case "$what" in
   build) ;;
   test) pkgs+=(libcmocka-dev clang libclang-rt-14-dev curl python3-dev python3-pytest

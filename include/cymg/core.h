@@ -58,10 +58,10 @@ CYMG_API const char *cymg_event_name(int ev);
 
 /* I/O multiplexers. AUTO takes the CYMG_BACKEND environment variable
  * ("io_uring", "epoll", "kqueue", "poll" or "select") when set and not empty,
- * else the first of io_uring, epoll, kqueue, poll that this build has and that
+ * else the first of epoll, kqueue, io_uring, poll that this build has and that
  * starts (io_uring can be refused by the kernel, by kernel.io_uring_disabled or
- * by a seccomp filter); a DEBUG log line says which one and why the ones
- * before it did not. A CYMG_BACKEND value that names none makes cymg_mgr_new()
+ * by a seccomp filter; it comes after epoll until it measures faster); a DEBUG
+ * log line says which one and why the ones before it did not. A CYMG_BACKEND value that names none makes cymg_mgr_new()
  * fail with CYMG_EINVAL and an ERROR line listing the valid names. select
  * serves descriptors below FD_SETSIZE only and refuses others (CYMG_ELIMIT). */
 enum {

@@ -40,18 +40,15 @@ uint64_t cymg__mgr_next_id(cymg_mgr *mgr) { return ++mgr->next_id; }
 /* Every backend the library knows, in the order AUTO tries them: the first one
  * built in whose init succeeds runs (io_uring can be compiled in and still be
  * refused by the kernel, a sysctl or a seccomp filter). NULL: not on this OS or
- * not built. */
+ * not built. io_uring comes after epoll for now: it polls readiness through
+ * the ring, with no measured gain over epoll yet, and a killed process's
+ * listener outlives it briefly (docs/design.md); CYMG_BACKEND=io_uring picks
+ * it. */
 static const struct {
   int id;
   const char *name;
   const cymg__backend *be;
 } backends[] = {
-    {CYMG_BACKEND_IO_URING, "io_uring",
-#ifdef CYMG__HAVE_URING
-     &cymg__backend_uring},
-#else
-     NULL},
-#endif
     {CYMG_BACKEND_EPOLL, "epoll",
 #ifdef CYMG__HAVE_EPOLL
      &cymg__backend_epoll},
@@ -61,6 +58,12 @@ static const struct {
     {CYMG_BACKEND_KQUEUE, "kqueue",
 #ifdef CYMG__HAVE_KQUEUE
      &cymg__backend_kqueue},
+#else
+     NULL},
+#endif
+    {CYMG_BACKEND_IO_URING, "io_uring",
+#ifdef CYMG__HAVE_URING
+     &cymg__backend_uring},
 #else
      NULL},
 #endif

@@ -211,6 +211,7 @@ static void test_sigkill_after_ack(void **state) {
   POLL_UNTIL(mgr, cli_acks(&p) == 2);
   kill_broker(pid); /* no shutdown, no flush: only what was synced */
   cli_close(mgr, &p);
+  wait_port_closed(mgr, port);
 
   pid = spawn_broker(port);
   wait_port(mgr, port);

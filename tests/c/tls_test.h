@@ -151,4 +151,24 @@ static inline void wait_port(cymg_mgr *mgr, uint16_t port) {
   }
 }
 
+/* Waits until nothing listens on port any more. A killed server's listening
+ * socket can outlive the process for a moment: with io_uring, a pending poll
+ * holds the socket and the kernel cancels it from a worker after the exit, so
+ * a connect made meanwhile lands in a backlog that is reset right after. */
+static inline void wait_port_closed(cymg_mgr *mgr, uint16_t port) {
+  uint64_t start = cymg_mgr_now(mgr);
+  for (;;) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                              .sin_port = htons(port)};
+    int rc = connect(fd, (struct sockaddr *) &sin, sizeof(sin));
+    int err = errno;
+    close(fd);
+    if (rc < 0 && err == ECONNREFUSED) return;
+    cymg_mgr_poll(mgr, 5);
+    if (cymg_mgr_now(mgr) - start > CYMG_TEST_WAIT_MS) fail_msg("port %u still open", port);
+  }
+}
+
 #endif

@@ -1,5 +1,6 @@
 """Shared helpers for the cymongoose tests. Every socket here is on loopback."""
 
+import os
 import socket
 import time
 
@@ -48,7 +49,24 @@ class Recorder:
         return [cymongoose.event_name(ev) for cid, ev, _ in self.events if cid == conn_id]
 
 
-@pytest.fixture(params=["epoll", "poll", "select"])
+def _io_uring_available():
+    """Whether this build has the io_uring backend and the kernel lets it start
+    (kernel.io_uring_disabled or a seccomp filter may refuse it)."""
+    old = os.environ.get("CYMG_BACKEND")
+    os.environ["CYMG_BACKEND"] = "io_uring"
+    try:
+        cymongoose.Manager().close()
+        return True
+    except Exception:
+        return False
+    finally:
+        if old is None:
+            del os.environ["CYMG_BACKEND"]
+        else:
+            os.environ["CYMG_BACKEND"] = old
+
+
+@pytest.fixture(params=["epoll", "poll", "select"] + (["io_uring"] if _io_uring_available() else []))
 def both_backends(request, monkeypatch):
     """A Manager on each backend in turn (CYMG_BACKEND is read when a Manager is
     made, so Managers the test makes itself use it too)."""

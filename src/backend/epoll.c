@@ -50,10 +50,10 @@ static int ep_mod(void *state, int fd, unsigned interest, void *ptr) {
 }
 
 static int ep_del(void *state, int fd, bool closing) {
-  /* The kernel drops a registration when the last descriptor of its open
-   * file is closed; the caller promises that close is next and that nothing
-   * else (a dup, a forked child) refers to the file. */
-  if (closing) return 0;
+  /* Skipping the DEL when `closing` left a freed connection reported under
+   * ASan (test_mqtt_broker, with spawned clients): always removed until the
+   * cause is found. */
+  (void) closing;
   return ep_ctl(state, EPOLL_CTL_DEL, fd, 0, NULL);
 }
 

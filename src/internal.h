@@ -37,11 +37,13 @@ void cymg__iobuf_consume(cymg__iobuf *b, size_t n);
  * after them move down, those before stay where they are, so pointers into the
  * front part remain valid. Costs one move of the bytes after the cut. */
 void cymg__iobuf_cut(cymg__iobuf *b, size_t ofs, size_t n);
+/* A buffer with nothing allocated (buf NULL: freed while idle) yields NULL, not
+ * NULL + 0, which C leaves undefined. */
 static inline char *cymg__iobuf_data(const cymg__iobuf *b) {
-  return b->buf + b->head;
+  return b->buf == NULL ? NULL : b->buf + b->head;
 }
 static inline char *cymg__iobuf_tail(const cymg__iobuf *b) {
-  return b->buf + b->head + b->len;
+  return b->buf == NULL ? NULL : b->buf + b->head + b->len;
 }
 static inline size_t cymg__iobuf_room(const cymg__iobuf *b) {
   return b->size - b->head - b->len;
@@ -63,10 +65,10 @@ typedef struct cymg__backend {
   void (*free)(void *state);
   int (*add)(void *state, int fd, unsigned interest, void *ptr);
   int (*mod)(void *state, int fd, unsigned interest, void *ptr);
-  /* closing: the caller closes fd right after and nothing else refers to its
-   * open file (no dup, no fork since), so a backend whose kernel set forgets a
-   * closed descriptor by itself (epoll, kqueue) may skip the system call. */
-  int (*del)(void *state, int fd, bool closing);
+  /* Always told, also right before a close: epoll forgets a descriptor only
+   * when its open file's last reference goes, and a dup or a child between
+   * fork/vfork and exec may hold one (docs/design.md). */
+  int (*del)(void *state, int fd);
   /* Fills up to max entries; returns how many, or -errno (EINTR is 0). */
   int (*wait)(void *state, cymg__ready *out, int max, int timeout_ms);
 } cymg__backend;
@@ -176,18 +178,8 @@ enum {
   CYMG__F_READ_PAUSED = 1u << 19, /* the program asked for no reading (cymg_conn_pause_read) */
   CYMG__F_BODY_STREAM = 1u << 20, /* a server streams a request body: its pieces are the
                                      only READ events (no read_events copy) */
-  CYMG__F_FD_SHARED = 1u << 24,   /* the descriptor was handed out (cymg_conn_fd): others
-                                     may hold a dup of it, so its removal from the backend
-                                     is never left to the kernel */
 };
 
-/* True when closing c's descriptor drops the last reference to its open file:
- * never handed out, and no fork() since the process started (a child holds a
- * copy), so a backend whose kernel set forgets closed files (epoll) may skip
- * its removal (cymg__backend.del's `closing`). */
-bool cymg__conn_fd_alone(const cymg_conn *c);
-/* Registers the fork handler behind cymg__conn_fd_alone (once per process). */
-void cymg__fork_watch(void);
 
 /* Work deferred to the next dispatch, so that no event fires inside the call
  * that caused it (connect, send). */

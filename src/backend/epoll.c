@@ -49,11 +49,7 @@ static int ep_mod(void *state, int fd, unsigned interest, void *ptr) {
   return ep_ctl(state, EPOLL_CTL_MOD, fd, interest, ptr);
 }
 
-static int ep_del(void *state, int fd, bool closing) {
-  /* Skipping the DEL when `closing` left a freed connection reported under
-   * ASan (test_mqtt_broker, with spawned clients): always removed until the
-   * cause is found. */
-  (void) closing;
+static int ep_del(void *state, int fd) {
   return ep_ctl(state, EPOLL_CTL_DEL, fd, 0, NULL);
 }
 

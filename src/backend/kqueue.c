@@ -72,8 +72,7 @@ static int kq_mod(void *state, int fd, unsigned interest, void *ptr) {
   return rc < 0 ? rc : kq_apply(s, fd, s->interest_of[fd], interest, ptr);
 }
 
-static int kq_del(void *state, int fd, bool closing) {
-  (void) closing;
+static int kq_del(void *state, int fd) {
   kq_state *s = state;
   int rc = kq_track(s, fd);
   return rc < 0 ? rc : kq_apply(s, fd, s->interest_of[fd], 0, NULL);

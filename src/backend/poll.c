@@ -75,8 +75,7 @@ static int pl_mod(void *state, int fd, unsigned interest, void *ptr) {
   return 0;
 }
 
-static int pl_del(void *state, int fd, bool closing) {
-  (void) closing;
+static int pl_del(void *state, int fd) {
   poll_state *s = state;
   if (fd < 0 || fd >= s->slot_cap || !s->slot_of[fd]) return -ENOENT;
   int i = s->slot_of[fd] - 1, last = --s->n;

@@ -63,8 +63,7 @@ static int sl_mod(void *state, int fd, unsigned interest, void *ptr) {
   return 0;
 }
 
-static int sl_del(void *state, int fd, bool closing) {
-  (void) closing;
+static int sl_del(void *state, int fd) {
   select_state *s = state;
   if (fd < 0 || fd >= FD_SETSIZE || !s->in[fd]) return -ENOENT;
   s->in[fd] = 0;

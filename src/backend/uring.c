@@ -187,8 +187,7 @@ static int ur_disarm(ur_state *s, int fd) {
   return 0;
 }
 
-static int ur_del(void *state, int fd, bool closing) {
-  (void) closing; /* an armed poll pins the open file: cancelled either way */
+static int ur_del(void *state, int fd) {
   ur_state *s = state;
   if (fd < 0 || fd >= s->nslots || !(s->slots[fd].flags & UR_USED)) return -ENOENT;
   ur_slot *sl = &s->slots[fd];

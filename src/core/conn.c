@@ -1,5 +1,4 @@
 /* Connections: life cycle, event delivery, the read and write paths, accessors. */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +47,7 @@ void cymg__conn_free(cymg_conn *c) {
   cymg__conn_undirty(c);
   if (c->flags & CYMG__F_WANT_POLL) mgr->npoll--;
   if (c->flags & CYMG__F_REGISTERED)
-    mgr->be->del(mgr->be_state, c->fd, c->fd >= 0 && cymg__conn_fd_alone(c));
+    mgr->be->del(mgr->be_state, c->fd);
   if (c->fd >= 0) c->tp->close(c);
   if (c->tp->free) c->tp->free(c);
   if (c->proto && c->proto->free_state && c->proto_state) c->proto->free_state(c->proto_state);
@@ -203,7 +202,7 @@ static void apply_io(cymg_conn *c) {
   cymg_mgr *mgr = c->mgr;
   int rc = 0;
   if (want == 0) {
-    if (reg) mgr->be->del(mgr->be_state, c->fd, false);
+    if (reg) mgr->be->del(mgr->be_state, c->fd);
     c->flags &= ~CYMG__F_REGISTERED;
   } else if (reg) {
     rc = mgr->be->mod(mgr->be_state, c->fd, want, c);
@@ -583,35 +582,7 @@ size_t cymg_conn_recv_len(const cymg_conn *c) { return c->recv.len; }
 size_t cymg_conn_send_len(const cymg_conn *c) { return c->send.len; }
 size_t cymg_conn_recv_size(const cymg_conn *c) { return c->recv.size; }
 size_t cymg_conn_send_size(const cymg_conn *c) { return c->send.size; }
-int cymg_conn_fd(const cymg_conn *c) {
-  /* Whoever asks may dup it or pass it on: from now on closing this
-   * descriptor may leave its open file alive, and epoll keeps reporting an
-   * open file it was not told to forget. The handle is not const underneath;
-   * the getter stays const for callers. */
-  if (c->fd >= 0) ((cymg_conn *) c)->flags |= CYMG__F_FD_SHARED;
-  return c->fd;
-}
-
-/* Set in the parent before any fork() (and so inherited by the child): from
- * then on another process may hold every descriptor we have, so each removal
- * goes to the kernel. The one process-wide state of this kind: a fork is a
- * process-wide event. */
-static atomic_bool forked;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static void on_fork(void) { atomic_store(&forked, true); }
-
-static void fork_register(void) {
-  if (pthread_atfork(on_fork, NULL, NULL) != 0) on_fork(); /* unwatched: never skip */
-}
-
-void cymg__fork_watch(void) {
-  if (pthread_once(&fork_once, fork_register) != 0) on_fork(); /* unwatched: never skip */
-}
-
-bool cymg__conn_fd_alone(const cymg_conn *c) {
-  return !(c->flags & CYMG__F_FD_SHARED) && !atomic_load(&forked);
-}
+int cymg_conn_fd(const cymg_conn *c) { return c->fd; }
 void *cymg_conn_userdata(const cymg_conn *c) { return c->fn_data; }
 void cymg_conn_set_userdata(cymg_conn *c, void *p) { c->fn_data = p; }
 cymg_event_fn cymg_conn_handler(const cymg_conn *c) { return c->fn; }

@@ -169,7 +169,6 @@ int cymg_mgr_new(cymg_mgr **out, int backend) {
   mgr->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   mgr->now = cymg__millis();
   ignore_default_sigpipe();
-  cymg__fork_watch();
   *out = mgr;
   return 0;
 }

@@ -153,7 +153,7 @@ void cymg__wakeup_deliver(cymg_mgr *mgr) {
 void cymg__wakeup_free(cymg_mgr *mgr) {
   cymg__wakeup *wk = &mgr->wk;
   if (wk->rfd >= 0) {
-    mgr->be->del(mgr->be_state, wk->rfd, false);
+    mgr->be->del(mgr->be_state, wk->rfd);
     close(wk->rfd);
     if (wk->wfd != wk->rfd) close(wk->wfd);
   }

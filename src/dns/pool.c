@@ -34,7 +34,7 @@ int cymg__dns_random_id(cymg__dns_pool *p, uint16_t *out) {
 static void sock_close(cymg__dns_pool *p, int i) {
   cymg__dns_sock *s = &p->socks[i];
   if (s->fd < 0) return;
-  if (p->mgr->be->del(p->mgr->be_state, s->fd, false) < 0) {
+  if (p->mgr->be->del(p->mgr->be_state, s->fd) < 0) {
     CYMG__DEBUG("dns: backend del of fd %d failed", s->fd);
   }
   close(s->fd);

@@ -948,7 +948,7 @@ bool cymg__dns_connect_failed(cymg_conn *c) {
   while (f && f->conn_id != c->id) f = f->next;
   if (f == NULL || f->i >= f->n) return false;
   /* The socket that failed goes; the next address gets a new one. */
-  if (c->flags & CYMG__F_REGISTERED) c->mgr->be->del(c->mgr->be_state, c->fd, false);
+  if (c->flags & CYMG__F_REGISTERED) c->mgr->be->del(c->mgr->be_state, c->fd);
   c->flags &= ~(CYMG__F_REGISTERED | CYMG__F_CONNECTING);
   c->interest = 0;
   if (c->fd >= 0) c->tp->close(c);

@@ -91,8 +91,8 @@ static void test_level_triggered(void **state) {
   n = be->wait(st, r, 8, -1);
   assert_int_equal(n, 1);
   assert_int_equal(r[0].events & (CYMG__IO_R | CYMG__IO_W), CYMG__IO_W);
-  assert_int_equal(be->del(st, a, true), 0);
-  assert_int_equal(be->del(st, a, true), -ENOENT);
+  assert_int_equal(be->del(st, a), 0);
+  assert_int_equal(be->del(st, a), -ENOENT);
   assert_int_equal(close(a), 0);
   assert_int_equal(close(b), 0);
   assert_int_equal(close(l), 0);
@@ -124,7 +124,7 @@ static void test_no_stale_completion(void **state) {
     void *gone_ptr = first_gone ? (void *) &tag1 : (void *) &tag2;
     int gone = first_gone ? a1 : a2, gone_peer = first_gone ? b1 : b2;
     int kept = first_gone ? a2 : a1, kept_peer = first_gone ? b2 : b1;
-    assert_int_equal(be->del(st, gone, true), 0);
+    assert_int_equal(be->del(st, gone), 0);
     assert_int_equal(close(gone), 0);
     /* The lowest free number is the one just closed. */
     int fresh = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -140,8 +140,8 @@ static void test_no_stale_completion(void **state) {
       n = be->wait(st, r, 8, -1);
       assert_int_equal(count(r, n, gone_ptr), 0);
     } while (count(r, n, &tag3) == 0);
-    assert_int_equal(be->del(st, fresh, true), 0);
-    assert_int_equal(be->del(st, kept, true), 0);
+    assert_int_equal(be->del(st, fresh), 0);
+    assert_int_equal(be->del(st, kept), 0);
     int fds[] = {fresh, fresh_peer, kept, kept_peer, gone_peer};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) assert_int_equal(close(fds[i]), 0);
   }
@@ -166,7 +166,7 @@ static void test_close_with_poll_pending(void **state) {
     }
     assert_int_equal(be->wait(st, r, 8, 0), 0); /* N polls armed, none ready */
     for (int i = 0; i < N; i++) {
-      assert_int_equal(be->del(st, a[i], true), 0);
+      assert_int_equal(be->del(st, a[i]), 0);
       assert_int_equal(close(a[i]), 0);
     }
     assert_int_equal(be->wait(st, r, 8, 0), 0); /* the cancels leave, nothing reported */

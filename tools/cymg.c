@@ -145,6 +145,8 @@ typedef struct {
   pthread_t th;
   bool stopping, forced, failed;
   size_t log_len;
+  time_t log_sec;     /* the second log_when was formatted for */
+  char log_when[40];  /* "[date]" of the access log, formatted once a second */
   char log[SERVE_LOG_CAP];
 } serve_worker;
 
@@ -173,10 +175,17 @@ static void serve_log_flush(serve_worker *w) {
 /* Common log format: host ident authuser [date] "request" status bytes (the
  * size is not known here: "-"); --log-worker adds the worker's number. */
 static void serve_log(serve_worker *w, cymg_conn *c, const cymg_http_msg *m) {
-  char who[64], when[40], line[1024];
+  char who[64], line[1024];
   time_t now = time(NULL);
-  struct tm tm;
-  strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", localtime_r(&now, &tm));
+  if (now != w->log_sec || w->log_when[0] == '\0') {
+    struct tm tm;
+    if (localtime_r(&now, &tm) == NULL ||
+        strftime(w->log_when, sizeof(w->log_when), "%d/%b/%Y:%H:%M:%S %z", &tm) == 0) {
+      snprintf(w->log_when, sizeof(w->log_when), "%lld", (long long) now);
+    }
+    w->log_sec = now;
+  }
+  const char *when = w->log_when;
   cymg_addr_str(cymg_conn_remote(c), false, who, sizeof(who));
   int n = snprintf(line, sizeof(line), "%s - - [%s] \"%.*s %.*s %.*s\" %d -", who, when,
                    (int) m->method.len, m->method.buf, (int) m->target.len, m->target.buf,

@@ -68,7 +68,7 @@ got=$(printf 'one\ntwo\n' | "$build"/tools/cymg ws "ws://127.0.0.1:$port/ws" 2>/
 
 # One manager per core: several workers on one port answer; SIGTERM lets a
 # request that was half read when it came finish, then everything exits 0.
-"$ex"/http_multicore "http://127.0.0.1:0" --workers 3 >"$build/http_multicore.out" & mc=$!; pids+=($mc)
+"$ex"/http_multicore "http://127.0.0.1:0" --workers 3 >"$build/http_multicore.out" & mc=$!; pids+=("$mc")
 port=
 for _ in $(seq 100); do
   port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$build/http_multicore.out")

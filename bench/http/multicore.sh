@@ -18,7 +18,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ sub(/^.*\) /, ""); pr
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 cport=$(free_port)
-"$build"/examples/http_multicore "http://127.0.0.1:$cport" --workers "$W" >"$work/mc.out" 2>"$work/mc.err" & cpid=$!; pids+=($cpid)
+"$build"/examples/http_multicore "http://127.0.0.1:$cport" --workers "$W" >"$work/mc.out" 2>"$work/mc.err" & cpid=$!; pids+=("$cpid")
 nport=$(free_port)
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGX
@@ -37,12 +37,12 @@ http {
            location / { return 200 "hello from nginx\n"; } }
 }
 NGX
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" & npid=$!; pids+=($npid)
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" & npid=$!; pids+=("$npid")
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$cport/" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$nport/" >/dev/null 2>&1 && break
   sleep 0.05
 done
-nworkers=($(pgrep -P "$npid"))
+mapfile -t nworkers < <(pgrep -P "$npid")
 [ "${#nworkers[@]}" -eq "$W" ] || { echo "nginx has ${#nworkers[@]} workers, not $W" >&2; exit 1; }
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 run() { # name port pids...

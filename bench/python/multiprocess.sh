@@ -19,7 +19,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ sub(/^.*\) /, ""); pr
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 PYTHONPATH=$build/python "$py" examples/python/multiprocess_server.py http://127.0.0.1:0 --workers "$W" \
-  >"$work/mp.out" 2>"$work/mp.err" & mpid=$!; pids+=($mpid)
+  >"$work/mp.out" 2>"$work/mp.err" & mpid=$!; pids+=("$mpid")
 for _ in $(seq 200); do grep -q "^serving" "$work/mp.out" && break; sleep 0.05; done
 cport=$(sed -n 's|.*127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$work/mp.out")
 read -r -a cworkers <<<"$(sed -n 's/.*(pids \([0-9 ]*\)).*/\1/p' "$work/mp.out")"
@@ -45,7 +45,7 @@ asyncio.run(main())
 PY
 aport=$(free_port)
 aworkers=()
-for _ in $(seq "$W"); do "$py" "$work/aio.py" "$aport" & aworkers+=($!); pids+=($!); done
+for _ in $(seq "$W"); do "$py" "$work/aio.py" "$aport" & aworkers+=("$!"); pids+=("$!"); done
 for _ in $(seq 200); do
   curl -fs "http://127.0.0.1:$cport/" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$aport/" >/dev/null 2>&1 && break
   sleep 0.05

@@ -162,7 +162,10 @@ def main():
         while stop_signal is None and not done:
             done = multiprocessing.connection.wait(sentinels, timeout=1.0)
         for p in procs:
-            p.join(0)  # also gives a signal that came with the exit its turn first
+            if p.sentinel in done:
+                # Its pipe closes a moment before it can be reaped; waiting
+                # here also gives a signal that came with the exit its turn.
+                p.join(5)
         if stop_signal is None:
             for p in procs:
                 if p.sentinel in done:

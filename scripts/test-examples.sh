@@ -90,7 +90,14 @@ while got.count(b"hello from worker") < 1:
     if not chunk: sys.exit(1)
     got += chunk
 os.kill(int(sys.argv[2]), signal.SIGTERM)
-time.sleep(0.3)  # lets the stop begin first (the check holds either way)
+deadline = time.monotonic() + 20
+while True:  # every worker has begun its stop once the port refuses connections
+    if time.monotonic() > deadline: sys.exit(1)
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5).close()
+    except ConnectionRefusedError:
+        break
+    time.sleep(0.02)
 s.sendall(b"Host: x\r\n\r\n")
 while True:  # the second answer, then the end of the connection
     chunk = s.recv(4096)

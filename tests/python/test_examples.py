@@ -259,7 +259,15 @@ def test_multiprocess_server_example():
             assert chunk, got
             got += chunk
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)  # lets the stop reach the worker first (holds either way)
+        # Every worker has begun its stop once the port refuses connections.
+        deadline = time.monotonic() + 20
+        while True:
+            assert time.monotonic() < deadline, "the listeners did not close"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=10).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.02)
         s.sendall(b"Host: x\r\n\r\n")
         while True:
             chunk = s.recv(4096)

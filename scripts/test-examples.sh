@@ -66,6 +66,48 @@ NODE_PATH=tests/node/node_modules node -e '
 got=$(printf 'one\ntwo\n' | "$build"/tools/cymg ws "ws://127.0.0.1:$port/ws" 2>/dev/null) || fail "cymg ws exit code"
 [ "$got" = "$(printf 'one\ntwo')" ] || fail "cymg ws output: $got"
 
+# One manager per core: several workers on one port answer; SIGTERM lets a
+# request that was half read when it came finish, then everything exits 0.
+"$ex"/http_multicore "http://127.0.0.1:0" --workers 3 >"$build/http_multicore.out" & mc=$!; pids+=("$mc")
+port=
+for _ in $(seq 100); do
+  port=$(sed -n 's|.* on http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$build/http_multicore.out")
+  [ -n "$port" ] && break; sleep 0.05
+done
+[ -n "$port" ] || fail "http_multicore printed no address"
+for _ in $(seq 10); do
+  curl -sf "http://127.0.0.1:$port/" | grep -q "^hello from worker [0-2]$" || fail "http_multicore reply"
+done
+"$py" - "$port" "$mc" <<'PY' || fail "http_multicore did not finish the request in flight"
+import os, signal, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+# One request whole and the next one's first half: once the first answer is
+# back, the server has read the half too.
+s.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\n")
+got = b""
+while got.count(b"hello from worker") < 1:
+    chunk = s.recv(4096)
+    if not chunk: sys.exit(1)
+    got += chunk
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+deadline = time.monotonic() + 20
+while True:  # every worker has begun its stop once the port refuses connections
+    if time.monotonic() > deadline: sys.exit(1)
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5).close()
+    except ConnectionRefusedError:
+        break
+    time.sleep(0.02)
+s.sendall(b"Host: x\r\n\r\n")
+while True:  # the second answer, then the end of the connection
+    chunk = s.recv(4096)
+    if not chunk: break
+    got += chunk
+sys.exit(0 if got.count(b"hello from worker") == 2 else 1)
+PY
+wait "$mc" || fail "http_multicore exit code after SIGTERM"
+grep -q "http_multicore: stopped" "$build/http_multicore.out" || fail "http_multicore did not say stopped"
+
 # The cymg tool: serve a folder, fetch from it, fail clearly.
 cymg=$build/tools/cymg
 "$cymg" --help | grep -q "serve" || fail "cymg --help"

@@ -791,6 +791,7 @@ class Manager:
         *,
         http: Optional[bool] = None,
         tls: Optional[TlsOpts] = None,
+        reuse_port: bool = False,
     ) -> Connection:
         """Listen on ``http://``, ``https://``, ``ws://``, ``wss://``, ``tcp://``,
         ``tls://`` or ``udp://HOST:PORT`` (IPv6
@@ -812,7 +813,16 @@ class Manager:
         connections inherit it) or per connection with ``conn.tls_init()`` in
         MG_EV_ACCEPT. ``tls=`` on another scheme makes it TLS too. A non-TlsOpts
         ``tls`` raises TypeError; bad material is logged, not raised (see
-        :meth:`Connection.tls_init`)."""
+        :meth:`Connection.tls_init`).
+
+        ``reuse_port=True`` sets SO_REUSEPORT before bind, so several Managers
+        (threads or processes, same user) can listen on one address and the
+        kernel spreads connections (UDP datagrams: by sender) over them; every
+        listener on the port must ask for it, else the bind fails with
+        ``RuntimeError("... bind: Address already in use")``. It applies to
+        ``tcp://``, ``tls://``, ``udp://``, ``http(s)://`` and ``ws(s)://``
+        (``http=`` as usual); ``mqtt://``/``mqtts://`` raise ValueError (an MQTT
+        listener's sessions are one process's). Not a bool: TypeError."""
     def connect(
         self,
         url: str,

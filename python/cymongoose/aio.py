@@ -290,9 +290,14 @@ class AsyncManager:
     # -- delegated methods: straight calls (any thread, no wait for a poll) ----
 
     def listen(
-        self, url: str, handler: Optional[Callable[..., Any]] = None, *, http: Optional[bool] = None
+        self,
+        url: str,
+        handler: Optional[Callable[..., Any]] = None,
+        *,
+        http: Optional[bool] = None,
+        reuse_port: bool = False,
     ) -> Connection:
-        conn = self._require().listen(url, handler=handler, http=http)
+        conn = self._require().listen(url, handler=handler, http=http, reuse_port=reuse_port)
         self._track_conn(conn)
         return conn
 

@@ -673,13 +673,23 @@ static int check_tls_arg(cymgpy_manager *m, PyObject *tls, const char *what) {
  * at once (a listener's accepted connections inherit it; a client uses it
  * instead of the defaults). */
 static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, int is_listen) {
-  static char *kwlist[] = {"url", "handler", "http", "tls", NULL};
+  static char *listen_kw[] = {"url", "handler", "http", "tls", "reuse_port", NULL};
+  static char *connect_kw[] = {"url", "handler", "http", "tls", NULL};
   const char *url;
-  PyObject *handler = Py_None, *http = Py_None, *tls = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, is_listen ? "s|O$OO:listen" : "s|O$OO:connect",
-                                   kwlist, &url, &handler, &http, &tls))
+  PyObject *handler = Py_None, *http = Py_None, *tls = Py_None, *reuse = Py_False;
+  /* reuse_port is the listener's alone: connect() does not take it. */
+  if (is_listen ? !PyArg_ParseTupleAndKeywords(args, kwargs, "s|O$OOO:listen", listen_kw, &url,
+                                               &handler, &http, &tls, &reuse)
+                : !PyArg_ParseTupleAndKeywords(args, kwargs, "s|O$OO:connect", connect_kw, &url,
+                                               &handler, &http, &tls))
     return NULL;
   if (check_callable("handler", handler) < 0) return NULL;
+  if (!PyBool_Check(reuse)) {
+    PyErr_Format(PyExc_TypeError, "listen(reuse_port=) takes a bool, not %.100s",
+                 Py_TYPE(reuse)->tp_name);
+    return NULL;
+  }
+  bool reuseport = reuse == Py_True;
   if (check_tls_arg(m, tls, is_listen ? "listen(tls=)" : "connect(tls=)") < 0) return NULL;
   if (m->mgr == NULL || m->state == CYMGPY_CLOSING)
     return open_failed(is_listen, url, m->mgr ? "the manager is closing" : "the manager is closed");
@@ -689,16 +699,29 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
   const char *sep = strstr(url, "://");
   size_t slen = sep ? (size_t) (sep - url) : 0;
   PyObject *rewritten = NULL;
-  open_fn fn = is_listen ? cymg_listen : cymg_connect;
+  /* reuse_port: SO_REUSEPORT before bind. The HTTP and WebSocket listeners are
+   * then cymg_listen_reuseport() with HTTP attached, which is what
+   * cymg_http_listen()/cymg_ws_listen() do without the option. */
+  open_fn fn = !is_listen ? cymg_connect : reuseport ? cymg_listen_reuseport : cymg_listen;
   bool attach = false;
   bool secure = sep && cymg_url_is_tls(cymg_str_n(url, slen));
   bool is_http = sep && (scheme_is(url, slen, "http") || scheme_is(url, slen, "https"));
   bool is_ws = sep && (scheme_is(url, slen, "ws") || scheme_is(url, slen, "wss"));
-  if (is_listen && want_http != 1 && sep &&
-      (scheme_is(url, slen, "mqtt") || scheme_is(url, slen, "mqtts"))) {
+  bool is_mqtt = sep && (scheme_is(url, slen, "mqtt") || scheme_is(url, slen, "mqtts"));
+  if (reuseport && is_mqtt && want_http != 1) {
+    /* An MQTT server keeps sessions and subscriptions in its process: clients
+     * spread over several would not see each other's messages. */
+    PyErr_Format(PyExc_ValueError,
+                 "listen(reuse_port=True) does not apply to '%s': an MQTT listener's sessions "
+                 "live in one process (reuse_port is for tcp, tls, udp, http, https, ws, wss)",
+                 url);
+    return NULL;
+  }
+  if (is_listen && want_http != 1 && is_mqtt) {
     fn = cymg_mqtt_listen; /* the parser-level listener, as mqtt_listen() */
   } else if (is_ws && want_http != 0) {
-    fn = is_listen ? cymg_ws_listen : cymg_ws_connect;
+    fn = !is_listen ? cymg_ws_connect : reuseport ? cymg_listen_reuseport : cymg_ws_listen;
+    attach = is_listen && reuseport;
   } else if ((is_http || is_ws) && want_http == 0) {
     /* http=False: the address is used for plain TCP (over TLS for https/wss). */
     rewritten = PyUnicode_FromFormat("%s%s", secure ? "tls" : "tcp", sep);
@@ -710,7 +733,8 @@ static PyObject *open_conn(cymgpy_manager *m, PyObject *args, PyObject *kwargs, 
     }
     return open_with(m, is_listen, url, tcp, handler, fn, false, rewritten, tls);
   } else if (is_http) {
-    fn = is_listen ? cymg_http_listen : cymg_http_connect;
+    fn = !is_listen ? cymg_http_connect : reuseport ? cymg_listen_reuseport : cymg_http_listen;
+    attach = is_listen && reuseport;
   } else if (want_http == 1) {
     if (!sep || !(scheme_is(url, slen, "tcp") || scheme_is(url, slen, "tls")))
       return open_failed(is_listen, url, "http=True needs a tcp://, tls://, http:// or https:// URL");
@@ -965,7 +989,7 @@ static PyMethodDef manager_methods[] = {
     {"run", (PyCFunction) (void (*)(void)) manager_run, METH_VARARGS | METH_KEYWORDS,
      "run(poll_ms=100): poll until SIGINT/SIGTERM (main thread only), then close()."},
     {"listen", (PyCFunction) (void (*)(void)) manager_listen, METH_VARARGS | METH_KEYWORDS,
-     "listen(url, handler=None, *, http=None) -> Connection"},
+     "listen(url, handler=None, *, http=None, tls=None, reuse_port=False) -> Connection"},
     {"connect", (PyCFunction) (void (*)(void)) manager_connect, METH_VARARGS | METH_KEYWORDS,
      "connect(url, handler=None, *, http=None) -> Connection"},
     {"ws_connect", (PyCFunction) (void (*)(void)) manager_ws_connect, METH_VARARGS | METH_KEYWORDS,

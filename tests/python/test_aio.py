@@ -417,3 +417,12 @@ async def test_events_overflow_closes_with_error():
         assert "event stream overflow" in evs[1][1]
         with pytest.raises(ValueError):
             cymongoose.aio.EventStream(am, 0)
+
+
+async def test_listen_reuse_port():
+    async with AsyncManager(http_hello) as am, AsyncManager(http_hello) as bm:
+        port = am.listen("http://127.0.0.1:0", reuse_port=True).local_addr[1]
+        bm.listen("http://127.0.0.1:%d" % port, reuse_port=True)
+        with pytest.raises(RuntimeError, match="Address already in use"):
+            bm.listen("http://127.0.0.1:%d" % port)
+        assert await in_executor(fetch, "http://127.0.0.1:%d/r" % port) == (200, b"hello /r")

@@ -223,3 +223,122 @@ def test_wsgi_server_example():
         assert fetch(port, "/nope")[0] == 404
     finally:
         stop_server(proc)
+
+
+def test_multiprocess_server_example():
+    """Worker processes share one port (reuse_port=True): many new connections
+    reach every worker; SIGTERM to the parent reaches them all, a request half
+    read when it comes is still answered, and no worker is left behind."""
+    import concurrent.futures
+    import json
+    import os
+    import time
+
+    proc, port = start_server("multiprocess_server.py", "--workers", "2")
+    seen = {}
+    try:
+        st, _, body = fetch(port, "/")
+        assert st == 200 and body.startswith(b"hello from worker ")
+        assert fetch(port, "/nope")[0] == 404
+        # urllib opens a new connection (a new source port) per request, and
+        # the kernel picks the worker by its hash: 200 leave none out by chance.
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: fetch(port, "/pid"), range(200)))
+        for st, _, body in answers:
+            assert st == 200
+            j = json.loads(body)
+            seen[j["worker"]] = j["pid"]
+        assert sorted(seen) == [0, 1], seen
+        assert proc.pid not in seen.values()  # the parent serves nothing itself
+
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /pid HTTP/1.1\r\n")
+        got = b""
+        while b"hello from worker" not in got:  # then the half is read too
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+        proc.send_signal(signal.SIGTERM)
+        # Every worker has begun its stop once the port refuses connections.
+        deadline = time.monotonic() + 20
+        while True:
+            assert time.monotonic() < deadline, "the listeners did not close"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=10).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.02)
+        s.sendall(b"Host: x\r\n\r\n")
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        assert b'"worker": ' in got, got  # the second answer, then the end
+    finally:
+        stop_server(proc)
+    for pid in seen.values():  # reaped by the parent before it said bye
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        raise AssertionError("worker pid %d still exists" % pid)
+
+
+def test_multiprocess_server_example_ctrl_c():
+    """Ctrl+C signals the whole process group: parent and workers at once."""
+    import os
+
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "multiprocess_server.py"),
+                             "http://127.0.0.1:0", "--workers", "2"], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))
+        assert fetch(port, "/")[0] == 200
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "bye" in out and "Traceback" not in err, err
+
+
+def test_multiprocess_server_example_port_taken():
+    """A port held without SO_REUSEPORT: the worker cannot listen, the parent
+    says why and exits 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, str(EXAMPLES / "multiprocess_server.py"),
+                              "http://127.0.0.1:%d" % port, "--workers", "2"],
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out
+    assert "Address already in use" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+
+
+def test_multiprocess_server_example_worker_dies():
+    """A worker that dies on its own: the parent stops the others and exits 1."""
+    import os
+
+    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "multiprocess_server.py"),
+                             "http://127.0.0.1:0", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        pids = [int(p) for p in re.search(r"\(pids ([\d ]+)\)", line).group(1).split()]
+        assert len(pids) == 2, line
+        os.kill(pids[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    assert "worker-0 exited (code -9): stopping" in err, err
+    assert "worker-1 ended" not in err, err  # the other one stopped cleanly

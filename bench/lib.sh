@@ -334,3 +334,33 @@ wrk_result() {
 }
 # wrk_requests WRK_OUT: the number of requests wrk completed.
 wrk_requests() { awk '/requests in/ { print $1 }' "$1"; }
+
+# ---- multi-process servers (bench/http/multicore.sh, bench/python/multiprocess.sh) ----
+
+# free_port: a port nothing listens on now, chosen by the kernel.
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# ticks_of PID...: utime + stime of all of them, in clock ticks.
+ticks_of() { local t=0 p; for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done; echo "$t"; }
+# wrk_round NAME PORT PID...: one keep-alive wrk session of SECS seconds with
+# CONNS connections on 127.0.0.1:PORT; prints "NAME requests req/s
+# req-per-CPU-second of the PIDs".
+wrk_round() {
+  local name=$1 port=$2; shift 2
+  local t0 t1 req
+  t0=$(ticks_of "$@")
+  wrk -t2 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
+  t1=$(ticks_of "$@")
+  req=$(wrk_requests "$work/wrk.out")
+  awk -v n="$name" -v r="$req" -v s="$SECS" -v c=$((t1 - t0)) -v hz="$HZ" \
+    'BEGIN { printf "%s %d %.0f %.0f\n", n, r, r / s, (c ? r / (c / hz) : 0) }'
+}
+# round_medians FILE NAME...: per NAME, the medians of wrk_round's lines in FILE.
+round_medians() {
+  local f=$1 n r c
+  shift
+  for n in "$@"; do
+    r=$(awk -v n="$n" '$1 == n { print $3 }' "$f" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+    c=$(awk -v n="$n" '$1 == n { print $4 }' "$f" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+    echo "$n median req/s $r, median req per server CPU-s $c"
+  done
+}

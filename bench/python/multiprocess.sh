@@ -11,12 +11,11 @@ cd "$(dirname "$0")/../.."
 build=$(cd "${1:-build}" && pwd)
 W=${W:-2} RUNS=${RUNS:-5} SECS=${SECS:-2} CONNS=${CONNS:-50}
 py=/usr/bin/python3
-work=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+make_workdir
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
-hz=$(getconf CLK_TCK)
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat"))); done; echo "$t"; }
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup' EXIT
 
 PYTHONPATH=$build/python "$py" examples/python/multiprocess_server.py http://127.0.0.1:0 --workers "$W" \
   >"$work/mp.out" 2>"$work/mp.err" & mpid=$!; pids+=("$mpid")
@@ -50,24 +49,11 @@ for _ in $(seq 200); do
   curl -fs "http://127.0.0.1:$cport/" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$aport/" >/dev/null 2>&1 && break
   sleep 0.05
 done
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-run() { # name port pids...
-  local name=$1 port=$2; shift 2
-  local t0; t0=$(ticks "$@")
-  wrk -t2 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$port/" >"$work/wrk.out"
-  local t1; t1=$(ticks "$@")
-  local req; req=$(awk '/requests in/ { print $1 }' "$work/wrk.out")
-  awk -v n="$name" -v r="$req" -v s="$SECS" -v c=$((t1 - t0)) -v hz="$hz" \
-    'BEGIN { printf "%s %d %.0f %.0f\n", n, r, r / s, (c ? r / (c / hz) : 0) }'
-}
+echo "load average before: $(load_average)"
 for _ in $(seq "$RUNS"); do
-  run cymongoose "$cport" "${cworkers[@]}"
-  run aiohttp "$aport" "${aworkers[@]}"
+  wrk_round cymongoose "$cport" "${cworkers[@]}"
+  wrk_round aiohttp "$aport" "${aworkers[@]}"
 done | tee "$work/runs"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-for n in cymongoose aiohttp; do
-  r=$(awk -v n="$n" '$1 == n { print $3 }' "$work/runs" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-  c=$(awk -v n="$n" '$1 == n { print $4 }' "$work/runs" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-  echo "$n median req/s $r, median req per server CPU-s $c"
-done
+echo "load average after: $(load_average)"
+round_medians "$work/runs" cymongoose aiohttp
 kill -TERM "$mpid"; wait "$mpid" || { echo "multiprocess_server exit code $?" >&2; exit 1; }

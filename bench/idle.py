@@ -7,6 +7,7 @@ to close.
     python3 idle.py PORT N [tls|plain]     (default tls)"""
 
 import resource
+import select
 import socket
 import ssl
 import sys
@@ -42,6 +43,26 @@ def main():
                 sys.exit("connection closed before the answer")
             got += chunk
         held.append(s)
+    # A server's keep-alive timeout may have closed the first ones while the
+    # last were made (10,000 handshakes take minutes on a loaded machine): a
+    # closed connection frees its memory, so the figure would be too low. A
+    # held socket that polls readable has been closed (or sent unasked data).
+    poller = select.poll()
+    for s in held:
+        poller.register(s.fileno(), select.POLLIN)
+    gone = poller.poll(0)
+    if gone:
+        where = {s.fileno(): i for i, s in enumerate(held)}
+        first = min(where[fd] for fd, _ in gone)
+        s = held[first]
+        s.setblocking(False)
+        try:
+            what = repr(s.recv(64)[:64]) or "end of stream"
+        except (ssl.SSLError, OSError) as e:
+            what = f"{type(e).__name__}: {e}"
+        sys.exit(f"idle.py: {len(gone)} of {len(held)} connections were closed (or spoke) "
+                 f"while held, the first #{first} (made first: #0): {what}; "
+                 "the server's keep-alive timeout may be too short")
     print("ready", len(held), flush=True)
     sys.stdin.read()
 

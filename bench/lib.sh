@@ -82,7 +82,16 @@ compile_program() {
   local cmd=("$CC" "${CFLAGS[@]}")
   [ -n "$with_lib" ] && cmd+=(-I"$root/include")
   cmd+=(-o "$1" "$2")
-  [ -n "$with_lib" ] && cmd+=("$BUILD/libcymg.a" -lssl -lcrypto -lz -lpthread)
+  if [ -n "$with_lib" ]; then
+    cmd+=("$BUILD/libcymg.a" -lssl -lcrypto -lz -lpthread)
+    # the io_uring backend is built in when CMake found liburing
+    if grep -q '^CYMG_IO_URING:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+      local uring
+      uring=$(pkg-config --libs liburing) || { echo "compile_program: liburing not found by pkg-config" >&2; exit 1; }
+      read -ra uring_libs <<<"$uring"
+      cmd+=("${uring_libs[@]}")
+    fi
+  fi
   "${cmd[@]}"
   cc_cmds+=("${cmd[*]}")
 }
@@ -297,10 +306,13 @@ idle_bytes() {
   local pid=$1 port=$2 n=$3 mode=$4 before after ready='' held=0 _
   before=$(rss_kb "$pid")
   coproc HOLD { "${cli_pin[@]}" "${PY:-/usr/bin/python3}" "$root/bench/idle.py" "$port" "$n" "$mode"; }
-  read -r ready held <&"${HOLD[0]}" || true
+  # Copies: bash unsets HOLD and HOLD_PID once the holder has ended (idle.py
+  # exits early when a connection was lost).
+  local hold_out=${HOLD[0]} hold_in=${HOLD[1]} hold_pid=$HOLD_PID
+  read -r ready held <&"$hold_out" || true
   after=$(rss_kb "$pid")
-  exec {HOLD[1]}>&-
-  wait "$HOLD_PID" 2>/dev/null || true
+  exec {hold_in}>&- 2>/dev/null || true
+  wait "$hold_pid" 2>/dev/null || true
   for _ in $(seq 500); do
     [ "$(ss -Htn state established "( sport = :$port )" 2>/dev/null | wc -l)" -eq 0 ] && break
     sleep 0.02

@@ -19,12 +19,14 @@ IDLE=${IDLE:-10000}
 ROUNDS=${ROUNDS:-3}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 PY=${PY:-/usr/bin/python3}
-NGINX_CONNS=$((IDLE + 100))
+# nginx closes idle keep-alive connections once fewer than 1/16 of its slots are
+# free: room above that, or some of the held ones are gone before RSS is read.
+NGINX_CONNS=$((IDLE * 17 / 16 + 100))
 
 make_workdir
 # Servers and client each need IDLE descriptors and a few: the soft limit is
 # raised for this script's children (the hard limit bounds it).
-need=$((IDLE + 200))
+need=$((IDLE * 17 / 16 + 300))
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
   echo "idle: the descriptor hard limit $hard is below the $need needed (IDLE=$IDLE)" >&2

@@ -59,8 +59,11 @@ start_nginx() { # KEY
   {
     echo "worker_processes 1; daemon off; master_process on; pid $d/nginx.pid;"
     echo "error_log $d/error.log warn;"
-    echo "events { worker_connections $((IDLE + CONNS + 100)); }"
-    echo "http { access_log off; keepalive_requests 1000000; default_type text/plain;"
+    # nginx closes idle keep-alive connections once fewer than 1/16 of its
+    # connection slots are free (512 of 10,000 held were closed): room above that.
+    echo "events { worker_connections $((IDLE * 17 / 16 + CONNS + 100)); }"
+    echo "worker_rlimit_nofile $((IDLE * 17 / 16 + CONNS + 200));"
+    echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 3600s; default_type text/plain;"
     for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $d/$t;"; done
     echo "  server { listen 127.0.0.1:$port ssl;"
     echo "    ssl_certificate $work/$k.crt; ssl_certificate_key $work/$k.key;"

@@ -82,7 +82,11 @@ compile_program() {
   local cmd=("$CC" "${CFLAGS[@]}")
   [ -n "$with_lib" ] && cmd+=(-I"$root/include")
   cmd+=(-o "$1" "$2")
-  [ -n "$with_lib" ] && cmd+=("$BUILD/libcymg.a" -lssl -lcrypto -lz -lpthread)
+  if [ -n "$with_lib" ]; then
+    cmd+=("$BUILD/libcymg.a" -lssl -lcrypto -lz -lpthread)
+    # A library built with the io_uring backend needs liburing too.
+    grep -q '^CYMG_IO_URING:BOOL=ON' "$BUILD/CMakeCache.txt" && cmd+=(-luring)
+  fi
   "${cmd[@]}"
   cc_cmds+=("${cmd[*]}")
 }

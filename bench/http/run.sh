@@ -261,8 +261,7 @@ goal() {
 
 echo "### http: libcymg vs nginx-light, wrk -t1 -c$CONNS, 127.0.0.1"
 echo
-echo "$RUNS runs of ${SECS}s per configuration, interleaved; servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"
-echo "(\`cymg serve --workers 2\` on any CPU). Backends: ${backends[*]}."
+echo "$RUNS runs of ${SECS}s per configuration, interleaved; servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU$($have_serve2 && echo ' (`cymg serve --workers 2` on any CPU)'). Backends: ${backends[*]}."
 echo "Load average before: $load_before, after: $load_after. Build: $build_type. nginx: $($have_nginx && "$NGINX" -v 2>&1 | sed 's/.*: //' || echo 'not installed')."
 echo
 if $have_nginx; then

@@ -1,4 +1,6 @@
-/* What the libcymg benchmark servers share: a manager on epoll, a listener on
+/* What the libcymg benchmark servers share: a manager on epoll (or on the
+ * backend the CYMG_BACKEND environment variable names, so run.sh can measure
+ * each backend with the same program), a listener on
  * 127.0.0.1:PORT, "port N" once listening, the loop until SIGTERM or SIGINT,
  * and "<counted>=N cpu_us=N" at the end, which the run.sh scripts read. */
 #ifndef CYMG_BENCH_SERVER_H
@@ -58,7 +60,15 @@ static inline int bench_serve(const char *name, bench_listen_fn listen_fn, const
   cymg_conn *lsn;
   char url[64];
   snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, atoi(port));
-  if (cymg_mgr_new(&mgr, CYMG_BACKEND_EPOLL) != 0) return 1;
+  /* AUTO reads CYMG_BACKEND; unset, the figures stay on epoll as before
+   * rather than on whatever AUTO would pick first. */
+  const char *env = getenv("CYMG_BACKEND");
+  int backend = env != NULL && *env != '\0' ? CYMG_BACKEND_AUTO : CYMG_BACKEND_EPOLL;
+  int rc = cymg_mgr_new(&mgr, backend);
+  if (rc != 0) {
+    fprintf(stderr, "%s: backend %s: %s\n", name, env ? env : "epoll", cymg_strerror(rc));
+    return 1;
+  }
   if (listen_fn(mgr, url, fn, NULL, &lsn) != 0) {
     fprintf(stderr, "%s: %s\n", name, cymg_mgr_errmsg(mgr));
     cymg_mgr_free(mgr);

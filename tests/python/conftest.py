@@ -158,6 +158,31 @@ def raw_exchange(port, data, until=None, timeout=30.0):
             got += chunk
 
 
+def recv_to_eof(sock, got=b""):
+    """Reads sock until the peer closes; returns got + what came."""
+    got = bytearray(got)
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return bytes(got)
+        got += chunk
+
+
+def wait_refused(port, timeout=30.0):
+    """Waits until nothing listens on 127.0.0.1:port any more. A connection
+    queued at a listener as it closes is reset by the kernel: not yet refused."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, "port %d still accepts" % port
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            return
+        except ConnectionResetError:
+            pass
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory):
     """The throwaway TLS material of tests/data/mkcerts.sh (CA, RSA and EC server

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+from conftest import recv_to_eof, wait_refused
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "python"
 
 
@@ -232,7 +234,6 @@ def test_multiprocess_server_example():
     import concurrent.futures
     import json
     import os
-    import time
 
     proc, port = start_server("multiprocess_server.py", "--workers", "2")
     seen = {}
@@ -260,20 +261,9 @@ def test_multiprocess_server_example():
             got += chunk
         proc.send_signal(signal.SIGTERM)
         # Every worker has begun its stop once the port refuses connections.
-        deadline = time.monotonic() + 20
-        while True:
-            assert time.monotonic() < deadline, "the listeners did not close"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=10).close()
-            except ConnectionRefusedError:
-                break
-            time.sleep(0.02)
+        wait_refused(port, timeout=20)
         s.sendall(b"Host: x\r\n\r\n")
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
+        got = recv_to_eof(s, got)
         s.close()
         assert b'"worker": ' in got, got  # the second answer, then the end
     finally:

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import cymg_tool, free_port
+from conftest import cymg_tool, free_port, recv_to_eof, wait_refused
 
 CLF = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
                  r'"GET /(a\.txt|big\.bin)\?n=\d+ HTTP/1\.[01]" 200 - (\d+)$')
@@ -80,21 +80,9 @@ def test_sigterm_lets_a_slow_download_finish(www):
     assert got.startswith(b"HTTP/1.1 200"), got[:200]
     proc.send_signal(signal.SIGTERM)  # ...when the stop comes
     # New connections are refused once every listener closed.
-    refused = False
-    while not refused:
-        try:
-            t = socket.create_connection(("127.0.0.1", port), 5)
-            t.close()
-        except ConnectionRefusedError:
-            refused = True
-        except ConnectionResetError:
-            pass  # queued at a listener as it closed: the kernel resets those
+    wait_refused(port)
     assert proc.poll() is None  # still sending the file
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
+    got = recv_to_eof(s, got)
     s.close()
     head, body = bytes(got).split(b"\r\n\r\n", 1)
     assert hashlib.sha256(body).hexdigest() == want, (head, len(body))

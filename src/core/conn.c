@@ -311,6 +311,20 @@ static void release_empty(cymg__iobuf *b) {
   if (b->len == 0 && b->buf != NULL) cymg__iobuf_free(b);
 }
 
+/* Where a connection without a receive buffer reads: the manager's block,
+ * from which it keeps only what came, in a block of its size. Allocating the
+ * full 16 KiB for each read of a short request was, with the free that
+ * follows, the largest user-space cost of a connection that carries one
+ * request: blocks that size bypass glibc's per-thread cache. NULL: read in
+ * place (the connection has a buffer, or the scratch block found no memory,
+ * and the usual reserve reports that). */
+static char *scratch_for(cymg_conn *c) {
+  if (c->recv.buf != NULL) return NULL;
+  cymg_mgr *mgr = c->mgr;
+  if (mgr->read_scratch == NULL) mgr->read_scratch = malloc(CYMG__READ_CHUNK);
+  return mgr->read_scratch;
+}
+
 /* force: the backend reported an error or hang-up. One read then goes ahead
  * even while reading is paused, to learn what happened: the report repeats
  * until the socket is read or closed. */
@@ -323,19 +337,32 @@ static void do_read(cymg_conn *c, bool force) {
     if (!(force && i == 0) && !may_read(c)) return;
     size_t want = CYMG__READ_CHUNK;
     if (want > c->recv_limit - c->recv.len) want = c->recv_limit - c->recv.len;
-    if (cymg__iobuf_room(&c->recv) < want) {
-      int rc = cymg__iobuf_reserve(&c->recv, want, c->recv_limit);
-      if (rc < 0) {
-        cymg_error(c, "receive buffer: %s", cymg_strerror(rc));
-        return;
+    char *dst = scratch_for(c);
+    size_t room = want;
+    if (dst == NULL) {
+      if (cymg__iobuf_room(&c->recv) < want) {
+        int rc = cymg__iobuf_reserve(&c->recv, want, c->recv_limit);
+        if (rc < 0) {
+          cymg_error(c, "receive buffer: %s", cymg_strerror(rc));
+          return;
+        }
       }
+      room = cymg__iobuf_room(&c->recv);
+      if (room > c->recv_limit - c->recv.len) room = c->recv_limit - c->recv.len;
+      dst = cymg__iobuf_tail(&c->recv);
     }
-    size_t room = cymg__iobuf_room(&c->recv);
-    if (room > c->recv_limit - c->recv.len) room = c->recv_limit - c->recv.len;
-    ptrdiff_t n = c->tp->recv(c, cymg__iobuf_tail(&c->recv), room);
+    ptrdiff_t n = c->tp->recv(c, dst, room);
     if (n > 0) {
       size_t got = (size_t) n;
-      c->recv.len += got;
+      if (dst == c->mgr->read_scratch) {
+        int rc = cymg__iobuf_append(&c->recv, dst, got, c->recv_limit);
+        if (rc < 0) {
+          cymg_error(c, "receive buffer: %s", cymg_strerror(rc));
+          return;
+        }
+      } else {
+        c->recv.len += got;
+      }
       /* Replies to everything this read brought (pipelined requests, a burst
        * of WebSocket messages) leave together, in one send after the event. */
       cymg_call(c, CYMG_EV_READ, &got);

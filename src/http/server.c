@@ -80,8 +80,9 @@ cymg__http_conf *cymg__http_conf_mut(cymg__http *h) {
  * NULL to get a block of its own filled from tmpl. */
 static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__http_conf *tmpl,
                             bool is_server) {
-  cymg__http *h = calloc(1, sizeof(*h));
+  cymg__http *h = malloc(sizeof(*h)); /* not calloc: see cymg__conn_new */
   if (h == NULL) return NULL;
+  *h = (cymg__http){.file_fd = -1, .phase = HTTP_HEAD};
   if (conf != NULL) {
     conf->refs++;
   } else if ((conf = malloc(sizeof(*conf))) != NULL) {

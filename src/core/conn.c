@@ -150,6 +150,10 @@ static void stall_sync(cymg_conn *c) {
     stall_disarm(c);
     return;
   }
+  /* Queued but not tried yet: that output waits on us, not on the peer, and
+   * the flush point (right after the event, or the prepare step) comes back
+   * here. A reply that leaves at once so costs no timer added and cancelled. */
+  if (c->flags & CYMG__F_UNFLUSHED) return;
   c->stall_at = c->mgr->now + c->stall_ms;
   if (c->stall_timer == 0) stall_arm(c, c->stall_ms);
 }
@@ -443,6 +447,7 @@ void cymg__conns_prepare(cymg_mgr *mgr) {
       /* Not connected yet: finish_connect flushes it. */
       if (c->fd >= 0 && !(c->flags & (CYMG__F_CLOSING | CYMG__F_CONNECTING))) {
         flush_output(c, true);
+        stall_sync(c); /* what the peer did not take starts its clock */
         cymg__conn_undirty(c); /* settled just below */
       } else {
         c->flags &= ~CYMG__F_UNFLUSHED;

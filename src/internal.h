@@ -350,6 +350,9 @@ struct cymg_mgr {
   uint64_t http_date_sec;
   size_t trim_freed; /* connection bytes freed since the heap was last trimmed */
   uint64_t trim_at;  /* cymg__millis() of the last trim (0: never) */
+  /* A connection with no receive buffer reads here first (conn.c, do_read)
+   * and keeps a block sized to what came; made on first use. */
+  char *read_scratch;
 };
 
 /* ---- giving memory back (trim.c) ----------------------------------------------

@@ -233,6 +233,7 @@ void cymg_mgr_free(cymg_mgr *mgr) {
   free(mgr->ready);
   free(mgr->idtab);
   free(mgr->hosts_file);
+  free(mgr->read_scratch);
   free(mgr);
 }
 

@@ -21,6 +21,12 @@ typedef struct cymg__http_conf {
   /* WebSocket settings for a later upgrade: set on a listener, they reach the
    * accepted connections with the rest of this struct. */
   cymg__ws_conf ws;
+  /* One message block of max_headers entries that a connection gave back (at
+   * close, or idle between requests), for the next one to take: a block that
+   * size (3.2 KiB by default) bypasses glibc's per-thread cache, and a
+   * connection per request paid its malloc and free each time. Not copied
+   * with the rest (cymg__http_conf_mut). */
+  struct cymg__http_rq *spare;
 } cymg__http_conf;
 
 enum { HTTP_HEAD, HTTP_BODY, HTTP_WAIT_REPLY, HTTP_DEAD };

@@ -164,6 +164,9 @@ int cymg_http_reply(cymg_conn *c, int status, const char *headers, const char *f
   cymg__http *h = server_state(c);
   if (h == NULL) return CYMG_ESTATE;
   if (fmt == NULL) return cymg_http_reply_data(c, status, headers, NULL, 0);
+  /* A body with no conversion is its own text: vsnprintf would only copy it
+   * (a third of the instructions of a short reply, by callgrind). */
+  if (strchr(fmt, '%') == NULL) return cymg_http_reply_data(c, status, headers, fmt, strlen(fmt));
   /* Most bodies are short: formatted on the stack, on the heap only when larger. */
   char small[512];
   va_list ap;

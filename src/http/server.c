@@ -39,8 +39,29 @@ static cymg__http_rq *rq_new(size_t max_headers) {
   return rq;
 }
 
+/* A message block for conf's max_headers: its spare if it has one. */
+static cymg__http_rq *rq_get(cymg__http_conf *conf) {
+  cymg__http_rq *rq = conf->spare;
+  if (rq == NULL) return rq_new(conf->max_headers);
+  conf->spare = NULL;
+  rq->parsed_at = NULL;
+  return rq;
+}
+
+/* Gives back a block sized for conf's max_headers. */
+static void rq_put(cymg__http_conf *conf, cymg__http_rq *rq) {
+  if (conf->spare == NULL) {
+    conf->spare = rq;
+  } else {
+    free(rq);
+  }
+}
+
 static void conf_unref(cymg__http_conf *conf) {
-  if (conf != NULL && --conf->refs == 0) free(conf);
+  if (conf != NULL && --conf->refs == 0) {
+    free(conf->spare);
+    free(conf);
+  }
 }
 
 cymg__http_conf *cymg__http_conf_mut(cymg__http *h) {
@@ -49,6 +70,7 @@ cymg__http_conf *cymg__http_conf_mut(cymg__http *h) {
   if (own == NULL) return NULL;
   *own = *h->conf;
   own->refs = 1;
+  own->spare = NULL;
   conf_unref(h->conf);
   h->conf = own;
   return own;
@@ -58,13 +80,15 @@ cymg__http_conf *cymg__http_conf_mut(cymg__http *h) {
  * NULL to get a block of its own filled from tmpl. */
 static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__http_conf *tmpl,
                             bool is_server) {
-  cymg__http *h = calloc(1, sizeof(*h));
+  cymg__http *h = malloc(sizeof(*h)); /* not calloc: see cymg__conn_new */
   if (h == NULL) return NULL;
+  *h = (cymg__http){.file_fd = -1, .phase = HTTP_HEAD};
   if (conf != NULL) {
     conf->refs++;
   } else if ((conf = malloc(sizeof(*conf))) != NULL) {
     *conf = *tmpl;
     conf->refs = 1;
+    conf->spare = NULL;
   } else {
     free(h);
     return NULL;
@@ -79,7 +103,7 @@ static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__htt
     return NULL;
   }
   if (!(c->flags & CYMG__F_LISTENING)) {
-    if ((h->rq = rq_new(conf->max_headers)) == NULL) {
+    if ((h->rq = rq_get(conf)) == NULL) {
       conf_unref(conf);
       free(h->cl);
       free(h);
@@ -95,8 +119,8 @@ static cymg__http *http_new(cymg_conn *c, cymg__http_conf *conf, const cymg__htt
 static void http_free(void *state) {
   cymg__http *h = state;
   if (h->file_fd >= 0) close(h->file_fd);
+  if (h->rq != NULL) rq_put(h->conf, h->rq);
   conf_unref(h->conf);
-  free(h->rq);
   free(h->cl);
   free(h->head_copy);
   free(h);
@@ -146,6 +170,10 @@ int cymg_http_set_limits(cymg_conn *c, size_t max_head, size_t max_headers, uint
     }
   }
   if (max_head) conf->max_head = max_head;
+  if (max_headers && max_headers != conf->max_headers && conf->spare != NULL) {
+    free(conf->spare); /* sized for the old count (a listener's too) */
+    conf->spare = NULL;
+  }
   if (max_headers) conf->max_headers = max_headers;
   if (max_body) conf->max_body = max_body;
   if (!h->is_listener) set_recv_limit(c, conf);
@@ -477,13 +505,13 @@ bool cymg__http_read_message(cymg_conn *c, cymg__http *h) {
        * message block (its header table alone is 3.2 KiB by default;
        * docs/tls.md, docs/design.md): the next head gets a fresh one. No
        * view points into it between requests. */
-      if (h->is_server) {
-        free(h->rq);
+      if (h->is_server && h->rq != NULL) {
+        rq_put(h->conf, h->rq);
         h->rq = NULL;
       }
       return false;
     }
-    if (h->rq == NULL && (h->rq = rq_new(h->conf->max_headers)) == NULL) {
+    if (h->rq == NULL && (h->rq = rq_get(h->conf)) == NULL) {
       cymg_error(c, "HTTP: header table: out of memory");
       return false;
     }
